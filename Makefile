@@ -1,0 +1,55 @@
+# fhir-assets: every target creates or updates .venv itself from requirements.lock.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-stamp
+UV     := $(BIN)/uv
+# pytest workers: one per core (2 on CI)
+WORKERS ?= auto
+
+.PHONY: install demo ui sandbox test lint typecheck unit bench lock clean
+
+install: $(STAMP)
+
+$(STAMP): requirements.lock pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@$(BIN)/python -c 'import sys; assert sys.version_info[:2] >= (3, 11), "fhir-assets needs Python 3.11+"'
+	@test -x $(UV) || $(BIN)/python -m pip install --quiet "uv==0.13.9"
+	$(UV) pip sync --quiet --python $(BIN)/python requirements.lock
+	$(UV) pip install --quiet --python $(BIN)/python --no-deps -e .
+	@touch $@
+
+## demo: local FHIR sandbox with synthetic data -> every raw asset -> DuckDB, then row counts
+demo: install
+	$(BIN)/fhir-assets demo
+
+## ui: the Dagster UI on 127.0.0.1:3000 against the same sandbox and DuckDB file
+ui: install
+	$(BIN)/fhir-assets ui
+
+## sandbox: just the seeded FHIR server, until Ctrl-C
+sandbox: install
+	$(BIN)/fhir-assets sandbox
+
+## test: lint + type check of the client library + the whole test suite (what CI runs)
+test: lint typecheck unit
+
+lint: install
+	$(BIN)/ruff check fhir_assets fhir_assets_tests bench
+	$(BIN)/ruff format --check fhir_assets fhir_assets_tests bench
+
+typecheck: install
+	$(BIN)/mypy fhir_assets/fhir
+
+unit: install
+	$(BIN)/pytest -n $(WORKERS) --dist loadgroup
+
+bench: install
+	@for script in bench/*.py; do echo "== $$script"; $(BIN)/python $$script || exit 1; done
+
+## lock: re-resolve requirements.lock from pyproject.toml
+lock: install
+	$(UV) pip compile --quiet pyproject.toml --extra dev --python-version 3.11 -o requirements.lock
+
+clean:
+	rm -rf $(VENV) .fhir-assets .pytest_cache .ruff_cache .mypy_cache

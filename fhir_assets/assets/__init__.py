@@ -1,0 +1,1 @@
+"""Dagster assets, built by factories over the catalog."""

@@ -1,0 +1,241 @@
+"""A small synchronous FHIR R4 REST client: JSON requests, errors, search paging, transactions.
+
+The client knows nothing about Dagster or warehouses; it yields plain ``dict`` resources.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urljoin, urlsplit, urlunsplit
+
+import orjson
+import requests
+from requests.adapters import HTTPAdapter
+from urllib3.util.retry import Retry
+
+from .errors import (
+    PagingError,
+    RequestError,
+    ResponseFormatError,
+    TransientRequestError,
+    outcome_issues,
+)
+
+log = logging.getLogger(__name__)
+
+TRANSIENT_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
+FHIR_JSON = "application/fhir+json"
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    """How transient failures are retried: backoff with jitter, ``Retry-After`` honoured.
+
+    Attributes:
+        attempts: retries after the first try.
+        backoff_s: first backoff; doubles each retry.
+        max_backoff_s: cap on any single wait, including a server's ``Retry-After``.
+    """
+
+    attempts: int = 5
+    backoff_s: float = 0.5
+    max_backoff_s: float = 60.0
+
+    def to_urllib3(self) -> Retry:
+        """The urllib3 ``Retry`` that implements this policy on a ``requests`` adapter."""
+        return Retry(
+            total=self.attempts,
+            status_forcelist=TRANSIENT_STATUSES,
+            # GET and the idempotent verbs; a POSTed transaction is only retried by its caller.
+            allowed_methods=frozenset({"GET", "HEAD", "PUT", "DELETE", "OPTIONS"}),
+            backoff_factor=self.backoff_s,
+            backoff_max=self.max_backoff_s,
+            backoff_jitter=self.backoff_s,
+            respect_retry_after_header=True,
+            raise_on_status=False,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    """One page of a search: the matched resources and where the next page is."""
+
+    resources: list[dict[str, Any]]
+    next_url: str | None
+    total: int | None
+
+
+def redact(url: str) -> str:
+    """The URL without its query string, which can carry identifiers (PHI) or cursors."""
+    parts = urlsplit(url)
+    return urlunsplit((parts.scheme, parts.netloc, parts.path, "", ""))
+
+
+class FhirClient:
+    """Talks to one FHIR R4 server.
+
+    Args:
+        base_url: the server's base, e.g. ``https://ehr.example.org/fhir/R4``.
+        auth: a ``requests`` auth object (see :mod:`fhir_assets.fhir.auth`), or ``None``.
+        timeout: seconds to wait for connect and for each read.
+        retry: how transient failures are retried.
+        headers: extra headers sent on every request (vendor profiles use this).
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        auth: requests.auth.AuthBase | None = None,
+        timeout: float = 60.0,
+        retry: RetryPolicy | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        self.base_url = base_url.rstrip("/") + "/"
+        self.timeout = timeout
+        self.session = requests.Session()
+        self.session.auth = auth
+        self.session.headers.update({"Accept": FHIR_JSON, **(headers or {})})
+        adapter = HTTPAdapter(max_retries=(retry or RetryPolicy()).to_urllib3())
+        self.session.mount("http://", adapter)
+        self.session.mount("https://", adapter)
+
+    def __repr__(self) -> str:
+        return f"FhirClient({self.base_url!r})"
+
+    def __enter__(self) -> FhirClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Release pooled connections."""
+        self.session.close()
+
+    def url(self, path: str) -> str:
+        """Resolve a relative path (``Patient``, ``metadata``) against the base URL."""
+        return urljoin(self.base_url, path.lstrip("/"))
+
+    def request(self, method: str, path_or_url: str, **kwargs: Any) -> dict[str, Any]:
+        """Send a request and return the decoded JSON body.
+
+        Raises:
+            TransientRequestError: 408/429/5xx after retries, or the connection failed.
+            RequestError: any other 4xx/5xx, with the OperationOutcome's issues.
+            ResponseFormatError: a success status whose body is not JSON (an HTML page, say).
+        """
+        url = path_or_url if "://" in path_or_url else self.url(path_or_url)
+        kwargs.setdefault("timeout", self.timeout)
+        try:
+            response = self.session.request(method, url, **kwargs)
+        except requests.RequestException as exc:
+            raise TransientRequestError(
+                f"{method} {redact(url)} failed: {type(exc).__name__}", url=redact(url)
+            ) from exc
+        return decode(response)
+
+    def get(self, path_or_url: str, params: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        """GET a path or absolute URL and return its JSON."""
+        return self.request("GET", path_or_url, params=params)
+
+    def capabilities(self) -> dict[str, Any]:
+        """The server's CapabilityStatement (``GET [base]/metadata``)."""
+        return self.get("metadata")
+
+    def search_pages(
+        self, resource_type: str, params: Mapping[str, Any] | None = None
+    ) -> Iterator[Page]:
+        """Search a type and yield its pages, following ``Bundle.link[next]``.
+
+        Raises:
+            PagingError: the server sent a ``next`` link it had already sent.
+        """
+        seen: set[str] = set()
+        bundle = self.get(resource_type, params)
+        while True:
+            page = parse_searchset(bundle, resource_type)
+            yield page
+            if page.next_url is None:
+                return
+            if page.next_url in seen:
+                raise PagingError(
+                    f"{resource_type} search: the server repeated a next link "
+                    f"({redact(page.next_url)}); stopping instead of looping forever"
+                )
+            seen.add(page.next_url)
+            bundle = self.get(page.next_url)
+
+    def search(
+        self, resource_type: str, params: Mapping[str, Any] | None = None
+    ) -> Iterator[dict[str, Any]]:
+        """Yield every resource of ``resource_type`` matching ``params``, across all pages."""
+        for page in self.search_pages(resource_type, params):
+            yield from page.resources
+
+    def transaction(self, bundle: Mapping[str, Any]) -> dict[str, Any]:
+        """POST a transaction or batch Bundle to the base URL and return the response Bundle."""
+        return self.request(
+            "POST",
+            self.base_url,
+            data=orjson.dumps(bundle),
+            headers={"Content-Type": FHIR_JSON},
+        )
+
+
+def decode(response: requests.Response) -> dict[str, Any]:
+    """Turn a response into JSON or into the right :class:`RequestError`."""
+    url = redact(response.url or "")
+    content_type = response.headers.get("Content-Type", "")
+    try:
+        body = orjson.loads(response.content) if response.content else {}
+    except orjson.JSONDecodeError:
+        body = None
+    status = response.status_code
+    if status >= 400:
+        issues = outcome_issues(body)
+        error = TransientRequestError if status in TRANSIENT_STATUSES else RequestError
+        detail = "; ".join(issues) or (response.reason or "no OperationOutcome")
+        raise error(
+            f"{response.request.method} {url} answered HTTP {status}: {detail}",
+            status=status,
+            url=url,
+            issues=issues,
+        )
+    if not isinstance(body, dict):
+        raise ResponseFormatError(
+            f"{url} answered HTTP {status} with {content_type or 'no content type'}, not FHIR JSON",
+            status=status,
+            url=url,
+        )
+    return body
+
+
+def parse_searchset(bundle: Mapping[str, Any], resource_type: str) -> Page:
+    """Split a searchset Bundle into matched resources and the ``next`` link.
+
+    Entries whose ``search.mode`` is ``include`` or ``outcome`` are not matches of this search
+    (FHIR R4 3.1.1.5.2); an outcome's issues are logged as warnings.
+    """
+    if bundle.get("resourceType") != "Bundle":
+        raise ResponseFormatError(
+            f"{resource_type} search answered with {bundle.get('resourceType')!r}, not a Bundle"
+        )
+    resources = []
+    for entry in bundle.get("entry") or ():
+        resource = entry.get("resource")
+        mode = (entry.get("search") or {}).get("mode", "match")
+        if mode == "outcome" or (resource or {}).get("resourceType") == "OperationOutcome":
+            for issue in outcome_issues(resource):
+                log.warning("%s search: server reported %s", resource_type, issue)
+        elif mode == "match" and resource is not None:
+            resources.append(resource)
+    next_url = next(
+        (link.get("url") for link in bundle.get("link") or () if link.get("relation") == "next"),
+        None,
+    )
+    total = bundle.get("total")
+    return Page(resources, next_url, total if isinstance(total, int) else None)

@@ -1,0 +1,1 @@
+"""Landing FHIR resources into warehouse tables (DuckDB by default, Snowflake)."""
