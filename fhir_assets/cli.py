@@ -48,11 +48,14 @@ def _sandbox(home: Path, population: int, seed: int, port: int = 0):  # type: ig
     return Sandbox(home=home, population=population, seed=seed, port=port)
 
 
-def _wait_for_signal() -> None:
+def _wait_for_signal(child: subprocess.Popen[bytes] | None = None) -> None:
+    """Block until SIGINT/SIGTERM arrives, or until ``child`` exits."""
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
-    stop.wait()
+    while not stop.wait(1.0):
+        if child is not None and child.poll() is not None:
+            return
 
 
 @app.command()
@@ -129,7 +132,7 @@ def ui(
             ],
         )
         try:
-            _wait_for_signal()
+            _wait_for_signal(process)
         finally:
             os.killpg(process.pid, signal.SIGTERM)
             process.wait(timeout=60)
