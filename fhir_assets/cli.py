@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import signal
 import subprocess
 import sys
-import threading
+import time
 from pathlib import Path
 
 import typer
@@ -48,14 +49,20 @@ def _sandbox(home: Path, population: int, seed: int, port: int = 0):  # type: ig
     return Sandbox(home=home, population=population, seed=seed, port=port)
 
 
+def _interrupt_on_sigterm() -> None:
+    """Make SIGTERM behave like Ctrl-C, so servers started so far are stopped on the way out."""
+
+    def interrupt(*_: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, interrupt)
+
+
 def _wait_for_signal(child: subprocess.Popen[bytes] | None = None) -> None:
-    """Block until SIGINT/SIGTERM arrives, or until ``child`` exits."""
-    stop = threading.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: stop.set())
-    while not stop.wait(1.0):
-        if child is not None and child.poll() is not None:
-            return
+    """Block until Ctrl-C or SIGTERM arrives, or until ``child`` exits."""
+    with contextlib.suppress(KeyboardInterrupt):
+        while child is None or child.poll() is None:
+            time.sleep(0.5)
 
 
 @app.command()
@@ -65,6 +72,7 @@ def sandbox(
     """Run a local FHIR R4 server with synthetic patients and SMART auth, until Ctrl-C."""
     from .sandbox.server import describe
 
+    _interrupt_on_sigterm()
     typer.echo("starting the FHIR sandbox (the first start generates and loads the data)...")
     with _sandbox(home, population, seed, port) as server:
         typer.echo(describe(server))
@@ -88,6 +96,7 @@ def demo(
     from .demo import format_counts, run_demo
 
     logging.basicConfig(level=logging.WARNING)
+    _interrupt_on_sigterm()
     path = duckdb_path or home / "warehouse.duckdb"
     typer.echo("starting the FHIR sandbox (the first start generates and loads the data)...")
     with _sandbox(home, population, seed) as server:
@@ -109,6 +118,7 @@ def ui(
     """Start the sandbox and the Dagster UI (dagster dev) wired to it, until Ctrl-C."""
     from .demo import dagster_home
 
+    _interrupt_on_sigterm()
     with _sandbox(home, population, seed) as server:
         env = (
             os.environ
