@@ -23,6 +23,7 @@ from .manifest import (
     ExportTooSoonError,
     Manifest,
     OutputFile,
+    format_instant,
 )
 from .run import ExportResult, Progress, cancel_export, run_export
 from .state import STATE_FILE, ExportState, FileDone
@@ -44,5 +45,6 @@ __all__ = [
     "Progress",
     "cancel_export",
     "download_all",
+    "format_instant",
     "run_export",
 ]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 from ..errors import FhirError, ResponseFormatError
@@ -216,6 +217,19 @@ class Manifest:
                 for kind in ("output", "error", "deleted")
             },
         }
+
+
+def format_instant(value: str) -> str:
+    """An ISO 8601 instant as ``YYYY-MM-DDThh:mm:ss.sssZ`` in UTC, the form every server reads
+    (and the only one servers that compare ``_since`` as a string, like sekmet, get right).
+
+    Raises:
+        ValueError: ``value`` is not an ISO 8601 date-time with a time zone.
+    """
+    parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    if parsed.tzinfo is None:
+        raise ValueError(f"{value!r} has no time zone; _since must be an instant (add Z or +hh:mm)")
+    return parsed.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def next_link(body: Mapping[str, Any]) -> str | None:
