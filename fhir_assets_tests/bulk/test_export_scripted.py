@@ -293,3 +293,23 @@ def test_manifest_round_trips_through_json(server: BulkServer) -> None:
     body = server.manifest([("Patient", "p.ndjson", 2), ("Observation", "o.ndjson", None)])
     manifest = Manifest.from_json(body)
     assert Manifest.from_json(manifest.to_json()) == manifest
+
+
+def test_a_run_that_died_mid_file_resumes_the_part_without_a_second_kickoff(
+    server: BulkServer, tmp_path: Path
+) -> None:
+    server.files["p.ndjson"] = patients(2000)
+    server.truncate["p.ndjson"] = 1
+    server.status = [Reply(200, server.manifest([("Patient", "p.ndjson", 2000)]))]
+    with pytest.raises(ExportError, match="failed 1 times"):
+        run_export(bulk_client(server, attempts=0, chunk_bytes=4096), ExportRequest(), tmp_path)
+    (part,) = tmp_path.rglob("*.part")
+    kept = part.stat().st_size
+    assert 0 < kept < len(patients(2000))
+    result = run_export(bulk_client(server), ExportRequest(), tmp_path)
+    assert result.counts() == {"Patient": 2000}
+    assert len([s for s in server.seen if "$export" in s.path]) == 1
+    resumed = [s for s in server.seen if s.path.startswith("/files/")][-1]
+    assert resumed.headers["Range"] == f"bytes={kept}-"
+    (path,) = [p for _, p in result.output_files()]
+    assert path.read_bytes() == patients(2000)
