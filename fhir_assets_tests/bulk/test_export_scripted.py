@@ -3,6 +3,7 @@ redirects, gzip, resume, refusals. Real HTTP on 127.0.0.1; time and sleep are in
 
 from __future__ import annotations
 
+import gzip
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -12,7 +13,7 @@ from pathlib import Path
 import orjson
 import pytest
 
-from fhir_assets.fhir import BearerAuth, FhirClient, Token, TokenSource
+from fhir_assets.fhir import BearerAuth, ConfigurationError, FhirClient, Token, TokenSource
 from fhir_assets.fhir.bulk import (
     BulkClient,
     BulkOptions,
@@ -313,3 +314,20 @@ def test_a_run_that_died_mid_file_resumes_the_part_without_a_second_kickoff(
     assert resumed.headers["Range"] == f"bytes={kept}-"
     (path,) = [p for _, p in result.output_files()]
     assert path.read_bytes() == patients(2000)
+
+
+def test_a_file_served_as_gzip_data_is_unpacked(server: BulkServer, tmp_path: Path) -> None:
+    server.files["p.ndjson.gz"] = gzip.compress(patients(30))
+    server.status = [Reply(200, server.manifest([("Patient", "p.ndjson.gz", 30)]))]
+    result = run_export(bulk_client(server), ExportRequest(), tmp_path)
+    (path,) = [p for _, p in result.output_files()]
+    assert path.read_bytes() == patients(30)
+
+
+def test_group_only_servers_refuse_other_levels_before_asking(server: BulkServer) -> None:
+    bulk = bulk_client(server, group_only=True)
+    with pytest.raises(ConfigurationError, match="only at group level"):
+        bulk.kick_off(ExportRequest("system"))
+    assert server.seen == []
+    bulk.kick_off(ExportRequest("group", group_id="g1"))
+    assert server.paths() == ["/fhir/Group/g1/$export?_outputFormat=application%2Ffhir%2Bndjson"]

@@ -9,7 +9,9 @@ are followed by hand, without the ``Authorization`` header.
 
 from __future__ import annotations
 
+import gzip
 import logging
+import shutil
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -27,6 +29,8 @@ from .state import ExportState, FileDone, local_name
 log = logging.getLogger(__name__)
 
 MAX_REDIRECTS = 5
+GZIP_MAGIC = b"\x1f\x8b"
+CHUNK_BYTES = 1 << 20
 NDJSON_ACCEPT = "application/fhir+ndjson, application/ndjson;q=0.9, */*;q=0.1"
 
 
@@ -69,9 +73,22 @@ def fetch(bulk: BulkClient, file: OutputFile, target: Path, *, with_token: bool)
             raise ExportError(
                 f"download of {file.type} file {redact(file.url)} refused: {exc}", issues=exc.issues
             ) from exc
-        part.replace(target)
+        _finish(part, target)
         return target.stat().st_size
     raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _finish(part: Path, target: Path) -> None:
+    """Move a complete download into place, gunzipping a file that was served as gzip data
+    (``.ndjson.gz`` without ``Content-Encoding``), streamed in chunks."""
+    with part.open("rb") as head:
+        zipped = head.read(2) == GZIP_MAGIC
+    if not zipped:
+        part.replace(target)
+        return
+    with gzip.open(part, "rb") as source, target.open("wb") as out:
+        shutil.copyfileobj(source, out, CHUNK_BYTES)
+    part.unlink()
 
 
 def _size(path: Path) -> int:

@@ -21,7 +21,7 @@ import requests
 from requests.adapters import HTTPAdapter
 
 from ..client import FHIR_JSON, TRANSIENT_STATUSES, FhirClient, decode, redact
-from ..errors import RequestError, ResponseFormatError, TransientRequestError
+from ..errors import ConfigurationError, RequestError, ResponseFormatError, TransientRequestError
 from .manifest import ExportError, ExportJob, ExportRequest, ExportTooSoonError, Manifest, next_link
 
 log = logging.getLogger(__name__)
@@ -44,6 +44,8 @@ class BulkOptions:
         lenient: send ``Prefer: handling=lenient`` (ignore unsupported parameters, don't fail).
         join_types: one comma-joined ``_type`` (the IG's form; Oracle Health requires it).
         chunk_bytes: download write size: the memory one connection uses.
+        group_only: refuse system and patient level before asking: Epic and Oracle Health
+            export only ``Group/{id}`` (a group id configured with the vendor).
     """
 
     max_connections: int = 5
@@ -54,6 +56,7 @@ class BulkOptions:
     lenient: bool = False
     join_types: bool = True
     chunk_bytes: int = 1 << 20
+    group_only: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,8 +115,14 @@ class BulkClient:
         Raises:
             ExportTooSoonError: the server refuses because this group was exported too recently.
             ExportError: the server refused the request (the message carries its issues).
+            ConfigurationError: ``group_only`` is set and the request is not group level.
             TransientRequestError: the server stayed unreachable or busy after every retry.
         """
+        if self.options.group_only and request.level != "group":
+            raise ConfigurationError(
+                f"this server exports only at group level (Epic, Oracle Health), not "
+                f"{request.level} level: configure the group id the vendor set up for this client"
+            )
         url = self.client.url(request.path)
         prefer = "respond-async" + (", handling=lenient" if self.options.lenient else "")
         headers = {"Prefer": prefer, "Accept": FHIR_JSON}
