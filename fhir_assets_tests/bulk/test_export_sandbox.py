@@ -11,7 +11,7 @@ import pytest
 
 from fhir_assets.catalog import CATALOG
 from fhir_assets.fhir import FhirClient
-from fhir_assets.fhir.bulk import ExportRequest, Progress, run_export
+from fhir_assets.fhir.bulk import ExportGoneError, ExportRequest, Progress, run_export
 from fhir_assets.fhir.ndjson import BadLine, Record, parse
 from fhir_assets.sandbox import Sandbox
 from fhir_assets_tests.bulk.conftest import (
@@ -170,3 +170,28 @@ def test_a_corrupt_line_is_kept_and_reported_not_dropped(
     good = by_key(i.resource for i in items if isinstance(i, Record))
     expected = searched(server, ["Patient"])
     assert len(good) == len(expected) - 1 and all(expected[k] == v for k, v in good.items())
+
+
+class Crash(Exception):
+    pass
+
+
+def test_a_job_lost_by_a_server_restart_is_reported_then_started_anew(
+    make_sandbox: Callable[..., Sandbox], tmp_path: Path
+) -> None:
+    server = make_sandbox()
+    request = ExportRequest(types=("Patient",))
+
+    def crash_after_manifest(progress: Progress) -> None:
+        if progress.phase == "manifest":
+            raise Crash
+
+    with bulk_client(server) as bulk, pytest.raises(Crash):
+        run_export(bulk, request, tmp_path, crash_after_manifest)
+    server.stop()
+    server.start()  # sekmet keeps no jobs across restarts
+    with bulk_client(server) as bulk:
+        with pytest.raises(ExportGoneError, match="HTTP 404"):
+            run_export(bulk, request, tmp_path)
+        result = run_export(bulk, request, tmp_path)
+    assert result.counts() == server.counts(["Patient"])

@@ -18,6 +18,7 @@ from .download import download_all
 from .export import BulkClient, BulkOptions, Pending
 from .manifest import (
     ExportError,
+    ExportGoneError,
     ExportJob,
     ExportRequest,
     ExportTooSoonError,
@@ -33,6 +34,7 @@ __all__ = [
     "BulkClient",
     "BulkOptions",
     "ExportError",
+    "ExportGoneError",
     "ExportJob",
     "ExportRequest",
     "ExportResult",

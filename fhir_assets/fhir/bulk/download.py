@@ -23,7 +23,7 @@ from .. import ndjson
 from ..client import TRANSIENT_STATUSES, decode, redact
 from ..errors import RequestError, TransientRequestError
 from .export import BulkClient
-from .manifest import ExportError, OutputFile
+from .manifest import ExportError, ExportGoneError, OutputFile
 from .state import ExportState, FileDone, local_name
 
 log = logging.getLogger(__name__)
@@ -70,7 +70,8 @@ def fetch(bulk: BulkClient, file: OutputFile, target: Path, *, with_token: bool)
             bulk.sleep(wait)
             continue
         except RequestError as exc:
-            raise ExportError(
+            error = ExportGoneError if exc.status in (404, 410) else ExportError
+            raise error(
                 f"download of {file.type} file {redact(file.url)} refused: {exc}", issues=exc.issues
             ) from exc
         _finish(part, target)

@@ -22,7 +22,15 @@ from requests.adapters import HTTPAdapter
 
 from ..client import FHIR_JSON, TRANSIENT_STATUSES, FhirClient, decode, redact
 from ..errors import ConfigurationError, RequestError, ResponseFormatError, TransientRequestError
-from .manifest import ExportError, ExportJob, ExportRequest, ExportTooSoonError, Manifest, next_link
+from .manifest import (
+    ExportError,
+    ExportGoneError,
+    ExportJob,
+    ExportRequest,
+    ExportTooSoonError,
+    Manifest,
+    next_link,
+)
 
 log = logging.getLogger(__name__)
 
@@ -174,13 +182,10 @@ class BulkClient:
         try:
             decode(response)
         except RequestError as exc:
-            gone = (
-                " (the job expired, was deleted, or the server restarted)"
-                if status in (404, 410)
-                else ""
-            )
-            raise ExportError(
-                f"export at {redact(job.status_url)} failed: HTTP {status}{gone}: "
+            gone = status in (404, 410)
+            raise (ExportGoneError if gone else ExportError)(
+                f"export at {redact(job.status_url)} failed: HTTP {status}"
+                f"{' (the job expired, was deleted, or the server restarted)' if gone else ''}: "
                 f"{'; '.join(exc.issues) or 'no OperationOutcome'}",
                 issues=exc.issues,
             ) from exc

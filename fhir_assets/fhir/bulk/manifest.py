@@ -25,6 +25,10 @@ class ExportError(FhirError):
         self.issues = issues
 
 
+class ExportGoneError(ExportError):
+    """The server no longer knows the job or its files (expired, deleted, server restarted)."""
+
+
 class ExportTooSoonError(ExportError):
     """The server refuses a new export because one ran (or runs) too recently for this group."""
 

@@ -18,7 +18,7 @@ from ..client import redact
 from ..errors import ConfigurationError
 from .download import download_all
 from .export import BulkClient, Pending
-from .manifest import ExportError, ExportRequest, Manifest
+from .manifest import ExportError, ExportGoneError, ExportRequest, Manifest
 from .state import ExportState, FileDone
 
 log = logging.getLogger(__name__)
@@ -132,7 +132,11 @@ def run_export(
         message = f"{done.name}: {done.lines} lines"
         report(Progress("file", message, len(state.done), len(files), total_bytes))
 
-    download_all(bulk, state, file_done)
+    try:
+        download_all(bulk, state, file_done)
+    except ExportGoneError:
+        _forget_job(bulk, state)  # the files are gone: the next run has to kick off anew
+        raise
     state.finished = True
     state.save()
     state.job_deleted = bulk.delete(job)
