@@ -196,7 +196,8 @@ def download_all(
     """Download every file of ``state.manifest`` not done yet, ``max_connections`` at a time.
 
     Raises:
-        ExportError: a file failed (after the others finished, so their progress is kept).
+        ExportError: a file failed (after the transfers under way finished; their progress is
+            kept, files not yet started are left for the next run).
     """
     manifest = state.manifest
     if manifest is None:
@@ -206,6 +207,8 @@ def download_all(
     errors: list[BaseException] = []
 
     def one(index: int, file: OutputFile) -> None:
+        if errors:
+            return  # a file failed: stop starting new ones, report it sooner
         try:
             done = check(bulk, index, file, state, with_token)
         except Exception as exc:  # surfaced below, after the other downloads finished
