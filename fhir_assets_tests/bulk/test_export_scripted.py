@@ -263,9 +263,13 @@ def test_kickoff_retries_429_then_succeeds(server: BulkServer) -> None:
 
 def test_a_failed_export_is_deleted_and_reported(server: BulkServer, tmp_path: Path) -> None:
     server.status = [Reply(500, outcome("error", "exception", "database exploded"))]
+    stale = tmp_path / "output" / "00000.Patient.ndjson.part"  # left by an earlier export
+    stale.parent.mkdir()
+    stale.write_bytes(b'{"resourceType":"Patient","id":"old"}\n')
     with pytest.raises(ExportError, match="database exploded"):
         run_export(bulk_client(server), ExportRequest(), tmp_path)
     assert server.paths("DELETE") == ["/fhir/status"]
+    assert not stale.exists()
 
 
 def test_kickoff_parameters_get_and_post_forms(server: BulkServer) -> None:

@@ -8,6 +8,7 @@ DELETEs the job. Run it again on the same folder after a crash and it carries on
 from __future__ import annotations
 
 import logging
+import shutil
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -24,6 +25,7 @@ from .state import ExportState, FileDone
 log = logging.getLogger(__name__)
 
 FATAL_SEVERITIES = frozenset({"fatal", "error"})
+KINDS = ("output", "error", "deleted")  # the folders download.py writes below an export folder
 
 
 @dataclass(frozen=True, slots=True)
@@ -162,6 +164,8 @@ def _forget_job(bulk: BulkClient, state: ExportState) -> None:
     state.job, state.manifest, state.job_deleted = None, None, False
     state.done.clear()
     state.save()
+    for kind in KINDS:  # a new export's files must not resume from this one's parts
+        shutil.rmtree(state.folder / kind, ignore_errors=True)
 
 
 def _waiting(pending: Pending) -> Progress:
