@@ -182,7 +182,7 @@ def export_command(
     )
     try:
         request = ExportRequest(
-            level,
+            "group" if group and level == "system" else level,  # --group alone means group level
             group,
             tuple(t.strip() for t in (types or "").split(",") if t.strip()),
             format_instant(since) if since else None,

@@ -87,3 +87,17 @@ def test_export_into_a_folder_of_another_export_is_refused(
     )
     assert other.returncode == 1
     assert "holds a different export" in other.stderr
+
+
+def test_cancel_deletes_the_job_recorded_in_the_folder(tmp_path: Path) -> None:
+    from fhir_assets.fhir.bulk import ExportJob, ExportRequest, ExportState
+    from fhir_assets_tests.bulk.bulk_server import BulkServer
+
+    with BulkServer() as server:
+        state = ExportState(tmp_path, ExportRequest(), ExportJob(server.url + "/status", 1.0))
+        state.save()
+        env = os.environ | {"FHIR_BASE_URL": server.url}
+        argv = [*CLI, "--out", str(tmp_path), "--cancel"]
+        runs = [subprocess.run(argv, env=env, capture_output=True, text=True) for _ in range(2)]
+    assert [r.stdout.strip() for r in runs] == ["export job deleted", "no open job"]
+    assert server.paths("DELETE") == ["/fhir/status"]
