@@ -136,7 +136,7 @@ def test_a_token_expiring_mid_download_is_refreshed(
     tokens = TrustingTokens(token_source(server))
     types = (*SOME_TYPES, "Procedure", "Immunization", "MedicationRequest")
     with FaultProxy(server.base_url, seed=1) as proxy:
-        proxy.add(Fault("slow", delay_s=1.5, path_contains="bulk-files"))
+        proxy.add(Fault("slow", delay_s=1.0, path_contains="bulk-files"))
         with bulk_client(server, proxy.url, tokens, max_connections=1) as bulk:
             result = run_export(bulk, ExportRequest(types=types), tmp_path)
         refused = proxy.statuses()[401]
