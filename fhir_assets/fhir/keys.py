@@ -11,6 +11,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from joserfc.errors import JoseError
 from joserfc.jwk import ECKey, RSAKey
 
 from .errors import ConfigurationError
@@ -45,11 +46,11 @@ def load_private_key(source: str | Path, *, kid: str | None = None) -> Key:
         if not path.is_file():
             raise ConfigurationError(f"private key file not found: {path}")
         text = path.read_text()
-    text = _private_jwk_from_set(text.strip())
+    parsed = _parse_jwk(text.strip())
     for key_type in (RSAKey, ECKey):
         try:
-            key = key_type.import_key(text)
-        except (ValueError, TypeError):
+            key = key_type.import_key(parsed)
+        except (ValueError, TypeError, JoseError):
             continue
         if not key.is_private:
             raise ConfigurationError(
@@ -64,18 +65,22 @@ def load_private_key(source: str | Path, *, kid: str | None = None) -> Key:
     raise ConfigurationError("could not read an RSA or EC private key (PEM or JWK)") from None
 
 
-def _private_jwk_from_set(text: str) -> str:
-    """A JWKS with one key is accepted too (what ``sekmet keys generate`` and some tools write)."""
+def _parse_jwk(text: str) -> str | dict[str, Any]:
+    """A JWK's JSON as a dict (joserfc imports JWKs from dicts); a JWKS with a single key is
+    accepted too (what ``sekmet keys generate`` and some tools write). PEM text is returned as is.
+    """
     if not text.startswith("{"):
         return text
     try:
         data = json.loads(text)
     except ValueError:
-        raise ConfigurationError("the private key file is not valid JSON (JWK)") from None
+        raise ConfigurationError("the private key is not valid JSON (JWK)") from None
     keys = data.get("keys") if isinstance(data, dict) else None
     if isinstance(keys, list) and len(keys) == 1:
-        return json.dumps(keys[0])
-    return text
+        data = keys[0]
+    if not isinstance(data, dict):
+        raise ConfigurationError("the private key JSON is not a JWK object")
+    return data
 
 
 def generate_private_key(alg: str) -> Key:

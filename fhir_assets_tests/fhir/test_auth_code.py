@@ -171,7 +171,7 @@ def test_no_stored_login_asks_to_log_in(oauth: OAuthServer, store: TokenStore) -
         client=CodeClient("public-app"),
         store=store,
     )
-    with pytest.raises(AuthError, match="no stored login.*auth login"):
+    with pytest.raises(AuthError, match=r"no stored login.*auth login"):
         tokens.token()
 
 
@@ -180,7 +180,7 @@ def test_stored_tokens_under_another_key_ask_to_log_in(
 ) -> None:
     run_login(oauth, store, CodeClient("public-app"))
     other = TokenStore(store.directory, Fernet.generate_key())
-    with pytest.raises(AuthError, match="cannot be decrypted.*auth login"):
+    with pytest.raises(AuthError, match=r"cannot be decrypted.*auth login"):
         other.load(oauth.base_url, "public-app")
 
 
