@@ -97,7 +97,7 @@ def discover(
     base = base_url.rstrip("/")
     url = f"{base}/.well-known/smart-configuration"
     body, problem = _get_json(http, url, timeout)
-    if isinstance(body, dict):
+    if not problem:  # a JSON answer: the server claims SMART, so a broken one is an error
         return SmartConfiguration.from_json(body, source=redact(url))
     log.info("no SMART configuration at %s (%s); reading the CapabilityStatement", url, problem)
     metadata, meta_problem = _get_json(http, f"{base}/metadata", timeout)
