@@ -68,6 +68,35 @@ class ServerSettings:
     timeout_s: float = 60.0
     retry: RetryPolicy = field(default_factory=RetryPolicy)
 
+    @classmethod
+    def from_environ(
+        cls, environ: Mapping[str, str], *, resource_types: Iterable[str] = ()
+    ) -> ServerSettings:
+        """Settings from ``FHIR_*`` variables in ``environ`` (the CLI passes ``os.environ``).
+
+        Raises:
+            ConfigurationError: ``FHIR_BASE_URL`` is not set.
+        """
+        if not environ.get("FHIR_BASE_URL"):
+            raise ConfigurationError("set FHIR_BASE_URL to the FHIR server's base URL")
+
+        def get(name: str) -> str | None:
+            return environ.get(name) or None
+
+        return cls(
+            base_url=environ["FHIR_BASE_URL"],
+            client_id=get("FHIR_CLIENT_ID"),
+            private_key=get("FHIR_PRIVATE_KEY") or get("FHIR_PRIVATE_KEY_PATH"),
+            client_secret=get("FHIR_CLIENT_SECRET"),
+            auth_method=get("FHIR_AUTH_METHOD"),
+            scopes=get("FHIR_SCOPES"),
+            resource_types=tuple(resource_types),
+            token_url=get("FHIR_TOKEN_URL"),
+            jku=get("FHIR_JKU"),
+            token_dir=get("FHIR_TOKEN_DIR"),
+            token_key=get("FHIR_TOKEN_KEY"),
+        )
+
     def method(self) -> str:
         """The auth method: the configured one, else inferred from the credentials that are set.
 
