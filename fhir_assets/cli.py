@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import signal
 import subprocess
 import sys
-import threading
+import time
 from pathlib import Path
 
 import typer
@@ -52,11 +53,20 @@ def _sandbox(home: Path, population: int, seed: int, port: int = 0):  # type: ig
     return Sandbox(home=home, population=population, seed=seed, port=port)
 
 
-def _wait_for_signal() -> None:
-    stop = threading.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: stop.set())
-    stop.wait()
+def _interrupt_on_sigterm() -> None:
+    """Make SIGTERM behave like Ctrl-C, so servers started so far are stopped on the way out."""
+
+    def interrupt(*_: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, interrupt)
+
+
+def _wait_for_signal(child: subprocess.Popen[bytes] | None = None) -> None:
+    """Block until Ctrl-C or SIGTERM arrives, or until ``child`` exits."""
+    with contextlib.suppress(KeyboardInterrupt):
+        while child is None or child.poll() is None:
+            time.sleep(0.5)
 
 
 @app.command()
@@ -66,6 +76,7 @@ def sandbox(
     """Run a local FHIR R4 server with synthetic patients and SMART auth, until Ctrl-C."""
     from .sandbox.server import describe
 
+    _interrupt_on_sigterm()
     typer.echo("starting the FHIR sandbox (the first start generates and loads the data)...")
     with _sandbox(home, population, seed, port) as server:
         typer.echo(describe(server))
@@ -89,6 +100,7 @@ def demo(
     from .demo import format_counts, run_demo
 
     logging.basicConfig(level=logging.WARNING)
+    _interrupt_on_sigterm()
     path = duckdb_path or home / "warehouse.duckdb"
     typer.echo("starting the FHIR sandbox (the first start generates and loads the data)...")
     with _sandbox(home, population, seed) as server:
@@ -110,6 +122,7 @@ def ui(
     """Start the sandbox and the Dagster UI (dagster dev) wired to it, until Ctrl-C."""
     from .demo import dagster_home
 
+    _interrupt_on_sigterm()
     with _sandbox(home, population, seed) as server:
         env = (
             os.environ
@@ -133,7 +146,7 @@ def ui(
             ],
         )
         try:
-            _wait_for_signal()
+            _wait_for_signal(process)
         finally:
             os.killpg(process.pid, signal.SIGTERM)
             process.wait(timeout=60)

@@ -7,12 +7,16 @@ import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import duckdb
 
 from .catalog import CATALOG, ResourceSpec
 from .sandbox import Sandbox
 from .warehouse.layout import RAW_SCHEMA
+
+if TYPE_CHECKING:
+    from dagster import DagsterInstance
 
 DAGSTER_YAML = "telemetry:\n  enabled: false\n"
 
@@ -66,9 +70,16 @@ def warehouse_counts(path: Path, catalog: tuple[ResourceSpec, ...]) -> dict[str,
 
 
 def run_demo(
-    sandbox: Sandbox, duckdb_path: Path, catalog: tuple[ResourceSpec, ...] = CATALOG
+    sandbox: Sandbox,
+    duckdb_path: Path,
+    catalog: tuple[ResourceSpec, ...] = CATALOG,
+    instance: DagsterInstance | None = None,
 ) -> list[TableCount]:
     """Materialize every raw asset from a running sandbox into ``duckdb_path``.
+
+    Args:
+        instance: the Dagster instance to record the run in; by default the persistent one in
+            ``<sandbox home>/dagster``, so the run shows up in ``make ui``.
 
     Returns:
         per type, what the server holds and what landed.
@@ -86,7 +97,7 @@ def run_demo(
         defs = build_definitions()
         job = defs.resolve_job_def("sync_all")
         result = job.execute_in_process(
-            instance=DagsterInstance.get(),
+            instance=instance or DagsterInstance.get(),
             run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}},
         )
     if not result.success:

@@ -140,7 +140,11 @@ class Sandbox:
         cached = self.seeded_database()
         self._workdir = Path(tempfile.mkdtemp(prefix="fhir-sandbox-"))
         shutil.copy(cached, self._workdir / "sekmet.db")
-        self._launch(self._workdir)
+        try:
+            self._launch(self._workdir)
+        except BaseException:
+            self.stop()
+            raise
 
     def stop(self) -> None:
         """Stop the server and delete its working copy."""
