@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Callable
+from collections.abc import Iterator
 from pathlib import Path
 
 import dagster as dg
@@ -14,36 +14,36 @@ import pytest
 from fhir_assets.assets.raw import build_raw_asset
 from fhir_assets.catalog import select
 from fhir_assets.definitions import build_definitions
-from fhir_assets.fhir import token_source
+from fhir_assets.fhir import load_private_key, token_source
 from fhir_assets.fhir.keys import generate_private_key, public_jwks, write_private_key
 from fhir_assets.resources import FhirServerResource
 from fhir_assets.sandbox import Sandbox
 from fhir_assets.warehouse.duckdb import build_duckdb_io_manager
 
+pytestmark = pytest.mark.xdist_group("auth_resources")
+
 SECRET = "dagster-secret-value-0123456789abcdef"
 JWT = re.compile(r"eyJ[A-Za-z0-9_-]{8,}\.")  # any JWS: access tokens and client assertions
 
 
-@pytest.fixture
-def key_pem(tmp_path: Path) -> Path:
-    path = tmp_path / "client.pem"
+@pytest.fixture(scope="module")
+def key_pem(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("key") / "client.pem"
     write_private_key(generate_private_key("ES384"), path)
     return path
 
 
-@pytest.fixture
-def smart_server(make_sandbox: Callable[..., Sandbox], key_pem: Path) -> Sandbox:
-    from fhir_assets.fhir import load_private_key
-
+@pytest.fixture(scope="module")
+def smart_server(sandbox_home: Path, key_pem: Path) -> Iterator[Sandbox]:
+    """A sandbox of this module's own (read-only use) with a key, a secret and a limited client."""
     jwks = public_jwks(load_private_key(key_pem))
-    return make_sandbox(
-        extra_clients=[
-            {"client_id": "key-client", "jwks": jwks, "scopes": "system/*.read"},
-            {"client_id": "secret-client", "client_secret": SECRET, "scopes": "system/*.read"},
-            {"client_id": "patient-only", "jwks": jwks, "scopes": "system/Patient.read"},
-        ],
-        token_lifetime=30,
-    )
+    clients = [
+        {"client_id": "key-client", "jwks": jwks, "scopes": "system/*.read"},
+        {"client_id": "secret-client", "client_secret": SECRET, "scopes": "system/*.read"},
+        {"client_id": "patient-only", "jwks": jwks, "scopes": "system/Patient.read"},
+    ]
+    with Sandbox(home=sandbox_home, extra_clients=clients, token_lifetime=30) as server:
+        yield server
 
 
 def materialize(

@@ -166,7 +166,8 @@ class ClientSecretTokenSource(TokenSource):
         return fetch_with_client_retry(self._request, self.client_id, self._sleep)
 
     def _request(self) -> Token:
-        # authlib encodes id and secret as RFC 6749 2.3.1 asks (form-urlencoded, then Basic).
+        # authlib sends Basic base64(id:secret) without RFC 6749 2.3.1's form-urlencoding first,
+        # as most servers expect (identical for the usual [A-Za-z0-9-_] secrets).
         auth = OAuth2ClientAuth(self.client_id, self._secret, self.method)
         form = {"grant_type": "client_credentials", "scope": self.scope}
         return request_token(

@@ -66,7 +66,10 @@ class LoopbackReceiver:
         self._params: dict[str, str] | None = None
         self._arrived = threading.Event()
         self._server = ThreadingHTTPServer(("127.0.0.1", port), self._handler())
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        # a short poll interval: shutdown() waits for it once the redirect has arrived
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
 
     @property
     def redirect_uri(self) -> str:

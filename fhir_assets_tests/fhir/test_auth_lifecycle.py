@@ -3,9 +3,11 @@ endpoint's transient and non-OAuth answers."""
 
 from __future__ import annotations
 
+import base64
 import threading
 import time
 from collections.abc import Callable
+from urllib.parse import parse_qsl
 
 import pytest
 
@@ -150,3 +152,26 @@ def test_an_echoed_secret_is_scrubbed_from_the_error() -> None:
         with pytest.raises(AuthError) as caught:
             secret_source(server.url + "/token", []).token()
     assert "flaky-secret" not in str(caught.value) and "[redacted]" in str(caught.value)
+
+
+@pytest.mark.parametrize("method", ["client_secret_basic", "client_secret_post"])
+def test_client_secret_methods_put_the_secret_in_header_or_form(method: str) -> None:
+    with HttpServer({"/token": flaky_token_endpoint([])}) as server:
+        tokens = ClientSecretTokenSource(
+            token_url=server.url + "/token",
+            client_id="app-id",
+            client_secret="s3cret-value_0123456789",
+            scope="system/Patient.read",
+            method=method,
+        )
+        tokens.token()
+    sent = server.received[0]
+    form = dict(parse_qsl(sent.body.decode()))
+    if method == "client_secret_basic":
+        basic = base64.b64decode(sent.headers["authorization"].removeprefix("Basic ")).decode()
+        assert basic == "app-id:s3cret-value_0123456789"
+        assert "client_secret" not in form
+    else:
+        assert "authorization" not in sent.headers
+        assert form["client_id"] == "app-id" and form["client_secret"] == "s3cret-value_0123456789"
+    assert form["grant_type"] == "client_credentials"
