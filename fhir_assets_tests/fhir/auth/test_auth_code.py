@@ -24,7 +24,7 @@ from fhir_assets.fhir import (
 )
 from fhir_assets.fhir.smart import SmartConfiguration
 
-from .servers import OAuthServer
+from .oauth_server import OAuthServer
 
 SCOPE = "user/Patient.rs offline_access"
 

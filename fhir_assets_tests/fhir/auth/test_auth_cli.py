@@ -18,7 +18,7 @@ from fhir_assets.fhir.token_store import fernet_key
 from fhir_assets.sandbox import Sandbox
 
 from .conftest import SECRET, Clients
-from .servers import OAuthServer
+from .oauth_server import OAuthServer
 
 pytestmark = pytest.mark.xdist_group("smart_sandbox")
 FHIR_VARS = (

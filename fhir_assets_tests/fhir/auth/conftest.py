@@ -17,7 +17,7 @@ from fhir_assets.fhir.keys import (
 )
 from fhir_assets.sandbox import Sandbox
 
-from .servers import HttpServer, json_response
+from .http_server import HttpServer, json_response
 
 SECRET = "client-secret-value-0123456789abcdef"
 

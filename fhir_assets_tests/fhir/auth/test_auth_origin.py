@@ -10,7 +10,8 @@ import pytest
 from fhir_assets.fhir import ServerSettings, connect
 from fhir_assets.fhir.client import FhirClient
 
-from .servers import HttpServer, OAuthServer, Received, Response, json_response
+from .http_server import HttpServer, Received, Response, json_response
+from .oauth_server import OAuthServer
 
 SECRET = "origin-test-secret-0123456789"
 

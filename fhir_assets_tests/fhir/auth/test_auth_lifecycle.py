@@ -20,7 +20,7 @@ from fhir_assets.fhir import (
 )
 from fhir_assets.sandbox import Sandbox
 
-from .servers import HttpServer, Received, Response, json_response
+from .http_server import HttpServer, Received, Response, json_response
 
 JOB_SECONDS = 12.0
 

@@ -7,7 +7,8 @@ import pytest
 from fhir_assets.fhir import ConfigurationError, SmartConfiguration, discover
 from fhir_assets.sandbox import Sandbox
 
-from .servers import HttpServer, OAuthServer, json_response
+from .http_server import HttpServer, json_response
+from .oauth_server import OAuthServer
 
 HTML = "<html><body>Sign in to MyChart</body></html>"
 
