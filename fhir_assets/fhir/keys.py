@@ -42,7 +42,10 @@ def load_private_key(source: str | Path, *, kid: str | None = None) -> Key:
     """
     text = str(source)
     if not text.lstrip().startswith(("-----BEGIN", "{")):
+        looks_like_path = len(text) < 512 and "\n" not in text
         path = Path(text).expanduser()
+        if not looks_like_path:  # key text in a format we don't read: never echo it
+            raise ConfigurationError("the private key is neither a file path nor PEM/JWK text")
         if not path.is_file():
             raise ConfigurationError(f"private key file not found: {path}")
         text = path.read_text()

@@ -22,6 +22,11 @@ log = logging.getLogger(__name__)
 REFRESH_MARGIN_S = 30.0
 DEFAULT_LIFETIME_S = 300.0
 
+# token-request fields whose values must never reach a message, even if a server echoes them
+SECRET_FIELDS = frozenset(
+    {"client_assertion", "client_secret", "refresh_token", "code", "code_verifier"}
+)
+
 INVALID_CLIENT_CAUSES = (
     "the public key (JWKS) is not registered for this client, or its JWKS URL is not published",
     "the client id is wrong (Epic: non-production and production ids differ)",
@@ -124,7 +129,7 @@ def request_token(
     Raises:
         TokenRequestError: the endpoint was unreachable, refused, or did not answer OAuth JSON.
     """
-    hidden = [s for s in (*secrets, *form.values()) if len(s) >= 16]
+    hidden = [*secrets, *(v for k, v in form.items() if k in SECRET_FIELDS)]
     try:
         response = session.post(
             token_url, data=form, auth=auth, timeout=timeout, headers={"Accept": "application/json"}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 
@@ -69,7 +70,7 @@ def test_private_key_from_text_or_jwk(
     smart_sandbox: Sandbox, client_keys: Clients, tmp_path: Path, form: str
 ) -> None:
     key = load_private_key(client_keys.es384)
-    jwk_text = __import__("json").dumps(key.as_dict(private=True))
+    jwk_text = json.dumps(key.as_dict(private=True))
     source = {
         "pem-text": client_keys.es384.read_text(),
         "jwk-file": str(tmp_path / "key.jwk"),
@@ -214,7 +215,7 @@ def test_asking_only_for_scopes_the_client_lacks_is_a_clear_error(
         smart_sandbox, "patient-only", client_keys.rs384, scope="system/Observation.read"
     )
     text = str(refusal(tokens))
-    assert "invalid_scope" in text
+    assert "invalid_scope" in text and "system/Observation.read" in text
 
 
 def test_missing_credential_is_a_configuration_error(smart_sandbox: Sandbox) -> None:
@@ -223,3 +224,13 @@ def test_missing_credential_is_a_configuration_error(smart_sandbox: Sandbox) -> 
     )
     with pytest.raises(ConfigurationError, match="FHIR_PRIVATE_KEY_PATH"):
         connect(settings)
+
+
+def test_unreadable_key_text_is_never_echoed(client_keys: Clients) -> None:
+    der_like = "MIIEvQIBADANBgkqhkiG9w0BAQEFAASC" * 20  # key material, but not PEM or JWK
+    with pytest.raises(ConfigurationError) as caught:
+        load_private_key(der_like)
+    assert "neither a file path nor PEM/JWK" in str(caught.value)
+    assert "MIIE" not in str(caught.value)
+    with pytest.raises(ConfigurationError, match="public key"):
+        load_private_key(json.dumps(public_jwks(load_private_key(client_keys.rs384))))
