@@ -153,7 +153,7 @@ def build_token_source(settings: ServerSettings) -> TokenSource | None:
     if method == "none":
         return None
     config = None
-    if settings.token_url is None or settings.scopes is None or method == "authorization-code":
+    if settings.token_url is None or settings.scopes is None:
         config = discover(settings.base_url, timeout=settings.timeout_s)
     token_url = settings.token_url or (config.token_endpoint if config else "")
     scope = requested_scopes(settings, config)
@@ -175,7 +175,7 @@ def build_token_source(settings: ServerSettings) -> TokenSource | None:
             client_id=client_id,
             client_secret=settings.client_secret or "",
             scope=scope,
-            method=method.replace("-", "_"),
+            method=_secret_method(settings, method, config),
             timeout=timeout,
         )
     return AuthorizationCodeTokenSource(
@@ -185,6 +185,17 @@ def build_token_source(settings: ServerSettings) -> TokenSource | None:
         store=token_store(settings),
         timeout=timeout,
     )
+
+
+def _secret_method(settings: ServerSettings, method: str, config: SmartConfiguration | None) -> str:
+    """The client-secret method: the configured one; when inferred, ``client_secret_post`` if
+    the server advertises only that (RFC 8414 ``token_endpoint_auth_methods_supported``)."""
+    wire = method.replace("-", "_")
+    offered = config.token_endpoint_auth_methods_supported if config else ()
+    if settings.auth_method is None and "client_secret_post" in offered:
+        if "client_secret_basic" not in offered:
+            return "client_secret_post"
+    return wire
 
 
 def token_store(settings: ServerSettings) -> TokenStore:

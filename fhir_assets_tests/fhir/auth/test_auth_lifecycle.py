@@ -175,3 +175,36 @@ def test_client_secret_methods_put_the_secret_in_header_or_form(method: str) -> 
         assert "authorization" not in sent.headers
         assert form["client_id"] == "app-id" and form["client_secret"] == "s3cret-value_0123456789"
     assert form["grant_type"] == "client_credentials"
+
+
+@pytest.mark.parametrize(
+    ("offered", "configured", "expect_post"),
+    [
+        (["client_secret_post"], None, True),
+        (["client_secret_basic", "client_secret_post"], None, False),
+        (["client_secret_post"], "client-secret-basic", False),
+    ],
+)
+def test_inferred_secret_method_follows_what_the_server_offers(
+    offered: list[str], configured: str | None, expect_post: bool
+) -> None:
+    config = {"token_endpoint": "", "token_endpoint_auth_methods_supported": offered}
+    with HttpServer() as server:
+        config["token_endpoint"] = server.url + "/token"
+        server.routes["/fhir/.well-known/smart-configuration"] = lambda r: json_response(
+            200, config
+        )
+        server.routes["/token"] = flaky_token_endpoint([])
+        settings = ServerSettings(
+            server.url + "/fhir",
+            client_id="app",
+            client_secret="s" * 20,
+            auth_method=configured,
+            scopes="system/Patient.rs",
+        )
+        tokens = token_source(settings)
+        assert tokens is not None
+        tokens.token()
+    sent = next(r for r in server.received if r.path == "/token")
+    assert ("client_secret" in dict(parse_qsl(sent.body.decode()))) is expect_post
+    assert ("authorization" in sent.headers) is not expect_post
