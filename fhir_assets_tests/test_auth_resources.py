@@ -166,3 +166,30 @@ def test_definitions_pass_secrets_as_env_vars(monkeypatch: pytest.MonkeyPatch) -
     assert fhir.client_secret.env_var_name == "FHIR_CLIENT_SECRET"
     assert fhir.resource_types == ["Patient", "Observation"]
     assert fhir.scopes is None  # computed from the types and the server's SMART version
+
+
+@pytest.mark.slow
+def test_a_failed_login_in_a_run_leaks_no_secret(
+    smart_server: Sandbox,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+    capfd: pytest.CaptureFixture[str],
+) -> None:
+    wrong = "wrong-dagster-secret-0123456789"
+    resource = FhirServerResource(
+        base_url=smart_server.base_url,
+        client_id="secret-client",
+        client_secret=wrong,
+        resource_types=["Patient"],
+    )
+    caplog.set_level(logging.DEBUG)
+    result, instance = materialize(resource, "Patient", tmp_path)
+
+    assert not result.success
+    failure = next(e for e in result.all_events if e.is_step_failure)
+    error_text = failure.step_failure_data.error.to_string()
+    assert "invalid_client" in error_text and "Usual causes" in error_text
+    said = "\n".join(
+        [everything_said(result, instance, resource), error_text, caplog.text, *capfd.readouterr()]
+    )
+    assert wrong not in said and wrong[-16:] not in said
