@@ -34,6 +34,7 @@ def build_raw_asset(spec: ResourceSpec) -> dg.AssetsDefinition:
         ingested_at = datetime.now(UTC)
         pages = 0
         rows = []
+        fhir.require_read(spec.resource_type)  # granted scopes checked before any data is pulled
         with fhir.get_client() as client:
             for page in client.search_pages(spec.resource_type, {"_count": fhir.page_size}):
                 pages += 1
