@@ -82,7 +82,7 @@ def test_retries_are_bounded(
 ) -> None:
     proxy.add(Fault("status", status=503))
     client = proxied_client(retry=RetryPolicy(attempts=3, sleep=sleeps))
-    with pytest.raises(TransientRequestError, match="HTTP 503.*injected fault") as caught:
+    with pytest.raises(TransientRequestError, match=r"HTTP 503.*injected fault") as caught:
         client.get("Patient")
     assert caught.value.status == 503
     assert len(proxy.requests) == 4
