@@ -28,7 +28,7 @@ from functools import partial
 from typing import Any
 
 from .client import FhirClient, Page, redact
-from .errors import PagingError, RequestError
+from .errors import PagingError, RequestError, TransientRequestError
 from .parallel import run_parallel
 from .profiles import ServerProfile
 from .window import EPOCH, Query, Window
@@ -98,7 +98,7 @@ def _stable_pages(
     client: FhirClient, query: Query, profile: ServerProfile, stats: SyncStats
 ) -> Generator[Page, None, None]:
     """Page through a query; restart on 410, re-page while the window's total moves."""
-    for attempt in range(profile.max_restarts + 1):
+    for _ in range(profile.max_restarts + 1):
         total: int | None = None
         try:
             for page in client.search_pages(
@@ -114,7 +114,8 @@ def _stable_pages(
                 "%s %s: paging cursor expired (410), restarting", query.resource_type, query.window
             )
             continue
-        if total is None or query.window is None or _count(client, query) == total:
+        counted = _count(client, query) if total is not None and query.window else None
+        if counted is None or counted == total:
             return
         stats.add("repages")
         log.warning("%s %s changed while paged, paging again", query.resource_type, query.window)
@@ -125,8 +126,18 @@ def _stable_pages(
 
 
 def _count(client: FhirClient, query: Query) -> int | None:
+    """The window's current total, or ``None`` when the server cannot say (no verification)."""
     params = [*query.params, *(query.window.params(query.window_param) if query.window else [])]
-    total = client.get(query.resource_type, [*params, ("_summary", "count")]).get("total")
+    try:
+        bundle = client.get(query.resource_type, [*params, ("_summary", "count")])
+    except TransientRequestError:
+        raise
+    except RequestError as exc:
+        log.warning(
+            "%s: _summary=count refused (%s); window not verified", query.resource_type, exc
+        )
+        return None
+    total = bundle.get("total")
     return total if isinstance(total, int) else None
 
 

@@ -19,12 +19,17 @@ import orjson
 
 @dataclass
 class Script:
-    """What the fake server does. ``gone_pages``: how many deep-page requests answer 410."""
+    """What the fake server does.
+
+    ``gone_pages``: how many deep-page requests answer 410; ``refuse_count``: answer 400 to
+    ``_summary=count``.
+    """
 
     patients: int = 25
     page_size: int = 10
     repeat_next: bool = False
     gone_pages: int = 0
+    refuse_count: bool = False
     headers: list[dict[str, str]] = field(default_factory=list)
     queries: list[dict[str, list[str]]] = field(default_factory=list)
 
@@ -52,6 +57,20 @@ def make_handler(script: Script) -> type[BaseHTTPRequestHandler]:
             with lock:
                 script.headers.append(dict(self.headers.items()))
                 script.queries.append(query)
+            if script.refuse_count and "_summary" in query:
+                return self.reply(
+                    400,
+                    {
+                        "resourceType": "OperationOutcome",
+                        "issue": [
+                            {
+                                "severity": "error",
+                                "code": "not-supported",
+                                "diagnostics": "_summary",
+                            }
+                        ],
+                    },
+                )
             offset = int(query.get("_offset", ["0"])[0])
             if offset and script.gone_pages:
                 with lock:

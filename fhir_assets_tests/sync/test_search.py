@@ -69,6 +69,15 @@ def test_search_gives_up_after_repeated_410() -> None:
     assert script.gone_pages == 97  # one first try and two restarts
 
 
+def test_search_accepts_a_server_that_refuses_summary_count() -> None:
+    script = Script(refuse_count=True)
+    window = Window(datetime(2026, 3, 1, tzinfo=UTC), datetime(2026, 3, 2, tzinfo=UTC))
+    with fake_fhir(script) as base:
+        ids, stats = fetch(base, Query("Patient", window=window))
+    assert len(ids) == 25 and stats["repages"] == 0
+    assert "_summary" in script.queries[-1]
+
+
 def test_search_window_includes_start_and_excludes_end(sandbox: Sandbox) -> None:
     with sandbox.fhir_client() as client:
         everything = list(client.search("Encounter", {"_count": 500}))
