@@ -8,6 +8,7 @@ from dataclasses import replace
 from .catalog import ResourceSpec
 from .fhir.client import FhirClient
 from .fhir.profiles import apply_profile, build_queries, group_patient_ids, resolve_profile
+from .fhir.ratelimit import shared_rate_file
 from .fhir.search import WindowSync
 from .fhir.window import Query, Window
 from .resources import FhirServerResource
@@ -17,9 +18,16 @@ def build_window_sync(client: FhirClient, fhir: FhirServerResource) -> WindowSyn
     """A :class:`WindowSync` for the resource's server: profile resolved, headers and rate set.
 
     The resource's ``page_size`` caps the profile's (Epic wants 100, the resource default is 500).
+    The rate limit is shared through a file by every step process of every run on this machine.
     """
     profile = resolve_profile(client, fhir.server_profile)
-    apply_profile(client, profile, client_id=fhir.client_id, requests_per_s=fhir.requests_per_s)
+    apply_profile(
+        client,
+        profile,
+        client_id=fhir.client_id,
+        requests_per_s=fhir.requests_per_s,
+        shared_file=shared_rate_file(fhir.base_url),
+    )
     profile = replace(profile, page_size=min(profile.page_size, fhir.page_size))
     return WindowSync(client, profile, workers=fhir.workers)
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
+from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
@@ -238,11 +239,17 @@ def apply_profile(
     *,
     client_id: str | None = None,
     requests_per_s: float | None = None,
+    shared_file: Path | None = None,
 ) -> None:
-    """Send the profile's headers and rate-limit the client (shared by all its threads)."""
+    """Send the profile's headers and rate-limit the client.
+
+    The limit is shared by all threads using the client and, with ``shared_file``, by every
+    process that names the same file (:func:`~fhir_assets.fhir.ratelimit.shared_rate_file`).
+    """
     if profile.client_id_header and client_id:
         client.session.headers[profile.client_id_header] = client_id
-    client.use_rate_limit(RateLimit(requests_per_s or profile.requests_per_s))
+    rate = requests_per_s or profile.requests_per_s
+    client.use_rate_limit(RateLimit(rate, shared_file=shared_file))
 
 
 def group_patient_ids(client: FhirClient, group_id: str) -> list[str]:

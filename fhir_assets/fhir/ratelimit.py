@@ -1,17 +1,21 @@
 """A client-side request-rate limit shared by every thread of a sync, and a transport that obeys it.
 
-The mechanics are pyrate-limiter's (a sliding-window log, thread-safe); this module adds the
-accounting the sync reports: how many seconds requests waited for a permit.
+The mechanics are pyrate-limiter's (a sliding-window log, thread-safe; with a shared SQLite file
+and a file lock it also spans processes, such as the step processes of one Dagster run). This
+module adds the accounting the sync reports: how many seconds requests waited for a permit.
 """
 
 from __future__ import annotations
 
+import hashlib
+import tempfile
 import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
-from pyrate_limiter import Duration, InMemoryBucket, Limiter, Rate
+from pyrate_limiter import AbstractBucket, Duration, InMemoryBucket, Limiter, Rate, SQLiteBucket
 from requests import PreparedRequest, Response
 from requests.adapters import HTTPAdapter
 
@@ -32,6 +36,8 @@ class RateLimit:
 
     Args:
         requests_per_s: the permitted rate.
+        shared_file: a SQLite file that every process limiting the same server shares
+            (see :func:`shared_rate_file`); ``None`` limits this process only.
         clock: monotonic seconds (injectable for accounting tests).
 
     Attributes:
@@ -39,10 +45,25 @@ class RateLimit:
     """
 
     def __init__(
-        self, requests_per_s: float, *, clock: Callable[[], float] = time.monotonic
+        self,
+        requests_per_s: float,
+        *,
+        shared_file: Path | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.requests_per_s = requests_per_s
-        self._limiter = Limiter(InMemoryBucket([rate_for(requests_per_s)]))
+        rates = [rate_for(requests_per_s)]
+        bucket: AbstractBucket = InMemoryBucket(rates)
+        if shared_file is not None:
+            shared_file.parent.mkdir(parents=True, exist_ok=True)
+            bucket = SQLiteBucket.init_from_file(
+                rates,
+                db_path=str(shared_file),
+                table="fhir_rate",
+                create_new_table=True,
+                use_file_lock=True,
+            )
+        self._limiter = Limiter(bucket)
         self._clock = clock
         self._lock = threading.Lock()
         self.throttled_s = 0.0
@@ -58,6 +79,12 @@ class RateLimit:
         with self._lock:
             self.throttled_s += waited
         return waited
+
+
+def shared_rate_file(base_url: str, folder: Path | None = None) -> Path:
+    """The SQLite file that rate-limits ``base_url`` for every process on this machine."""
+    digest = hashlib.sha256(base_url.rstrip("/").encode()).hexdigest()[:16]
+    return (folder or Path(tempfile.gettempdir()) / "fhir-assets-rate") / f"{digest}.sqlite"
 
 
 class RateLimitedAdapter(HTTPAdapter):

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import multiprocessing
 import threading
 import time
+from pathlib import Path
 
 import pytest
 
 from fhir_assets.fhir import ConfigurationError, FhirClient
 from fhir_assets.fhir.parallel import run_parallel
-from fhir_assets.fhir.ratelimit import RateLimit, rate_for
+from fhir_assets.fhir.ratelimit import RateLimit, rate_for, shared_rate_file
 from fhir_assets_tests.sync.fakefhir import Script, fake_fhir
 
 
@@ -26,6 +28,33 @@ def test_rate_limit_is_shared_by_threads() -> None:
     elapsed = time.monotonic() - started
     assert 1.9 <= elapsed < 4  # 45 permits at 20/s: two full windows waited
     assert limit.throttled_s > 1.0
+
+
+def take_permits(path: str, count: int, log: str) -> None:
+    limit = RateLimit(10, shared_file=Path(path))
+    stamps = []
+    for _ in range(count):
+        limit.acquire()
+        stamps.append(time.time())
+    Path(log).write_text("\n".join(map(str, stamps)))
+
+
+def test_a_shared_file_limits_across_processes(tmp_path: Path) -> None:
+    path = shared_rate_file("http://127.0.0.1:1/fhir", tmp_path)
+    context = multiprocessing.get_context("spawn")
+    logs = [tmp_path / f"permits-{n}.txt" for n in range(2)]
+    workers = [context.Process(target=take_permits, args=(str(path), 25, str(log))) for log in logs]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(timeout=60)
+    assert [w.exitcode for w in workers] == [0, 0]
+    stamps = sorted(float(t) for log in logs for t in log.read_text().split())
+    # Together the processes kept to ~10 per second (each alone would have taken 10/s: ~20/s);
+    # one extra is timing noise between acquiring a permit and reading the clock.
+    busiest = max(sum(1 for t in stamps if start <= t < start + 0.99) for start in stamps)
+    assert busiest <= 11
+    assert stamps[-1] - stamps[0] >= 4.0  # 50 permits at 10/s
 
 
 def test_client_requests_wait_for_permits() -> None:
