@@ -98,3 +98,12 @@ def test_other_client_errors_fail_fast_with_diagnostics(
     assert caught.value.status == 404
     assert caught.value.issues and "404" in str(caught.value)
     assert len(proxy.requests) == 1 and sleeps == []
+
+
+def test_an_answer_slower_than_the_timeout_is_retried(
+    proxy: FaultProxy, proxied_client: ClientFactory, sleeps: Sleeps
+) -> None:
+    proxy.add(Fault("slow", delay_s=1.0, count=1))
+    client = proxied_client(timeout=0.4, retry=RetryPolicy(sleep=sleeps))
+    assert client.get("Patient", {"_count": 1})["resourceType"] == "Bundle"
+    assert client.stats.retries == 1
