@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import dagster as dg
 import duckdb
+import orjson
 import pytest
 
 from fhir_assets.assets.raw import build_raw_assets
@@ -133,3 +135,39 @@ def test_schedule_requests_the_newest_complete_partition(
     result = schedule.evaluate_tick(context)
     keys = [request.partition_key for request in result.run_requests or []]
     assert keys == ([expected] if expected else [])
+
+
+def test_epic_profile_syncs_patient_types_per_group_member(
+    make_sandbox: Callable[..., Sandbox], tmp_path: Path
+) -> None:
+    sandbox = make_sandbox()
+    with sandbox.fhir_client() as client:
+        patients = [p["id"] for p in client.search("Patient", {"_count": 500})]
+        members = [{"entity": {"reference": f"Patient/{pid}"}} for pid in patients]
+        group = {"resourceType": "Group", "type": "person", "actual": True, "member": members}
+        created = client.request(
+            "POST",
+            "Group",
+            data=orjson.dumps(group),
+            headers={"Content-Type": "application/fhir+json"},
+        )
+    fhir = FhirServerResource(
+        base_url=sandbox.base_url,
+        client_id=sandbox.client.client_id,
+        private_key_path=str(sandbox.client.private_key_path),
+        server_profile="epic",
+        patient_group=created["id"],
+        requests_per_s=500,
+    )
+    path = tmp_path / "warehouse.duckdb"
+    result = dg.materialize(
+        build_raw_assets(select("Encounter,AllergyIntolerance")),
+        resources={"fhir": fhir, "warehouse": build_duckdb_io_manager(str(path))},
+    )
+    assert result.success
+    counts = sandbox.counts(["Encounter", "AllergyIntolerance"])
+    assert len(table(path, "encounter")) == counts["Encounter"]
+    assert len(table(path, "allergyintolerance")) == counts["AllergyIntolerance"]
+    metadata = result.asset_materializations_for_node("fhir_raw__encounter")[0].metadata
+    assert metadata["server_profile"].value == "epic"
+    assert metadata["windows"].value == len(patients)  # one search per patient
