@@ -23,7 +23,7 @@ import threading
 import time
 from collections.abc import Generator, Iterable, Iterator, Mapping, Sequence
 from dataclasses import replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from functools import partial
 from typing import Any
 
@@ -90,7 +90,8 @@ def _too_big(first: Page, window: Window, profile: ServerProfile) -> bool:
         profile.split_threshold is not None
         and first.total is not None
         and first.total > profile.split_threshold
-        and window.span / 2 >= profile.min_window
+        # halves are cut at whole milliseconds, the resolution of the instants sent
+        and window.span / 2 >= max(profile.min_window, timedelta(milliseconds=1))
     )
 
 

@@ -48,6 +48,8 @@ class Window:
 
     def pieces(self, step: timedelta) -> list[Window]:
         """Consecutive windows of ``step`` (the last may be shorter) covering this one."""
+        if step <= timedelta(0):
+            raise ConfigurationError(f"a window step must be positive, not {step}")
         starts = [self.start]
         while starts[-1] + step < self.end:
             starts.append(starts[-1] + step)

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from fhir_assets.fhir import FhirClient, PagingError
+from fhir_assets.fhir import ConfigurationError, FhirClient, PagingError
 from fhir_assets.fhir.profiles import GENERIC, SEKMET
 from fhir_assets.fhir.search import SyncStats, WindowSync, keep_latest, search_window
 from fhir_assets.fhir.window import EPOCH, Query, Window, format_instant
@@ -113,3 +113,15 @@ def test_keep_latest_prefers_newer_versions() -> None:
     new = {"id": "a", "meta": {"versionId": "2", "lastUpdated": "2026-01-02T00:00:00.000Z"}}
     assert keep_latest([new, old]) == {"a": new}
     assert keep_latest([old, new]) == {"a": new}
+
+
+def test_a_window_too_small_to_split_is_paged_whole() -> None:
+    profile = replace(FAST, split_threshold=5, min_window=timedelta(0))
+    window = Window(
+        datetime(2026, 3, 1, tzinfo=UTC), datetime(2026, 3, 1, 0, 0, 0, 1000, tzinfo=UTC)
+    )
+    with fake_fhir(Script()) as base:
+        ids, stats = fetch(base, Query("Patient", window=window), profile)
+    assert len(ids) == 25 and stats["splits"] == 0
+    with pytest.raises(ConfigurationError, match="step must be positive"):
+        window.pieces(timedelta(0))
