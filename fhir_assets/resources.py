@@ -45,6 +45,16 @@ class FhirServerResource(dg.ConfigurableResource):  # type: ignore[misc]
     )
     page_size: int = Field(default=500, description="_count sent with searches")
     timeout_s: float = Field(default=60.0, description="seconds per connect/read")
+    server_profile: str | None = Field(
+        default=None, description="vendor profile (FHIR_SERVER_PROFILE); detected if unset"
+    )
+    patient_group: str | None = Field(
+        default=None, description="Group id listing the patients to sync per patient (Epic)"
+    )
+    requests_per_s: float | None = Field(
+        default=None, description="client-side rate limit; the profile's default if unset"
+    )
+    workers: int | None = Field(default=None, description="parallel searches per asset")
 
     def settings(self) -> ServerSettings:
         """The pure client-library settings this resource describes."""
