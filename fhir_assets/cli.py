@@ -13,12 +13,16 @@ from pathlib import Path
 
 import typer
 
+from .cli_auth import auth_app, keys_app
+
 app = typer.Typer(
     help="FHIR R4 servers landed in DuckDB or Snowflake as Dagster assets.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
 )
+app.add_typer(keys_app, name="keys")
+app.add_typer(auth_app, name="auth")
 
 HOME = typer.Option(
     Path(".fhir-assets"),

@@ -4,20 +4,38 @@ Environment:
     FHIR_BASE_URL            FHIR base URL (required to run assets)
     FHIR_CLIENT_ID           SMART Backend Services client id
     FHIR_PRIVATE_KEY_PATH    its private key (PEM or JWK file)
-    FHIR_SCOPES              scopes to request (default ``system/*.read``)
+    FHIR_PRIVATE_KEY         or the private key's text itself (secret)
+    FHIR_CLIENT_SECRET       client secret (client-secret methods; secret)
+    FHIR_AUTH_METHOD         backend-services | client-secret-basic | client-secret-post |
+                             authorization-code | none (inferred from the above when unset)
+    FHIR_SCOPES              scopes to request (default: the least set for the selected types)
+    FHIR_TOKEN_URL           token endpoint (default: SMART discovery)
+    FHIR_JKU                 URL of the client's published JWKS, sent as the assertion's ``jku``
+    FHIR_TOKEN_DIR           folder of the encrypted authorization-code tokens
+    FHIR_TOKEN_KEY           their encryption key (secret; default: the OS keyring)
     FHIR_RESOURCE_TYPES      comma-separated subset of the catalog (default: all)
     FHIR_DUCKDB_PATH         DuckDB file (default ``.fhir-assets/warehouse.duckdb``)
+    FHIR_PARTITIONS          ``daily`` (default), ``hourly`` or ``none`` (whole history per run)
+    FHIR_SYNC_START          first partition day, UTC (default 2026-01-01; older data joins it)
+    FHIR_SYNC_LAG_MINUTES    windows closer than this to now are not synced (default 10)
+    FHIR_SERVER_PROFILE      epic, oracle, hapi, sekmet or generic (default: detected)
+    FHIR_PATIENT_GROUP       Group id of the patients to sync per patient (Epic)
+    FHIR_REQUESTS_PER_S      client-side rate limit (default: the profile's)
+    FHIR_SYNC_WORKERS        parallel searches per asset (default: the profile's)
 """
 
 from __future__ import annotations
 
 import os
+from datetime import UTC, datetime, timedelta
 
 import dagster as dg
 
 from .assets.raw import build_raw_assets
-from .catalog import select
+from .catalog import ResourceSpec, select
+from .partitions import Partitioning
 from .resources import FhirServerResource
+from .schedules import build_sync_schedule
 from .warehouse.duckdb import DEFAULT_PATH, build_duckdb_io_manager
 
 
@@ -26,25 +44,60 @@ def optional_env(name: str) -> dg.EnvVar | None:
     return dg.EnvVar(name) if os.environ.get(name) else None
 
 
-def build_fhir_resource() -> FhirServerResource:
-    """The FHIR server resource, configured from ``FHIR_*`` variables."""
+def build_fhir_resource(catalog: tuple[ResourceSpec, ...] = ()) -> FhirServerResource:
+    """The FHIR server resource, configured from ``FHIR_*`` variables (secrets as ``EnvVar``,
+    so the UI shows the variable's name, never its value)."""
     return FhirServerResource(
         base_url=dg.EnvVar("FHIR_BASE_URL"),
         client_id=optional_env("FHIR_CLIENT_ID"),
         private_key_path=optional_env("FHIR_PRIVATE_KEY_PATH"),
-        scopes=os.environ.get("FHIR_SCOPES", "system/*.read"),
+        private_key=optional_env("FHIR_PRIVATE_KEY"),
+        client_secret=optional_env("FHIR_CLIENT_SECRET"),
+        auth_method=optional_env("FHIR_AUTH_METHOD"),
+        scopes=optional_env("FHIR_SCOPES"),
+        resource_types=[spec.resource_type for spec in catalog],
+        token_url=optional_env("FHIR_TOKEN_URL"),
+        jku=optional_env("FHIR_JKU"),
+        token_dir=optional_env("FHIR_TOKEN_DIR"),
+        token_key=optional_env("FHIR_TOKEN_KEY"),
+        server_profile=os.environ.get("FHIR_SERVER_PROFILE") or None,
+        patient_group=os.environ.get("FHIR_PATIENT_GROUP") or None,
+        requests_per_s=float(os.environ["FHIR_REQUESTS_PER_S"])
+        if os.environ.get("FHIR_REQUESTS_PER_S")
+        else None,
+        workers=int(os.environ["FHIR_SYNC_WORKERS"])
+        if os.environ.get("FHIR_SYNC_WORKERS")
+        else None,
+    )
+
+
+def build_partitioning() -> Partitioning | None:
+    """Partitions from ``FHIR_PARTITIONS`` / ``FHIR_SYNC_START`` / ``FHIR_SYNC_LAG_MINUTES``."""
+    kind = os.environ.get("FHIR_PARTITIONS", "daily").strip().lower()
+    if kind == "none":
+        return None
+    if kind not in {"daily", "hourly"}:
+        raise ValueError(f"FHIR_PARTITIONS must be daily, hourly or none, not {kind!r}")
+    start = datetime.fromisoformat(os.environ.get("FHIR_SYNC_START", "2026-01-01"))
+    return Partitioning(
+        start=start.replace(tzinfo=start.tzinfo or UTC),
+        hourly=kind == "hourly",
+        lag=timedelta(minutes=float(os.environ.get("FHIR_SYNC_LAG_MINUTES", "10"))),
     )
 
 
 def build_definitions() -> dg.Definitions:
     """Assets for the selected catalog entries, with the FHIR and warehouse resources."""
     catalog = select(os.environ.get("FHIR_RESOURCE_TYPES"))
-    raw_assets = build_raw_assets(catalog)
+    partitioning = build_partitioning()
+    raw_assets = build_raw_assets(catalog, partitioning)
+    sync_all = dg.define_asset_job("sync_all", selection=dg.AssetSelection.groups("fhir_raw"))
     return dg.Definitions(
         assets=raw_assets,
-        jobs=[dg.define_asset_job("sync_all", selection=dg.AssetSelection.groups("fhir_raw"))],
+        jobs=[sync_all],
+        schedules=[build_sync_schedule(sync_all, partitioning)] if partitioning else [],
         resources={
-            "fhir": build_fhir_resource(),
+            "fhir": build_fhir_resource(catalog),
             "warehouse": build_duckdb_io_manager(os.environ.get("FHIR_DUCKDB_PATH", DEFAULT_PATH)),
         },
     )

@@ -91,6 +91,7 @@ def run_demo(
     env = sandbox.environment() | {
         "FHIR_DUCKDB_PATH": str(duckdb_path),
         "FHIR_RESOURCE_TYPES": ",".join(spec.resource_type for spec in catalog),
+        "FHIR_PARTITIONS": "none",  # the demo lands the whole history in one run
         "DAGSTER_HOME": str(dagster_home(sandbox.home)),
     }
     with patched_environ(env):

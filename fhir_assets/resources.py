@@ -5,33 +5,78 @@ from __future__ import annotations
 import dagster as dg
 from pydantic import Field
 
-from .fhir import FhirClient, ServerSettings, connect
+from .fhir import FhirClient, ServerSettings, check_read_access, connect
 
 
 class FhirServerResource(dg.ConfigurableResource):  # type: ignore[misc]
-    """One FHIR server and how to authenticate with it (SMART Backend Services)."""
+    """One FHIR server and how to authenticate with it (SMART Backend Services, client secret or
+    a stored authorization-code login). Secret fields are hidden from ``repr``; pass them as
+    ``dg.EnvVar`` so the Dagster UI shows only the variable's name."""
 
     base_url: str = Field(description="FHIR base URL (FHIR_BASE_URL)")
     client_id: str | None = Field(default=None, description="SMART client id (FHIR_CLIENT_ID)")
     private_key_path: str | None = Field(
         default=None, description="Backend Services private key, PEM or JWK (FHIR_PRIVATE_KEY_PATH)"
     )
-    scopes: str = Field(default="system/*.read", description="scopes to request (FHIR_SCOPES)")
+    private_key: str | None = Field(
+        default=None, repr=False, description="the private key's text (FHIR_PRIVATE_KEY)"
+    )
+    client_secret: str | None = Field(
+        default=None, repr=False, description="client secret (FHIR_CLIENT_SECRET)"
+    )
+    auth_method: str | None = Field(
+        default=None,
+        description="backend-services | client-secret-basic | client-secret-post | "
+        "authorization-code | none; inferred when unset (FHIR_AUTH_METHOD)",
+    )
+    scopes: str | None = Field(
+        default=None, description="scopes to request; least set for resource_types if unset"
+    )
+    resource_types: list[str] = Field(
+        default_factory=list, description="the types this deployment reads (for the scopes)"
+    )
     token_url: str | None = Field(default=None, description="token endpoint; discovered if unset")
+    jku: str | None = Field(default=None, description="URL of the client's JWKS (FHIR_JKU)")
+    token_dir: str | None = Field(
+        default=None, description="folder of the encrypted login tokens (FHIR_TOKEN_DIR)"
+    )
+    token_key: str | None = Field(
+        default=None, repr=False, description="key of the stored tokens (FHIR_TOKEN_KEY)"
+    )
     page_size: int = Field(default=500, description="_count sent with searches")
     timeout_s: float = Field(default=60.0, description="seconds per connect/read")
+    server_profile: str | None = Field(
+        default=None, description="vendor profile (FHIR_SERVER_PROFILE); detected if unset"
+    )
+    patient_group: str | None = Field(
+        default=None, description="Group id listing the patients to sync per patient (Epic)"
+    )
+    requests_per_s: float | None = Field(
+        default=None, description="client-side rate limit; the profile's default if unset"
+    )
+    workers: int | None = Field(default=None, description="parallel searches per asset")
 
     def settings(self) -> ServerSettings:
         """The pure client-library settings this resource describes."""
         return ServerSettings(
             base_url=self.base_url,
             client_id=self.client_id,
-            private_key=self.private_key_path,
+            private_key=self.private_key or self.private_key_path,
+            client_secret=self.client_secret,
+            auth_method=self.auth_method,
             scopes=self.scopes,
+            resource_types=tuple(self.resource_types),
             token_url=self.token_url,
+            jku=self.jku,
+            token_dir=self.token_dir,
+            token_key=self.token_key,
             timeout_s=self.timeout_s,
         )
 
     def get_client(self) -> FhirClient:
         """A connected client; close it when done (it is a context manager)."""
         return connect(self.settings())
+
+    def require_read(self, resource_type: str) -> None:
+        """Fail fast, before any data is pulled, if the granted scopes cannot read the type."""
+        check_read_access(self.settings(), [resource_type])

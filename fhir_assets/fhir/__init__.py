@@ -10,7 +10,14 @@ its own from a notebook or a script::
             ...
 """
 
-from .auth import BearerAuth, ClientCredentialsTokenSource, Token, TokenSource, load_private_key
+from .auth import (
+    BearerAuth,
+    ClientCredentialsTokenSource,
+    ClientSecretTokenSource,
+    Token,
+    TokenSource,
+    load_private_key,
+)
 from .client import FhirClient, Page, RetryPolicy
 from .errors import (
     AuthError,
@@ -21,12 +28,26 @@ from .errors import (
     ResponseFormatError,
     TransientRequestError,
 )
-from .settings import ServerSettings, connect, discover_token_url
+from .login import AuthorizationCodeTokenSource, CodeClient, login
+from .scopes import minimal_scopes, parse_scope, require_read
+from .settings import (
+    ServerSettings,
+    check_read_access,
+    connect,
+    discover_token_url,
+    token_source,
+)
+from .smart import SmartConfiguration, discover
+from .token_store import TokenStore
+from .tokens import TokenRequestError
 
 __all__ = [
     "AuthError",
+    "AuthorizationCodeTokenSource",
     "BearerAuth",
     "ClientCredentialsTokenSource",
+    "ClientSecretTokenSource",
+    "CodeClient",
     "ConfigurationError",
     "FhirClient",
     "FhirError",
@@ -36,10 +57,20 @@ __all__ = [
     "ResponseFormatError",
     "RetryPolicy",
     "ServerSettings",
+    "SmartConfiguration",
     "Token",
+    "TokenRequestError",
     "TokenSource",
+    "TokenStore",
     "TransientRequestError",
+    "check_read_access",
     "connect",
+    "discover",
     "discover_token_url",
     "load_private_key",
+    "login",
+    "minimal_scopes",
+    "parse_scope",
+    "require_read",
+    "token_source",
 ]

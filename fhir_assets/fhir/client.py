@@ -6,15 +6,13 @@ The client knows nothing about Dagster or warehouses; it yields plain ``dict`` r
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urljoin, urlsplit, urlunsplit
 
 import orjson
 import requests
-from requests.adapters import HTTPAdapter
-from urllib3.util.retry import Retry
 
 from .errors import (
     PagingError,
@@ -23,40 +21,25 @@ from .errors import (
     TransientRequestError,
     outcome_issues,
 )
+from .ratelimit import RateLimit, RateLimitedAdapter
+from .retry import TRANSIENT_STATUSES, IncompleteBodyError, RequestStats, RetryPolicy
+
+__all__ = [
+    "FhirClient",
+    "Page",
+    "RequestStats",
+    "RetryPolicy",
+    "decode",
+    "parse_searchset",
+    "redact",
+]
 
 log = logging.getLogger(__name__)
 
-TRANSIENT_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
+# Search parameters: a mapping, or pairs when a parameter repeats (``_lastUpdated=ge..&..=lt..``).
+Params = Mapping[str, Any] | Sequence[tuple[str, Any]]
+
 FHIR_JSON = "application/fhir+json"
-
-
-@dataclass(frozen=True, slots=True)
-class RetryPolicy:
-    """How transient failures are retried: backoff with jitter, ``Retry-After`` honoured.
-
-    Attributes:
-        attempts: retries after the first try.
-        backoff_s: first backoff; doubles each retry.
-        max_backoff_s: cap on any single wait, including a server's ``Retry-After``.
-    """
-
-    attempts: int = 5
-    backoff_s: float = 0.5
-    max_backoff_s: float = 60.0
-
-    def to_urllib3(self) -> Retry:
-        """The urllib3 ``Retry`` that implements this policy on a ``requests`` adapter."""
-        return Retry(
-            total=self.attempts,
-            status_forcelist=TRANSIENT_STATUSES,
-            # GET and the idempotent verbs; a POSTed transaction is only retried by its caller.
-            allowed_methods=frozenset({"GET", "HEAD", "PUT", "DELETE", "OPTIONS"}),
-            backoff_factor=self.backoff_s,
-            backoff_max=self.max_backoff_s,
-            backoff_jitter=self.backoff_s,
-            respect_retry_after_header=True,
-            raise_on_status=False,
-        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,6 +66,11 @@ class FhirClient:
         timeout: seconds to wait for connect and for each read.
         retry: how transient failures are retried.
         headers: extra headers sent on every request (vendor profiles use this).
+        rate_limit: a request-rate limit, shared with other clients of the same server.
+        pool_size: pooled connections kept per host (the number of threads that use it).
+
+    Attributes:
+        stats: retries and seconds waited, for metadata.
     """
 
     def __init__(
@@ -93,18 +81,35 @@ class FhirClient:
         timeout: float = 60.0,
         retry: RetryPolicy | None = None,
         headers: Mapping[str, str] | None = None,
+        rate_limit: RateLimit | None = None,
+        pool_size: int = 10,
     ) -> None:
         self.base_url = base_url.rstrip("/") + "/"
         self.timeout = timeout
+        self.retry = retry or RetryPolicy()
+        self.rate_limit = rate_limit
+        self.stats = RequestStats()
         self.session = requests.Session()
         self.session.auth = auth
         self.session.headers.update({"Accept": FHIR_JSON, **(headers or {})})
-        adapter = HTTPAdapter(max_retries=(retry or RetryPolicy()).to_urllib3())
+        adapter = RateLimitedAdapter(
+            rate_limit,
+            max_retries=self.retry.to_urllib3(self.stats),
+            pool_connections=pool_size,
+            pool_maxsize=pool_size,
+        )
         self.session.mount("http://", adapter)
         self.session.mount("https://", adapter)
 
     def __repr__(self) -> str:
         return f"FhirClient({self.base_url!r})"
+
+    def use_rate_limit(self, rate_limit: RateLimit | None) -> None:
+        """Take a permit from ``rate_limit`` before every request from now on."""
+        self.rate_limit = rate_limit
+        for adapter in self.session.adapters.values():
+            if isinstance(adapter, RateLimitedAdapter):
+                adapter.rate_limit = rate_limit
 
     def __enter__(self) -> FhirClient:
         return self
@@ -130,15 +135,28 @@ class FhirClient:
         """
         url = path_or_url if "://" in path_or_url else self.url(path_or_url)
         kwargs.setdefault("timeout", self.timeout)
+        if method == "GET":
+            return self.retry.body_retrying(self.stats)(self._send, method, url, **kwargs)
+        return self._send(method, url, **kwargs)
+
+    def _send(self, method: str, url: str, **kwargs: Any) -> dict[str, Any]:
         try:
             response = self.session.request(method, url, **kwargs)
+        except (
+            requests.exceptions.ChunkedEncodingError,
+            requests.exceptions.ContentDecodingError,
+        ) as exc:
+            raise IncompleteBodyError(
+                f"{method} {redact(url)}: the response body broke off ({type(exc).__name__})",
+                url=redact(url),
+            ) from exc
         except requests.RequestException as exc:
             raise TransientRequestError(
                 f"{method} {redact(url)} failed: {type(exc).__name__}", url=redact(url)
             ) from exc
         return decode(response)
 
-    def get(self, path_or_url: str, params: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    def get(self, path_or_url: str, params: Params | None = None) -> dict[str, Any]:
         """GET a path or absolute URL and return its JSON."""
         return self.request("GET", path_or_url, params=params)
 
@@ -146,9 +164,7 @@ class FhirClient:
         """The server's CapabilityStatement (``GET [base]/metadata``)."""
         return self.get("metadata")
 
-    def search_pages(
-        self, resource_type: str, params: Mapping[str, Any] | None = None
-    ) -> Iterator[Page]:
+    def search_pages(self, resource_type: str, params: Params | None = None) -> Iterator[Page]:
         """Search a type and yield its pages, following ``Bundle.link[next]``.
 
         Raises:
@@ -169,9 +185,7 @@ class FhirClient:
             seen.add(page.next_url)
             bundle = self.get(page.next_url)
 
-    def search(
-        self, resource_type: str, params: Mapping[str, Any] | None = None
-    ) -> Iterator[dict[str, Any]]:
+    def search(self, resource_type: str, params: Params | None = None) -> Iterator[dict[str, Any]]:
         """Yield every resource of ``resource_type`` matching ``params``, across all pages."""
         for page in self.search_pages(resource_type, params):
             yield from page.resources

@@ -1,18 +1,36 @@
 """How to reach and authenticate with one FHIR server, and the client built from that.
 
 :class:`ServerSettings` is plain configuration (the Dagster resource and the CLI both fill it from
-``FHIR_*`` environment variables); :func:`connect` turns it into a ready :class:`FhirClient`.
+``FHIR_*`` environment variables); :func:`connect` turns it into a ready :class:`FhirClient`, and
+:func:`token_source` gives the one token cache per server and client that every client of this
+process shares.
 """
 
 from __future__ import annotations
 
+import hashlib
+import threading
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 
-import requests
-
-from .auth import BearerAuth, ClientCredentialsTokenSource, load_private_key
+from .auth import BearerAuth, ClientCredentialsTokenSource, ClientSecretTokenSource
 from .client import FhirClient, RetryPolicy
-from .errors import ConfigurationError, FhirError
+from .errors import ConfigurationError
+from .keys import load_private_key
+from .login import AuthorizationCodeTokenSource, CodeClient
+from .scopes import minimal_scopes, require_read
+from .smart import SmartConfiguration, discover
+from .token_store import DEFAULT_DIR, TokenStore, fernet_key, resolve_key
+from .tokens import TokenSource
+
+AUTH_METHODS = (
+    "backend-services",
+    "client-secret-basic",
+    "client-secret-post",
+    "authorization-code",
+    "none",
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -23,51 +41,224 @@ class ServerSettings:
         base_url: the FHIR base URL.
         client_id: the SMART client id; ``None`` for an open server.
         private_key: path to (or text of) the Backend Services private key, PEM or JWK.
-        scopes: the scopes to request.
+        client_secret: the client secret (client-secret methods, confidential code-flow client).
+        auth_method: one of :data:`AUTH_METHODS`; inferred from what is set when ``None``.
+        scopes: the scopes to request; ``None`` computes the least set for ``resource_types``.
+        resource_types: the types a run reads (for the computed scopes).
         token_url: the token endpoint; discovered from ``.well-known/smart-configuration`` if unset.
+        jku: URL of the client's published JWKS, sent in the assertion header when set.
+        headers: extra headers on every FHIR request (vendor profiles fill this).
+        token_dir: where the authorization-code flow keeps its encrypted tokens.
+        token_key: the key of those files (``FHIR_TOKEN_KEY``); the OS keyring if unset.
         timeout_s: seconds to wait for connect and for each read.
     """
 
     base_url: str
     client_id: str | None = None
     private_key: str | None = field(default=None, repr=False)
-    scopes: str = "system/*.read"
+    client_secret: str | None = field(default=None, repr=False)
+    auth_method: str | None = None
+    scopes: str | None = None
+    resource_types: tuple[str, ...] = ()
     token_url: str | None = None
+    jku: str | None = None
+    headers: Mapping[str, str] = field(default_factory=dict)
+    token_dir: str | None = None
+    token_key: str | None = field(default=None, repr=False)
     timeout_s: float = 60.0
     retry: RetryPolicy = field(default_factory=RetryPolicy)
 
+    @classmethod
+    def from_environ(
+        cls, environ: Mapping[str, str], *, resource_types: Iterable[str] = ()
+    ) -> ServerSettings:
+        """Settings from ``FHIR_*`` variables in ``environ`` (the CLI passes ``os.environ``).
 
-def discover_token_url(base_url: str, *, timeout: float = 30.0) -> str:
-    """Read the token endpoint from ``{base}/.well-known/smart-configuration`` (SMART 2.x)."""
-    url = base_url.rstrip("/") + "/.well-known/smart-configuration"
-    try:
-        response = requests.get(url, headers={"Accept": "application/json"}, timeout=timeout)
-        config = response.json() if response.status_code == 200 else None
-    except (requests.RequestException, ValueError) as exc:
-        raise FhirError(
-            f"could not read SMART configuration at {url}: {type(exc).__name__}"
-        ) from exc
-    if not isinstance(config, dict) or not isinstance(config.get("token_endpoint"), str):
-        raise FhirError(f"{url} has no token_endpoint; set the token URL explicitly")
-    return str(config["token_endpoint"])
+        Raises:
+            ConfigurationError: ``FHIR_BASE_URL`` is not set.
+        """
+        if not environ.get("FHIR_BASE_URL"):
+            raise ConfigurationError("set FHIR_BASE_URL to the FHIR server's base URL")
+
+        def get(name: str) -> str | None:
+            return environ.get(name) or None
+
+        return cls(
+            base_url=environ["FHIR_BASE_URL"],
+            client_id=get("FHIR_CLIENT_ID"),
+            private_key=get("FHIR_PRIVATE_KEY") or get("FHIR_PRIVATE_KEY_PATH"),
+            client_secret=get("FHIR_CLIENT_SECRET"),
+            auth_method=get("FHIR_AUTH_METHOD"),
+            scopes=get("FHIR_SCOPES"),
+            resource_types=tuple(resource_types),
+            token_url=get("FHIR_TOKEN_URL"),
+            jku=get("FHIR_JKU"),
+            token_dir=get("FHIR_TOKEN_DIR"),
+            token_key=get("FHIR_TOKEN_KEY"),
+        )
+
+    def method(self) -> str:
+        """The auth method: the configured one, else inferred from the credentials that are set.
+
+        Raises:
+            ConfigurationError: an unknown method, or one whose credentials are missing.
+        """
+        method = self.auth_method or _infer_method(self)
+        if method not in AUTH_METHODS:
+            raise ConfigurationError(
+                f"unknown FHIR_AUTH_METHOD {method!r}: use one of {', '.join(AUTH_METHODS)}"
+            )
+        needs = {
+            "backend-services": ("private_key", "FHIR_PRIVATE_KEY_PATH or FHIR_PRIVATE_KEY"),
+            "client-secret-basic": ("client_secret", "FHIR_CLIENT_SECRET"),
+            "client-secret-post": ("client_secret", "FHIR_CLIENT_SECRET"),
+        }
+        if method != "none" and not self.client_id:
+            raise ConfigurationError(f"auth method {method} needs a client id: set FHIR_CLIENT_ID")
+        if method in needs and not getattr(self, needs[method][0]):
+            raise ConfigurationError(
+                f"auth method {method} for client {self.client_id!r} needs "
+                f"a credential: set {needs[method][1]}"
+            )
+        return method
+
+
+def _infer_method(settings: ServerSettings) -> str:
+    if not settings.client_id:
+        return "none"
+    if settings.private_key:
+        return "backend-services"
+    if settings.client_secret:
+        return "client-secret-basic"
+    return "authorization-code"
+
+
+def requested_scopes(settings: ServerSettings, config: SmartConfiguration | None) -> str:
+    """The scopes to ask for: the configured ones, else the least set for the run's types in the
+    SMART version the server advertises (v2 when it offers ``permission-v2``)."""
+    if settings.scopes:
+        return settings.scopes
+    user = settings.method() == "authorization-code"
+    context, extra = ("user", ("offline_access",)) if user else ("system", ())
+    v2 = config is not None and config.supports_v2_scopes
+    if not settings.resource_types:
+        return " ".join([f"{context}/*.{'rs' if v2 else 'read'}", *extra])
+    return minimal_scopes(settings.resource_types, v2=v2, context=context, extra=extra)
+
+
+def build_token_source(settings: ServerSettings) -> TokenSource | None:
+    """A new token source for ``settings`` (``None`` for an open server); discovers the token
+    endpoint and scope version when they are not configured."""
+    method = settings.method()
+    if method == "none":
+        return None
+    config = None
+    if settings.token_url is None or settings.scopes is None:
+        config = discover(settings.base_url, timeout=settings.timeout_s)
+    token_url = settings.token_url or (config.token_endpoint if config else "")
+    scope = requested_scopes(settings, config)
+    client_id = settings.client_id or ""
+    timeout = settings.timeout_s
+    if method == "backend-services":
+        key = load_private_key(settings.private_key or "")
+        return ClientCredentialsTokenSource(
+            token_url=token_url,
+            client_id=client_id,
+            private_key=key,
+            scope=scope,
+            jku=settings.jku,
+            timeout=timeout,
+        )
+    if method.startswith("client-secret"):
+        return ClientSecretTokenSource(
+            token_url=token_url,
+            client_id=client_id,
+            client_secret=settings.client_secret or "",
+            scope=scope,
+            method=_secret_method(settings, method, config),
+            timeout=timeout,
+        )
+    return AuthorizationCodeTokenSource(
+        token_url=token_url,
+        base_url=settings.base_url,
+        client=CodeClient(client_id, settings.client_secret),
+        store=token_store(settings),
+        timeout=timeout,
+    )
+
+
+def _secret_method(settings: ServerSettings, method: str, config: SmartConfiguration | None) -> str:
+    """The client-secret method: the configured one; when inferred, ``client_secret_post`` if
+    the server advertises only that (RFC 8414 ``token_endpoint_auth_methods_supported``)."""
+    wire = method.replace("-", "_")
+    offered = config.token_endpoint_auth_methods_supported if config else ()
+    if settings.auth_method is None and "client_secret_post" in offered:
+        if "client_secret_basic" not in offered:
+            return "client_secret_post"
+    return wire
+
+
+def token_store(settings: ServerSettings) -> TokenStore:
+    """The encrypted token store the authorization-code flow uses for these settings."""
+    key = fernet_key(settings.token_key) if settings.token_key else resolve_key({})
+    return TokenStore(Path(settings.token_dir) if settings.token_dir else DEFAULT_DIR, key)
+
+
+_SOURCES: dict[str, TokenSource | None] = {}
+_SOURCES_LOCK = threading.Lock()
+
+
+def token_source(settings: ServerSettings) -> TokenSource | None:
+    """The token source of this process for ``settings``: one cache per server, client and
+    credential, shared by every client and thread (so a run fetches one token, not one per asset).
+    """
+    material = "\n".join(
+        str(v)
+        for v in (
+            settings.base_url,
+            settings.token_url,
+            settings.client_id,
+            settings.method(),
+            settings.scopes,
+            settings.resource_types,
+            settings.jku,
+            settings.token_dir,
+            settings.private_key,
+            settings.client_secret,
+            settings.token_key,
+        )
+    )
+    cache_key = hashlib.sha256(material.encode()).hexdigest()
+    with _SOURCES_LOCK:
+        if cache_key not in _SOURCES:
+            _SOURCES[cache_key] = build_token_source(settings)
+        return _SOURCES[cache_key]
+
+
+def check_read_access(settings: ServerSettings, resource_types: Iterable[str]) -> None:
+    """Obtain a token and fail if its scopes do not let this client read every type.
+
+    Raises:
+        AuthError: no token, or a missing scope (named in the message).
+    """
+    tokens = token_source(settings)
+    if tokens is not None:
+        require_read(tokens.token().scope, resource_types)
 
 
 def connect(settings: ServerSettings) -> FhirClient:
-    """Build a :class:`FhirClient` for ``settings``, with Backend Services auth when configured."""
-    auth = None
-    if settings.client_id:
-        if not settings.private_key:
-            raise ConfigurationError(
-                f"client {settings.client_id!r} has no private key: set FHIR_PRIVATE_KEY_PATH"
-            )
-        tokens = ClientCredentialsTokenSource(
-            token_url=settings.token_url or discover_token_url(settings.base_url),
-            client_id=settings.client_id,
-            private_key=load_private_key(settings.private_key),
-            scope=settings.scopes,
-            timeout=settings.timeout_s,
-        )
-        auth = BearerAuth(tokens, settings.base_url)
+    """Build a :class:`FhirClient` for ``settings`` with the auth its method needs."""
+    tokens = token_source(settings)
+    auth = BearerAuth(tokens, settings.base_url) if tokens is not None else None
     return FhirClient(
-        settings.base_url, auth=auth, timeout=settings.timeout_s, retry=settings.retry
+        settings.base_url,
+        auth=auth,
+        timeout=settings.timeout_s,
+        retry=settings.retry,
+        headers=settings.headers,
     )
+
+
+def discover_token_url(base_url: str, *, timeout: float = 30.0) -> str:
+    """The token endpoint from SMART discovery (kept for callers of the first version)."""
+    return discover(base_url, timeout=timeout).token_endpoint

@@ -1,0 +1,52 @@
+"""Turn the FHIR server resource and a catalog entry into a windowed sync (no Dagster here)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import replace
+
+from .catalog import ResourceSpec
+from .fhir.client import FhirClient
+from .fhir.profiles import apply_profile, build_queries, group_patient_ids, resolve_profile
+from .fhir.ratelimit import shared_rate_file
+from .fhir.search import WindowSync
+from .fhir.window import Query, Window
+from .resources import FhirServerResource
+
+
+def build_window_sync(client: FhirClient, fhir: FhirServerResource) -> WindowSync:
+    """A :class:`WindowSync` for the resource's server: profile resolved, headers and rate set.
+
+    The resource's ``page_size`` caps the profile's (Epic wants 100, the resource default is 500).
+    The rate limit is shared through a file by every step process of every run on this machine.
+    """
+    profile = resolve_profile(client, fhir.server_profile)
+    apply_profile(
+        client,
+        profile,
+        client_id=fhir.client_id,
+        requests_per_s=fhir.requests_per_s,
+        shared_file=shared_rate_file(fhir.base_url),
+    )
+    profile = replace(profile, page_size=min(profile.page_size, fhir.page_size))
+    return WindowSync(client, profile, workers=fhir.workers)
+
+
+def build_sync_queries(
+    sync: WindowSync, fhir: FhirServerResource, spec: ResourceSpec, windows: Sequence[Window]
+) -> list[Query]:
+    """The searches covering ``windows`` for one catalog entry on this server."""
+    patient_ids: list[str] = []
+    if not sync.profile.last_updated_search and spec.patient_compartment and fhir.patient_group:
+        patient_ids = group_patient_ids(sync.client, fhir.patient_group)
+    return [
+        query
+        for window in windows
+        for query in build_queries(
+            sync.profile,
+            spec.resource_type,
+            window,
+            patient_compartment=spec.patient_compartment,
+            patient_ids=patient_ids,
+        )
+    ]
