@@ -20,8 +20,9 @@ from urllib.parse import urljoin
 import requests
 
 from .. import ndjson
-from ..client import TRANSIENT_STATUSES, decode, redact
+from ..client import decode, redact
 from ..errors import RequestError, TransientRequestError
+from ..retry import TRANSIENT_STATUSES
 from .export import BulkClient
 from .manifest import ExportError, ExportGoneError, OutputFile
 from .state import ExportState, FileDone, local_name

@@ -20,8 +20,9 @@ import orjson
 import requests
 from requests.adapters import HTTPAdapter
 
-from ..client import FHIR_JSON, TRANSIENT_STATUSES, FhirClient, decode, redact
+from ..client import FHIR_JSON, FhirClient, decode, redact
 from ..errors import ConfigurationError, RequestError, ResponseFormatError, TransientRequestError
+from ..retry import TRANSIENT_STATUSES
 from .manifest import (
     ExportError,
     ExportGoneError,
