@@ -5,10 +5,11 @@ into assets.
 """
 
 from .audit import AuditRecord, AuditWriter, DuckDBAuditWriter, request_hash
+from .outcome import ResourceOutcome, summarize
 from .policy import WritePolicy
 from .scopes import granted_scope, permits_write
 from .validate import validate_resource
-from .writer import ResourceOutcome, Writer, summarize
+from .writer import Writer
 
 __all__ = [
     "AuditRecord",

@@ -18,73 +18,22 @@ import copy
 import logging
 import time
 import uuid
-from collections import Counter
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlencode
 
-import orjson
-
 from ..fhir.client import FhirClient, redact
 from ..fhir.errors import RequestError, ResponseFormatError, TransientRequestError
 from ..fhir.write import BundleEntry, EntryOutcome, PreconditionFailedError, WriteClient, token
 from .audit import AuditRecord, AuditWriter, request_hash
+from .lookup import find_by_identifier
+from .outcome import IGNORED_ELEMENTS, ResourceOutcome, comparable
 from .policy import Resource, WritePolicy
 from .validate import offers_validate, server_issues, validate_resource
 
 log = logging.getLogger(__name__)
-
-FAILED = frozenset({"conflict", "invalid", "failed"})
-IGNORED_ELEMENTS = frozenset({"id", "meta", "text"})  # set by the server, not by the mapping
-SEARCH_CHUNK = 20  # identifiers per search request, to keep URLs short
-
-
-@dataclass(frozen=True, slots=True)
-class ResourceOutcome:
-    """What became of one input resource.
-
-    Attributes:
-        index: its position in the input.
-        outcome: ``created``, ``updated``, ``unchanged``, ``server-kept`` (conflict, server won),
-            ``conflict`` (unresolved), ``invalid``, ``failed``; in a dry run ``would-create`` or
-            ``would-update``.
-        conflicts: how many times someone else's change got in the way.
-        issues: why it failed (validation errors, OperationOutcome texts).
-        changed: for ``would-update``, the top-level elements that differ from the server's.
-    """
-
-    index: int
-    resource_type: str
-    identifier: str | None
-    outcome: str
-    id: str | None = None
-    version_id: str | None = None
-    conflicts: int = 0
-    issues: tuple[str, ...] = ()
-    changed: tuple[str, ...] = ()
-
-
-def summarize(outcomes: Iterable[ResourceOutcome]) -> dict[str, int]:
-    """Counts for materialization metadata: created, updated, unchanged, conflicts, failed, ..."""
-    outcomes = list(outcomes)
-    counts = Counter(o.outcome for o in outcomes)
-    return {
-        "created": counts["created"] + counts["would-create"],
-        "updated": counts["updated"] + counts["would-update"],
-        "unchanged": counts["unchanged"],
-        "conflicts": sum(o.conflicts for o in outcomes),
-        "server_kept": counts["server-kept"],
-        "invalid": counts["invalid"],
-        "failed": sum(counts[name] for name in FAILED),
-    }
-
-
-def comparable(resource: Resource) -> bytes:
-    """Canonical JSON of the elements the mapping controls (not id, meta, narrative)."""
-    kept = {k: v for k, v in resource.items() if k not in IGNORED_ELEMENTS}
-    return orjson.dumps(kept, option=orjson.OPT_SORT_KEYS)
 
 
 @dataclass(slots=True)
@@ -255,18 +204,8 @@ class Writer:
 
     def _read(self, items: Sequence[_Item]) -> dict[str, list[Resource]]:
         """The server's resources carrying each item's identifier."""
-        found: dict[str, list[Resource]] = {item.identifier: [] for item in items}
-        system = self.policy.identifier_system
-        for start in range(0, len(items), SEARCH_CHUNK):
-            chunk = items[start : start + SEARCH_CHUNK]
-            values = ",".join(token(*i.identifier.split("|", 1)) for i in chunk)
-            params = {"identifier": values, "_count": 2 * len(chunk)}
-            for resource in self.client.search(chunk[0].resource["resourceType"], params):
-                for identifier in resource.get("identifier") or ():
-                    key = f"{system}|{identifier.get('value')}"
-                    if identifier.get("system") == system and key in found:
-                        found[key].append(resource)
-        return found
+        wanted = [(item.resource["resourceType"], item.identifier) for item in items]
+        return find_by_identifier(self.client, self.policy.identifier_system, wanted)
 
     def _plan(
         self, items: list[_Item], found: dict[str, list[Resource]]
