@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 
 import duckdb
 import pytest
@@ -11,7 +12,7 @@ from fhir_assets.fhir import FhirClient
 from fhir_assets.sandbox import Sandbox
 from fhir_assets.writeback import Writer, summarize
 
-from .conftest import after_each_request, audit_rows, by_identifier, count_scores, score
+from .conftest import SYSTEM, after_each_request, audit_rows, by_identifier, count_scores, score
 
 WriterFactory = Callable[..., Writer]
 
@@ -173,3 +174,30 @@ def test_writer_audits_every_attempt_without_bodies(
     assert sorted(r[2] for r in rows) == sorted(o.id for o in outcomes)
     columns = [c[0] for c in audit_db.execute("describe fhir_audit.writes").fetchall()]
     assert "resource" not in columns and "body" not in columns
+
+
+def test_concurrent_runs_on_the_same_identifiers_make_no_duplicates(
+    server: Sandbox,
+    client: FhirClient,
+    patients: list[str],
+    tmp_path: Path,
+) -> None:
+    """Conditional creates inside one transaction each: sekmet runs a transaction under its store
+    lock, so racing runs meet an existing resource instead of making a second one (parallel
+    single POSTs with If-None-Exist raced into duplicates on it)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from fhir_assets.writeback import DuckDBAuditWriter, WritePolicy
+
+    def run(n: int) -> list[str]:
+        with server.fhir_client() as fhir, duckdb.connect(str(tmp_path / f"{n}.duckdb")) as con:
+            policy = WritePolicy(SYSTEM, on_conflict="server-wins", backoff_s=0)
+            writer = Writer(fhir, policy, DuckDBAuditWriter(con), run_id=f"run-{n}")
+            return [o.outcome for o in writer.write([score(p, 1) for p in patients])]
+
+    with ThreadPoolExecutor(4) as pool:
+        results = list(pool.map(run, range(8)))
+
+    assert sum(r.count("created") for r in results) == len(patients)
+    assert all(set(r) <= {"created", "unchanged"} for r in results)
+    assert count_scores(client) == len(patients)
