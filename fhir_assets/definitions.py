@@ -73,7 +73,16 @@ def build_definitions() -> dg.Definitions:
     raw_assets = build_raw_assets(catalog)
     return dg.Definitions(
         assets=[*raw_assets, *build_writeback_assets()],
-        jobs=[dg.define_asset_job("sync_all", selection=dg.AssetSelection.groups("fhir_raw"))],
+        jobs=[
+            dg.define_asset_job("sync_all", selection=dg.AssetSelection.groups("fhir_raw")),
+            dg.define_asset_job(
+                "writeback_example",
+                selection=dg.AssetSelection.assets(
+                    ["fhir_raw", "patient"], ["fhir_raw", "observation"]
+                )
+                | dg.AssetSelection.groups("fhir_writeback"),
+            ),
+        ],
         resources={
             "fhir": build_fhir_resource(),
             "warehouse": build_duckdb_io_manager(os.environ.get("FHIR_DUCKDB_PATH", DEFAULT_PATH)),
