@@ -42,7 +42,7 @@ GROUP = "fhir_writeback"
 Row = dict[str, Any]
 
 
-class WritebackConfig(dg.Config):  # type: ignore[misc]
+class WritebackConfig(dg.Config):
     """Run configuration of a write-back asset."""
 
     dry_run: bool = Field(
@@ -135,7 +135,7 @@ def build_writeback_asset(
         config: WritebackConfig,
         fhir_writer: FhirServerResource,
         duckdb: DuckDBResource,
-    ) -> dg.MaterializeResult:
+    ) -> dg.MaterializeResult[None]:
         started = time.monotonic()
         outcomes: list[ResourceOutcome] = []
         batches = 0

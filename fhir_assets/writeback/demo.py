@@ -26,7 +26,7 @@ def run_writeback_demo(
     Raises:
         RuntimeError: a run failed.
     """
-    from dagster import DagsterInstance
+    from dagster import AssetKey, DagsterInstance
 
     from ..definitions import build_definitions
     from ..demo import dagster_home, patched_environ
@@ -51,7 +51,7 @@ def run_writeback_demo(
             [event] = [
                 e
                 for e in result.get_asset_materialization_events()
-                if e.asset_key.path[-1] == "abnormal_count_observation"
+                if e.asset_key == AssetKey(["fhir_writeback", "abnormal_count_observation"])
             ]
             metadata = event.materialization.metadata
             reports.append({k: v.value for k, v in metadata.items()})

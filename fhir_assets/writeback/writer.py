@@ -266,19 +266,19 @@ class Writer:
     def _settle(
         self, items: list[_Item], results: list[EntryOutcome], transaction_id: str, attempt: int
     ) -> tuple[list[_Item], list[ResourceOutcome]]:
-        pending, finished = [], []
+        pending, finished, records = [], [], []
         for item, result in zip(items, results, strict=True):
-            if item.sent == "create" and result.status == 200:
+            sent = item.sent or "update"
+            if sent == "create" and result.status == 200:
                 # the conditional create matched a resource made since our read: re-plan it
                 item.sent = None
-                self._record([item], transaction_id, attempt, "create", 200, "existing", None)
+                records.append(self._audit_record(item, transaction_id, attempt, sent, result))
                 pending.append(item)
                 continue
-            outcome = "created" if item.sent == "create" else "updated"
-            self._record(
-                [item], transaction_id, attempt, item.sent, result.status, outcome, None, result
-            )
+            outcome = "created" if sent == "create" else "updated"
+            records.append(self._audit_record(item, transaction_id, attempt, sent, result, outcome))
             finished.append(item.done(outcome, id=result.id, version_id=result.version_id))
+        self.audit.record(records)
         return pending, finished
 
     # ---- audit ----
@@ -292,29 +292,52 @@ class Writer:
         status: int | None,
         outcome: str,
         failure: Exception | str | None,
-        result: EntryOutcome | None = None,
     ) -> None:
+        """Audit an attempt that got no per-entry answer (refused, failed, or never sent)."""
         text = failure if isinstance(failure, str) or failure is None else _failure_text(failure)
         self.audit.record(
             [
-                AuditRecord(
-                    recorded_at=self.now(),
-                    run_id=self.run_id,
-                    server=redact(self.client.base_url),
-                    transaction_id=transaction_id,
-                    attempt=attempt,
-                    resource_type=item.resource["resourceType"],
-                    resource_id=(result.id if result else None) or item.server_id,
-                    identifier=item.identifier or None,
-                    interaction=interaction or item.sent or "validate",
-                    request_hash=request_hash(item.resource),
-                    http_status=status,
-                    outcome=outcome,
-                    version_id=result.version_id if result else None,
-                    outcome_text=text,
+                self._audit_record(
+                    item,
+                    transaction_id,
+                    attempt,
+                    interaction or item.sent or "validate",
+                    None,
+                    outcome,
+                    status=status,
+                    text=text,
                 )
                 for item in items
             ]
+        )
+
+    def _audit_record(
+        self,
+        item: _Item,
+        transaction_id: str | None,
+        attempt: int,
+        interaction: str,
+        result: EntryOutcome | None,
+        outcome: str = "existing",
+        *,
+        status: int | None = None,
+        text: str | None = None,
+    ) -> AuditRecord:
+        return AuditRecord(
+            recorded_at=self.now(),
+            run_id=self.run_id,
+            server=redact(self.client.base_url),
+            transaction_id=transaction_id,
+            attempt=attempt,
+            resource_type=item.resource["resourceType"],
+            resource_id=(result.id if result else None) or item.server_id,
+            identifier=item.identifier or None,
+            interaction=interaction,
+            request_hash=request_hash(item.resource),
+            http_status=result.status if result else status,
+            outcome=outcome,
+            version_id=result.version_id if result else None,
+            outcome_text=text,
         )
 
 
