@@ -31,6 +31,7 @@ class WritePolicy:
             when the server refuses a transaction (4xx), resend its entries one per
             transaction so only the bad one fails. Off: the whole transaction fails.
         server_validate: also ask the server's ``$validate`` (when offered) before sending.
+        provenance: add a FHIR Provenance to every transaction, targeting what it writes.
     """
 
     identifier_system: str
@@ -42,6 +43,7 @@ class WritePolicy:
     max_backoff_s: float = 30.0
     split_failed: bool = False
     server_validate: bool = False
+    provenance: bool = False
 
     def __post_init__(self) -> None:
         if self.on_conflict == "merge" and self.merge is None:

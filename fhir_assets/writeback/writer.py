@@ -31,6 +31,7 @@ from .audit import AuditRecord, AuditWriter, request_hash
 from .lookup import find_by_identifier
 from .outcome import IGNORED_ELEMENTS, ResourceOutcome, comparable
 from .policy import Resource, WritePolicy
+from .provenance import provenance_entry
 from .validate import offers_validate, server_issues, validate_resource
 
 log = logging.getLogger(__name__)
@@ -178,8 +179,7 @@ class Writer:
                 done += finished
                 if not pending:
                     break
-                entries = [self._entry(item) for item in pending]
-                results = WriteClient(self.client).submit(entries)
+                results = self._submit(pending, transaction_id, attempt)
             except PreconditionFailedError as exc:
                 self._record(pending, transaction_id, attempt, None, 412, "conflict", exc)
                 conflicts += 1
@@ -201,6 +201,19 @@ class Writer:
                 done += finished
                 conflicts += bool(pending)  # a conditional create met a resource made meanwhile
         return done
+
+    def _submit(self, items: list[_Item], transaction_id: str, attempt: int) -> list[EntryOutcome]:
+        """Send one transaction of ``items`` (plus a Provenance when the policy asks for one)."""
+        entries = [self._entry(item) for item in items]
+        if not self.policy.provenance:
+            return WriteClient(self.client).submit(entries)
+        provenance = provenance_entry(entries, self.now(), self.run_id, transaction_id)
+        results = WriteClient(self.client).submit([*entries, provenance])
+        assert provenance.resource is not None  # noqa: S101 (built just above)
+        item = _Item(-1, dict(provenance.resource), "", sent="create")
+        record = self._audit_record(item, transaction_id, attempt, "create", results[-1], "created")
+        self.audit.record([record])
+        return results[:-1]
 
     def _read(self, items: Sequence[_Item]) -> dict[str, list[Resource]]:
         """The server's resources carrying each item's identifier."""
@@ -301,7 +314,7 @@ class Writer:
                     item,
                     transaction_id,
                     attempt,
-                    interaction or item.sent or "validate",
+                    interaction or item.sent or "read",
                     None,
                     outcome,
                     status=status,

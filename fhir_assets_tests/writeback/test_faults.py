@@ -91,6 +91,43 @@ def test_writes_survive_a_failed_transaction(
     assert outcomes_audited.count("transient") == failed_attempts * len(patients)
 
 
+def test_a_lost_answer_leaves_one_provenance(
+    client: FhirClient,
+    proxied: FhirClient,
+    proxy: FaultProxy,
+    patients: list[str],
+    audit_db: duckdb.DuckDBPyConnection,
+) -> None:
+    proxy.add(Fault("truncate", method="POST", count=1))
+    policy = WritePolicy(SYSTEM, backoff_s=0, provenance=True)
+    writer = Writer(proxied, policy, DuckDBAuditWriter(audit_db), run_id="run-1")
+
+    outcomes = writer.write([score(p, 1) for p in patients])
+
+    assert summarize(outcomes)["created"] == len(patients)
+    provenances = [
+        p for p in client.search("Provenance", {"_count": 50}) if "run-1" in p["activity"]["text"]
+    ]
+    assert len(provenances) == 1 and len(provenances[0]["target"]) == len(patients)
+
+
+def test_submit_idempotent_resends_a_safe_bundle_after_a_5xx(
+    client: FhirClient, proxied: FhirClient, proxy: FaultProxy, patients: list[str]
+) -> None:
+    from fhir_assets.fhir.write import BundleEntry, WriteClient
+
+    proxy.add(Fault("status", status=502, method="POST", count=2))
+    query = f"identifier={SYSTEM}|{patients[0]}"
+    entry = BundleEntry.create(score(patients[0], 1), if_none_exist=query)
+    retry = RetryPolicy(attempts=3, backoff_s=0)
+
+    [outcome] = WriteClient(proxied, sleep=lambda _: None).submit_idempotent([entry], retry)
+
+    assert outcome.status == 201
+    assert posts(proxy) == [502, 502, 200]
+    assert server_state(client) == {patients[0]: [1]}
+
+
 def test_random_faults_leave_the_intended_state_without_duplicates(
     client: FhirClient,
     proxied: FhirClient,

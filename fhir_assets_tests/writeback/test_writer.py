@@ -201,3 +201,25 @@ def test_concurrent_runs_on_the_same_identifiers_make_no_duplicates(
     assert sum(r.count("created") for r in results) == len(patients)
     assert all(set(r) <= {"created", "unchanged"} for r in results)
     assert count_scores(client) == len(patients)
+
+
+def test_writer_adds_a_provenance_per_transaction(
+    make_writer: WriterFactory, client: FhirClient, patients: list[str]
+) -> None:
+    from fhir_assets.writeback.validate import validate_resource
+
+    created = make_writer("run-1", provenance=True).write([score(p, 1) for p in patients[:3]])
+    updated = make_writer("run-2", provenance=True).write([score(patients[0], 2)])
+    make_writer("run-3", provenance=True).write([score(patients[0], 2)])  # unchanged: no write
+
+    provenances = list(client.search("Provenance", {"_count": 50}))
+    ours = [p for p in provenances if "write-back" in p["activity"]["text"]]
+    assert len(ours) == 2
+    targets = sorted(sorted(t["reference"] for t in p["target"]) for p in ours)
+    assert targets == sorted(
+        [
+            sorted(f"Observation/{o.id}" for o in created),
+            [f"Observation/{updated[0].id}"],
+        ]
+    )
+    assert all(validate_resource(p) == () for p in ours)
