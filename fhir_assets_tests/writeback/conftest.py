@@ -84,8 +84,8 @@ def make_writer(client: FhirClient, audit_db: duckdb.DuckDBPyConnection) -> Call
 def after_each_request(client: FhirClient, call: Callable[[str, str, Any], None]) -> None:
     """Call ``call(method, url, params)`` after each request the client's session sends.
 
-    (A session-level ``requests`` response hook would do, but BearerAuth registers its own hook
-    per request into the session's hook list once that list is non-empty.)
+    A spy on the real session: the request goes to the server unchanged, and ``call`` sees the
+    search parameters as the client passed them (before URL encoding).
     """
     original = client.session.request
 
