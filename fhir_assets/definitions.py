@@ -75,12 +75,10 @@ def build_definitions() -> dg.Definitions:
         assets=[*raw_assets, *build_writeback_assets()],
         jobs=[
             dg.define_asset_job("sync_all", selection=dg.AssetSelection.groups("fhir_raw")),
+            # the write-back example and the raw tables it reads (when they are in the catalog)
             dg.define_asset_job(
                 "writeback_example",
-                selection=dg.AssetSelection.assets(
-                    ["fhir_raw", "patient"], ["fhir_raw", "observation"]
-                )
-                | dg.AssetSelection.groups("fhir_writeback"),
+                selection=dg.AssetSelection.groups("fhir_writeback").upstream(),
             ),
         ],
         resources={

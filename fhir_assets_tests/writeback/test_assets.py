@@ -155,9 +155,18 @@ def test_writeback_asset_fails_the_run_when_rows_cannot_be_written(
     assert created == zero  # the mappable rows were still written
 
 
-def test_definitions_include_the_writeback_example() -> None:
+@pytest.mark.parametrize(
+    ("types", "raw"), [("Patient,Observation", {"patient", "observation"}), ("Encounter", set())]
+)
+def test_definitions_include_the_writeback_example(
+    monkeypatch: pytest.MonkeyPatch, types: str, raw: set[str]
+) -> None:
     from fhir_assets.definitions import build_definitions
 
-    keys = build_definitions().resolve_asset_graph().get_all_asset_keys()
-    assert WRITEBACK_KEY in keys
-    assert dg.AssetKey(["fhir_writeback", "patient_abnormal_count"]) in keys
+    monkeypatch.setenv("FHIR_RESOURCE_TYPES", types)
+    defs = build_definitions()
+    dg.Definitions.validate_loadable(defs)
+
+    selected = defs.resolve_job_def("writeback_example").asset_layer.selected_asset_keys
+    assert {WRITEBACK_KEY, dg.AssetKey(["fhir_writeback", "patient_abnormal_count"])} <= selected
+    assert {k.path[1] for k in selected if k.path[0] == "fhir_raw"} == raw
