@@ -40,10 +40,16 @@ def proxied(server: Sandbox, proxy: FaultProxy) -> Iterator[FhirClient]:
         yield client
 
 
-def writer(client: FhirClient, audit_db: duckdb.DuckDBPyConnection, run_id: str) -> Writer:
+def writer(
+    client: FhirClient,
+    audit_db: duckdb.DuckDBPyConnection,
+    run_id: str,
+    waits: list[float] | None = None,
+) -> Writer:
     # conflict policy "fail": a lost answer must never look like someone else's change
-    policy = WritePolicy(SYSTEM, attempts=8, backoff_s=0, on_conflict="fail")
-    return Writer(client, policy, DuckDBAuditWriter(audit_db), run_id=run_id, sleep=lambda _: None)
+    policy = WritePolicy(SYSTEM, attempts=8, backoff_s=0.5, max_backoff_s=1.5, on_conflict="fail")
+    sleep = (waits if waits is not None else []).append
+    return Writer(client, policy, DuckDBAuditWriter(audit_db), run_id=run_id, sleep=sleep)
 
 
 def server_state(client: FhirClient) -> dict[str, list[int]]:
@@ -60,19 +66,19 @@ def posts(proxy: FaultProxy) -> list[int | None]:
 
 
 @pytest.mark.parametrize(
-    ("fault", "statuses", "failed_attempts"),
+    ("fault", "statuses", "waits"),
     [
-        (Fault("status", status=503, method="POST", count=2), [503, 503, 200], 2),
-        (Fault("drop", method="POST", count=1), [None, 200], 1),
-        (Fault("html", status=502, method="POST", count=1), [502, 200], 1),
+        (Fault("status", status=503, method="POST", count=3), [503, 503, 503, 200], [0.5, 1, 1.5]),
+        (Fault("drop", method="POST", count=1), [None, 200], [0.5]),
+        (Fault("html", status=502, method="POST", count=1), [502, 200], [0.5]),
         # the transaction commits, but its answer is cut: the re-read finds it, nothing is resent
-        (Fault("truncate", method="POST", count=1), [200], 1),
+        (Fault("truncate", method="POST", count=1), [200], [0.5]),
     ],
 )
 def test_writes_survive_a_failed_transaction(
     fault: Fault,
     statuses: list[int | None],
-    failed_attempts: int,
+    waits: list[float],
     client: FhirClient,
     proxied: FhirClient,
     proxy: FaultProxy,
@@ -82,13 +88,17 @@ def test_writes_survive_a_failed_transaction(
     intended = {p: i for i, p in enumerate(patients)}
     proxy.add(fault)
 
-    outcomes = writer(proxied, audit_db, "run-1").write([score(p, v) for p, v in intended.items()])
+    waited: list[float] = []
+    resources = [score(p, v) for p, v in intended.items()]
+
+    outcomes = writer(proxied, audit_db, "run-1", waited).write(resources)
 
     assert summarize(outcomes)["created"] == len(patients)
     assert server_state(client) == {p: [v] for p, v in intended.items()}
     assert posts(proxy) == statuses
     outcomes_audited = [r[0] for r in audit_rows(audit_db, "outcome")]
-    assert outcomes_audited.count("transient") == failed_attempts * len(patients)
+    assert outcomes_audited.count("transient") == len(waits) * len(patients)
+    assert waited == waits  # backoff doubles, capped at max_backoff_s
 
 
 def test_a_lost_answer_leaves_one_provenance(
