@@ -275,16 +275,17 @@ class WriteClient:
         """
         if not is_retry_safe(entries):
             raise ValueError("a bundle with an unconditional POST cannot be resent safely")
-        for attempt in range(retry.attempts + 1):
+        failures = 0
+        while True:
             try:
                 return self.submit(entries, kind)
             except (TransientRequestError, ResponseFormatError) as exc:
-                if attempt == retry.attempts:
+                failures += 1
+                if failures > retry.attempts:
                     raise
-                wait = min(retry.backoff_s * 2**attempt, retry.max_backoff_s)
+                wait = min(retry.backoff_s * 2 ** (failures - 1), retry.max_backoff_s)
                 log.warning("%s; resending the bundle in %.1fs", exc, wait)
                 self._sleep(wait)
-        raise AssertionError("unreachable")  # pragma: no cover
 
     def _send(
         self, method: str, path: str, resource: Mapping[str, Any] | None, headers: dict[str, str]
