@@ -114,11 +114,7 @@ def build_writeback_asset(
         batch_size: resources per transaction.
         policy: identifiers, conflicts, retries (see :class:`WritePolicy`).
     """
-    source = (
-        dg.AssetKey(list(source_asset_key))
-        if not isinstance(source_asset_key, dg.AssetKey)
-        else source_asset_key
-    )
+    source = dg.AssetKey.from_coercible(source_asset_key)
 
     @dg.asset(
         name=name,
