@@ -113,6 +113,27 @@ def demo(
 
 
 @app.command()
+def writeback(
+    home: Path = HOME,
+    population: int = POPULATION,
+    seed: int = SEED,
+    dry_run: bool = typer.Option(False, "--dry-run", help="validate and diff; write nothing"),
+) -> None:
+    """Sandbox -> land Patient/Observation -> per-patient score -> write back (twice)."""
+    from .writeback.demo import format_reports, run_writeback_demo
+
+    logging.basicConfig(level=logging.WARNING)
+    path = home / "writeback.duckdb"
+    with _sandbox(home, population, seed) as server:
+        typer.echo(f"sandbox at {server.base_url}; writing back from {path}")
+        reports = run_writeback_demo(server, path, dry_run=dry_run)
+    typer.echo(format_reports(reports))
+    typer.echo(f"\naudit trail: table fhir_audit.writes in {path}")
+    if any(report["failed"] for report in reports):
+        raise typer.Exit(1)
+
+
+@app.command()
 def ui(
     home: Path = HOME,
     population: int = POPULATION,
