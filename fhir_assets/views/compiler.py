@@ -7,13 +7,14 @@ Every stage carries the focus items of the enclosing forEach levels (``f<n>``) a
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from .definition import Column, ViewDefinition
 from .dialect import Dialect, output_kind
 from .duckdb_dialect import DuckDBDialect
 from .errors import UnsupportedError, ViewDefinitionError
 from .expressions import ExpressionCompiler
-from .fhirpath import Constant
+from .fhirpath import Constant, Node
 from .functions import exists_sql
 from .plan import Branch, Columns, Empty, ForEach, Nulls, Repeat, expand
 from .snowflake_dialect import SnowflakeDialect
@@ -63,12 +64,15 @@ class BranchWriter:
         return ", ".join(f"{alias}.{column}" for column in self.carried)
 
     def context(self, ctx: int, alias: str) -> Context:
-        index = "0" if ctx == 0 else f"{alias}.i{ctx}"
-        return Context(f"{alias}.f{ctx}", index, f"{alias}.f0")
+        if ctx == 0:
+            return Context(f"{alias}.f0", "0", f"{alias}.f0")
+        return Context(self.dialect.focus(f"{alias}.f{ctx}"), f"{alias}.i{ctx}", f"{alias}.f0")
 
-    def array(self, path_ctx: Context, path: object) -> str:
-        value = self.compiler.compile(path, path_ctx)  # type: ignore[arg-type]
-        return self.dialect.coll_array(self.compiler.coll(value))
+    def collection(self, path_ctx: Context, path: Node) -> Any:
+        return self.compiler.coll(self.compiler.compile(path, path_ctx))
+
+    def array(self, path_ctx: Context, path: Node) -> str:
+        return self.dialect.coll_array(self.collection(path_ctx, path))
 
     def for_each(self, op: ForEach) -> None:
         collect, expand_ = self.name(), f"{self.prefix}_{len(self.stages) + 2}"
@@ -98,10 +102,10 @@ class BranchWriter:
         recursive, stage = self.name(), f"{self.prefix}_{len(self.stages) + 2}"
 
         def children(ctx: Context) -> str:
-            return d.coll_concat([self.array(ctx, path) for path in op.paths])
+            return d.coll_concat([self.collection(ctx, path) for path in op.paths])
 
         u, v = d.unnest("a.c", "u"), d.unnest("b.c", "v")
-        focus = Context(f"t.f{n}", "0", "t.f0")
+        focus = Context(d.focus(f"t.f{n}"), "0", "t.f0")
         anchor = (
             f"SELECT {self.columns('a')}, {u.value}, {d.lpad_index(u.index)} FROM "
             f"(SELECT {self.columns('p')}, {children(self.context(op.parent, 'p'))} AS c "

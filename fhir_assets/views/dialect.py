@@ -138,11 +138,16 @@ class Dialect(ABC):
     def coll_item(self, coll: Any, index: str) -> str: ...
 
     @abstractmethod
+    def coll_single(self, coll: Any, message: str) -> str:
+        """The only item of a collection; raises ``message`` if it holds two or more."""
+
+    @abstractmethod
     def coll_array(self, coll: Any) -> str:
         """The collection as one SQL array value (for expansion and collection columns)."""
 
     @abstractmethod
-    def coll_concat(self, arrays: list[str]) -> str: ...
+    def coll_concat(self, colls: list[Any]) -> str:
+        """Several collections, one after the other, as one SQL array value."""
 
     @abstractmethod
     def coll_join(self, coll: Any, separator: str) -> str: ...
@@ -153,7 +158,12 @@ class Dialect(ABC):
 
     # rows
     @abstractmethod
-    def unnest(self, array: str, alias: str) -> Unnest: ...
+    def unnest(self, array: str, alias: str) -> Unnest:
+        """Expand an array column; ``Unnest.value`` is what a stage stores for the item."""
+
+    def focus(self, stored: str) -> str:
+        """The JSON item of a stored forEach focus column (see ``unnest``)."""
+        return stored
 
     @abstractmethod
     def table(self, resource_type: str) -> str: ...

@@ -116,12 +116,16 @@ class DuckDBDialect(Dialect):
             return f"{coll}[{int(index) + 1}]"
         return f"CASE WHEN {index} >= 0 THEN {coll}[{index} + 1] END"
 
+    def coll_single(self, coll: str, message: str) -> str:
+        size = self.coll_size(coll)
+        return f"CASE WHEN {size} > 1 THEN {self.error(message, 'json', size)} ELSE {coll}[1] END"
+
     def coll_array(self, coll: str) -> str:
         return coll
 
-    def coll_concat(self, arrays: list[str]) -> str:
-        result = arrays[0]
-        for array in arrays[1:]:
+    def coll_concat(self, colls: list[str]) -> str:
+        result = colls[0]
+        for array in colls[1:]:
             result = f"list_concat({result}, {array})"
         return result
 

@@ -124,11 +124,7 @@ class ExpressionCompiler:
         if value.form == "raw":
             return Value("item", d.raw_single(value.sql, message), value.type)
         if value.form == "coll":
-            array = d.coll_array(value.sql)
-            size = d.raw_size(array)
-            item = d.raw_item(array, "0")
-            sql = f"CASE WHEN {size} > 1 THEN {d.error(message, 'json', size)} ELSE {item} END"
-            return Value("item", sql, value.type)
+            return Value("item", d.coll_single(value.sql, message), value.type)
         return value
 
     def scalar(self, value: Value, kind: str, what: str) -> str:

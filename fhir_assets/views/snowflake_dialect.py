@@ -28,6 +28,7 @@ class Pipeline:
     conditions: tuple[str, ...]
     item: str
     order: tuple[str, ...]
+    whole: str | None = None  # set while the pipeline is just the items of this raw value
 
     def body(self) -> str:
         where = f" WHERE {' AND '.join(self.conditions)}" if self.conditions else ""
@@ -54,7 +55,7 @@ class SnowflakeDialect(Dialect):
     def error(self, message: str, kind: str, witness: str) -> str:
         # Snowflake has no RAISE in expressions: a failing cast carries the message instead
         # ("Boolean value '<message>' is not recognized"). The witness keeps it row-dependent.
-        text = f"{self.string(message + ' ')} || CAST({witness} AS VARCHAR)"
+        text = f"{self.string(message)} || LEFT(CAST({witness} AS VARCHAR), 0)"
         return f"CAST(CAST({text} AS BOOLEAN) AS {self.sql_type(kind)})"
 
     def regexp_group(self, text: str, pattern: str, group: int) -> str:
@@ -87,10 +88,10 @@ class SnowflakeDialect(Dialect):
         return self.raw_item(self.wrap(value), "0")
 
     def raw_single(self, value: str, message: str) -> str:
-        size = f"ARRAY_SIZE({value})"
-        error = f"TO_ARRAY({self.error(message, 'boolean', size)})"
+        error = f"TO_ARRAY({self.error(message, 'boolean', f'IFF(IS_ARRAY({value}), 1, 0)')})"
+        second = f"{self.raw_item(value, '1')} IS NOT NULL"
         array = (
-            f"CASE WHEN IS_ARRAY({value}) AND {size} > 1 THEN {error} "
+            f"CASE WHEN IS_ARRAY({value}) AND {second} THEN {error} "
             f"WHEN IS_ARRAY({value}) THEN {value} ELSE ARRAY_CONSTRUCT_COMPACT({value}) END"
         )
         return self.raw_item(array, "0")
@@ -129,7 +130,7 @@ class SnowflakeDialect(Dialect):
         alias = self.fresh("g")
         source = f"TABLE(FLATTEN(input => {self.wrap(value)})) {alias}"
         if pipeline is None:
-            return Pipeline((source,), (), item(alias), (f"{alias}.index",))
+            return Pipeline((source,), (), item(alias), (f"{alias}.index",), whole=value)
         return Pipeline(
             (*pipeline.sources, source),
             pipeline.conditions,
@@ -147,7 +148,7 @@ class SnowflakeDialect(Dialect):
         return self.flatten(coll, self.field(coll.item, name))
 
     def coll_filter(self, coll: Pipeline, condition: Callable[[str], str]) -> Pipeline:
-        return replace(coll, conditions=(*coll.conditions, f"({condition(coll.item)})"))
+        return replace(coll, conditions=(*coll.conditions, f"({condition(coll.item)})"), whole=None)
 
     def coll_size(self, coll: Pipeline) -> str:
         return f"(SELECT COUNT(*) {coll.body()})"
@@ -155,16 +156,33 @@ class SnowflakeDialect(Dialect):
     def coll_item(self, coll: Pipeline, index: str) -> str:
         return self.raw_item(self.coll_array(coll), index)
 
+    def coll_single(self, coll: Pipeline, message: str) -> str:
+        array = self.coll_array(coll)
+        second = f"{self.raw_item(array, '1')} IS NOT NULL"
+        error = f"TO_ARRAY({self.error(message, 'boolean', f'IFF({second}, 1, 0)')})"
+        return self.raw_item(f"CASE WHEN {second} THEN {error} ELSE {array} END", "0")
+
     def coll_array(self, coll: Pipeline) -> str:
+        if coll.whole is not None:
+            return self.wrap(coll.whole)  # a plain value needs no aggregate (nor a subquery)
         order = ", ".join(coll.order)
         aggregate = f"ARRAY_AGG({coll.item}) WITHIN GROUP (ORDER BY {order})"
         return f"COALESCE((SELECT {aggregate} {coll.body()}), ARRAY_CONSTRUCT())"
 
-    def coll_concat(self, arrays: list[str]) -> str:
-        result = arrays[0]
-        for array in arrays[1:]:
-            result = f"ARRAY_CAT({result}, {array})"
-        return result
+    def coll_concat(self, colls: list[Pipeline]) -> str:
+        if len(colls) == 1:
+            return self.coll_array(colls[0])
+        # one aggregate over a UNION ALL keeps the order: collection first, then its items
+        width = max(len(coll.order) for coll in colls)
+        parts = []
+        for number, coll in enumerate(colls):
+            keys = [*coll.order, *["0"] * (width - len(coll.order))]
+            columns = ", ".join(f"{key} AS k{i}" for i, key in enumerate(keys))
+            parts.append(f"SELECT {number} AS part, {columns}, {coll.item} AS item {coll.body()}")
+        order = ", ".join(["part", *(f"k{i}" for i in range(width))])
+        union = " UNION ALL ".join(parts)
+        aggregate = f"ARRAY_AGG(item) WITHIN GROUP (ORDER BY {order})"
+        return f"COALESCE((SELECT {aggregate} FROM ({union}) parts), ARRAY_CONSTRUCT())"
 
     def coll_join(self, coll: Pipeline, separator: str) -> str:
         order = ", ".join(coll.order)
@@ -177,7 +195,13 @@ class SnowflakeDialect(Dialect):
         return self.coll_array(coll)
 
     def unnest(self, array: str, alias: str) -> Unnest:
-        return Unnest(f"LATERAL FLATTEN(input => {array}) {alias}", item(alias), f"{alias}.index")
+        # The item is stored wrapped in a one-element array and read back with GET_PATH(.., '[0]'):
+        # same value in Snowflake, and the emulator then unquotes it on CAST(... AS VARCHAR).
+        value = f"ARRAY_CONSTRUCT({item(alias)})"
+        return Unnest(f"LATERAL FLATTEN(input => {array}) {alias}", value, f"{alias}.index")
+
+    def focus(self, stored: str) -> str:
+        return f"GET_PATH({stored}, '[0]')"
 
     def table(self, resource_type: str) -> str:
         return f"fhir_raw.{resource_type.lower()}"

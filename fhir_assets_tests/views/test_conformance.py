@@ -15,43 +15,14 @@ import pytest
 
 from .conformance import Case, canonical, cases, run_duckdb, run_snowflake, suite_dir
 
-# Known failures on the emulator, each listed with its reason in README.md ("Conformance").
-EMULATOR = (
-    "fakesnow: CAST(VARIANT AS VARCHAR) of a FLATTEN value or a computed VARIANT is JSON-quoted"
-)
-SIZE = "fakesnow: ARRAY_SIZE/ARRAY_CAT of a computed ARRAY (ARRAY_AGG) is not emulated"
-SUBQUERY = "fakesnow: FLATTEN input holding a correlated subquery is not emulated"
+# Known failures, each listed with its reason in README.md ("Conformance"). strict: a fix shows.
 DECIMAL = (
-    "Snowflake VARIANT keeps no decimal precision (engine raises there); fakesnow TYPEOF is JSON"
+    "Snowflake VARIANT keeps no written decimal precision (1.0 is stored as 1), so the engine "
+    "raises for decimal boundaries there; fakesnow's TYPEOF returns 'JSON' and reads it as a date"
 )
 SNOWFLAKE_XFAIL: dict[str, str] = {
-    "basic:where as expr - 1": EMULATOR,
-    "basic:where as expr - 2": EMULATOR,
-    "constant:constant in path": SIZE,
-    "fhirpath:where": SIZE,
     "fn_boundary:decimal lowBoundary": DECIMAL,
     "fn_boundary:decimal highBoundary": DECIMAL,
-    **{
-        f"fn_reference_keys:getReferenceKey result matches getResourceKey {variant}": SIZE
-        for variant in (
-            "without type specifier",
-            "with right type specifier",
-            "with wrong type specifier",
-        )
-    },
-    "foreach:forEach: two on the same level": EMULATOR,
-    "foreach:nested forEach": EMULATOR,
-    "foreach:nested forEach: select & column": EMULATOR,
-    "foreach:forEachOrNull & unionAll on the same level": EMULATOR,
-    "foreach:forEach & unionAll on the same level": EMULATOR,
-    "foreach:forEach & unionAll & column & select on the same level": EMULATOR,
-    "foreach:forEachOrNull & unionAll & column & select on the same level": EMULATOR,
-    "repeat:item and answer.item": SIZE,
-    "repeat:combined with unionAll": SIZE,
-    "row_index:%rowIndex with nested forEach": EMULATOR,
-    "row_index:%rowIndex with unionAll": EMULATOR,
-    "row_index:%rowIndex in unionAll inside forEach": EMULATOR,
-    "union:nested": SUBQUERY,
 }
 
 ALL = list(cases())
