@@ -86,6 +86,10 @@ class Dialect(ABC):
     @abstractmethod
     def raw_size(self, value: str) -> str: ...
 
+    def raw_nav(self, value: str, name: str) -> str | None:
+        """``value.name`` as a raw value, if the dialect can keep it one (else None: a Coll)."""
+        return None
+
     @abstractmethod
     def raw_first(self, value: str) -> str:
         """The first item of a raw JSON value (its first element if it is an array)."""

@@ -51,6 +51,14 @@ class DuckDBDialect(Dialect):
     def raw_size(self, value: str) -> str:
         return f"json_array_length({value})"
 
+    def raw_nav(self, value: str, name: str) -> str:
+        # Most elements are not arrays: plain json_extract, the list work only for arrays.
+        items = self.coll_nav(self.coll_of_raw(value), name)
+        return (
+            f"CASE WHEN {self.is_array(value)} THEN CAST({items} AS JSON) "
+            f"ELSE {self.field(value, name)} END"
+        )
+
     def raw_first(self, value: str) -> str:
         return f"CASE WHEN {self.is_array(value)} THEN {self.raw_item(value, '0')} ELSE {value} END"
 

@@ -90,6 +90,8 @@ class ExpressionCompiler:
             return Value("raw", self.dialect.field(value.sql, name), hint)
         if value.form == "scalar":
             raise self.fail(f"navigation .{name} on a literal or computed value")
+        if value.form == "raw" and (raw := self.dialect.raw_nav(value.sql, name)) is not None:
+            return Value("raw", raw, hint)
         return Value("coll", self.dialect.coll_nav(self.coll(value), name), hint)
 
     def index(self, node: Index, ctx: Context) -> Value:
