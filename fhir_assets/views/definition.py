@@ -26,6 +26,11 @@ CONSTANT_TYPES = {
     "PositiveInt": "integer",
     "UnsignedInt": "integer",
 }
+PYTHON_TYPES: dict[str, type | tuple[type, ...]] = {
+    "boolean": bool,
+    "decimal": (int, float),
+    "integer": int,
+}
 STRING_CONSTANTS = (
     "Base64Binary Canonical Code Date DateTime Id Instant Markdown Oid String Time Uri Url Uuid"
 ).split()
@@ -160,7 +165,12 @@ def parse_constant(raw: Any) -> tuple[str, Literal]:
     if suffix in STRING_CONSTANTS:
         return raw["name"], Literal(str(value), "string")
     if suffix in CONSTANT_TYPES:
-        return raw["name"], Literal(value, CONSTANT_TYPES[suffix])
+        kind = CONSTANT_TYPES[suffix]
+        if not isinstance(value, PYTHON_TYPES[kind]) or (
+            kind != "boolean" and isinstance(value, bool)
+        ):
+            raise fail(f"constant {raw['name']!r}: value{suffix} must be a JSON {kind}")
+        return raw["name"], Literal(value, kind)
     raise fail(f"constant {raw['name']!r}: unsupported type value{suffix}")
 
 
@@ -178,6 +188,8 @@ def parse_view(raw: Any) -> ViewDefinition:
     """
     if not isinstance(raw, dict) or not isinstance(raw.get("resource"), str):
         raise fail("a ViewDefinition needs a 'resource' (the FHIR resource type)")
+    if not NAME.match(raw["resource"]):
+        raise fail(f"resource {raw['resource']!r} is not a FHIR resource type name")
     if not isinstance(raw.get("select"), list) or not raw["select"]:
         raise fail("a ViewDefinition needs a non-empty 'select' list")
     name = raw.get("name") or raw["resource"].lower()

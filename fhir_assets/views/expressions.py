@@ -21,6 +21,13 @@ from .values import Context, Value
 NUMERIC = {"integer", "decimal", "positiveInt", "unsignedInt", "integer64"}
 COMPARISONS = {"=": "=", "!=": "<>", "<": "<", "<=": "<=", ">": ">", ">=": ">="}
 ARITHMETIC = {"+", "-", "*", "/"}
+# FHIRPath's three-valued logic (§6.5) is SQL's: NULL is the empty collection.
+LOGIC = {
+    "and": "({a} AND {b})",
+    "or": "({a} OR {b})",
+    "xor": "({a} <> {b})",
+    "implies": "(NOT {a} OR {b})",
+}
 
 
 class ExpressionCompiler:
@@ -150,8 +157,7 @@ class ExpressionCompiler:
         return d.to_text(value.sql)
 
     def boolean(self, node: Node, ctx: Context) -> str:
-        text = node.__class__.__name__
-        return self.scalar(self.compile(node, ctx), "boolean", f"boolean expression {text}")
+        return self.scalar(self.compile(node, ctx), "boolean", "an operand of and/or/not/where()")
 
     def number(self, value: Value) -> Value:
         kind = "integer" if value.type == "integer" else "decimal"
@@ -159,22 +165,17 @@ class ExpressionCompiler:
 
     # operators
     def binary(self, node: Binary, ctx: Context) -> Value:
-        if node.op in ("and", "or"):
-            left, right = self.boolean(node.left, ctx), self.boolean(node.right, ctx)
-            return Value("scalar", f"({left} {node.op.upper()} {right})", "boolean")
-        if node.op == "xor":
-            left, right = self.boolean(node.left, ctx), self.boolean(node.right, ctx)
-            return Value("scalar", f"({left} <> {right})", "boolean")
-        if node.op == "implies":
-            left, right = self.boolean(node.left, ctx), self.boolean(node.right, ctx)
-            return Value("scalar", f"(NOT {left} OR {right})", "boolean")
+        logic = LOGIC.get(node.op)
+        if logic is not None:
+            a, b = self.boolean(node.left, ctx), self.boolean(node.right, ctx)
+            return Value("scalar", logic.format(a=a, b=b), "boolean")
         left, right = self.compile(node.left, ctx), self.compile(node.right, ctx)
         if node.op in COMPARISONS:
             return Value("scalar", self.compare(COMPARISONS[node.op], left, right), "boolean")
         if node.op in ARITHMETIC:
-            a, b = self.number(left), self.number(right)
-            kind = "integer" if a.type == b.type == "integer" and node.op != "/" else "decimal"
-            return Value("scalar", f"({a.sql} {node.op} {b.sql})", kind)
+            x, y = self.number(left), self.number(right)
+            kind = "integer" if x.type == y.type == "integer" and node.op != "/" else "decimal"
+            return Value("scalar", f"({x.sql} {node.op} {y.sql})", kind)
         if node.op == "&":
             a = self.scalar(left, "string", "& operand")
             b = self.scalar(right, "string", "& operand")

@@ -104,6 +104,9 @@ def test_materialize_creates_table_in_fhir_schema(warehouse: duckdb.DuckDBPyConn
         view(column("id", "bad name")),
         view(column("id", "a"), column("id", "a")),
         view(column("id"), constant=[{"name": "x", "valueFoo": 1}]),
+        view(column("id"), constant=[{"name": "x", "valueInteger": "1 OR 1=1"}]),
+        view(column("id"), constant=[{"name": "x", "valueDecimal": True}]),
+        {**view(column("id")), "resource": "Patient; DROP TABLE x"},
     ],
 )
 def test_parse_view_rejects_invalid(raw: dict[str, Any]) -> None:
