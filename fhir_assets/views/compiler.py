@@ -165,6 +165,19 @@ def column_kind(column: Column) -> str:
     return output_kind(column.type)
 
 
+def base_stage(compiler: ExpressionCompiler, view: ViewDefinition, table: str, rid: bool) -> str:
+    """The resources the view reads: not deleted, passing every ``where`` path."""
+    conditions = ["NOT COALESCE(r.deleted, FALSE)"]
+    resource = Context("r.resource", "0", "r.resource")
+    for where in view.where:
+        value = compiler.compile(where, resource)
+        conditions.append(compiler.scalar(value, "boolean", "where path"))
+    number = ", ROW_NUMBER() OVER () AS rid" if rid else ""
+    return (
+        f"base AS (SELECT r.resource AS f0{number} FROM {table} r WHERE {' AND '.join(conditions)})"
+    )
+
+
 def compile_view(
     view: ViewDefinition, dialect: str | Dialect = "duckdb", table: str | None = None
 ) -> CompiledView:
@@ -183,25 +196,14 @@ def compile_view(
         UnsupportedError: a construct the dialect cannot express (the message names it).
         ViewDefinitionError: the view is invalid (e.g. an undefined constant).
     """
+    if isinstance(dialect, str) and dialect not in DIALECTS:
+        raise ViewDefinitionError(f"unknown SQL dialect {dialect!r}: one of {sorted(DIALECTS)}")
     d = DIALECTS[dialect]() if isinstance(dialect, str) else dialect
     compiler = ExpressionCompiler(d, view.name, view.resource, view.constants)
     branches = expand(view.root)
     needs_rid = any(isinstance(op, Repeat) for branch in branches for op in branch)
     carried = ["f0", "rid"] if needs_rid else ["f0"]
-    conditions = ["NOT COALESCE(r.deleted, FALSE)"]
-    for where in view.where:
-        conditions.append(
-            compiler.scalar(
-                compiler.compile(where, Context("r.resource", "0", "r.resource")),
-                "boolean",
-                "where path",
-            )
-        )
-    rid = ", ROW_NUMBER() OVER () AS rid" if needs_rid else ""
-    stages = [
-        f"base AS (SELECT r.resource AS f0{rid} FROM {table or d.table(view.resource)} r "
-        f"WHERE {' AND '.join(conditions)})"
-    ]
+    stages = [base_stage(compiler, view, table or d.table(view.resource), needs_rid)]
     selects = []
     names = [column.name for column in view.columns]
     for number, branch in enumerate(branches):

@@ -9,7 +9,7 @@ import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from .errors import ViewDefinitionError
 from .fhirpath import Literal, Node, parse
@@ -170,7 +170,7 @@ def parse_constant(raw: Any) -> tuple[str, Literal]:
             kind != "boolean" and isinstance(value, bool)
         ):
             raise fail(f"constant {raw['name']!r}: value{suffix} must be a JSON {kind}")
-        return raw["name"], Literal(value, kind)
+        return raw["name"], Literal(cast(int | float | bool, value), kind)
     raise fail(f"constant {raw['name']!r}: unsupported type value{suffix}")
 
 
