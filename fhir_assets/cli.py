@@ -14,6 +14,7 @@ from pathlib import Path
 import typer
 
 from .cli_auth import auth_app, keys_app
+from .views.cli import app as views_app
 
 app = typer.Typer(
     help="FHIR R4 servers landed in DuckDB or Snowflake as Dagster assets.",
@@ -38,6 +39,8 @@ POPULATION = typer.Option(
 )
 SEED = typer.Option(7, "--seed", help="random seed of the synthetic data")
 PORT = typer.Option(0, "--port", help="port on 127.0.0.1 (0: any free port)")
+
+app.add_typer(views_app, name="views")
 
 
 def _sandbox(home: Path, population: int, seed: int, port: int = 0):  # type: ignore[no-untyped-def]

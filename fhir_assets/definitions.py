@@ -27,6 +27,7 @@ Environment:
     FHIR_WRITE_CONFLICT_POLICY  fail | server-wins | client-wins (default ``fail``)
     FHIR_WRITE_SERVER_VALIDATE  ``1``/``true``: also ``$validate`` on the server before writing
     FHIR_WRITE_BATCH_SIZE    resources per write-back transaction (default 100)
+    FHIR_VIEWS_DIR           folder of extra SQL on FHIR ViewDefinitions (``*.json``)
 """
 
 from __future__ import annotations
@@ -38,11 +39,13 @@ import dagster as dg
 from dagster_duckdb import DuckDBResource
 
 from .assets.raw import build_raw_assets
+from .assets.views import build_view_assets
 from .assets.writeback import build_abnormal_count_assets
 from .catalog import ResourceSpec, select
 from .partitions import Partitioning
 from .resources import FhirServerResource
 from .schedules import build_sync_schedule
+from .views.library import load_views
 from .warehouse.duckdb import DEFAULT_PATH, build_duckdb_io_manager
 
 
@@ -119,9 +122,11 @@ def build_definitions() -> dg.Definitions:
     catalog = select(os.environ.get("FHIR_RESOURCE_TYPES"))
     partitioning = build_partitioning()
     raw_assets = build_raw_assets(catalog, partitioning)
+    duckdb_path = os.environ.get("FHIR_DUCKDB_PATH", DEFAULT_PATH)
+    views = load_views(os.environ.get("FHIR_VIEWS_DIR"), {s.resource_type for s in catalog})
     sync_all = dg.define_asset_job("sync_all", selection=dg.AssetSelection.groups("fhir_raw"))
     return dg.Definitions(
-        assets=[*raw_assets, *build_writeback_assets()],
+        assets=[*raw_assets, *build_view_assets(views), *build_writeback_assets()],
         jobs=[
             sync_all,
             # the write-back example and the raw tables it reads (when they are in the catalog)
@@ -133,11 +138,11 @@ def build_definitions() -> dg.Definitions:
         schedules=[build_sync_schedule(sync_all, partitioning)] if partitioning else [],
         resources={
             "fhir": build_fhir_resource(catalog),
-            "warehouse": build_duckdb_io_manager(os.environ.get("FHIR_DUCKDB_PATH", DEFAULT_PATH)),
+            "warehouse": build_duckdb_io_manager(duckdb_path),
             "fhir_writer": build_fhir_resource(
                 scopes=os.environ.get("FHIR_WRITE_SCOPES", "system/*.read system/*.write")
             ),
-            "duckdb": DuckDBResource(database=os.environ.get("FHIR_DUCKDB_PATH", DEFAULT_PATH)),
+            "duckdb": DuckDBResource(database=duckdb_path),
         },
     )
 
