@@ -1,12 +1,30 @@
-"""The embedded default warehouse: a DuckDB file, through dagster-duckdb's IO manager."""
+"""The embedded default warehouse: a DuckDB file.
+
+Landing merges each Arrow batch straight into the raw table (no staging copy): DuckDB reads the
+registered Arrow table in place, so a batch is parsed once in Python and written once.
+``build_duckdb_io_manager`` stays for assets that hand DataFrames to an IO manager.
+"""
 
 from __future__ import annotations
 
+import itertools
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
+import duckdb
+import pyarrow as pa
+from dagster_duckdb import DuckDBResource
 from dagster_duckdb_pandas import DuckDBPandasIOManager
 
+from . import sql
+from .layout import RAW_SCHEMA
+from .protocol import Outcome, Provenance
+
 DEFAULT_PATH = ".fhir-assets/warehouse.duckdb"
+_names = itertools.count()
 
 
 def build_duckdb_io_manager(path: str | Path) -> DuckDBPandasIOManager:
@@ -17,3 +35,90 @@ def build_duckdb_io_manager(path: str | Path) -> DuckDBPandasIOManager:
     """
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     return DuckDBPandasIOManager(database=str(path))
+
+
+class DuckDBWarehouse:
+    """Landing into DuckDB through one open connection (see ``warehouse.protocol.Warehouse``)."""
+
+    dialect = sql.DUCKDB
+
+    def __init__(self, connection: duckdb.DuckDBPyConnection) -> None:
+        self.connection = connection
+
+    def fetch(self, query: str) -> list[tuple[Any, ...]]:
+        """Run a query and return its rows."""
+        return self.connection.execute(query).fetchall()
+
+    @contextmanager
+    def open_landing(self, table: str, provenance: Provenance) -> Iterator[DuckDBLanding]:
+        """Create the schema, raw table and quarantine table if needed; yield a landing."""
+        self.connection.execute(f"CREATE SCHEMA IF NOT EXISTS {RAW_SCHEMA}")
+        self.connection.execute(sql.create_raw_table(self.dialect, table))
+        self.connection.execute(sql.create_quarantine_table(self.dialect))
+        yield DuckDBLanding(self.connection, table, provenance)
+
+
+@dataclass
+class DuckDBLanding:
+    """One landing session: every ``stage`` call merges its batch and commits."""
+
+    connection: duckdb.DuckDBPyConnection
+    table: str
+    provenance: Provenance
+    outcome: Outcome = field(default_factory=Outcome)
+    dialect = sql.DUCKDB
+
+    def stage(self, rows: pa.Table) -> None:
+        """MERGE one batch (``STAGE_SCHEMA``) into the raw table, counting what changes."""
+        name = f"_fhir_batch_{next(_names)}"
+        # The arrow.json extension type makes DuckDB take the text as JSON without a cast.
+        resource = rows.column("resource").combine_chunks()
+        rows = rows.set_column(
+            3,
+            pa.field("resource", pa.json_()),
+            pa.ExtensionArray.from_storage(pa.json_(), resource),
+        )
+        staged = self._staged(name)
+        self.connection.register(name, rows)
+        self.connection.execute("BEGIN TRANSACTION")
+        try:
+            counts = self.connection.execute(sql.count_outcomes(self.table, staged)).fetchone()
+            self.connection.execute(sql.merge_raw(self.table, staged))
+            self.connection.execute("COMMIT")
+        except BaseException:
+            self.connection.execute("ROLLBACK")
+            raise
+        finally:
+            self.connection.unregister(name)
+        self.outcome = self.outcome + Outcome(*(int(n) for n in counts or (0, 0, 0)))
+
+    def quarantine(self, rows: pa.Table) -> None:
+        """Add quarantine rows (``batches.QUARANTINE_SCHEMA``) that are not there yet."""
+        name = f"_fhir_quarantine_{next(_names)}"
+        self.connection.register(name, rows)
+        try:
+            p = self.provenance
+            self.connection.execute(
+                sql.merge_quarantine(self.dialect, name, p.source_server, p.sync_id, p.at)
+            )
+        finally:
+            self.connection.unregister(name)
+
+    def finish(self) -> Outcome:
+        """Everything is merged already; return the totals."""
+        return self.outcome
+
+    def _staged(self, name: str) -> str:
+        p = self.provenance
+        return sql.newest_staged(self.dialect, name, p.source_server, p.sync_id, p.at)
+
+
+class DuckDBWarehouseResource(DuckDBResource):
+    """dagster-duckdb's ``DuckDBResource`` that also opens a landing warehouse on its file."""
+
+    @contextmanager
+    def open_warehouse(self) -> Iterator[DuckDBWarehouse]:
+        """A ``DuckDBWarehouse`` on a fresh connection, closed afterwards."""
+        Path(self.database).parent.mkdir(parents=True, exist_ok=True)
+        with self.get_connection() as connection:
+            yield DuckDBWarehouse(connection)

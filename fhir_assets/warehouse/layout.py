@@ -51,3 +51,18 @@ def raw_frame(rows: Iterable[tuple[Any, ...]]) -> pd.DataFrame:
     frame["ingested_at"] = pd.to_datetime(frame["ingested_at"], utc=True)
     frame["deleted"] = frame["deleted"].astype(bool)
     return frame
+
+
+# Rows that could not be landed (not JSON, wrong type, failed validation): never dropped.
+QUARANTINE_TABLE = "_quarantine"
+
+QUARANTINE_COLUMNS: tuple[str, ...] = (
+    "resource_type",  # the type being landed when the row was rejected
+    "source",  # file path or redacted URL it came from
+    "line",  # line number in the file, or position in the search page / sync
+    "error",  # why it was rejected (no resource content)
+    "raw",  # the raw text exactly as received (UTF-8, undecodable bytes replaced)
+    "source_server",
+    "sync_id",
+    "ingested_at",
+)
