@@ -51,13 +51,13 @@ def patched_environ(values: dict[str, str]) -> Iterator[None]:
 
 
 def warehouse_counts(path: Path, catalog: tuple[ResourceSpec, ...]) -> dict[str, int]:
-    """Rows per raw table in the DuckDB file (0 for a missing table)."""
+    """Current rows (tombstones excluded) per raw table in the DuckDB file (0 if missing)."""
     counts = {}
     with duckdb.connect(str(path), read_only=True) as con:
         for spec in catalog:
             try:
                 # table names come from the catalog, not from input
-                sql = f'select count(*) from {RAW_SCHEMA}."{spec.table}"'  # noqa: S608
+                sql = f'select count(*) from {RAW_SCHEMA}."{spec.table}" where not deleted'  # noqa: S608
                 row = con.execute(sql).fetchone()
             except duckdb.CatalogException:
                 row = (0,)

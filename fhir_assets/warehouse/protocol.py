@@ -91,3 +91,11 @@ class Warehouse(Protocol):
         self, table: str, provenance: Provenance
     ) -> AbstractContextManager[LandingSession]:
         """Create ``fhir_raw.<table>`` and the quarantine table if needed; start a landing."""
+
+
+class WarehouseOpener(Protocol):
+    """A Dagster resource that opens a landing warehouse (``DuckDBWarehouseResource``,
+    ``SnowflakeWarehouseResource``)."""
+
+    def open_warehouse(self) -> AbstractContextManager[Warehouse]:
+        """An open warehouse, closed when the block ends."""

@@ -164,3 +164,19 @@ def merge_quarantine(dialect: Dialect, source: str, server: str, sync_id: str, a
         "AND t.raw = s.raw "
         f"WHEN NOT MATCHED THEN INSERT ({columns}) VALUES ({values})"
     )
+
+
+def json_text(dialect: Dialect, expr: str, path: str) -> str:
+    """SQL for the text at a dotted ``path`` (e.g. ``subject.reference``) in a JSON column."""
+    if dialect.name == "snowflake":
+        return f"{expr}:{path}::VARCHAR"
+    return f"json_extract_string({expr}, '$.{path}')"
+
+
+def table_exists(table: str) -> str:
+    """One row holding 1 when ``fhir_raw.<table>`` exists, else 0."""
+    return (
+        "SELECT COUNT(*) FROM information_schema.tables "
+        f"WHERE UPPER(table_schema) = '{RAW_SCHEMA.upper()}' AND UPPER(table_name) = "
+        f"'{table.upper()}'"
+    )
