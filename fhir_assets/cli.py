@@ -97,6 +97,49 @@ def demo(
 
 
 @app.command()
+def land(
+    folder: Path = typer.Argument(..., exists=True, file_okay=False, help="folder of NDJSON"),
+    validation: str = typer.Option(
+        "fast", "--validation", envvar="FHIR_VALIDATION", help="fast (structural) or full (R4B)"
+    ),
+    server: str = typer.Option(
+        None, "--server", help="source_server stored on the rows (default: file://FOLDER)"
+    ),
+    sync_id: str = typer.Option(None, "--sync-id", help="sync id stored on the rows"),
+) -> None:
+    """Land a folder of .ndjson/.ndjson.gz files into the configured warehouse.
+
+    The warehouse is FHIR_WAREHOUSE (duckdb: FHIR_DUCKDB_PATH, default
+    .fhir-assets/warehouse.duckdb; snowflake: SNOWFLAKE_* variables).
+    """
+    import uuid
+
+    from .definitions import build_warehouse_resources
+    from .warehouse.files import land_folder, plan_folder, transaction_time
+    from .warehouse.landing import LandingOptions
+    from .warehouse.protocol import Provenance
+
+    logging.basicConfig(level=logging.WARNING)
+    root = folder.resolve()
+    plan = plan_folder(root)
+    for path in plan.unknown:
+        typer.echo(f"cannot tell the resource type of {path}: name it <Type>.ndjson", err=True)
+    provenance = Provenance.now(server or root.as_uri(), sync_id or f"land-{uuid.uuid4()}")
+    provenance = Provenance(
+        provenance.source_server, provenance.sync_id, provenance.ingested_at, transaction_time(root)
+    )
+    landing = build_warehouse_resources()["landing"].process_config_and_initialize()
+    typer.echo(f"{'type':26} {'seen':>9} {'landed':>9} {'updated':>9} {'deleted':>9} "
+               f"{'unchanged':>9} {'quarantined':>11}")  # fmt: skip
+    with landing.open_warehouse() as warehouse:
+        for r in land_folder(warehouse, plan, root, provenance, LandingOptions(validation)):
+            typer.echo(f"{r.resource_type:26} {r.seen:9d} {r.landed:9d} {r.updated:9d} "
+                       f"{r.deleted:9d} {r.unchanged:9d} {r.quarantined:11d}")  # fmt: skip
+    if plan.unknown:
+        raise typer.Exit(1)
+
+
+@app.command()
 def ui(
     home: Path = HOME,
     population: int = POPULATION,

@@ -16,6 +16,7 @@ from typing import Any
 
 import duckdb
 import pyarrow as pa
+import pyarrow.compute as pc
 from dagster_duckdb import DuckDBResource
 from dagster_duckdb_pandas import DuckDBPandasIOManager
 
@@ -78,19 +79,21 @@ class DuckDBLanding:
             pa.field("resource", pa.json_()),
             pa.ExtensionArray.from_storage(pa.json_(), resource),
         )
-        staged = self._staged(name)
+        passes = (False, True) if pc.any(rows.column("deleted")).as_py() else (False,)
         self.connection.register(name, rows)
         self.connection.execute("BEGIN TRANSACTION")
         try:
-            counts = self.connection.execute(sql.count_outcomes(self.table, staged)).fetchone()
-            self.connection.execute(sql.merge_raw(self.table, staged))
+            for tombstones in passes:
+                staged = self._staged(name, tombstones)
+                counts = self.connection.execute(sql.count_outcomes(self.table, staged)).fetchone()
+                self.connection.execute(sql.merge_raw(self.table, staged))
+                self.outcome += Outcome(*(int(n) for n in counts or (0, 0, 0)))
             self.connection.execute("COMMIT")
         except BaseException:
             self.connection.execute("ROLLBACK")
             raise
         finally:
             self.connection.unregister(name)
-        self.outcome = self.outcome + Outcome(*(int(n) for n in counts or (0, 0, 0)))
 
     def quarantine(self, rows: pa.Table) -> None:
         """Add quarantine rows (``batches.QUARANTINE_SCHEMA``) that are not there yet."""
@@ -108,9 +111,11 @@ class DuckDBLanding:
         """Everything is merged already; return the totals."""
         return self.outcome
 
-    def _staged(self, name: str) -> str:
+    def _staged(self, name: str, tombstones: bool) -> str:
         p = self.provenance
-        return sql.newest_staged(self.dialect, name, p.source_server, p.sync_id, p.at)
+        return sql.newest_staged(
+            self.dialect, name, p.source_server, p.sync_id, p.at, tombstones=tombstones
+        )
 
 
 class DuckDBWarehouseResource(DuckDBResource):

@@ -117,12 +117,14 @@ class SnowflakeLanding:
         outcome = Outcome()
         if self.files:
             self._copy(self.rows_table, "rows")
-            staged = sql.newest_staged(
-                wh.dialect, self.rows_table, p.source_server, p.sync_id, p.at
-            )
-            counts = wh.fetch(sql.count_outcomes(self.table, staged))[0]
-            wh.execute(sql.merge_raw(self.table, staged))
-            outcome = Outcome(*(int(n) for n in counts))
+            for tombstones in (False, True):
+                staged = sql.newest_staged(
+                    wh.dialect, self.rows_table, p.source_server, p.sync_id, p.at,
+                    tombstones=tombstones,
+                )  # fmt: skip
+                counts = wh.fetch(sql.count_outcomes(self.table, staged))[0]
+                wh.execute(sql.merge_raw(self.table, staged))
+                outcome += Outcome(*(int(n) for n in counts))
         if self.quarantine_files:
             self._copy(self.quarantine_table, "quarantine")
             wh.execute(

@@ -9,7 +9,9 @@ Current-state rule, for one (source_server, id):
       both versions are integers, else by ``meta.lastUpdated`` (a missing time is oldest);
     * an older or equal version never overwrites, so re-landing anything changes nothing;
     * a tombstone (``deleted``) obeys the same rule and never replaces another tombstone;
-    * within one batch only the newest row per id takes part.
+    * within one batch only the newest row per id takes part; resources are merged first and
+      tombstones second, so that a tombstone without a version still beats a numbered version
+      by time (pairwise, the rule above is not a total order).
 """
 
 # Statements are built from catalog table names and values quoted by Dialect.literal, never
@@ -106,18 +108,20 @@ def newer(new: str, old: str) -> str:
     )
 
 
-def newest_staged(dialect: Dialect, source: str, server: str, sync_id: str, at: str) -> str:
-    """The staged rows of ``source`` as raw rows, newest per id only."""
+def newest_staged(
+    dialect: Dialect, source: str, server: str, sync_id: str, at: str, *, tombstones: bool
+) -> str:
+    """The staged resources (or tombstones) of ``source`` as raw rows, newest per id only."""
     order = (
         f"{version_number('version_id')} DESC NULLS LAST, "
-        f"{dialect.to_timestamp('last_updated')} DESC NULLS LAST, deleted DESC"
+        f"{dialect.to_timestamp('last_updated')} DESC NULLS LAST"
     )
     return (
         f"SELECT id, version_id, {dialect.to_timestamp('last_updated')} AS last_updated, "
         f"{dialect.to_json('resource')} AS resource, "
         f"{dialect.literal(server)} AS source_server, {dialect.literal(sync_id)} AS sync_id, "
         f"{dialect.to_timestamp(dialect.literal(at))} AS ingested_at, deleted "
-        f"FROM {source} "
+        f"FROM {source} WHERE deleted = {'TRUE' if tombstones else 'FALSE'} "
         f"QUALIFY ROW_NUMBER() OVER (PARTITION BY id ORDER BY {order}) = 1"
     )
 
