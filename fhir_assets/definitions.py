@@ -26,8 +26,9 @@ from .assets.checks import build_raw_checks
 from .assets.raw import build_raw_assets
 from .catalog import select
 from .resources import FhirServerResource
-from .warehouse.duckdb import DEFAULT_PATH, DuckDBWarehouseResource, build_duckdb_io_manager
+from .warehouse.duckdb import DEFAULT_PATH, build_duckdb_io_manager
 from .warehouse.landing import LandingOptions
+from .warehouse.resources import DuckDBWarehouseResource
 
 
 def optional_env(name: str) -> dg.EnvVar | None:

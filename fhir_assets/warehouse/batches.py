@@ -18,7 +18,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from .sql import STAGE_COLUMNS
-from .validation import ID, ResourceError, check, check_instant
+from .validation import ID, ResourceError, batch_value_errors, check_instant, check_shape
 
 QUARANTINE_SCHEMA = pa.schema(
     [
@@ -129,36 +129,76 @@ def build_batches(
         count += 1
         payload = entry[2]
         try:
-            if isinstance(payload, Tombstone):
+            # Lines (bytes/str) are by far the common case: test their exact type first.
+            if type(payload) is bytes or type(payload) is str:
+                resource, text = orjson.loads(payload), payload
+            elif isinstance(payload, Tombstone):
                 gone.append(checked_tombstone(payload))
+                resource = text = None
             else:
-                resource = payload if isinstance(payload, Mapping) else orjson.loads(payload)
-                if is_bundle(resource) and resource_type != "Bundle":
-                    gone.extend(tombstones_from_bundle(resource, resource_type))
+                resource, text = payload, orjson.dumps(payload)
+            if text is not None:
+                try:
+                    rid, version, last = check_shape(resource, resource_type)
+                except ResourceError as error:
+                    gone.extend(deletions_or_raise(resource, resource_type, error))
                 else:
-                    rid, version, last = check(resource, resource_type)
                     ids.append(rid)
                     versions.append(version)
                     updated.append(last)
-                    texts.append(orjson.dumps(payload) if isinstance(payload, Mapping) else payload)
+                    texts.append(text)
                     origins.append(entry)
         except orjson.JSONDecodeError as exc:
             bad.append((resource_type, entry[0], entry[1], f"not JSON: {exc}", text_of(payload)))
         except ResourceError as exc:
             bad.append((resource_type, entry[0], entry[1], str(exc), text_of(payload)))
         if count == rows:
-            yield Batch(stage_table(ids, versions, updated, texts, gone, deleted_at),
-                        texts, origins, bad, count)  # fmt: skip
+            yield finish_batch(resource_type, ids, versions, updated, texts, origins, gone, bad,
+                               count, deleted_at)  # fmt: skip
             ids, versions, updated, texts, origins, gone, bad = [], [], [], [], [], [], []
             count = 0
     if count:
-        yield Batch(stage_table(ids, versions, updated, texts, gone, deleted_at),
-                    texts, origins, bad, count)  # fmt: skip
+        yield finish_batch(resource_type, ids, versions, updated, texts, origins, gone, bad,
+                           count, deleted_at)  # fmt: skip
 
 
-def is_bundle(resource: Any) -> bool:
-    """Whether a parsed line is a Bundle (in a non-Bundle landing: a list of deletions)."""
-    return type(resource) is dict and resource.get("resourceType") == "Bundle"
+def finish_batch(
+    resource_type: str,
+    ids: list[str],
+    versions: list[str | None],
+    updated: list[str | None],
+    texts: list[bytes | str],
+    origins: list[Entry],
+    gone: list[Tombstone],
+    bad: list[tuple[str, str, int, str, str]],
+    count: int,
+    deleted_at: str,
+) -> Batch:
+    """Check the batch's ids, versions and times at once, move bad rows to the quarantine,
+    and build the Arrow table."""
+    errors = batch_value_errors(ids, versions, updated)
+    if errors:
+        for n, error in errors.items():
+            source, position, payload = origins[n]
+            bad.append((resource_type, source, position, error, text_of(payload)))
+        keep = [n for n in range(len(ids)) if n not in errors]
+        ids, versions, updated = (
+            [ids[n] for n in keep],
+            [versions[n] for n in keep],
+            [updated[n] for n in keep],
+        )
+        texts, origins = [texts[n] for n in keep], [origins[n] for n in keep]
+    rows = stage_table(ids, versions, updated, texts, gone, deleted_at)
+    return Batch(rows, texts, origins, bad, count)
+
+
+def deletions_or_raise(resource: Any, resource_type: str, error: ResourceError) -> list[Tombstone]:
+    """The tombstones of a deletion Bundle that ``check`` refused (it is no ``resource_type``);
+    ``check``'s error for anything else."""
+    is_bundle = type(resource) is dict and resource.get("resourceType") == "Bundle"
+    if is_bundle and resource_type != "Bundle":
+        return tombstones_from_bundle(resource, resource_type)
+    raise error
 
 
 def checked_tombstone(tombstone: Tombstone) -> Tombstone:

@@ -2,7 +2,9 @@
 
 Landing merges each Arrow batch straight into the raw table (no staging copy): DuckDB reads the
 registered Arrow table in place, so a batch is parsed once in Python and written once.
-``build_duckdb_io_manager`` stays for assets that hand DataFrames to an IO manager.
+``build_duckdb_io_manager`` stays for assets that hand DataFrames to an IO manager. This module
+imports no dagster (the bench and ``fhir-assets land`` stay light); the Dagster resource is in
+``warehouse/resources.py``.
 """
 
 from __future__ import annotations
@@ -12,17 +14,18 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
-from dagster_duckdb import DuckDBResource
-from dagster_duckdb_pandas import DuckDBPandasIOManager
 
 from . import sql
 from .layout import RAW_SCHEMA
 from .protocol import Outcome, Provenance
+
+if TYPE_CHECKING:
+    from dagster_duckdb_pandas import DuckDBPandasIOManager
 
 DEFAULT_PATH = ".fhir-assets/warehouse.duckdb"
 _names = itertools.count()
@@ -32,8 +35,10 @@ def build_duckdb_io_manager(path: str | Path) -> DuckDBPandasIOManager:
     """dagster-duckdb's pandas IO manager on ``path``; the asset key becomes schema.table.
 
     The folder is created first: dagster-duckdb retries for about 100 s before failing when it
-    is missing.
+    is missing. Imported here: the landing code below must not pull in dagster and pandas.
     """
+    from dagster_duckdb_pandas import DuckDBPandasIOManager
+
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     return DuckDBPandasIOManager(database=str(path))
 
@@ -43,8 +48,19 @@ class DuckDBWarehouse:
 
     dialect = sql.DUCKDB
 
-    def __init__(self, connection: duckdb.DuckDBPyConnection) -> None:
+    def __init__(
+        self, connection: duckdb.DuckDBPyConnection, memory_limit: str | None = None
+    ) -> None:
+        """Args:
+        connection: an open DuckDB connection.
+        memory_limit: DuckDB ``memory_limit`` to set (e.g. ``256MB``). DuckDB's default is
+            80% of RAM, and its buffer cache then grows with the data landed; a limit keeps the
+            process's peak RSS bounded whatever the input size (DuckDB spills to disk). It is
+            a setting of the whole database instance.
+        """
         self.connection = connection
+        if memory_limit is not None:
+            connection.execute(f"SET memory_limit = {sql.DUCKDB.literal(memory_limit)}")
 
     def fetch(self, query: str) -> list[tuple[Any, ...]]:
         """Run a query and return its rows."""
@@ -116,14 +132,3 @@ class DuckDBLanding:
         return sql.newest_staged(
             self.dialect, name, p.source_server, p.sync_id, p.at, tombstones=tombstones
         )
-
-
-class DuckDBWarehouseResource(DuckDBResource):
-    """dagster-duckdb's ``DuckDBResource`` that also opens a landing warehouse on its file."""
-
-    @contextmanager
-    def open_warehouse(self) -> Iterator[DuckDBWarehouse]:
-        """A ``DuckDBWarehouse`` on a fresh connection, closed afterwards."""
-        Path(self.database).parent.mkdir(parents=True, exist_ok=True)
-        with self.get_connection() as connection:
-            yield DuckDBWarehouse(connection)

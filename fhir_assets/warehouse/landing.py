@@ -26,12 +26,16 @@ never dropped. Memory stays bounded: entries are consumed lazily in batches of
 from __future__ import annotations
 
 import gzip
+import itertools
 import logging
+import os
 import time
+from collections import deque
 from collections.abc import Iterable, Iterator, Mapping
-from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
 from contextlib import ExitStack
 from dataclasses import dataclass
+from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
 
@@ -39,10 +43,9 @@ import pyarrow as pa
 
 from .batches import QUARANTINE_SCHEMA, Batch, Entry, build_batches, text_of
 from .protocol import LandingSession, Provenance, Warehouse
-from .validation import FAST, FULL, MODES, validate_texts
+from .validation import FAST, MODES, validate_texts
 
 log = logging.getLogger(__name__)
-CHUNK = 2_000  # resources per full-validation task
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,12 +127,7 @@ def land(
     with ExitStack() as stack:
         session = stack.enter_context(warehouse.open_landing(resource_type.lower(), provenance))
         writer = stack.enter_context(ThreadPoolExecutor(1, thread_name_prefix="fhir-landing"))
-        batches = build_batches(
-            entries, resource_type, rows=options.batch_rows, deleted_at=provenance.tombstone_time
-        )
-        if options.validation == FULL:
-            pool = stack.enter_context(ProcessPoolExecutor(options.workers))
-            batches = validated(batches, resource_type, pool, depth=2 * (options.workers or 2))
+        batches = checked_batches(entries, resource_type, options, provenance.tombstone_time, stack)
         pending: Future[None] | None = None
         for batch in batches:
             staged += batch.rows.num_rows
@@ -162,43 +160,64 @@ def write(session: LandingSession, batch: Batch) -> None:
         session.quarantine(pa.table(columns, schema=QUARANTINE_SCHEMA))
 
 
-def validated(
-    batches: Iterator[Batch], resource_type: str, pool: Executor, *, depth: int
+def checked_batches(
+    entries: Iterable[Entry],
+    resource_type: str,
+    options: LandingOptions,
+    deleted_at: str,
+    stack: ExitStack,
 ) -> Iterator[Batch]:
-    """Full R4B validation of each batch's resources in ``pool``, ``depth`` batches in flight;
-    invalid resources move from the rows to the quarantine."""
-    in_flight: list[tuple[Batch, list[Future[list[tuple[int, str]]]]]] = []
-    for batch in batches:
-        in_flight.append((batch, submit_chunks(pool, resource_type, batch.texts)))
-        if len(in_flight) >= depth:
-            yield apply_errors(*in_flight.pop(0), resource_type)
-    for batch, futures in in_flight:
-        yield apply_errors(batch, futures, resource_type)
+    """Checked batches, in input order.
+
+    Fast mode checks in this process (on a shared 2-core machine, shipping lines to worker
+    processes cost more than it saved). Full mode validates in ``options.workers`` processes,
+    ``2 x workers`` batches in flight, unless the input fits in one batch. Workers are forked
+    (``spawn`` would re-run an unguarded calling script) on the first submit, before the writer
+    thread has touched the warehouse (Python 3.11 starts all fork workers at once).
+    """
+    if options.validation == FAST:
+        yield from build_batches(entries, resource_type, rows=options.batch_rows,
+                                 deleted_at=deleted_at)  # fmt: skip
+        return
+    chunks = chunked(entries, options.batch_rows)
+    first = next(chunks, None)
+    if first is None:
+        return
+    if len(first) < options.batch_rows:
+        yield validated_chunk(resource_type, first, deleted_at)
+        return
+    workers = options.workers or os.cpu_count() or 1
+    pool = stack.enter_context(ProcessPoolExecutor(workers, mp_context=get_context("fork")))
+    in_flight: deque[Future[Batch]] = deque()
+    for chunk in itertools.chain([first], chunks):
+        in_flight.append(pool.submit(validated_chunk, resource_type, chunk, deleted_at))
+        if len(in_flight) >= 2 * workers:
+            yield in_flight.popleft().result()
+    while in_flight:
+        yield in_flight.popleft().result()
 
 
-def submit_chunks(
-    pool: Executor, resource_type: str, texts: list[bytes | str]
-) -> list[Future[list[tuple[int, str]]]]:
-    """Validate ``texts`` in chunks so that every worker gets a share of a batch."""
-    chunks = [[t.encode() if isinstance(t, str) else t for t in texts[i : i + CHUNK]]
-              for i in range(0, len(texts), CHUNK)]  # fmt: skip
-    return [pool.submit(validate_texts, resource_type, chunk) for chunk in chunks]
+def chunked(entries: Iterable[Entry], size: int) -> Iterator[list[Entry]]:
+    """Lists of ``size`` entries (the last one shorter)."""
+    iterator = iter(entries)
+    while chunk := list(itertools.islice(iterator, size)):
+        yield chunk
 
 
-def apply_errors(
-    batch: Batch, futures: list[Future[list[tuple[int, str]]]], resource_type: str
-) -> Batch:
-    """The batch without the resources the validators rejected, those now in quarantine."""
-    bad: dict[int, str] = {}
-    for n, future in enumerate(futures):
-        bad.update((CHUNK * n + position, error) for position, error in future.result())
-    if not bad:
-        return batch
-    keep = [i not in bad for i in range(batch.rows.num_rows)]
-    for i, error in sorted(bad.items()):
-        source, position, payload = batch.origins[i]
-        batch.quarantine.append((resource_type, source, position, error, text_of(payload)))
-    batch.rows = batch.rows.filter(pa.array(keep))
+def validated_chunk(resource_type: str, chunk: list[Entry], deleted_at: str) -> Batch:
+    """One batch with fast checks and R4B model validation, failures moved to the quarantine
+    (runs in a worker process for large inputs). The entries and texts are dropped from the
+    result: only rows and quarantine travel back."""
+    [batch] = build_batches(chunk, resource_type, rows=len(chunk), deleted_at=deleted_at)
+    if batch.texts:
+        errors = dict(validate_texts(resource_type, batch.texts))
+        for n, error in errors.items():
+            source, position, payload = batch.origins[n]
+            batch.quarantine.append((resource_type, source, position, error, text_of(payload)))
+        if errors:
+            keep = [n not in errors for n in range(batch.rows.num_rows)]
+            batch.rows = batch.rows.filter(pa.array(keep))
+    batch.texts, batch.origins = [], []
     return batch
 
 

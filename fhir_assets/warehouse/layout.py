@@ -8,10 +8,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
-import pandas as pd
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 RAW_SCHEMA = "fhir_raw"
 
@@ -46,6 +48,8 @@ def raw_row(
 
 def raw_frame(rows: Iterable[tuple[Any, ...]]) -> pd.DataFrame:
     """A DataFrame of raw rows with fixed column order and types."""
+    import pandas as pd  # here, not at the top: the landing path does not need pandas
+
     frame = pd.DataFrame.from_records(list(rows), columns=list(RAW_COLUMNS))
     frame["last_updated"] = pd.to_datetime(frame["last_updated"], utc=True, format="ISO8601")
     frame["ingested_at"] = pd.to_datetime(frame["ingested_at"], utc=True)

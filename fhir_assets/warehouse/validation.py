@@ -24,14 +24,21 @@ from functools import cache
 from typing import Any
 
 import orjson
+import pyarrow as pa
+import pyarrow.compute as pc
 
 FAST = "fast"
 FULL = "full"
 MODES = (FAST, FULL)
 
 # FHIR R4 id datatype (2.24.0.1) and instant (2.24.0.2: time zone required).
-ID = re.compile(r"[A-Za-z0-9\-.]{1,64}\Z").match
-INSTANT = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})\Z").match
+ID_PATTERN = r"^[A-Za-z0-9\-.]{1,64}$"
+INSTANT_PATTERN = r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})$"
+ID = re.compile(ID_PATTERN.removesuffix("$") + r"\Z").match
+INSTANT = re.compile(INSTANT_PATTERN.removesuffix("$") + r"\Z").match
+BAD_ID = "id is missing or not a FHIR id ([A-Za-z0-9-.]{1,64})"
+BAD_VERSION = "meta.versionId is not a FHIR id"
+BAD_INSTANT = "{name} is not a FHIR instant (YYYY-MM-DDThh:mm:ss[.s]+zz:zz)"
 
 
 class ResourceError(ValueError):
@@ -39,7 +46,7 @@ class ResourceError(ValueError):
 
 
 def check(resource: Any, resource_type: str) -> tuple[str, str | None, str | None]:
-    """Fast structural checks of one parsed resource.
+    """Fast structural checks of one parsed resource (``check_shape`` plus value formats).
 
     Args:
         resource: the parsed JSON value.
@@ -51,32 +58,88 @@ def check(resource: Any, resource_type: str) -> tuple[str, str | None, str | Non
     Raises:
         ResourceError: what is wrong with it.
     """
+    rid, version, updated = check_shape(resource, resource_type)
+    error = value_error(rid, version, updated)
+    if error:
+        raise ResourceError(error)
+    return rid, version, updated
+
+
+def check_shape(resource: Any, resource_type: str) -> tuple[str, str | None, str | None]:
+    """The per-line part of ``check``: JSON types and ``resourceType`` only. The formats of id,
+    versionId and lastUpdated are checked a whole batch at a time (``batch_value_errors``).
+
+    Raises:
+        ResourceError: what is wrong with it.
+    """
     if type(resource) is not dict:
         raise ResourceError(f"not a JSON object but a JSON {type(resource).__name__}")
     found = resource.get("resourceType")
     if found != resource_type:
         raise ResourceError(f"resourceType is {found!r}, expected {resource_type!r}")
     rid = resource.get("id")
-    if type(rid) is not str or not ID(rid):
-        raise ResourceError("id is missing or not a FHIR id ([A-Za-z0-9-.]{1,64})")
+    if type(rid) is not str:
+        raise ResourceError(BAD_ID)
     meta = resource.get("meta")
     if meta is None:
         return rid, None, None
     if type(meta) is not dict:
         raise ResourceError("meta is not a JSON object")
-    version = meta.get("versionId")
-    if version is not None and (type(version) is not str or not ID(version)):
-        raise ResourceError("meta.versionId is not a FHIR id")
-    updated = meta.get("lastUpdated")
-    if updated is not None:
-        check_instant(updated, "meta.lastUpdated")
+    version, updated = meta.get("versionId"), meta.get("lastUpdated")
+    if not (version is None or type(version) is str):
+        raise ResourceError(BAD_VERSION)
+    if not (updated is None or type(updated) is str):
+        raise ResourceError(BAD_INSTANT.format(name="meta.lastUpdated"))
     return rid, version, updated
+
+
+def value_error(rid: str, version: str | None, updated: str | None) -> str | None:
+    """What is wrong with the formats of id, versionId and lastUpdated, if anything."""
+    if not ID(rid):
+        return BAD_ID
+    if version is not None and not ID(version):
+        return BAD_VERSION
+    if updated is not None:
+        try:
+            check_instant(updated, "meta.lastUpdated")
+        except ResourceError as exc:
+            return str(exc)
+    return None
+
+
+def batch_value_errors(
+    ids: list[str], versions: list[str | None], updated: list[str | None]
+) -> dict[int, str]:
+    """``value_error`` for a whole batch, vectorized with Arrow (per row only when a batch
+    holds a bad value).
+
+    Returns:
+        row index -> error, for the rows with a bad value.
+    """
+    ok = pc.and_kleene(
+        pc.match_substring_regex(pa.array(ids, pa.string()), ID_PATTERN),
+        pc.fill_null(pc.match_substring_regex(pa.array(versions, pa.string()), ID_PATTERN), True),
+    )
+    times = pa.array(updated, pa.string())
+    ok = pc.and_(ok, pc.fill_null(pc.match_substring_regex(times, INSTANT_PATTERN), True))
+    if pc.all(ok).as_py():
+        try:
+            times.cast(pa.timestamp("us", "UTC"))  # real dates: no 2025-02-30
+            return {}
+        except pa.ArrowInvalid:
+            pass
+    errors = {}
+    for n, (rid, version, last) in enumerate(zip(ids, versions, updated, strict=True)):
+        error = value_error(rid, version, last)
+        if error:
+            errors[n] = error
+    return errors
 
 
 def check_instant(value: Any, name: str) -> None:
     """Raise ``ResourceError`` unless ``value`` is a FHIR instant (a real date, with a zone)."""
     if type(value) is not str or not INSTANT(value):
-        raise ResourceError(f"{name} is not a FHIR instant (YYYY-MM-DDThh:mm:ss[.s]+zz:zz)")
+        raise ResourceError(BAD_INSTANT.format(name=name))
     try:
         datetime.fromisoformat(value)
     except ValueError as exc:

@@ -12,8 +12,8 @@ from typing import Any
 import fakesnow
 import pytest
 
-from fhir_assets.warehouse.duckdb import DuckDBWarehouseResource
 from fhir_assets.warehouse.protocol import Warehouse
+from fhir_assets.warehouse.resources import DuckDBWarehouseResource
 
 
 @pytest.fixture

@@ -14,7 +14,7 @@ from fhir_assets.assets.raw import build_raw_assets
 from fhir_assets.catalog import select
 from fhir_assets.resources import FhirServerResource
 from fhir_assets.sandbox import Sandbox
-from fhir_assets.warehouse.duckdb import DuckDBWarehouseResource
+from fhir_assets.warehouse.resources import DuckDBWarehouseResource
 
 from .helpers import current
 
