@@ -113,6 +113,7 @@ def land(
     .fhir-assets/warehouse.duckdb; snowflake: SNOWFLAKE_* variables).
     """
     import uuid
+    from datetime import UTC, datetime
 
     from .definitions import build_warehouse_resources
     from .warehouse.files import land_folder, plan_folder, transaction_time
@@ -124,9 +125,11 @@ def land(
     plan = plan_folder(root)
     for path in plan.unknown:
         typer.echo(f"cannot tell the resource type of {path}: name it <Type>.ndjson", err=True)
-    provenance = Provenance.now(server or root.as_uri(), sync_id or f"land-{uuid.uuid4()}")
     provenance = Provenance(
-        provenance.source_server, provenance.sync_id, provenance.ingested_at, transaction_time(root)
+        source_server=server or root.as_uri(),
+        sync_id=sync_id or f"land-{uuid.uuid4()}",
+        ingested_at=datetime.now(UTC),
+        deleted_at=transaction_time(root),  # a Bulk Data manifest's transactionTime
     )
     landing = build_warehouse_resources()["landing"].process_config_and_initialize()
     typer.echo(f"{'type':26} {'seen':>9} {'landed':>9} {'updated':>9} {'deleted':>9} "

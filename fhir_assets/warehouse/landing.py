@@ -60,7 +60,7 @@ class LandingOptions:
     """
 
     validation: str = FAST
-    batch_rows: int = 20_000
+    batch_rows: int = 10_000
     workers: int | None = None
 
     def __post_init__(self) -> None:
@@ -176,8 +176,11 @@ def checked_batches(
     thread has touched the warehouse (Python 3.11 starts all fork workers at once).
     """
     if options.validation == FAST:
-        yield from build_batches(entries, resource_type, rows=options.batch_rows,
-                                 deleted_at=deleted_at)  # fmt: skip
+        for batch in build_batches(
+            entries, resource_type, rows=options.batch_rows, deleted_at=deleted_at
+        ):
+            batch.texts, batch.origins = [], []  # only full validation needs them: free early
+            yield batch
         return
     chunks = chunked(entries, options.batch_rows)
     first = next(chunks, None)
