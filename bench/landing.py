@@ -96,9 +96,8 @@ def run_method(method: str, path: Path) -> int:
         with duckdb.connect(str(database)) as con:
             options = LandingOptions(validation=method.removeprefix("land-"))
             provenance = Provenance.now("https://bench.example/fhir", "bench")
-            result = land(
-                DuckDBWarehouse(con), "Observation", ndjson_entries(path), provenance, options
-            )
+            warehouse = DuckDBWarehouse(con, memory_limit="128MB")  # the Dagster resource's
+            result = land(warehouse, "Observation", ndjson_entries(path), provenance, options)
             return result.landed
     finally:
         database.unlink(missing_ok=True)
