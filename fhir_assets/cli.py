@@ -106,6 +106,9 @@ def land(
         None, "--server", help="source_server stored on the rows (default: file://FOLDER)"
     ),
     sync_id: str = typer.Option(None, "--sync-id", help="sync id stored on the rows"),
+    history: bool = typer.Option(
+        False, "--history", help="also keep every version in fhir_raw.<type>_history"
+    ),
 ) -> None:
     """Land a folder of .ndjson/.ndjson.gz files into the configured warehouse.
 
@@ -131,11 +134,12 @@ def land(
         ingested_at=datetime.now(UTC),
         deleted_at=transaction_time(root),  # a Bulk Data manifest's transactionTime
     )
+    options = LandingOptions(validation=validation, history=history)
     landing = build_warehouse_resources()["landing"].process_config_and_initialize()
     typer.echo(f"{'type':26} {'seen':>9} {'landed':>9} {'updated':>9} {'deleted':>9} "
                f"{'unchanged':>9} {'quarantined':>11}")  # fmt: skip
     with landing.open_warehouse() as warehouse:
-        for r in land_folder(warehouse, plan, root, provenance, LandingOptions(validation)):
+        for r in land_folder(warehouse, plan, root, provenance, options):
             typer.echo(f"{r.resource_type:26} {r.seen:9d} {r.landed:9d} {r.updated:9d} "
                        f"{r.deleted:9d} {r.unchanged:9d} {r.quarantined:11d}")  # fmt: skip
     if plan.unknown:

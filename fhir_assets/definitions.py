@@ -10,6 +10,7 @@ Environment:
     FHIR_WAREHOUSE           ``duckdb`` (default) or ``snowflake``
     FHIR_VALIDATION          ``fast`` (default) or ``full`` (R4B models on every core)
     FHIR_MAX_INVALID_SHARE   invalid_share check threshold (default 0.01)
+    FHIR_HISTORY             ``1`` keeps every version in ``fhir_raw.<type>_history``
     SNOWFLAKE_ACCOUNT, SNOWFLAKE_USER, SNOWFLAKE_PASSWORD or SNOWFLAKE_PRIVATE_KEY_PATH,
     SNOWFLAKE_ROLE, SNOWFLAKE_WAREHOUSE, SNOWFLAKE_DATABASE, SNOWFLAKE_SCHEMA
                              Snowflake connection in ``snowflake`` mode
@@ -83,7 +84,10 @@ def build_warehouse_resources() -> dict[str, Any]:
 def build_definitions() -> dg.Definitions:
     """Assets for the selected catalog entries, with the FHIR and warehouse resources."""
     catalog = select(os.environ.get("FHIR_RESOURCE_TYPES"))
-    options = LandingOptions(validation=os.environ.get("FHIR_VALIDATION", "fast"))
+    options = LandingOptions(
+        validation=os.environ.get("FHIR_VALIDATION", "fast"),
+        history=os.environ.get("FHIR_HISTORY", "").lower() in ("1", "true", "yes"),
+    )
     raw_assets = build_raw_assets(catalog, options)
     max_share = float(os.environ.get("FHIR_MAX_INVALID_SHARE", "0.01"))
     return dg.Definitions(

@@ -67,12 +67,16 @@ class DuckDBWarehouse:
         return self.connection.execute(query).fetchall()
 
     @contextmanager
-    def open_landing(self, table: str, provenance: Provenance) -> Iterator[DuckDBLanding]:
-        """Create the schema, raw table and quarantine table if needed; yield a landing."""
+    def open_landing(
+        self, table: str, provenance: Provenance, *, history: bool = False
+    ) -> Iterator[DuckDBLanding]:
+        """Create the schema, raw, quarantine (and history) tables if needed; yield a landing."""
         self.connection.execute(f"CREATE SCHEMA IF NOT EXISTS {RAW_SCHEMA}")
         self.connection.execute(sql.create_raw_table(self.dialect, table))
         self.connection.execute(sql.create_quarantine_table(self.dialect))
-        yield DuckDBLanding(self.connection, table, provenance)
+        if history:
+            self.connection.execute(sql.create_raw_table(self.dialect, sql.history_table(table)))
+        yield DuckDBLanding(self.connection, table, provenance, history)
 
 
 @dataclass
@@ -82,6 +86,7 @@ class DuckDBLanding:
     connection: duckdb.DuckDBPyConnection
     table: str
     provenance: Provenance
+    history: bool = False
     outcome: Outcome = field(default_factory=Outcome)
     dialect = sql.DUCKDB
 
@@ -104,6 +109,10 @@ class DuckDBLanding:
                 counts = self.connection.execute(sql.count_outcomes(self.table, staged)).fetchone()
                 self.connection.execute(sql.merge_raw(self.table, staged))
                 self.outcome += Outcome(*(int(n) for n in counts or (0, 0, 0)))
+            if self.history:
+                p = self.provenance
+                versions = sql.staged_versions(self.dialect, name, p.source_server, p.sync_id, p.at)
+                self.connection.execute(sql.merge_history(self.table, versions))
             self.connection.execute("COMMIT")
         except BaseException:
             self.connection.execute("ROLLBACK")

@@ -57,11 +57,14 @@ class LandingOptions:
             ``workers`` processes); see ``validation.py``.
         batch_rows: entries per batch; bounds memory (about rows x line size, twice).
         workers: processes for full validation (default: one per CPU).
+        history: also keep every distinct version in ``fhir_raw.<type>_history`` (costs a
+            second write of each batch).
     """
 
     validation: str = FAST
     batch_rows: int = 10_000
     workers: int | None = None
+    history: bool = False
 
     def __post_init__(self) -> None:
         if self.validation not in MODES:
@@ -125,7 +128,9 @@ def land(
     started = time.monotonic()
     staged = quarantined = 0
     with ExitStack() as stack:
-        session = stack.enter_context(warehouse.open_landing(resource_type.lower(), provenance))
+        session = stack.enter_context(
+            warehouse.open_landing(resource_type.lower(), provenance, history=options.history)
+        )
         writer = stack.enter_context(ThreadPoolExecutor(1, thread_name_prefix="fhir-landing"))
         batches = checked_batches(entries, resource_type, options, provenance.tombstone_time, stack)
         pending: Future[None] | None = None

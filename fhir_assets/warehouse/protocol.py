@@ -88,9 +88,10 @@ class Warehouse(Protocol):
         """Run a query and return its rows."""
 
     def open_landing(
-        self, table: str, provenance: Provenance
+        self, table: str, provenance: Provenance, *, history: bool = False
     ) -> AbstractContextManager[LandingSession]:
-        """Create ``fhir_raw.<table>`` and the quarantine table if needed; start a landing."""
+        """Create ``fhir_raw.<table>`` and the quarantine table (and with ``history``,
+        ``fhir_raw.<table>_history``) if needed; start a landing."""
 
 
 class WarehouseOpener(Protocol):

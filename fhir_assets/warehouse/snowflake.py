@@ -55,14 +55,18 @@ class SnowflakeWarehouse:
             cursor.execute(statement)
 
     @contextmanager
-    def open_landing(self, table: str, provenance: Provenance) -> Iterator[SnowflakeLanding]:
+    def open_landing(
+        self, table: str, provenance: Provenance, *, history: bool = False
+    ) -> Iterator[SnowflakeLanding]:
         """Create the tables if needed, plus a stage and staging tables for this landing."""
         self.execute(f"CREATE SCHEMA IF NOT EXISTS {RAW_SCHEMA}")
         # MERGE needs a current schema (fakesnow asserts; Snowflake resolves names with it).
         self.execute(f"USE SCHEMA {RAW_SCHEMA}")
         self.execute(sql.create_raw_table(self.dialect, table))
         self.execute(sql.create_quarantine_table(self.dialect))
-        landing = SnowflakeLanding(self, table, provenance, uuid.uuid4().hex[:12])
+        if history:
+            self.execute(sql.create_raw_table(self.dialect, sql.history_table(table)))
+        landing = SnowflakeLanding(self, table, provenance, uuid.uuid4().hex[:12], history)
         # A temporary stage disappears with the session (and the emulator has no DROP STAGE);
         # transient staging tables skip Fail-safe storage and are dropped below.
         self.execute(f"CREATE TEMPORARY STAGE {landing.stage_name}")
@@ -85,6 +89,7 @@ class SnowflakeLanding:
     table: str
     provenance: Provenance
     tag: str
+    history: bool = False
     folder: Path = field(default_factory=Path)
     files: int = 0
     quarantine_files: int = 0
@@ -125,6 +130,11 @@ class SnowflakeLanding:
                 counts = wh.fetch(sql.count_outcomes(self.table, staged))[0]
                 wh.execute(sql.merge_raw(self.table, staged))
                 outcome += Outcome(*(int(n) for n in counts))
+            if self.history:
+                versions = sql.staged_versions(
+                    wh.dialect, self.rows_table, p.source_server, p.sync_id, p.at
+                )
+                wh.execute(sql.merge_history(self.table, versions))
         if self.quarantine_files:
             self._copy(self.quarantine_table, "quarantine")
             wh.execute(

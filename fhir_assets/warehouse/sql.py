@@ -184,3 +184,34 @@ def table_exists(table: str) -> str:
         f"WHERE UPPER(table_schema) = '{RAW_SCHEMA.upper()}' AND UPPER(table_name) = "
         f"'{table.upper()}'"
     )
+
+
+def history_table(table: str) -> str:
+    """The history table of a raw table: ``<table>_history``."""
+    return f"{table}_history"
+
+
+def staged_versions(dialect: Dialect, source: str, server: str, sync_id: str, at: str) -> str:
+    """Every distinct version (resource or tombstone) staged in ``source``, as raw rows."""
+    return (
+        f"SELECT id, version_id, {dialect.to_timestamp('last_updated')} AS last_updated, "
+        f"{dialect.to_json('resource')} AS resource, "
+        f"{dialect.literal(server)} AS source_server, {dialect.literal(sync_id)} AS sync_id, "
+        f"{dialect.to_timestamp(dialect.literal(at))} AS ingested_at, deleted "
+        f"FROM {source} QUALIFY ROW_NUMBER() OVER "
+        "(PARTITION BY id, version_id, last_updated, deleted ORDER BY id) = 1"
+    )
+
+
+def merge_history(table: str, staged: str) -> str:
+    """Add versions not yet in ``<table>_history``; a version is (server, id, versionId,
+    lastUpdated, deleted), and the first landed copy of a version stays."""
+    columns = ", ".join(RAW_COLUMNS)
+    values = ", ".join(f"s.{c}" for c in RAW_COLUMNS)
+    return (
+        f"MERGE INTO {qualified(history_table(table))} AS t USING ({staged}) AS s "
+        "ON t.source_server = s.source_server AND t.id = s.id "
+        "AND t.version_id IS NOT DISTINCT FROM s.version_id "
+        "AND t.last_updated IS NOT DISTINCT FROM s.last_updated AND t.deleted = s.deleted "
+        f"WHEN NOT MATCHED THEN INSERT ({columns}) VALUES ({values})"
+    )

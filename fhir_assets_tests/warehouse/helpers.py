@@ -37,7 +37,7 @@ def current(warehouse: Warehouse, table: str = "patient") -> list[tuple[Any, ...
     """The raw table, normalized across warehouses: resource parsed, times in UTC, sorted."""
     columns = "id, version_id, last_updated, resource, source_server, sync_id, ingested_at, deleted"
     rows = warehouse.fetch(f"SELECT {columns} FROM fhir_raw.{table}")  # noqa: S608
-    return sorted(
+    normalized = [
         (
             row[0],
             row[1],
@@ -49,7 +49,8 @@ def current(warehouse: Warehouse, table: str = "patient") -> list[tuple[Any, ...
             bool(row[7]),
         )
         for row in rows
-    )
+    ]
+    return sorted(normalized, key=lambda row: (row[0], str(row[1]), row[7], str(row[2])))
 
 
 def quarantine(warehouse: Warehouse) -> list[tuple[Any, ...]]:

@@ -36,13 +36,13 @@ def counts(result: LandingResult) -> tuple[int, ...]:
     )
 
 
-def step(warehouse: Warehouse, entries: list[Any], sync_id: str, day: int) -> LandingResult:
-    provenance = Provenance(SERVER, sync_id, at(day))
-    return land(warehouse, "Patient", entries, provenance, LandingOptions(batch_rows=2))
-
-
-def run_scenario(warehouse: Warehouse) -> list[tuple[int, ...]]:
+def run_scenario(warehouse: Warehouse, history: bool = False) -> list[tuple[int, ...]]:
     """Every step of the scenario; returns the counts of each landing."""
+
+    def step(warehouse: Warehouse, entries: list[Any], sync_id: str, day: int) -> LandingResult:
+        options = LandingOptions(batch_rows=2, history=history)
+        return land(warehouse, "Patient", entries, Provenance(SERVER, sync_id, at(day)), options)
+
     return [
         counts(step(warehouse, FIRST, "load", 1)),
         counts(step(warehouse, FIRST, "reload", 2)),
@@ -114,3 +114,23 @@ def test_scenario_gives_identical_tables_in_duckdb_and_snowflake(
             tables.append((current(warehouse), quarantine(warehouse)))
     assert tables[0] == tables[1]
     assert len(tables[0][0]) == 4 and len(tables[0][1]) == 3
+
+
+def test_history_keeps_every_version_once_identically_in_both_warehouses(
+    duckdb_resource: Any, fake_snowflake: Any
+) -> None:
+    tables = []
+    for resource in (duckdb_resource, fake_snowflake):
+        with resource.open_warehouse() as warehouse:
+            run_scenario(warehouse, history=True)
+            tables.append((current(warehouse, "patient_history"), current(warehouse)))
+    assert tables[0] == tables[1]
+    history = [(row[0], row[1], row[7], row[5]) for row in tables[0][0]]
+    assert history == [
+        ("p1", "1", False, "load"),
+        ("p1", "2", False, "newer"),
+        ("p2", "1", False, "load"),
+        ("p3", "1", False, "load"),
+        ("p3", None, True, "delete"),
+        ("p4", "3", True, "delete"),
+    ]
