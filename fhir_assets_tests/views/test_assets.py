@@ -15,7 +15,7 @@ from fhir_assets.catalog import select
 from fhir_assets.resources import FhirServerResource
 from fhir_assets.sandbox import Sandbox
 from fhir_assets.views.library import load_views
-from fhir_assets.warehouse.duckdb import build_duckdb_io_manager
+from fhir_assets.warehouse.resources import DuckDBWarehouseResource
 
 TYPES = (
     "Patient,Encounter,Observation,Condition,MedicationRequest,Procedure,Immunization,"
@@ -52,7 +52,7 @@ def warehouse(sandbox: Sandbox, tmp_path_factory: pytest.TempPathFactory) -> Pat
         [*build_raw_assets(catalog), *build_view_assets(views)],
         resources={
             "fhir": fhir,
-            "warehouse": build_duckdb_io_manager(path),
+            "landing": DuckDBWarehouseResource(database=str(path)),
             "duckdb": DuckDBResource(database=str(path)),
         },
     )

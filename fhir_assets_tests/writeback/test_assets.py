@@ -16,7 +16,7 @@ from fhir_assets.catalog import select
 from fhir_assets.fhir import FhirClient
 from fhir_assets.resources import FhirServerResource
 from fhir_assets.sandbox import Sandbox
-from fhir_assets.warehouse.duckdb import build_duckdb_io_manager
+from fhir_assets.warehouse.resources import DuckDBWarehouseResource
 from fhir_assets.writeback import WritePolicy
 from fhir_assets.writeback.example import SCORE_SYSTEM
 
@@ -35,7 +35,7 @@ def resources(server: Sandbox, path: Path, scopes: str = "system/*.*") -> dict[s
     return {
         "fhir": FhirServerResource(**fhir, scopes="system/*.read"),
         "fhir_writer": FhirServerResource(**fhir, scopes=scopes),
-        "warehouse": build_duckdb_io_manager(path),
+        "landing": DuckDBWarehouseResource(database=str(path)),
         "duckdb": DuckDBResource(database=str(path)),
     }
 
