@@ -14,6 +14,7 @@ from pathlib import Path
 import typer
 
 from .cli_auth import auth_app, keys_app
+from .views.cli import app as views_app
 
 app = typer.Typer(
     help="FHIR R4 servers landed in DuckDB or Snowflake as Dagster assets.",
@@ -38,6 +39,8 @@ POPULATION = typer.Option(
 )
 SEED = typer.Option(7, "--seed", help="random seed of the synthetic data")
 PORT = typer.Option(0, "--port", help="port on 127.0.0.1 (0: any free port)")
+
+app.add_typer(views_app, name="views")
 
 
 def _sandbox(home: Path, population: int, seed: int, port: int = 0):  # type: ignore[no-untyped-def]
@@ -109,6 +112,77 @@ def demo(
     typer.echo(format_counts(counts))
     typer.echo(f"\nDuckDB file: {path}\nOpen the Dagster UI on the same setup: make ui")
     if any(c.server != c.warehouse for c in counts):
+        raise typer.Exit(1)
+
+
+@app.command()
+def writeback(
+    home: Path = HOME,
+    population: int = POPULATION,
+    seed: int = SEED,
+    dry_run: bool = typer.Option(False, "--dry-run", help="validate and diff; write nothing"),
+) -> None:
+    """Sandbox -> land Patient/Observation -> per-patient score -> write back (twice)."""
+    from .writeback.demo import format_reports, run_writeback_demo
+
+    logging.basicConfig(level=logging.WARNING)
+    path = home / "writeback.duckdb"
+    with _sandbox(home, population, seed) as server:
+        typer.echo(f"sandbox at {server.base_url}; writing back from {path}")
+        reports = run_writeback_demo(server, path, dry_run=dry_run)
+    typer.echo(format_reports(reports))
+    typer.echo(f"\naudit trail: table fhir_audit.writes in {path}")
+    if any(report["failed"] for report in reports):
+        raise typer.Exit(1)
+
+
+@app.command()
+def land(
+    folder: Path = typer.Argument(..., exists=True, file_okay=False, help="folder of NDJSON"),
+    validation: str = typer.Option(
+        "fast", "--validation", envvar="FHIR_VALIDATION", help="fast (structural) or full (R4B)"
+    ),
+    server: str = typer.Option(
+        None, "--server", help="source_server stored on the rows (default: file://FOLDER)"
+    ),
+    sync_id: str = typer.Option(None, "--sync-id", help="sync id stored on the rows"),
+    history: bool = typer.Option(
+        False, "--history", help="also keep every version in fhir_raw.<type>_history"
+    ),
+) -> None:
+    """Land a folder of .ndjson/.ndjson.gz files into the configured warehouse.
+
+    The warehouse is FHIR_WAREHOUSE (duckdb: FHIR_DUCKDB_PATH, default
+    .fhir-assets/warehouse.duckdb; snowflake: SNOWFLAKE_* variables).
+    """
+    import uuid
+    from datetime import UTC, datetime
+
+    from .definitions import build_warehouse_resources
+    from .warehouse.files import land_folder, plan_folder, transaction_time
+    from .warehouse.landing import LandingOptions
+    from .warehouse.protocol import Provenance
+
+    logging.basicConfig(level=logging.WARNING)
+    root = folder.resolve()
+    plan = plan_folder(root)
+    for path in plan.unknown:
+        typer.echo(f"cannot tell the resource type of {path}: name it <Type>.ndjson", err=True)
+    provenance = Provenance(
+        source_server=server or root.as_uri(),
+        sync_id=sync_id or f"land-{uuid.uuid4()}",
+        ingested_at=datetime.now(UTC),
+        deleted_at=transaction_time(root),  # a Bulk Data manifest's transactionTime
+    )
+    options = LandingOptions(validation=validation, history=history)
+    landing = build_warehouse_resources()["landing"].process_config_and_initialize()
+    typer.echo(f"{'type':26} {'seen':>9} {'landed':>9} {'updated':>9} {'deleted':>9} "
+               f"{'unchanged':>9} {'quarantined':>11}")  # fmt: skip
+    with landing.open_warehouse() as warehouse:
+        for r in land_folder(warehouse, plan, root, provenance, options):
+            typer.echo(f"{r.resource_type:26} {r.seen:9d} {r.landed:9d} {r.updated:9d} "
+                       f"{r.deleted:9d} {r.unchanged:9d} {r.quarantined:11d}")  # fmt: skip
+    if plan.unknown:
         raise typer.Exit(1)
 
 

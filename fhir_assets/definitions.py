@@ -22,21 +22,42 @@ Environment:
     FHIR_PATIENT_GROUP       Group id of the patients to sync per patient (Epic)
     FHIR_REQUESTS_PER_S      client-side rate limit (default: the profile's)
     FHIR_SYNC_WORKERS        parallel searches per asset (default: the profile's)
+    FHIR_WRITE_SCOPES        scopes the write-back assets request (default
+                             ``system/*.read system/*.write``)
+    FHIR_WRITE_CONFLICT_POLICY  fail | server-wins | client-wins (default ``fail``)
+    FHIR_WRITE_SERVER_VALIDATE  ``1``/``true``: also ``$validate`` on the server before writing
+    FHIR_WRITE_BATCH_SIZE    resources per write-back transaction (default 100)
+    FHIR_VIEWS_DIR           folder of extra SQL on FHIR ViewDefinitions (``*.json``)
+    FHIR_WAREHOUSE           ``duckdb`` (default) or ``snowflake``
+    FHIR_VALIDATION          ``fast`` (default) or ``full`` (R4B models on every core)
+    FHIR_MAX_INVALID_SHARE   invalid_share check threshold (default 0.01)
+    FHIR_HISTORY             ``1`` keeps every version in ``fhir_raw.<type>_history``
+    SNOWFLAKE_ACCOUNT, SNOWFLAKE_USER, SNOWFLAKE_PASSWORD or SNOWFLAKE_PRIVATE_KEY_PATH,
+    SNOWFLAKE_ROLE, SNOWFLAKE_WAREHOUSE, SNOWFLAKE_DATABASE, SNOWFLAKE_SCHEMA
+                             Snowflake connection in ``snowflake`` mode
 """
 
 from __future__ import annotations
 
 import os
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import dagster as dg
+from dagster_duckdb import DuckDBResource
 
+from .assets.checks import build_raw_checks
 from .assets.raw import build_raw_assets
+from .assets.views import build_view_assets
+from .assets.writeback import build_abnormal_count_assets
 from .catalog import ResourceSpec, select
 from .partitions import Partitioning
 from .resources import FhirServerResource
 from .schedules import build_sync_schedule
+from .views.library import load_views
 from .warehouse.duckdb import DEFAULT_PATH, build_duckdb_io_manager
+from .warehouse.landing import LandingOptions
+from .warehouse.resources import DuckDBWarehouseResource
 
 
 def optional_env(name: str) -> dg.EnvVar | None:
@@ -44,9 +65,16 @@ def optional_env(name: str) -> dg.EnvVar | None:
     return dg.EnvVar(name) if os.environ.get(name) else None
 
 
-def build_fhir_resource(catalog: tuple[ResourceSpec, ...] = ()) -> FhirServerResource:
+def build_fhir_resource(
+    catalog: tuple[ResourceSpec, ...] = (), scopes: str | None = None
+) -> FhirServerResource:
     """The FHIR server resource, configured from ``FHIR_*`` variables (secrets as ``EnvVar``,
-    so the UI shows the variable's name, never its value)."""
+    so the UI shows the variable's name, never its value).
+
+    Args:
+        catalog: the types the run reads (the least scopes are computed for them).
+        scopes: scopes to request instead of ``FHIR_SCOPES`` (the write-back assets' own).
+    """
     return FhirServerResource(
         base_url=dg.EnvVar("FHIR_BASE_URL"),
         client_id=optional_env("FHIR_CLIENT_ID"),
@@ -54,7 +82,7 @@ def build_fhir_resource(catalog: tuple[ResourceSpec, ...] = ()) -> FhirServerRes
         private_key=optional_env("FHIR_PRIVATE_KEY"),
         client_secret=optional_env("FHIR_CLIENT_SECRET"),
         auth_method=optional_env("FHIR_AUTH_METHOD"),
-        scopes=optional_env("FHIR_SCOPES"),
+        scopes=scopes or optional_env("FHIR_SCOPES"),
         resource_types=[spec.resource_type for spec in catalog],
         token_url=optional_env("FHIR_TOKEN_URL"),
         jku=optional_env("FHIR_JKU"),
@@ -86,19 +114,86 @@ def build_partitioning() -> Partitioning | None:
     )
 
 
+def build_writeback_assets() -> list[dg.AssetsDefinition]:
+    """The write-back example assets, configured from ``FHIR_WRITE_*`` variables."""
+    conflict = os.environ.get("FHIR_WRITE_CONFLICT_POLICY", "fail")
+    if conflict not in ("fail", "server-wins", "client-wins"):
+        raise ValueError(
+            f"FHIR_WRITE_CONFLICT_POLICY={conflict!r}: fail, server-wins or client-wins"
+        )
+    return build_abnormal_count_assets(
+        int(os.environ.get("FHIR_WRITE_BATCH_SIZE", "100")),
+        on_conflict=conflict,  # type: ignore[arg-type]
+        server_validate=os.environ.get("FHIR_WRITE_SERVER_VALIDATE", "").lower() in ("1", "true"),
+    )
+
+
+def build_warehouse_resources() -> dict[str, Any]:
+    """``landing`` (where raw assets land) and ``warehouse`` (IO manager) for FHIR_WAREHOUSE.
+
+    Snowflake modules are imported only in Snowflake mode: they take seconds to import.
+    """
+    kind = os.environ.get("FHIR_WAREHOUSE", "duckdb")
+    if kind == "duckdb":
+        path = os.environ.get("FHIR_DUCKDB_PATH", DEFAULT_PATH)
+        return {
+            "landing": DuckDBWarehouseResource(database=path),
+            "warehouse": build_duckdb_io_manager(path),
+        }
+    if kind == "snowflake":
+        from dagster_snowflake_pandas import SnowflakePandasIOManager
+
+        from .warehouse.snowflake import SnowflakeWarehouseResource
+
+        config = {
+            "account": dg.EnvVar("SNOWFLAKE_ACCOUNT"),
+            "user": dg.EnvVar("SNOWFLAKE_USER"),
+            "password": optional_env("SNOWFLAKE_PASSWORD"),
+            "private_key_path": optional_env("SNOWFLAKE_PRIVATE_KEY_PATH"),
+            "role": optional_env("SNOWFLAKE_ROLE"),
+            "warehouse": optional_env("SNOWFLAKE_WAREHOUSE"),
+            "database": dg.EnvVar("SNOWFLAKE_DATABASE"),
+            "schema": optional_env("SNOWFLAKE_SCHEMA"),
+        }
+        return {
+            "landing": SnowflakeWarehouseResource(**config),
+            "warehouse": SnowflakePandasIOManager(**config),
+        }
+    raise ValueError(f"FHIR_WAREHOUSE must be 'duckdb' or 'snowflake', not {kind!r}")
+
+
 def build_definitions() -> dg.Definitions:
     """Assets for the selected catalog entries, with the FHIR and warehouse resources."""
     catalog = select(os.environ.get("FHIR_RESOURCE_TYPES"))
     partitioning = build_partitioning()
-    raw_assets = build_raw_assets(catalog, partitioning)
+    options = LandingOptions(
+        validation=os.environ.get("FHIR_VALIDATION", "fast"),
+        history=os.environ.get("FHIR_HISTORY", "").lower() in ("1", "true", "yes"),
+    )
+    raw_assets = build_raw_assets(catalog, partitioning, options)
+    max_share = float(os.environ.get("FHIR_MAX_INVALID_SHARE", "0.01"))
+    views = load_views(os.environ.get("FHIR_VIEWS_DIR"), {s.resource_type for s in catalog})
     sync_all = dg.define_asset_job("sync_all", selection=dg.AssetSelection.groups("fhir_raw"))
     return dg.Definitions(
-        assets=raw_assets,
-        jobs=[sync_all],
+        assets=[*raw_assets, *build_view_assets(views), *build_writeback_assets()],
+        asset_checks=build_raw_checks(catalog, max_invalid_share=max_share),
+        jobs=[
+            sync_all,
+            # the write-back example and the raw tables it reads (when they are in the catalog)
+            dg.define_asset_job(
+                "writeback_example",
+                selection=dg.AssetSelection.groups("fhir_writeback").upstream(),
+            ),
+        ],
         schedules=[build_sync_schedule(sync_all, partitioning)] if partitioning else [],
         resources={
             "fhir": build_fhir_resource(catalog),
-            "warehouse": build_duckdb_io_manager(os.environ.get("FHIR_DUCKDB_PATH", DEFAULT_PATH)),
+            "fhir_writer": build_fhir_resource(
+                scopes=os.environ.get("FHIR_WRITE_SCOPES", "system/*.read system/*.write")
+            ),
+            # views and write-back read the DuckDB file (in Snowflake mode too, for now)
+            "duckdb": DuckDBResource(database=os.environ.get("FHIR_DUCKDB_PATH", DEFAULT_PATH)),
+            **build_warehouse_resources(),
         },
     )
 

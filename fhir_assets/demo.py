@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 import duckdb
 
 from .catalog import CATALOG, ResourceSpec
+from .fhir.client import redact
 from .sandbox import Sandbox
 from .warehouse.layout import RAW_SCHEMA
 
@@ -54,15 +55,23 @@ def patched_environ(values: dict[str, str]) -> Iterator[None]:
                 os.environ[key] = value
 
 
-def warehouse_counts(path: Path, catalog: tuple[ResourceSpec, ...]) -> dict[str, int]:
-    """Rows per raw table in the DuckDB file (0 for a missing table)."""
+def warehouse_counts(
+    path: Path, catalog: tuple[ResourceSpec, ...], server: str | None = None
+) -> dict[str, int]:
+    """Current rows (tombstones excluded) per raw table in the DuckDB file (0 if missing).
+
+    Rows are kept per source server; with ``server``, only that server's rows count (each
+    sandbox start has a new port, hence a new server URL).
+    """
     counts = {}
     with duckdb.connect(str(path), read_only=True) as con:
         for spec in catalog:
             try:
                 # table names come from the catalog, not from input
-                sql = f'select count(*) from {RAW_SCHEMA}."{spec.table}"'  # noqa: S608
-                row = con.execute(sql).fetchone()
+                sql = f'select count(*) from {RAW_SCHEMA}."{spec.table}" where not deleted'  # noqa: S608
+                if server is not None:
+                    sql += " and source_server = ?"
+                row = con.execute(sql, [server] if server is not None else []).fetchone()
             except duckdb.CatalogException:
                 row = (0,)
             counts[spec.resource_type] = int(row[0]) if row else 0
@@ -104,7 +113,7 @@ def run_demo(
     if not result.success:
         raise RuntimeError("the sync_all run failed; see the Dagster event log above")
     server = sandbox.counts([spec.resource_type for spec in catalog])
-    landed = warehouse_counts(duckdb_path, catalog)
+    landed = warehouse_counts(duckdb_path, catalog, server=redact(sandbox.base_url))
     return [
         TableCount(
             s.resource_type,

@@ -311,8 +311,9 @@ class _Handler(BaseHTTPRequestHandler):
         if (retry_after := fault.retry_after_header()) is not None:
             self.send_header("Retry-After", retry_after)
         self.end_headers()
-        self.wfile.write(payload)
+        # recorded before the client can see the answer, so a test reading the log never races
         self.proxy.record(self.command, path, status)
+        self.wfile.write(payload)
 
     def forward(self, body: bytes, *, truncate: bool) -> None:
         path = self.path.split("?", 1)[0]
@@ -322,15 +323,21 @@ class _Handler(BaseHTTPRequestHandler):
             self.proxy.upstream_host, self.proxy.upstream_port, timeout=self.proxy.timeout
         )
         try:
-            upstream.request(self.command, self.path, body=body or None, headers=headers)
-            response = upstream.getresponse()
+            try:
+                upstream.request(self.command, self.path, body=body or None, headers=headers)
+                response = upstream.getresponse()
+            except OSError:
+                self.proxy.record(self.command, path, 502)
+                self.close_connection = True
+                return
             with self.proxy._lock:
                 self.proxy.forwarded += 1
-            self.relay(response, truncate=truncate)
+            # recorded before the client can see the answer, so a test reading the log never races
             self.proxy.record(self.command, path, response.status)
-        except OSError:
-            self.proxy.record(self.command, path, 502)
-            self.close_connection = True
+            try:
+                self.relay(response, truncate=truncate)
+            except OSError:  # the client hung up mid-answer
+                self.close_connection = True
         finally:
             upstream.close()
 

@@ -18,7 +18,7 @@ from fhir_assets.fhir import load_private_key, token_source
 from fhir_assets.fhir.keys import generate_private_key, public_jwks, write_private_key
 from fhir_assets.resources import FhirServerResource
 from fhir_assets.sandbox import Sandbox
-from fhir_assets.warehouse.duckdb import build_duckdb_io_manager
+from fhir_assets.warehouse.resources import DuckDBWarehouseResource
 
 pytestmark = pytest.mark.xdist_group("auth_resources")
 
@@ -55,7 +55,7 @@ def materialize(
         assets,
         resources={
             "fhir": resource,
-            "warehouse": build_duckdb_io_manager(str(tmp_path / "w.duckdb")),
+            "landing": DuckDBWarehouseResource(database=str(tmp_path / "w.duckdb")),
         },
         instance=instance,
         raise_on_error=False,

@@ -12,7 +12,7 @@ from fhir_assets.catalog import CATALOG, select
 from fhir_assets.demo import format_counts, run_demo, warehouse_counts
 from fhir_assets.resources import FhirServerResource
 from fhir_assets.sandbox import Sandbox
-from fhir_assets.warehouse.duckdb import build_duckdb_io_manager
+from fhir_assets.warehouse.resources import DuckDBWarehouseResource
 
 
 def materialize(sandbox: Sandbox, path: Path, types: str) -> dg.ExecuteInProcessResult:
@@ -25,7 +25,7 @@ def materialize(sandbox: Sandbox, path: Path, types: str) -> dg.ExecuteInProcess
     )
     return dg.materialize(
         build_raw_assets(select(types)),
-        resources={"fhir": fhir, "warehouse": build_duckdb_io_manager(path)},
+        resources={"fhir": fhir, "landing": DuckDBWarehouseResource(database=str(path))},
     )
 
 

@@ -1,72 +1,112 @@
 """One raw asset per catalog entry: search the FHIR server, land every resource of the type."""
 
 # No `from __future__ import annotations`: Dagster reads the real `context` annotation object.
+import time
+from collections.abc import Iterator
 from datetime import UTC, datetime
-from typing import Any
 
 import dagster as dg
-import pandas as pd
 from dagster import AssetExecutionContext
 
 from ..catalog import ResourceSpec
-from ..fhir.search import keep_latest
+from ..fhir.client import FhirClient, redact
+from ..fhir.errors import RequestError
+from ..fhir.window import Window, format_instant
 from ..partitions import Partitioning, sync_windows
 from ..resources import FhirServerResource
 from ..sync import build_sync_queries, build_window_sync
-from ..warehouse.layout import RAW_SCHEMA, raw_frame, raw_row
+from ..warehouse.batches import Entry
+from ..warehouse.landing import LandingOptions, land, resource_entries
+from ..warehouse.layout import RAW_SCHEMA
+from ..warehouse.protocol import Provenance, WarehouseOpener
 
 GROUP = "fhir_raw"
 
 
 def build_raw_asset(
-    spec: ResourceSpec, partitioning: Partitioning | None = None
+    spec: ResourceSpec,
+    partitioning: Partitioning | None = None,
+    options: LandingOptions | None = None,
 ) -> dg.AssetsDefinition:
     """The raw asset ``["fhir_raw", "<type lower>"]`` for one resource type.
 
     Unpartitioned it syncs the whole history; with ``partitioning`` each run syncs its partition
     (or, for a backfill, its whole partition range in one run) as ``_lastUpdated`` windows.
+
+    It lands through ``warehouse.landing.land`` with the ``landing`` resource (validated,
+    merged, quarantined) rather than returning a DataFrame to an IO manager: dagster-duckdb's
+    and dagster-snowflake's ``DbIOManager`` empty the table (or partition) before writing, which
+    defeats MERGE, and they need the whole output in memory.
     """
 
     @dg.asset(
         name=spec.table,
         key_prefix=[RAW_SCHEMA],
         group_name=GROUP,
-        io_manager_key="warehouse",
         kinds={"fhir"},
         description=f"Every FHIR {spec.resource_type} on the server, one row per resource "
         f"(raw JSON plus id, version and lastUpdated).",
         tags={"fhir/resource_type": spec.resource_type},
         partitions_def=partitioning.partitions_def() if partitioning else None,
         backfill_policy=dg.BackfillPolicy.single_run() if partitioning else None,
-        metadata={"partition_expr": partitioning.partition_expr()} if partitioning else None,
     )
-    def raw_asset(context: AssetExecutionContext, fhir: FhirServerResource) -> pd.DataFrame:
-        ingested_at = datetime.now(UTC)
+    def raw_asset(
+        context: AssetExecutionContext,
+        fhir: FhirServerResource,
+        landing: dg.ResourceParam[WarehouseOpener],
+    ) -> dg.MaterializeResult:
+        started_at = datetime.now(UTC)
+        started = time.monotonic()
         fhir.require_read(spec.resource_type)  # granted scopes checked before any data is pulled
         time_window = context.partition_time_window if partitioning else None
-        window, windows = sync_windows(partitioning, time_window, ingested_at)
-        latest: dict[str, dict[str, Any]] = {}
+        window, windows = sync_windows(partitioning, time_window, started_at)
+        server = redact(fhir.base_url)
+        provenance = Provenance(server, context.run.run_id, started_at)
         with fhir.get_client() as client:
             sync = build_window_sync(client, fhir)
-            for page in sync.pages(build_sync_queries(sync, fhir, spec, windows)):
-                keep_latest(page, latest)  # a restarted or re-paged window repeats resources
-        rows = [
-            raw_row(
-                r, source_server=fhir.base_url, sync_id=context.run.run_id, ingested_at=ingested_at
-            )
-            for r in latest.values()
-        ]
-        frame = raw_frame(rows)
-        context.add_output_metadata(
-            {"resources": len(frame), "window": str(window), **sync.metadata()}
+
+            def entries() -> Iterator[Entry]:
+                queries = build_sync_queries(sync, fhir, spec, windows)
+                for number, page in enumerate(sync.pages(queries), 1):
+                    source = f"{server}/{spec.resource_type} search page {number}"
+                    yield from resource_entries(source, page)
+
+            with landing.open_warehouse() as warehouse:
+                result = land(warehouse, spec.resource_type, entries(), provenance, options)
+            source_count = count_at_source(client, spec.resource_type, window)
+        seconds = time.monotonic() - started
+        return dg.MaterializeResult(
+            metadata={
+                **sync.metadata(),
+                "resources": result.seen,
+                "source_count": source_count,
+                "source_count_until": window.end.isoformat(),
+                "source_server": server,
+                **result.metadata(),
+                "window": str(window),
+                "duration_s": round(seconds, 3),
+                "resources_per_s": round(result.seen / seconds, 1) if seconds else 0.0,
+            }
         )
-        return frame
 
     return raw_asset
 
 
+def count_at_source(client: FhirClient, resource_type: str, window: Window) -> int | None:
+    """What the server holds of the type last updated before the window's end (its own count),
+    or ``None`` when it cannot say (no ``_summary=count`` or no ``_lastUpdated`` search)."""
+    params = {"_summary": "count", "_lastUpdated": f"lt{format_instant(window.end)}"}
+    try:
+        total = client.get(resource_type, params).get("total")
+    except RequestError:
+        return None
+    return total if isinstance(total, int) else None
+
+
 def build_raw_assets(
-    catalog: tuple[ResourceSpec, ...], partitioning: Partitioning | None = None
+    catalog: tuple[ResourceSpec, ...],
+    partitioning: Partitioning | None = None,
+    options: LandingOptions | None = None,
 ) -> list[dg.AssetsDefinition]:
     """Raw assets for every catalog entry (partitioned by ``_lastUpdated`` when given)."""
-    return [build_raw_asset(spec, partitioning) for spec in catalog]
+    return [build_raw_asset(spec, partitioning, options) for spec in catalog]

@@ -1,19 +1,143 @@
-"""The embedded default warehouse: a DuckDB file, through dagster-duckdb's IO manager."""
+"""The embedded default warehouse: a DuckDB file.
+
+Landing merges each Arrow batch straight into the raw table (no staging copy): DuckDB reads the
+registered Arrow table in place, so a batch is parsed once in Python and written once.
+``build_duckdb_io_manager`` stays for assets that hand DataFrames to an IO manager. This module
+imports no dagster (the bench and ``fhir-assets land`` stay light); the Dagster resource is in
+``warehouse/resources.py``.
+"""
 
 from __future__ import annotations
 
+import itertools
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-from dagster_duckdb_pandas import DuckDBPandasIOManager
+import duckdb
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from . import sql
+from .layout import RAW_SCHEMA
+from .protocol import Outcome, Provenance
+
+if TYPE_CHECKING:
+    from dagster_duckdb_pandas import DuckDBPandasIOManager
 
 DEFAULT_PATH = ".fhir-assets/warehouse.duckdb"
+_names = itertools.count()
 
 
 def build_duckdb_io_manager(path: str | Path) -> DuckDBPandasIOManager:
     """dagster-duckdb's pandas IO manager on ``path``; the asset key becomes schema.table.
 
     The folder is created first: dagster-duckdb retries for about 100 s before failing when it
-    is missing.
+    is missing. Imported here: the landing code below must not pull in dagster and pandas.
     """
+    from dagster_duckdb_pandas import DuckDBPandasIOManager
+
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     return DuckDBPandasIOManager(database=str(path))
+
+
+class DuckDBWarehouse:
+    """Landing into DuckDB through one open connection (see ``warehouse.protocol.Warehouse``)."""
+
+    dialect = sql.DUCKDB
+
+    def __init__(
+        self, connection: duckdb.DuckDBPyConnection, memory_limit: str | None = None
+    ) -> None:
+        """Args:
+        connection: an open DuckDB connection.
+        memory_limit: DuckDB ``memory_limit`` to set (e.g. ``256MB``). DuckDB's default is
+            80% of RAM, and its buffer cache then grows with the data landed; a limit keeps the
+            process's peak RSS bounded whatever the input size (DuckDB spills to disk). It is
+            a setting of the whole database instance.
+        """
+        self.connection = connection
+        if memory_limit is not None:
+            connection.execute(f"SET memory_limit = {sql.DUCKDB.literal(memory_limit)}")
+
+    def fetch(self, query: str) -> list[tuple[Any, ...]]:
+        """Run a query and return its rows."""
+        return self.connection.execute(query).fetchall()
+
+    @contextmanager
+    def open_landing(
+        self, table: str, provenance: Provenance, *, history: bool = False
+    ) -> Iterator[DuckDBLanding]:
+        """Create the schema, raw, quarantine (and history) tables if needed; yield a landing."""
+        self.connection.execute(f"CREATE SCHEMA IF NOT EXISTS {RAW_SCHEMA}")
+        self.connection.execute(sql.create_raw_table(self.dialect, table))
+        self.connection.execute(sql.create_quarantine_table(self.dialect))
+        if history:
+            self.connection.execute(sql.create_raw_table(self.dialect, sql.history_table(table)))
+        yield DuckDBLanding(self.connection, table, provenance, history)
+
+
+@dataclass
+class DuckDBLanding:
+    """One landing session: every ``stage`` call merges its batch and commits."""
+
+    connection: duckdb.DuckDBPyConnection
+    table: str
+    provenance: Provenance
+    history: bool = False
+    outcome: Outcome = field(default_factory=Outcome)
+    dialect = sql.DUCKDB
+
+    def stage(self, rows: pa.Table) -> None:
+        """MERGE one batch (``STAGE_SCHEMA``) into the raw table, counting what changes."""
+        name = f"_fhir_batch_{next(_names)}"
+        # The arrow.json extension type makes DuckDB take the text as JSON without a cast.
+        resource = rows.column("resource").combine_chunks()
+        rows = rows.set_column(
+            3,
+            pa.field("resource", pa.json_()),
+            pa.ExtensionArray.from_storage(pa.json_(), resource),
+        )
+        passes = (False, True) if pc.any(rows.column("deleted")).as_py() else (False,)
+        self.connection.register(name, rows)
+        self.connection.execute("BEGIN TRANSACTION")
+        try:
+            for tombstones in passes:
+                staged = self._staged(name, tombstones)
+                counts = self.connection.execute(sql.count_outcomes(self.table, staged)).fetchone()
+                self.connection.execute(sql.merge_raw(self.table, staged))
+                self.outcome += Outcome(*(int(n) for n in counts or (0, 0, 0)))
+            if self.history:
+                p = self.provenance
+                versions = sql.staged_versions(self.dialect, name, p.source_server, p.sync_id, p.at)
+                self.connection.execute(sql.merge_history(self.table, versions))
+            self.connection.execute("COMMIT")
+        except BaseException:
+            self.connection.execute("ROLLBACK")
+            raise
+        finally:
+            self.connection.unregister(name)
+
+    def quarantine(self, rows: pa.Table) -> None:
+        """Add quarantine rows (``batches.QUARANTINE_SCHEMA``) that are not there yet."""
+        name = f"_fhir_quarantine_{next(_names)}"
+        self.connection.register(name, rows)
+        try:
+            p = self.provenance
+            self.connection.execute(
+                sql.merge_quarantine(self.dialect, name, p.source_server, p.sync_id, p.at)
+            )
+        finally:
+            self.connection.unregister(name)
+
+    def finish(self) -> Outcome:
+        """Everything is merged already; return the totals."""
+        return self.outcome
+
+    def _staged(self, name: str, tombstones: bool) -> str:
+        p = self.provenance
+        return sql.newest_staged(
+            self.dialect, name, p.source_server, p.sync_id, p.at, tombstones=tombstones
+        )

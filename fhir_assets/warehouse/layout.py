@@ -8,10 +8,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
-import pandas as pd
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 RAW_SCHEMA = "fhir_raw"
 
@@ -46,8 +48,25 @@ def raw_row(
 
 def raw_frame(rows: Iterable[tuple[Any, ...]]) -> pd.DataFrame:
     """A DataFrame of raw rows with fixed column order and types."""
+    import pandas as pd  # here, not at the top: the landing path does not need pandas
+
     frame = pd.DataFrame.from_records(list(rows), columns=list(RAW_COLUMNS))
     frame["last_updated"] = pd.to_datetime(frame["last_updated"], utc=True, format="ISO8601")
     frame["ingested_at"] = pd.to_datetime(frame["ingested_at"], utc=True)
     frame["deleted"] = frame["deleted"].astype(bool)
     return frame
+
+
+# Rows that could not be landed (not JSON, wrong type, failed validation): never dropped.
+QUARANTINE_TABLE = "_quarantine"
+
+QUARANTINE_COLUMNS: tuple[str, ...] = (
+    "resource_type",  # the type being landed when the row was rejected
+    "source",  # file path or redacted URL it came from
+    "line",  # line number in the file, or position in the search page / sync
+    "error",  # why it was rejected (no resource content)
+    "raw",  # the raw text exactly as received (UTF-8, undecodable bytes replaced)
+    "source_server",
+    "sync_id",
+    "ingested_at",
+)

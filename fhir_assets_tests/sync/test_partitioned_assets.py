@@ -18,7 +18,7 @@ from fhir_assets.partitions import Partitioning
 from fhir_assets.resources import FhirServerResource
 from fhir_assets.sandbox import Sandbox
 from fhir_assets.schedules import build_sync_schedule
-from fhir_assets.warehouse.duckdb import build_duckdb_io_manager
+from fhir_assets.warehouse.resources import DuckDBWarehouseResource
 
 TYPES = "Patient,Encounter"
 
@@ -40,7 +40,7 @@ def materialize(sandbox: Sandbox, path: Path, partitioning: Partitioning, **kwar
     )
     return dg.materialize(
         build_raw_assets(select(TYPES), partitioning),
-        resources={"fhir": fhir, "warehouse": build_duckdb_io_manager(str(path))},
+        resources={"fhir": fhir, "landing": DuckDBWarehouseResource(database=str(path))},
         **kwargs,
     )
 
@@ -126,7 +126,7 @@ def test_schedule_requests_the_newest_complete_partition(
         schedules=[schedule],
         resources={
             "fhir": FhirServerResource(base_url="http://127.0.0.1:9/fhir"),
-            "warehouse": build_duckdb_io_manager("unused.duckdb"),
+            "landing": DuckDBWarehouseResource(database="unused.duckdb"),
         },
     )
     context = dg.build_schedule_context(
@@ -162,7 +162,7 @@ def test_epic_profile_syncs_patient_types_per_group_member(
     path = tmp_path / "warehouse.duckdb"
     result = dg.materialize(
         build_raw_assets(select("Encounter,AllergyIntolerance")),
-        resources={"fhir": fhir, "warehouse": build_duckdb_io_manager(str(path))},
+        resources={"fhir": fhir, "landing": DuckDBWarehouseResource(database=str(path))},
     )
     assert result.success
     counts = sandbox.counts(["Encounter", "AllergyIntolerance"])

@@ -1,0 +1,208 @@
+"""Write-back assets: rows of a DuckDB table -> FHIR resources -> the server, in transactions.
+
+``build_writeback_asset`` makes one asset per target: it reads the source table in batches,
+maps each row with a plain function, and hands each batch to a :class:`Writer` (one transaction
+per batch). Run config ``dry_run: true`` validates and diffs against the server without writing.
+Every attempt lands in ``fhir_audit.writes`` in the same DuckDB file.
+"""
+
+# No `from __future__ import annotations`: Dagster reads the real `context` annotation object.
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
+
+import dagster as dg
+import duckdb as duckdb_lib
+from dagster import AssetExecutionContext
+from dagster_duckdb import DuckDBResource
+from pydantic import Field
+
+from ..fhir.client import FhirClient, redact
+from ..resources import FhirServerResource
+from ..writeback import (
+    DuckDBAuditWriter,
+    ResourceOutcome,
+    WritePolicy,
+    Writer,
+    granted_scope,
+    permits_write,
+    summarize,
+)
+from ..writeback.example import (
+    SCORE_SCHEMA,
+    SCORE_SQL,
+    SCORE_SYSTEM,
+    SCORE_TABLE,
+    abnormal_count_observation,
+)
+from ..writeback.policy import ConflictMode
+
+GROUP = "fhir_writeback"
+Row = dict[str, Any]
+
+
+class WritebackConfig(dg.Config):
+    """Run configuration of a write-back asset."""
+
+    dry_run: bool = Field(
+        default=False, description="validate and compare with the server; write nothing"
+    )
+
+
+def require_write_scope(client: FhirClient, resource_type: str) -> str:
+    """The granted scopes, or a Dagster failure when they do not allow writing the type."""
+    granted = granted_scope(client)
+    if granted is None or not permits_write(granted, resource_type):
+        raise dg.Failure(
+            description=(
+                f"write-back of {resource_type} needs a write scope (system/*.write, "
+                f"system/{resource_type}.*, or v2 system/*.cu); the server granted "
+                f"{granted!r}. Set FHIR_WRITE_SCOPES and allow the scope for the client."
+            )
+        )
+    return granted
+
+
+def read_batches(
+    con: duckdb_lib.DuckDBPyConnection, key: dg.AssetKey, size: int
+) -> Iterator[list[Row]]:
+    """The source table of ``key`` (schema.table) in batches of dict rows, streamed."""
+    table = ".".join(f'"{part}"' for part in key.path)  # asset keys come from code
+    cursor = con.cursor()
+    try:
+        cursor.execute(f"select * from {table}")  # noqa: S608
+        columns = [d[0] for d in cursor.description or ()]
+        while rows := cursor.fetchmany(size):
+            yield [dict(zip(columns, row, strict=True)) for row in rows]
+    finally:
+        cursor.close()
+
+
+def map_rows(
+    rows: Sequence[Row], to_resource: Callable[[Row], dict[str, Any]], resource_type: str
+) -> tuple[list[dict[str, Any]], list[ResourceOutcome]]:
+    """Map rows to resources; a row whose mapping raises becomes a failed outcome (no values)."""
+    resources, failed = [], []
+    for index, row in enumerate(rows):
+        try:
+            resources.append(to_resource(row))
+        except (KeyError, ValueError, TypeError) as exc:
+            reason = f"mapping the row raised {type(exc).__name__}"
+            failed.append(ResourceOutcome(index, resource_type, None, "failed", issues=(reason,)))
+    return resources, failed
+
+
+def build_writeback_asset(
+    name: str,
+    source_asset_key: dg.AssetKey | Sequence[str],
+    resource_type: str,
+    to_resource: Callable[[Row], dict[str, Any]],
+    batch_size: int,
+    *,
+    policy: WritePolicy,
+    key_prefix: Sequence[str] = (GROUP,),
+    description: str | None = None,
+) -> dg.AssetsDefinition:
+    """An asset that writes the rows of ``source_asset_key``'s table back as ``resource_type``.
+
+    Args:
+        name: the asset name (under ``key_prefix``).
+        source_asset_key: the DuckDB table (schema.table) to read.
+        resource_type: the FHIR type written; the write scope is checked for it.
+        to_resource: row (column -> value) -> resource carrying ``policy.identifier_system``.
+        batch_size: resources per transaction.
+        policy: identifiers, conflicts, retries (see :class:`WritePolicy`).
+    """
+    source = dg.AssetKey.from_coercible(source_asset_key)
+
+    @dg.asset(
+        name=name,
+        key_prefix=list(key_prefix),
+        group_name=GROUP,
+        deps=[source],
+        kinds={"fhir", "duckdb"},
+        tags={"fhir/resource_type": resource_type},
+        description=description
+        or f"Writes {source.to_user_string()} back to the FHIR server as {resource_type}.",
+    )
+    def writeback(
+        context: AssetExecutionContext,
+        config: WritebackConfig,
+        fhir_writer: FhirServerResource,
+        duckdb: DuckDBResource,
+    ) -> dg.MaterializeResult[None]:
+        started = time.monotonic()
+        outcomes: list[ResourceOutcome] = []
+        batches = 0
+        with fhir_writer.get_client() as client, duckdb.get_connection() as con:
+            if not config.dry_run:
+                require_write_scope(client, resource_type)
+            writer = Writer(client, policy, DuckDBAuditWriter(con), run_id=context.run.run_id)
+            for rows in read_batches(con, source, batch_size):
+                resources, unmapped = map_rows(rows, to_resource, resource_type)
+                write = writer.dry_run if config.dry_run else writer.write
+                outcomes += unmapped + write(resources)
+                batches += 1
+                context.log.info("batch %d: %s", batches, summarize(outcomes))
+        metadata = outcome_metadata(outcomes, config.dry_run, batches, fhir_writer.base_url)
+        metadata["duration_s"] = round(time.monotonic() - started, 3)
+        failed = int(metadata["failed"])
+        if failed and not config.dry_run:
+            raise dg.Failure(
+                description=f"{failed} of {len(outcomes)} {resource_type} resources were not "
+                f"written; see fhir_audit.writes where run_id = '{context.run.run_id}'",
+                metadata=metadata,
+            )
+        return dg.MaterializeResult(metadata=metadata)
+
+    return writeback
+
+
+def outcome_metadata(
+    outcomes: Sequence[ResourceOutcome], dry_run: bool, batches: int, server: str
+) -> dict[str, Any]:
+    """Materialization metadata: counts, and for a dry run which elements would change."""
+    changed = Counter(element for o in outcomes for element in o.changed)
+    return {
+        **summarize(outcomes),
+        "resources": len(outcomes),
+        "batches": batches,
+        "dry_run": dry_run,
+        "server": redact(server),
+        "audit_table": "fhir_audit.writes",
+        **({"changed_elements": dict(changed)} if dry_run else {}),
+    }
+
+
+def build_abnormal_count_assets(
+    batch_size: int = 100, *, on_conflict: ConflictMode = "fail", server_validate: bool = False
+) -> list[dg.AssetsDefinition]:
+    """The example: a per-patient abnormal-observation count, written back as Observations."""
+    policy = WritePolicy(SCORE_SYSTEM, on_conflict=on_conflict, server_validate=server_validate)
+
+    @dg.asset(
+        name=SCORE_TABLE,
+        key_prefix=[SCORE_SCHEMA],
+        group_name=GROUP,
+        deps=[dg.AssetKey(["fhir_raw", "patient"]), dg.AssetKey(["fhir_raw", "observation"])],
+        kinds={"duckdb"},
+        description="Per patient, how many Observations are interpreted as abnormal.",
+    )
+    def abnormal_count(context: AssetExecutionContext, duckdb: DuckDBResource) -> None:
+        with duckdb.get_connection() as con:
+            con.execute(f"create schema if not exists {SCORE_SCHEMA}")
+            con.execute(SCORE_SQL)
+            count = f"select count(*) from {SCORE_SCHEMA}.{SCORE_TABLE}"  # noqa: S608 (constants)
+            rows = con.execute(count).fetchone()
+        context.add_output_metadata({"patients": int(rows[0]) if rows else 0})
+
+    writeback = build_writeback_asset(
+        "abnormal_count_observation",
+        [SCORE_SCHEMA, SCORE_TABLE],
+        "Observation",
+        abnormal_count_observation,
+        batch_size,
+        policy=policy,
+    )
+    return [abnormal_count, writeback]

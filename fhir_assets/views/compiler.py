@@ -1,0 +1,227 @@
+"""ViewDefinition -> one SQL query (a chain of CTEs per branch, branches joined by UNION ALL).
+
+Every stage carries the focus items of the enclosing forEach levels (``f<n>``) and their
+``%rowIndex`` (``i<n>``); context 0 is the resource itself, with index 0.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from .definition import Column, ViewDefinition
+from .dialect import Dialect, output_kind
+from .duckdb_dialect import DuckDBDialect
+from .errors import UnsupportedError, ViewDefinitionError
+from .expressions import ExpressionCompiler
+from .fhirpath import Constant, Node
+from .functions import exists_sql
+from .plan import Branch, Columns, Empty, ForEach, Nulls, Repeat, expand
+from .snowflake_dialect import SnowflakeDialect
+from .values import Context
+
+DIALECTS: dict[str, type[Dialect]] = {"duckdb": DuckDBDialect, "snowflake": SnowflakeDialect}
+
+
+@dataclass(frozen=True, slots=True)
+class OutputColumn:
+    """A column of the compiled query: name, SQL kind and whether it holds an array."""
+
+    name: str
+    kind: str
+    collection: bool
+
+
+@dataclass(frozen=True, slots=True)
+class CompiledView:
+    """The query and its output columns, in order."""
+
+    view: ViewDefinition
+    sql: str
+    columns: tuple[OutputColumn, ...]
+
+
+def quote(name: str) -> str:
+    return f'"{name}"'
+
+
+class BranchWriter:
+    """Writes the CTE stages of one branch."""
+
+    def __init__(self, compiler: ExpressionCompiler, prefix: str, carried: list[str]):
+        self.compiler = compiler
+        self.dialect = compiler.dialect
+        self.prefix = prefix
+        self.carried = list(carried)
+        self.stages: list[str] = []
+        self.previous = "base"
+        self.projections: dict[str, str] = {}
+
+    def name(self) -> str:
+        return f"{self.prefix}_{len(self.stages) + 1}"
+
+    def columns(self, alias: str) -> str:
+        return ", ".join(f"{alias}.{column}" for column in self.carried)
+
+    def context(self, ctx: int, alias: str) -> Context:
+        if ctx == 0:
+            return Context(f"{alias}.f0", "0", f"{alias}.f0")
+        return Context(self.dialect.focus(f"{alias}.f{ctx}"), f"{alias}.i{ctx}", f"{alias}.f0")
+
+    def collection(self, path_ctx: Context, path: Node) -> Any:
+        return self.compiler.coll(self.compiler.compile(path, path_ctx))
+
+    def array(self, path_ctx: Context, path: Node) -> str:
+        return self.dialect.coll_array(self.collection(path_ctx, path))
+
+    def for_each(self, op: ForEach) -> None:
+        collect, expand_ = self.name(), f"{self.prefix}_{len(self.stages) + 2}"
+        array = self.array(self.context(op.parent, "p"), op.path)
+        self.stages.append(
+            f"{collect} AS (SELECT {self.columns('p')}, {array} AS c FROM {self.previous} p)"
+        )
+        u = self.dialect.unnest("q.c", "u")
+        self.stages.append(
+            f"{expand_} AS (SELECT {self.columns('q')}, {u.value} AS f{op.ctx}, "
+            f"{u.index} AS i{op.ctx} FROM {collect} q, {u.clause})"
+        )
+        self.carried += [f"f{op.ctx}", f"i{op.ctx}"]
+        self.previous = expand_
+
+    def empty(self, op: Empty) -> None:
+        value = self.compiler.compile(op.path, self.context(op.parent, "p"))
+        condition = exists_sql(self.compiler, value)
+        stage = self.name()
+        self.stages.append(
+            f"{stage} AS (SELECT {self.columns('p')} FROM {self.previous} p WHERE NOT {condition})"
+        )
+        self.previous = stage
+
+    def repeat(self, op: Repeat) -> None:
+        d, n = self.dialect, op.ctx
+        recursive, stage = self.name(), f"{self.prefix}_{len(self.stages) + 2}"
+
+        def children(ctx: Context) -> str:
+            return d.coll_concat([self.collection(ctx, path) for path in op.paths])
+
+        u, v = d.unnest("a.c", "u"), d.unnest("b.c", "v")
+        focus = Context(d.focus(f"t.f{n}"), "0", "t.f0")
+        anchor = (
+            f"SELECT {self.columns('a')}, {u.value}, {d.lpad_index(u.index)} FROM "
+            f"(SELECT {self.columns('p')}, {children(self.context(op.parent, 'p'))} AS c "
+            f"FROM {self.previous} p) a, {u.clause}"
+        )
+        step = (
+            f"SELECT {self.columns('b')}, {v.value}, b.k{n} || {d.lpad_index(v.index)} FROM "
+            f"(SELECT {self.columns('t')}, t.f{n}, t.k{n}, {children(focus)} AS c "
+            f"FROM {recursive} t) b, {v.clause}"
+        )
+        names = ", ".join([*self.carried, f"f{n}", f"k{n}"])
+        self.stages.append(f"{recursive}({names}) AS ({anchor} UNION ALL {step})")
+        # %rowIndex of a repeat: position in the pre-order walk below one parent row
+        partition = ", ".join(["t.rid"] + [f"t.{c}" for c in self.carried if c.startswith("i")])
+        self.stages.append(
+            f"{stage} AS (SELECT {self.columns('t')}, t.f{n}, ROW_NUMBER() OVER "
+            f"(PARTITION BY {partition} ORDER BY t.k{n}) - 1 AS i{n} FROM {recursive} t)"
+        )
+        self.carried += [f"f{n}", f"i{n}"]
+        self.previous = stage
+
+    def output(self, column: Column, ctx: int) -> None:
+        value = self.compiler.compile(column.path, self.context(ctx, "p"))
+        kind = column_kind(column)
+        if column.collection:
+            sql = self.dialect.coll_typed(self.compiler.coll(value), kind)
+        else:
+            sql = self.compiler.scalar(value, kind, f"column {column.name!r} ({column.text})")
+        self.projections[column.name] = sql
+
+    def write(self, branch: Branch) -> None:
+        for op in branch:
+            if isinstance(op, ForEach):
+                self.for_each(op)
+            elif isinstance(op, Repeat):
+                self.repeat(op)
+            elif isinstance(op, Empty):
+                self.empty(op)
+            elif isinstance(op, Columns):
+                for column in op.columns:
+                    self.output(column, op.ctx)
+            elif isinstance(op, Nulls):
+                for column in op.columns:
+                    self.projections[column.name] = self.null(column)
+
+    def null(self, column: Column) -> str:
+        """A column of forEachOrNull's null row: NULL, except %rowIndex which is 0."""
+        kind = self.dialect.sql_type(column_kind(column))
+        if column.collection:
+            kind = f"{kind}[]" if self.dialect.name == "duckdb" else "ARRAY"
+        elif column.path == Constant("rowIndex"):
+            return f"CAST(0 AS {kind})"
+        return f"CAST(NULL AS {kind})"
+
+
+def column_kind(column: Column) -> str:
+    return output_kind(column.type)
+
+
+def base_stage(compiler: ExpressionCompiler, view: ViewDefinition, table: str, rid: bool) -> str:
+    """The resources the view reads: not deleted, passing every ``where`` path."""
+    conditions = ["NOT COALESCE(r.deleted, FALSE)"]
+    resource = Context("r.resource", "0", "r.resource")
+    for where in view.where:
+        value = compiler.compile(where, resource)
+        conditions.append(compiler.scalar(value, "boolean", "where path"))
+    number = ", ROW_NUMBER() OVER () AS rid" if rid else ""
+    return (
+        f"base AS (SELECT r.resource AS f0{number} FROM {table} r WHERE {' AND '.join(conditions)})"
+    )
+
+
+def compile_view(
+    view: ViewDefinition, dialect: str | Dialect = "duckdb", table: str | None = None
+) -> CompiledView:
+    """Compile a parsed view to one SQL query over its raw table.
+
+    Args:
+        view: the ViewDefinition.
+        dialect: "duckdb", "snowflake" or a Dialect instance.
+        table: the table holding ``resource`` and ``deleted`` columns (default
+            ``fhir_raw.<type lower>``).
+
+    Returns:
+        The query and its output columns.
+
+    Raises:
+        UnsupportedError: a construct the dialect cannot express (the message names it).
+        ViewDefinitionError: the view is invalid (e.g. an undefined constant).
+    """
+    if isinstance(dialect, str) and dialect not in DIALECTS:
+        raise ViewDefinitionError(f"unknown SQL dialect {dialect!r}: one of {sorted(DIALECTS)}")
+    d = DIALECTS[dialect]() if isinstance(dialect, str) else dialect
+    compiler = ExpressionCompiler(d, view.name, view.resource, view.constants)
+    branches = expand(view.root)
+    needs_rid = any(isinstance(op, Repeat) for branch in branches for op in branch)
+    carried = ["f0", "rid"] if needs_rid else ["f0"]
+    stages = [base_stage(compiler, view, table or d.table(view.resource), needs_rid)]
+    selects = []
+    names = [column.name for column in view.columns]
+    for number, branch in enumerate(branches):
+        writer = BranchWriter(compiler, f"b{number}", carried)
+        writer.write(branch)
+        stages += writer.stages
+        projection = ", ".join(f"{writer.projections[n]} AS {quote(n)}" for n in names)
+        selects.append(f"SELECT {projection} FROM {writer.previous} p")
+    keyword = "WITH RECURSIVE" if needs_rid else "WITH"
+    sql = f"{keyword} " + ",\n".join(stages) + "\n" + "\nUNION ALL\n".join(selects)
+    columns = tuple(OutputColumn(c.name, column_kind(c), c.collection) for c in view.columns)
+    return CompiledView(view, sql, columns)
+
+
+__all__ = [
+    "CompiledView",
+    "OutputColumn",
+    "UnsupportedError",
+    "ViewDefinitionError",
+    "compile_view",
+]

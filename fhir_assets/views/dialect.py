@@ -1,0 +1,173 @@
+"""What the compiler needs from a SQL dialect: JSON access, collections, casts, row expansion.
+
+A FHIRPath collection is held in one of three forms while compiling (see ``expressions.Value``):
+a single JSON item, a JSON value "as found in the resource" (NULL: empty, an array: its items,
+anything else: one item) or a dialect collection (``Coll``: a DuckDB ``JSON[]`` list, or a
+Snowflake FLATTEN pipeline). Each dialect turns those forms into SQL.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from dataclasses import dataclass
+from itertools import count
+from typing import Any
+
+# FHIR column type -> output kind
+INTEGER_TYPES = {"integer", "positiveInt", "unsignedInt", "integer64"}
+
+
+def output_kind(fhir_type: str | None) -> str:
+    """The SQL kind of a column: boolean, integer, decimal or string."""
+    if fhir_type == "boolean":
+        return "boolean"
+    if fhir_type in INTEGER_TYPES:
+        return "integer"
+    if fhir_type == "decimal":
+        return "decimal"
+    return "string"
+
+
+@dataclass(frozen=True, slots=True)
+class Unnest:
+    """A FROM-clause item expanding an array column, and the SQL of its item and 0-based index."""
+
+    clause: str
+    value: str
+    index: str
+
+
+class Dialect(ABC):
+    """SQL generation for one warehouse. An instance serves one compilation (alias counter)."""
+
+    name: str
+
+    def __init__(self) -> None:
+        self.counter = count(1)
+
+    def fresh(self, prefix: str) -> str:
+        """A new alias, unique within the compiled statement."""
+        return f"{prefix}{next(self.counter)}"
+
+    # literals and plain SQL
+    @abstractmethod
+    def string(self, value: str) -> str: ...
+
+    @abstractmethod
+    def sql_type(self, kind: str) -> str: ...
+
+    @abstractmethod
+    def error(self, message: str, kind: str, witness: str) -> str:
+        """An expression that raises ``message`` when evaluated (``witness``: a row-dependent
+        integer SQL expression, so the optimizer cannot evaluate it ahead of time)."""
+
+    @abstractmethod
+    def regexp_group(self, text: str, pattern: str, group: int) -> str: ...
+
+    @abstractmethod
+    def last_day(self, year_month: str) -> str:
+        """'YYYY-MM-DD' of the last day of the month given as 'YYYY-MM' text."""
+
+    @abstractmethod
+    def lpad_index(self, index: str) -> str: ...
+
+    # JSON items
+    @abstractmethod
+    def field(self, item: str, name: str) -> str: ...
+
+    @abstractmethod
+    def is_array(self, value: str) -> str: ...
+
+    @abstractmethod
+    def raw_item(self, value: str, index: str) -> str:
+        """Item ``index`` (0-based SQL integer) of a JSON array value."""
+
+    @abstractmethod
+    def raw_size(self, value: str) -> str: ...
+
+    def raw_nav(self, value: str, name: str) -> str | None:
+        """``value.name`` as a raw value, if the dialect can keep it one (else None: a Coll)."""
+        return None
+
+    @abstractmethod
+    def raw_first(self, value: str) -> str:
+        """The first item of a raw JSON value (its first element if it is an array)."""
+
+    @abstractmethod
+    def raw_single(self, value: str, message: str) -> str:
+        """The only item of a raw JSON value; raises ``message`` for an array of two or more."""
+
+    @abstractmethod
+    def to_text(self, item: str) -> str: ...
+
+    @abstractmethod
+    def to_number(self, item: str) -> str: ...
+
+    @abstractmethod
+    def to_integer(self, item: str) -> str: ...
+
+    @abstractmethod
+    def to_boolean(self, item: str, message: str) -> str:
+        """A JSON boolean as SQL BOOLEAN; anything else raises ``message``."""
+
+    @abstractmethod
+    def json_compare(self, op: str, left: str, right: str) -> str:
+        """Compare two JSON items of unknown type (numbers numerically, strings as text)."""
+
+    @abstractmethod
+    def is_number(self, item: str) -> str: ...
+
+    @abstractmethod
+    def number_text(self, item: str) -> str:
+        """The JSON number's literal text (for precision); raises UnsupportedError if lost."""
+
+    # collections
+    @abstractmethod
+    def coll_of_raw(self, value: str) -> Any: ...
+
+    @abstractmethod
+    def coll_of_item(self, item: str) -> Any: ...
+
+    @abstractmethod
+    def coll_nav(self, coll: Any, name: str) -> Any: ...
+
+    @abstractmethod
+    def coll_filter(self, coll: Any, condition: Callable[[str], str]) -> Any: ...
+
+    @abstractmethod
+    def coll_size(self, coll: Any) -> str: ...
+
+    @abstractmethod
+    def coll_item(self, coll: Any, index: str) -> str: ...
+
+    @abstractmethod
+    def coll_single(self, coll: Any, message: str) -> str:
+        """The only item of a collection; raises ``message`` if it holds two or more."""
+
+    @abstractmethod
+    def coll_array(self, coll: Any) -> str:
+        """The collection as one SQL array value (for expansion and collection columns)."""
+
+    @abstractmethod
+    def coll_concat(self, colls: list[Any]) -> str:
+        """Several collections, one after the other, as one SQL array value."""
+
+    @abstractmethod
+    def coll_join(self, coll: Any, separator: str) -> str: ...
+
+    @abstractmethod
+    def coll_typed(self, coll: Any, kind: str) -> str:
+        """A collection column: the items converted to ``kind``."""
+
+    # rows
+    @abstractmethod
+    def unnest(self, array: str, alias: str) -> Unnest:
+        """Expand an array column; ``Unnest.value`` is what a stage stores for the item."""
+
+    def focus(self, stored: str) -> str:
+        """The JSON item of a stored forEach focus column (see ``unnest``)."""
+        return stored
+
+    @abstractmethod
+    def table(self, resource_type: str) -> str: ...

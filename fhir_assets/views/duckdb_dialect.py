@@ -1,0 +1,160 @@
+"""DuckDB: JSON functions over the VARCHAR/JSON resource column, collections as ``JSON[]`` lists.
+
+Lambdas use the ``lambda x: ...`` syntax (DuckDB 1.3+ deprecates ``x -> ...``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from .dialect import Dialect, Unnest
+
+NUMBER_TYPES = "('BIGINT', 'UBIGINT', 'DOUBLE')"
+TYPES = {"boolean": "BOOLEAN", "integer": "BIGINT", "decimal": "DOUBLE", "string": "VARCHAR"}
+TYPES["json"] = "JSON"
+
+
+class DuckDBDialect(Dialect):
+    """SQL for DuckDB (embedded warehouse, CLI and conformance tests)."""
+
+    name = "duckdb"
+
+    def string(self, value: str) -> str:
+        return "'" + value.replace("'", "''") + "'"
+
+    def sql_type(self, kind: str) -> str:
+        return TYPES[kind]
+
+    def error(self, message: str, kind: str, witness: str) -> str:
+        return f"CAST(error({self.string(message)}) AS {self.sql_type(kind)})"
+
+    def regexp_group(self, text: str, pattern: str, group: int) -> str:
+        return f"nullif(regexp_extract({text}, {self.string(pattern)}, {group}), '')"
+
+    def last_day(self, year_month: str) -> str:
+        return f"strftime(last_day(CAST({year_month} || '-01' AS DATE)), '%Y-%m-%d')"
+
+    def lpad_index(self, index: str) -> str:
+        return f"lpad(CAST({index} AS VARCHAR), 6, '0')"
+
+    def field(self, item: str, name: str) -> str:
+        return f"json_extract({item}, '$.\"{name}\"')"
+
+    def is_array(self, value: str) -> str:
+        return f"json_type({value}) = 'ARRAY'"
+
+    def raw_item(self, value: str, index: str) -> str:
+        if index.isdigit():
+            return f"json_extract({value}, '$[{index}]')"
+        return f"json_extract({value}, '$[' || CAST({index} AS VARCHAR) || ']')"
+
+    def raw_size(self, value: str) -> str:
+        return f"json_array_length({value})"
+
+    def raw_nav(self, value: str, name: str) -> str:
+        # Most elements are not arrays: plain json_extract, the list work only for arrays.
+        items = self.coll_nav(self.coll_of_raw(value), name)
+        return (
+            f"CASE WHEN {self.is_array(value)} THEN CAST({items} AS JSON) "
+            f"ELSE {self.field(value, name)} END"
+        )
+
+    def raw_first(self, value: str) -> str:
+        return f"CASE WHEN {self.is_array(value)} THEN {self.raw_item(value, '0')} ELSE {value} END"
+
+    def raw_single(self, value: str, message: str) -> str:
+        size = self.raw_size(value)
+        item = self.raw_item(value, "0")
+        many = f"CASE WHEN {size} > 1 THEN {self.error(message, 'json', size)} ELSE {item} END"
+        return f"CASE WHEN {self.is_array(value)} THEN {many} ELSE {value} END"
+
+    def to_text(self, item: str) -> str:
+        return f"json_extract_string({item}, '$')"
+
+    def to_number(self, item: str) -> str:
+        return f"CAST({item} AS DOUBLE)"
+
+    def to_integer(self, item: str) -> str:
+        return f"CAST({item} AS BIGINT)"
+
+    def to_boolean(self, item: str, message: str) -> str:
+        return (
+            f"CASE WHEN {item} IS NULL THEN NULL WHEN json_type({item}) = 'BOOLEAN' "
+            f"THEN CAST({item} AS BOOLEAN) ELSE {self.error(message, 'boolean', '0')} END"
+        )
+
+    def json_compare(self, op: str, left: str, right: str) -> str:
+        return (
+            f"CASE WHEN json_type({left}) IN {NUMBER_TYPES} AND json_type({right}) IN "
+            f"{NUMBER_TYPES} THEN CAST({left} AS DOUBLE) {op} CAST({right} AS DOUBLE) "
+            f"ELSE {self.to_text(left)} {op} {self.to_text(right)} END"
+        )
+
+    def is_number(self, item: str) -> str:
+        return f"json_type({item}) IN {NUMBER_TYPES}"
+
+    def number_text(self, item: str) -> str:
+        # DuckDB keeps the JSON text, so "1.0" still shows its precision.
+        return f"CAST({item} AS VARCHAR)"
+
+    def coll_of_raw(self, value: str) -> str:
+        return (
+            f"CASE WHEN {value} IS NULL THEN CAST([] AS JSON[]) WHEN json_type({value}) = 'ARRAY' "
+            f"THEN CAST({value} AS JSON[]) ELSE [CAST({value} AS JSON)] END"
+        )
+
+    def coll_of_item(self, item: str) -> str:
+        return f"CASE WHEN {item} IS NULL THEN CAST([] AS JSON[]) ELSE [CAST({item} AS JSON)] END"
+
+    def coll_nav(self, coll: str, name: str) -> str:
+        x = self.fresh("x")
+        return (
+            f"flatten(list_transform({coll}, lambda {x}: {self.coll_of_raw(self.field(x, name))}))"
+        )
+
+    def coll_filter(self, coll: str, condition: Callable[[str], str]) -> str:
+        x = self.fresh("x")
+        return f"list_filter({coll}, lambda {x}: {condition(x)})"
+
+    def coll_size(self, coll: str) -> str:
+        return f"len({coll})"
+
+    def coll_item(self, coll: str, index: str) -> str:
+        if index.isdigit():
+            return f"{coll}[{int(index) + 1}]"
+        return f"CASE WHEN {index} >= 0 THEN {coll}[{index} + 1] END"
+
+    def coll_single(self, coll: str, message: str) -> str:
+        size = self.coll_size(coll)
+        return f"CASE WHEN {size} > 1 THEN {self.error(message, 'json', size)} ELSE {coll}[1] END"
+
+    def coll_array(self, coll: str) -> str:
+        return coll
+
+    def coll_concat(self, colls: list[str]) -> str:
+        result = colls[0]
+        for array in colls[1:]:
+            result = f"list_concat({result}, {array})"
+        return result
+
+    def coll_join(self, coll: str, separator: str) -> str:
+        x = self.fresh("x")
+        return (
+            f"array_to_string(list_transform({coll}, lambda {x}: {self.to_text(x)}), {separator})"
+        )
+
+    def coll_typed(self, coll: str, kind: str) -> str:
+        x = self.fresh("x")
+        convert = {"boolean": f"CAST({x} AS BOOLEAN)", "integer": self.to_integer(x)}
+        convert["decimal"] = self.to_number(x)
+        return f"list_transform({coll}, lambda {x}: {convert.get(kind, self.to_text(x))})"
+
+    def unnest(self, array: str, alias: str) -> Unnest:
+        return Unnest(
+            f"unnest({array}) WITH ORDINALITY AS {alias}(value, ordinal)",
+            f"{alias}.value",
+            f"{alias}.ordinal - 1",
+        )
+
+    def table(self, resource_type: str) -> str:
+        return f"fhir_raw.{resource_type.lower()}"

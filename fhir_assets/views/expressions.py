@@ -1,0 +1,210 @@
+"""FHIRPath expression tree -> SQL expression, through a ``Dialect``.
+
+Forms of a compiled value (``Value.form``):
+- ``item``: one JSON item or NULL (empty);
+- ``raw``: a JSON value as stored in the resource: NULL is empty, an array stands for its items;
+- ``coll``: a dialect collection of JSON items;
+- ``scalar``: a typed SQL value (``type`` boolean/string/integer/decimal), NULL is empty.
+JSON forms carry a ``type`` hint ("json" when unknown, else the FHIR type named by ofType()).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from . import functions
+from .dialect import Dialect
+from .errors import UnsupportedError, ViewDefinitionError
+from .fhirpath import Binary, Call, Constant, Index, Literal, Member, Negate, Node, This
+from .values import Context, Value
+
+NUMERIC = {"integer", "decimal", "positiveInt", "unsignedInt", "integer64"}
+COMPARISONS = {"=": "=", "!=": "<>", "<": "<", "<=": "<=", ">": ">", ">=": ">="}
+ARITHMETIC = {"+", "-", "*", "/"}
+# FHIRPath's three-valued logic (§6.5) is SQL's: NULL is the empty collection.
+LOGIC = {
+    "and": "({a} AND {b})",
+    "or": "({a} OR {b})",
+    "xor": "({a} <> {b})",
+    "implies": "(NOT {a} OR {b})",
+}
+
+
+class ExpressionCompiler:
+    """Compiles the expressions of one view (its constants and name give errors context)."""
+
+    def __init__(self, dialect: Dialect, view: str, resource: str, constants: dict[str, Literal]):
+        self.dialect = dialect
+        self.view = view
+        self.resource_type = resource
+        self.constants = constants
+
+    def fail(self, message: str) -> UnsupportedError:
+        return UnsupportedError(f"view {self.view!r}: {message} ({self.dialect.name})")
+
+    def compile(self, node: Node, ctx: Context) -> Value:
+        """Compile one expression tree node in ``ctx``."""
+        if isinstance(node, Literal):
+            return self.literal(node)
+        if isinstance(node, This):
+            return Value("item", ctx.focus)
+        if isinstance(node, Constant):
+            return self.constant(node.name, ctx)
+        if isinstance(node, Member):
+            return self.member(node, ctx)
+        if isinstance(node, Call):
+            return functions.call(self, node, ctx)
+        if isinstance(node, Index):
+            return self.index(node, ctx)
+        if isinstance(node, Binary):
+            return self.binary(node, ctx)
+        if isinstance(node, Negate):
+            value = self.number(self.compile(node.operand, ctx))
+            return Value("scalar", f"(-{value.sql})", value.type)
+        raise self.fail(f"unsupported expression {node!r}")
+
+    def literal(self, node: Literal) -> Value:
+        if node.type == "empty":
+            return Value("scalar", "NULL", "string")
+        if node.type == "string":
+            return Value("scalar", self.dialect.string(str(node.value)), "string")
+        if node.type == "boolean":
+            return Value("scalar", "TRUE" if node.value else "FALSE", "boolean")
+        return Value("scalar", repr(node.value), node.type)
+
+    def constant(self, name: str, ctx: Context) -> Value:
+        if name == "rowIndex":
+            return Value("scalar", ctx.index, "integer")
+        if name in ("resource", "rootResource"):
+            return Value("item", ctx.resource)
+        if name not in self.constants:
+            raise ViewDefinitionError(f"view {self.view!r}: undefined constant %{name}")
+        return self.literal(self.constants[name])
+
+    def base(self, node: Node | None, ctx: Context) -> Value:
+        return Value("item", ctx.focus) if node is None else self.compile(node, ctx)
+
+    def member(self, node: Member, ctx: Context, hint: str = "json") -> Value:
+        if node.base is None and node.name == self.resource_type:
+            return Value("item", ctx.focus)  # "Patient.name": the type name selects the focus
+        return self.navigate(self.base(node.base, ctx), node.name, hint)
+
+    def navigate(self, value: Value, name: str, hint: str = "json") -> Value:
+        """``value.name`` with FHIRPath flattening of repeating elements."""
+        if not name.replace("_", "").isalnum():
+            raise self.fail(f"element name {name!r}")
+        if value.form == "item":
+            return Value("raw", self.dialect.field(value.sql, name), hint)
+        if value.form == "scalar":
+            raise self.fail(f"navigation .{name} on a literal or computed value")
+        if value.form == "raw" and (raw := self.dialect.raw_nav(value.sql, name)) is not None:
+            return Value("raw", raw, hint)
+        return Value("coll", self.dialect.coll_nav(self.coll(value), name), hint)
+
+    def index(self, node: Index, ctx: Context) -> Value:
+        value = self.compile(node.base, ctx)
+        position = self.compile(node.index, ctx)
+        if position.form != "scalar" or position.type != "integer":
+            raise self.fail("an indexer must be an integer literal or constant")
+        d, i = self.dialect, position.sql
+        if value.form == "raw":
+            item = d.raw_item(value.sql, i)
+            guard = f"CASE WHEN {i} = 0 THEN {value.sql} END"
+            return Value("item", f"CASE WHEN {d.is_array(value.sql)} THEN {item} ELSE {guard} END")
+        if value.form == "coll":
+            return Value("item", d.coll_item(value.sql, i), value.type)
+        return Value(value.form, f"CASE WHEN {i} = 0 THEN {value.sql} END", value.type)
+
+    # conversions
+    def coll(self, value: Value) -> Any:
+        """Any JSON form as a dialect collection."""
+        if value.form == "coll":
+            return value.sql
+        if value.form == "raw":
+            return self.dialect.coll_of_raw(value.sql)
+        if value.form == "item":
+            return self.dialect.coll_of_item(value.sql)
+        raise self.fail("a collection operation on a computed scalar value")
+
+    def single(self, value: Value, what: str) -> Value:
+        """At most one item, else a runtime error naming ``what`` (never a silent first())."""
+        d = self.dialect
+        message = f"view {self.view!r}: {what} returned more than one value"
+        if value.form == "raw":
+            return Value("item", d.raw_single(value.sql, message), value.type)
+        if value.form == "coll":
+            return Value("item", d.coll_single(value.sql, message), value.type)
+        return value
+
+    def scalar(self, value: Value, kind: str, what: str) -> str:
+        """One value as SQL of ``kind`` (boolean, integer, decimal, string)."""
+        value = self.single(value, what)
+        d = self.dialect
+        if value.form == "scalar":
+            if value.type == kind or (kind == "decimal" and value.type == "integer"):
+                return str(value.sql)
+            if kind == "string":
+                return f"CAST({value.sql} AS {d.sql_type('string')})"
+            if kind in ("integer", "decimal") and value.type in (*NUMERIC, "boundary"):
+                return f"CAST({value.sql} AS {d.sql_type(kind)})"
+            raise ViewDefinitionError(f"view {self.view!r}: {what} is a {value.type}, not a {kind}")
+        if kind == "boolean":
+            return d.to_boolean(value.sql, f"view {self.view!r}: {what} is not a boolean")
+        if kind == "integer":
+            return d.to_integer(value.sql)
+        if kind == "decimal":
+            return d.to_number(value.sql)
+        return d.to_text(value.sql)
+
+    def boolean(self, node: Node, ctx: Context) -> str:
+        return self.scalar(self.compile(node, ctx), "boolean", "an operand of and/or/not/where()")
+
+    def number(self, value: Value) -> Value:
+        kind = "integer" if value.type == "integer" else "decimal"
+        return Value("scalar", self.scalar(value, kind, "arithmetic operand"), kind)
+
+    # operators
+    def binary(self, node: Binary, ctx: Context) -> Value:
+        logic = LOGIC.get(node.op)
+        if logic is not None:
+            a, b = self.boolean(node.left, ctx), self.boolean(node.right, ctx)
+            return Value("scalar", logic.format(a=a, b=b), "boolean")
+        left, right = self.compile(node.left, ctx), self.compile(node.right, ctx)
+        if node.op in COMPARISONS:
+            return Value("scalar", self.compare(COMPARISONS[node.op], left, right), "boolean")
+        if node.op in ARITHMETIC:
+            x, y = self.number(left), self.number(right)
+            kind = "integer" if x.type == y.type == "integer" and node.op != "/" else "decimal"
+            return Value("scalar", f"({x.sql} {node.op} {y.sql})", kind)
+        if node.op == "&":
+            a = self.scalar(left, "string", "& operand")
+            b = self.scalar(right, "string", "& operand")
+            return Value("scalar", f"(COALESCE({a}, '') || COALESCE({b}, ''))", "string")
+        raise self.fail(f"operator {node.op!r}")
+
+    def compare(self, op: str, left: Value, right: Value) -> str:
+        left, right = (
+            self.single(left, "comparison operand"),
+            self.single(right, "comparison operand"),
+        )
+        kind = comparison_kind(left, right)
+        if kind is None:
+            return f"({self.dialect.json_compare(op, left.sql, right.sql)})"
+        a = self.scalar(left, kind, "comparison operand")
+        b = self.scalar(right, kind, "comparison operand")
+        return f"({a} {op} {b})"
+
+
+def comparison_kind(left: Value, right: Value) -> str | None:
+    """The SQL kind both sides are compared as; None: two JSON items of unknown type."""
+    for value in (left, right):
+        if value.form == "scalar":
+            return "decimal" if value.type in NUMERIC else value.type
+    for value in (left, right):
+        if value.type in NUMERIC:
+            return "decimal"
+        if value.type == "boolean":
+            return "boolean"
+        if value.type != "json":
+            return "string"
+    return None

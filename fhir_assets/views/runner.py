@@ -1,0 +1,72 @@
+"""Running compiled views inside DuckDB: over raw tables, or over an NDJSON file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import duckdb
+
+from .compiler import CompiledView, compile_view
+from .definition import NAME, ViewDefinition
+from .errors import ViewDefinitionError
+
+VIEW_SCHEMA = "fhir"
+NDJSON_TABLE = "ndjson_resources"
+
+
+def materialize(con: duckdb.DuckDBPyConnection, view: ViewDefinition) -> int:
+    """``create or replace table fhir.<view> as <compiled view>`` over ``fhir_raw``.
+
+    Args:
+        con: a DuckDB connection to the warehouse file.
+        view: the view to build.
+
+    Returns:
+        The number of rows in the new table.
+    """
+    compiled = compile_view(view, "duckdb")
+    table = f'{VIEW_SCHEMA}."{view.name}"'
+    con.execute(f"CREATE SCHEMA IF NOT EXISTS {VIEW_SCHEMA}")
+    con.execute(f"CREATE OR REPLACE TABLE {table} AS {compiled.sql}")
+    row = con.execute(f"SELECT count(*) FROM {table}").fetchone()
+    return int(row[0]) if row else 0
+
+
+def load_ndjson(con: duckdb.DuckDBPyConnection, path: Path, resource_type: str) -> str:
+    """Load the resources of one type from an NDJSON file into a temporary table.
+
+    Returns:
+        The table name, with the ``resource`` and ``deleted`` columns a view reads.
+
+    Raises:
+        ViewDefinitionError: the file cannot be read as NDJSON.
+    """
+    if not NAME.match(resource_type):
+        raise ViewDefinitionError(f"invalid resource type {resource_type!r}")
+    try:
+        con.execute(
+            f"CREATE OR REPLACE TEMP TABLE {NDJSON_TABLE} AS SELECT json AS resource, "
+            f"FALSE AS deleted FROM read_ndjson_objects(?) "
+            f"WHERE json_extract_string(json, '$.resourceType') = ?",
+            [str(path), resource_type],
+        )
+    except duckdb.Error as exc:
+        raise ViewDefinitionError(f"cannot read NDJSON {path}: {exc}") from exc
+    return NDJSON_TABLE
+
+
+def run_ndjson(
+    view: ViewDefinition, path: Path, con: duckdb.DuckDBPyConnection | None = None
+) -> duckdb.DuckDBPyRelation:
+    """The rows of ``view`` over the resources in an NDJSON file, as a DuckDB relation."""
+    con = con or duckdb.connect()
+    table = load_ndjson(con, path, view.resource)
+    compiled: CompiledView = compile_view(view, "duckdb", table=table)
+    return con.sql(compiled.sql)
+
+
+def rows(relation: duckdb.DuckDBPyRelation) -> list[dict[str, Any]]:
+    """A relation's rows as dicts keyed by column name."""
+    names = relation.columns
+    return [dict(zip(names, row, strict=True)) for row in relation.fetchall()]

@@ -1,0 +1,173 @@
+"""Landing into Snowflake: Parquet -> PUT to a stage -> COPY INTO a staging table -> MERGE.
+
+Each batch becomes a Parquet file PUT to a stage of this landing as it is built (local memory
+stays one batch); ``finish`` loads them with one COPY INTO into a staging table and applies one
+MERGE, so a large landing costs a handful of statements, not row inserts. The staging tables
+are dropped afterwards; the temporary stage goes with the session. Importing this module costs
+seconds (the Snowflake connector via dagster-snowflake): import it only in Snowflake mode.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+from dagster_snowflake import SnowflakeResource
+
+from . import sql
+from .layout import RAW_SCHEMA
+from .protocol import Outcome, Provenance
+
+STAGE_DDL = (
+    "id VARCHAR, version_id VARCHAR, last_updated VARCHAR, resource VARCHAR, deleted BOOLEAN"
+)
+QUARANTINE_STAGE_DDL = (
+    "resource_type VARCHAR, source VARCHAR, line BIGINT, error VARCHAR, raw VARCHAR"
+)
+
+
+class SnowflakeWarehouse:
+    """Landing into Snowflake through one connector connection with a current database.
+
+    Identifiers are unquoted, so ``fhir_raw.observation`` is ``FHIR_RAW.OBSERVATION``.
+    """
+
+    dialect = sql.SNOWFLAKE
+
+    def __init__(self, connection: Any) -> None:
+        self.connection = connection
+
+    def fetch(self, query: str) -> list[tuple[Any, ...]]:
+        """Run a query and return its rows."""
+        with self.connection.cursor() as cursor:
+            return list(cursor.execute(query).fetchall())
+
+    def execute(self, statement: str) -> None:
+        """Run one statement."""
+        with self.connection.cursor() as cursor:
+            cursor.execute(statement)
+
+    @contextmanager
+    def open_landing(
+        self, table: str, provenance: Provenance, *, history: bool = False
+    ) -> Iterator[SnowflakeLanding]:
+        """Create the tables if needed, plus a stage and staging tables for this landing."""
+        self.execute(f"CREATE SCHEMA IF NOT EXISTS {RAW_SCHEMA}")
+        # MERGE needs a current schema (fakesnow asserts; Snowflake resolves names with it).
+        self.execute(f"USE SCHEMA {RAW_SCHEMA}")
+        self.execute(sql.create_raw_table(self.dialect, table))
+        self.execute(sql.create_quarantine_table(self.dialect))
+        if history:
+            self.execute(sql.create_raw_table(self.dialect, sql.history_table(table)))
+        landing = SnowflakeLanding(self, table, provenance, uuid.uuid4().hex[:12], history)
+        # A temporary stage disappears with the session (and the emulator has no DROP STAGE);
+        # transient staging tables skip Fail-safe storage and are dropped below.
+        self.execute(f"CREATE TEMPORARY STAGE {landing.stage_name}")
+        self.execute(f"CREATE TRANSIENT TABLE {landing.rows_table} ({STAGE_DDL})")
+        self.execute(f"CREATE TRANSIENT TABLE {landing.quarantine_table} ({QUARANTINE_STAGE_DDL})")
+        try:
+            with tempfile.TemporaryDirectory(prefix="fhir-landing-") as folder:
+                landing.folder = Path(folder)
+                yield landing
+        finally:
+            self.execute(f"DROP TABLE IF EXISTS {landing.rows_table}")
+            self.execute(f"DROP TABLE IF EXISTS {landing.quarantine_table}")
+
+
+@dataclass
+class SnowflakeLanding:
+    """One landing session: batches are PUT as Parquet; ``finish`` copies and merges."""
+
+    warehouse: SnowflakeWarehouse
+    table: str
+    provenance: Provenance
+    tag: str
+    history: bool = False
+    folder: Path = field(default_factory=Path)
+    files: int = 0
+    quarantine_files: int = 0
+
+    @property
+    def stage_name(self) -> str:
+        return f"{RAW_SCHEMA}._landing_{self.tag}"
+
+    @property
+    def rows_table(self) -> str:
+        return f"{RAW_SCHEMA}._staging_{self.tag}"
+
+    @property
+    def quarantine_table(self) -> str:
+        return f"{RAW_SCHEMA}._staging_quarantine_{self.tag}"
+
+    def stage(self, rows: pa.Table) -> None:
+        """Write a batch (``STAGE_SCHEMA``) as Parquet and PUT it under ``rows/``."""
+        self.files += 1
+        self._put(rows, f"rows/{self.files:06d}.parquet")
+
+    def quarantine(self, rows: pa.Table) -> None:
+        """Write quarantine rows as Parquet and PUT them under ``quarantine/``."""
+        self.quarantine_files += 1
+        self._put(rows, f"quarantine/{self.quarantine_files:06d}.parquet")
+
+    def finish(self) -> Outcome:
+        """COPY the staged files into the staging tables, then MERGE both."""
+        p, wh = self.provenance, self.warehouse
+        outcome = Outcome()
+        if self.files:
+            self._copy(self.rows_table, "rows")
+            for tombstones in (False, True):
+                staged = sql.newest_staged(
+                    wh.dialect, self.rows_table, p.source_server, p.sync_id, p.at,
+                    tombstones=tombstones,
+                )  # fmt: skip
+                counts = wh.fetch(sql.count_outcomes(self.table, staged))[0]
+                wh.execute(sql.merge_raw(self.table, staged))
+                outcome += Outcome(*(int(n) for n in counts))
+            if self.history:
+                versions = sql.staged_versions(
+                    wh.dialect, self.rows_table, p.source_server, p.sync_id, p.at
+                )
+                wh.execute(sql.merge_history(self.table, versions))
+        if self.quarantine_files:
+            self._copy(self.quarantine_table, "quarantine")
+            wh.execute(
+                sql.merge_quarantine(
+                    wh.dialect, self.quarantine_table, p.source_server, p.sync_id, p.at
+                )
+            )
+        return outcome
+
+    def _put(self, rows: pa.Table, name: str) -> None:
+        path = self.folder / name
+        path.parent.mkdir(exist_ok=True)
+        pq.write_table(rows, path)
+        # Parquet is compressed already: AUTO_COMPRESS=FALSE keeps the name COPY expects.
+        self.warehouse.execute(
+            f"PUT 'file://{path}' @{self.stage_name}/{path.parent.name} AUTO_COMPRESS=FALSE"
+        )
+        path.unlink()
+
+    def _copy(self, table: str, folder: str) -> None:
+        # fakesnow supports only COPY INTO t FROM @stage with FILE_FORMAT and
+        # MATCH_BY_COLUMN_NAME (no PATTERN/FILES), hence one stage folder per target table.
+        self.warehouse.execute(
+            f"COPY INTO {table} FROM @{self.stage_name}/{folder} "
+            "FILE_FORMAT = (TYPE = PARQUET) MATCH_BY_COLUMN_NAME = CASE_INSENSITIVE"
+        )
+
+
+class SnowflakeWarehouseResource(SnowflakeResource):
+    """dagster-snowflake's ``SnowflakeResource`` that also opens a landing warehouse."""
+
+    @contextmanager
+    def open_warehouse(self) -> Iterator[SnowflakeWarehouse]:
+        """A ``SnowflakeWarehouse`` on a connection from ``get_connection``."""
+        with self.get_connection() as connection:
+            yield SnowflakeWarehouse(connection)

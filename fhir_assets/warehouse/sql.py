@@ -1,0 +1,217 @@
+"""The landing SQL, written once for DuckDB and Snowflake.
+
+Both warehouses get the same statements; a small ``Dialect`` fills in the few words that differ
+(JSON vs VARIANT, how a string becomes JSON or a timestamp). The staged rows (``STAGE_COLUMNS``)
+are strings, so a Parquet file, an Arrow batch and a Snowflake staging table all look alike.
+
+Current-state rule, for one (source_server, id):
+    * a row replaces the stored row only when it is strictly newer: by ``meta.versionId`` when
+      both versions are integers, else by ``meta.lastUpdated`` (a missing time is oldest);
+    * an older or equal version never overwrites, so re-landing anything changes nothing;
+    * a tombstone (``deleted``) obeys the same rule and never replaces another tombstone;
+    * within one batch only the newest row per id takes part; resources are merged first and
+      tombstones second, so that a tombstone without a version still beats a numbered version
+      by time (pairwise, the rule above is not a total order).
+"""
+
+# Statements are built from catalog table names and values quoted by Dialect.literal, never
+# from resource content, so string-built SQL is safe here.
+# ruff: noqa: S608
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .layout import QUARANTINE_COLUMNS, QUARANTINE_TABLE, RAW_COLUMNS, RAW_SCHEMA
+
+# What a staged batch holds, in this order; source_server, sync_id and ingested_at are the same
+# for a whole landing and are added by the MERGE.
+STAGE_COLUMNS: tuple[str, ...] = ("id", "version_id", "last_updated", "resource", "deleted")
+
+
+@dataclass(frozen=True, slots=True)
+class Dialect:
+    """The words that differ between the warehouses."""
+
+    name: str
+    json_type: str
+    timestamp_type: str
+
+    def to_json(self, expr: str) -> str:
+        """SQL turning JSON text into the JSON/VARIANT type."""
+        return f"PARSE_JSON({expr})" if self.name == "snowflake" else f"CAST({expr} AS JSON)"
+
+    def to_timestamp(self, expr: str) -> str:
+        """SQL turning an ISO 8601 instant into a UTC-aware timestamp."""
+        return f"CAST({expr} AS {self.timestamp_type})"
+
+    def literal(self, value: str) -> str:
+        """A string literal; Snowflake also treats backslash as an escape character."""
+        if self.name == "snowflake":
+            value = value.replace("\\", "\\\\")
+        return "'" + value.replace("'", "''") + "'"
+
+
+DUCKDB = Dialect("duckdb", json_type="JSON", timestamp_type="TIMESTAMPTZ")
+SNOWFLAKE = Dialect("snowflake", json_type="VARIANT", timestamp_type="TIMESTAMP_TZ")
+
+
+def qualified(table: str) -> str:
+    """``fhir_raw.<table>``; names come from the catalog, never from input."""
+    return f"{RAW_SCHEMA}.{table}"
+
+
+def create_raw_table(dialect: Dialect, table: str) -> str:
+    """DDL of a raw table in ``RAW_COLUMNS`` order."""
+    types = {
+        "id": "VARCHAR",
+        "version_id": "VARCHAR",
+        "last_updated": dialect.timestamp_type,
+        "resource": dialect.json_type,
+        "source_server": "VARCHAR",
+        "sync_id": "VARCHAR",
+        "ingested_at": dialect.timestamp_type,
+        "deleted": "BOOLEAN",
+    }
+    columns = ", ".join(f"{name} {types[name]}" for name in RAW_COLUMNS)
+    return f"CREATE TABLE IF NOT EXISTS {qualified(table)} ({columns})"
+
+
+def create_quarantine_table(dialect: Dialect) -> str:
+    """DDL of ``fhir_raw._quarantine``."""
+    types = dict.fromkeys(QUARANTINE_COLUMNS, "VARCHAR") | {
+        "line": "BIGINT",
+        "ingested_at": dialect.timestamp_type,
+    }
+    columns = ", ".join(f"{name} {types[name]}" for name in QUARANTINE_COLUMNS)
+    return f"CREATE TABLE IF NOT EXISTS {qualified(QUARANTINE_TABLE)} ({columns})"
+
+
+def version_number(expr: str) -> str:
+    """The version as an integer when it is written as one ('7'), else NULL ('1.5', 'W/x')."""
+    # TRY_CAST alone rounds '1.5' to 2 in both warehouses: require the text to round-trip.
+    return (
+        f"CASE WHEN {expr} = CAST(TRY_CAST({expr} AS BIGINT) AS VARCHAR) "
+        f"THEN TRY_CAST({expr} AS BIGINT) END"
+    )
+
+
+def newer(new: str, old: str) -> str:
+    """SQL true when row ``new`` must replace row ``old`` (aliases of two raw rows)."""
+    new_v, old_v = version_number(f"{new}.version_id"), version_number(f"{old}.version_id")
+    return (
+        f"(NOT ({new}.deleted AND {old}.deleted) AND CASE"
+        f" WHEN {new_v} IS NOT NULL AND {old_v} IS NOT NULL THEN {new_v} > {old_v}"
+        f" WHEN {new}.last_updated IS NULL THEN FALSE"
+        f" WHEN {old}.last_updated IS NULL THEN TRUE"
+        f" ELSE {new}.last_updated > {old}.last_updated END)"
+    )
+
+
+def newest_staged(
+    dialect: Dialect, source: str, server: str, sync_id: str, at: str, *, tombstones: bool
+) -> str:
+    """The staged resources (or tombstones) of ``source`` as raw rows, newest per id only."""
+    order = (
+        f"{version_number('version_id')} DESC NULLS LAST, "
+        f"{dialect.to_timestamp('last_updated')} DESC NULLS LAST"
+    )
+    return (
+        f"SELECT id, version_id, {dialect.to_timestamp('last_updated')} AS last_updated, "
+        f"{dialect.to_json('resource')} AS resource, "
+        f"{dialect.literal(server)} AS source_server, {dialect.literal(sync_id)} AS sync_id, "
+        f"{dialect.to_timestamp(dialect.literal(at))} AS ingested_at, deleted "
+        f"FROM {source} WHERE deleted = {'TRUE' if tombstones else 'FALSE'} "
+        f"QUALIFY ROW_NUMBER() OVER (PARTITION BY id ORDER BY {order}) = 1"
+    )
+
+
+def count_outcomes(table: str, staged: str) -> str:
+    """One row (inserted, updated, deleted) that ``merge_raw`` is about to apply."""
+    changes = f"t.id IS NULL OR {newer('s', 't')}"
+    return (
+        "SELECT"
+        " COALESCE(SUM(CASE WHEN t.id IS NULL AND NOT s.deleted THEN 1 ELSE 0 END), 0),"
+        f" COALESCE(SUM(CASE WHEN t.id IS NOT NULL AND NOT s.deleted AND {newer('s', 't')}"
+        " THEN 1 ELSE 0 END), 0),"
+        f" COALESCE(SUM(CASE WHEN s.deleted AND ({changes}) THEN 1 ELSE 0 END), 0) "
+        f"FROM ({staged}) AS s LEFT JOIN {qualified(table)} AS t "
+        "ON t.source_server = s.source_server AND t.id = s.id"
+    )
+
+
+def merge_raw(table: str, staged: str) -> str:
+    """MERGE the newest staged rows into the raw table under the current-state rule."""
+    updates = ", ".join(f"{c} = s.{c}" for c in RAW_COLUMNS if c not in ("id", "source_server"))
+    columns = ", ".join(RAW_COLUMNS)
+    values = ", ".join(f"s.{c}" for c in RAW_COLUMNS)
+    return (
+        f"MERGE INTO {qualified(table)} AS t USING ({staged}) AS s "
+        "ON t.source_server = s.source_server AND t.id = s.id "
+        f"WHEN MATCHED AND {newer('s', 't')} THEN UPDATE SET {updates} "
+        f"WHEN NOT MATCHED THEN INSERT ({columns}) VALUES ({values})"
+    )
+
+
+def merge_quarantine(dialect: Dialect, source: str, server: str, sync_id: str, at: str) -> str:
+    """Add staged quarantine rows not already there (same type, source, line and text)."""
+    staged = (
+        "SELECT resource_type, source, line, error, raw, "
+        f"{dialect.literal(server)} AS source_server, {dialect.literal(sync_id)} AS sync_id, "
+        f"{dialect.to_timestamp(dialect.literal(at))} AS ingested_at FROM {source}"
+    )
+    columns = ", ".join(QUARANTINE_COLUMNS)
+    values = ", ".join(f"s.{c}" for c in QUARANTINE_COLUMNS)
+    return (
+        f"MERGE INTO {qualified(QUARANTINE_TABLE)} AS t USING ({staged}) AS s "
+        "ON t.resource_type = s.resource_type AND t.source = s.source AND t.line = s.line "
+        "AND t.raw = s.raw "
+        f"WHEN NOT MATCHED THEN INSERT ({columns}) VALUES ({values})"
+    )
+
+
+def json_text(dialect: Dialect, expr: str, path: str) -> str:
+    """SQL for the text at a dotted ``path`` (e.g. ``subject.reference``) in a JSON column."""
+    if dialect.name == "snowflake":
+        return f"{expr}:{path}::VARCHAR"
+    return f"json_extract_string({expr}, '$.{path}')"
+
+
+def table_exists(table: str) -> str:
+    """One row holding 1 when ``fhir_raw.<table>`` exists, else 0."""
+    return (
+        "SELECT COUNT(*) FROM information_schema.tables "
+        f"WHERE UPPER(table_schema) = '{RAW_SCHEMA.upper()}' AND UPPER(table_name) = "
+        f"'{table.upper()}'"
+    )
+
+
+def history_table(table: str) -> str:
+    """The history table of a raw table: ``<table>_history``."""
+    return f"{table}_history"
+
+
+def staged_versions(dialect: Dialect, source: str, server: str, sync_id: str, at: str) -> str:
+    """Every distinct version (resource or tombstone) staged in ``source``, as raw rows."""
+    return (
+        f"SELECT id, version_id, {dialect.to_timestamp('last_updated')} AS last_updated, "
+        f"{dialect.to_json('resource')} AS resource, "
+        f"{dialect.literal(server)} AS source_server, {dialect.literal(sync_id)} AS sync_id, "
+        f"{dialect.to_timestamp(dialect.literal(at))} AS ingested_at, deleted "
+        f"FROM {source} QUALIFY ROW_NUMBER() OVER "
+        "(PARTITION BY id, version_id, last_updated, deleted ORDER BY id) = 1"
+    )
+
+
+def merge_history(table: str, staged: str) -> str:
+    """Add versions not yet in ``<table>_history``; a version is (server, id, versionId,
+    lastUpdated, deleted), and the first landed copy of a version stays."""
+    columns = ", ".join(RAW_COLUMNS)
+    values = ", ".join(f"s.{c}" for c in RAW_COLUMNS)
+    return (
+        f"MERGE INTO {qualified(history_table(table))} AS t USING ({staged}) AS s "
+        "ON t.source_server = s.source_server AND t.id = s.id "
+        "AND t.version_id IS NOT DISTINCT FROM s.version_id "
+        "AND t.last_updated IS NOT DISTINCT FROM s.last_updated AND t.deleted = s.deleted "
+        f"WHEN NOT MATCHED THEN INSERT ({columns}) VALUES ({values})"
+    )

@@ -1,0 +1,65 @@
+"""The write-back example: a per-patient score computed from landed data, as an Observation.
+
+The score is the number of the patient's Observations interpreted as abnormal (HL7 v3
+ObservationInterpretation high/low/critical/abnormal codes) in ``fhir_raw.observation``. Every
+patient in ``fhir_raw.patient`` gets one, zero included, identified by the patient id under
+:data:`SCORE_SYSTEM`, so a re-run updates the same Observation instead of adding one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+SCORE_SYSTEM = "urn:fhir-assets:writeback:abnormal-observation-count"
+SCORE_SCHEMA = "fhir_writeback"
+SCORE_TABLE = "patient_abnormal_count"
+ABNORMAL_CODES = ("A", "AA", "H", "HH", "HU", "L", "LL", "LU", ">", "<")
+
+# One row per live patient; the raw tables hold the JSON exactly as the server sent it.
+SCORE_SQL = f"""
+create or replace table {SCORE_SCHEMA}.{SCORE_TABLE} as
+with abnormal as (
+    select json_extract_string(resource, '$.subject.reference') as subject, count(*) as n
+    from fhir_raw.observation
+    where not deleted
+      and list_has_any(
+            json_extract_string(resource, '$.interpretation[*].coding[*].code'),
+            {list(ABNORMAL_CODES)!r})
+    group by 1
+)
+select p.id as patient_id, coalesce(a.n, 0)::integer as abnormal_count
+from fhir_raw.patient p
+left join abnormal a on a.subject = 'Patient/' || p.id
+where not p.deleted
+order by p.id
+"""  # noqa: S608 (constants only)
+
+
+def abnormal_count_observation(row: Mapping[str, Any]) -> dict[str, Any]:
+    """The Observation written back for one row of the score table.
+
+    Deterministic in the row (no timestamps), so an unchanged score is recognised as unchanged.
+    """
+    patient_id = str(row["patient_id"])
+    return {
+        "resourceType": "Observation",
+        "identifier": [{"system": SCORE_SYSTEM, "value": patient_id}],
+        "status": "final",
+        "category": [
+            {
+                "coding": [
+                    {
+                        "system": "http://terminology.hl7.org/CodeSystem/observation-category",
+                        "code": "survey",
+                    }
+                ]
+            }
+        ],
+        "code": {
+            "coding": [{"system": "urn:fhir-assets:code", "code": "abnormal-observation-count"}],
+            "text": "Number of observations interpreted as abnormal",
+        },
+        "subject": {"reference": f"Patient/{patient_id}"},
+        "valueInteger": int(row["abnormal_count"]),
+    }

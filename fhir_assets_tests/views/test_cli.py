@@ -1,0 +1,85 @@
+"""``fhir-assets views run`` on a real NDJSON file (mixed resource types)."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from pathlib import Path
+
+import duckdb
+import pytest
+from typer.testing import CliRunner
+
+from fhir_assets.cli import app
+from fhir_assets.views.library import DEFAULTS_DIR
+
+OBSERVATIONS = [
+    {
+        "resourceType": "Observation",
+        "id": f"o{i}",
+        "status": "final",
+        "code": {"coding": [{"system": "http://loinc.org", "code": "8867-4"}]},
+        "valueQuantity": {"value": 60 + i, "unit": "/min"},
+        "subject": {"reference": f"Patient/p{i}"},
+    }
+    for i in range(3)
+]
+VIEW = str(DEFAULTS_DIR / "observation.json")
+
+
+@pytest.fixture
+def ndjson(tmp_path: Path) -> Path:
+    path = tmp_path / "export.ndjson"
+    other = {"resourceType": "Patient", "id": "p0"}
+    path.write_text("\n".join(json.dumps(r) for r in [*OBSERVATIONS, other]) + "\n")
+    return path
+
+
+def invoke(*args: str) -> tuple[int, str, str]:
+    result = CliRunner().invoke(app, ["views", "run", *args])
+    return result.exit_code, result.stdout, result.stderr
+
+
+def test_views_run_prints_csv(ndjson: Path) -> None:
+    code, out, _ = invoke(VIEW, "--input", str(ndjson))
+    assert code == 0
+    rows = list(csv.DictReader(io.StringIO(out)))
+    assert [(r["id"], r["patient_id"], r["value_quantity"]) for r in rows] == [
+        ("o0", "p0", "60.0"),
+        ("o1", "p1", "61.0"),
+        ("o2", "p2", "62.0"),
+    ]
+
+
+def test_views_run_writes_json_array_of_rows(ndjson: Path, tmp_path: Path) -> None:
+    out = tmp_path / "rows.json"
+    code, _, _ = invoke(VIEW, "--input", str(ndjson), "--output", str(out))
+    assert code == 0
+    rows = json.loads(out.read_text())
+    columns = [c["name"] for c in json.loads(Path(VIEW).read_text())["select"][0]["column"]]
+    assert [list(row) for row in rows] == [columns] * 3
+    assert sorted(row["value_unit"] for row in rows) == ["/min"] * 3
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".parquet"])
+def test_views_run_writes_files_duckdb_reads(ndjson: Path, tmp_path: Path, suffix: str) -> None:
+    out = tmp_path / f"rows{suffix}"
+    code, _, _ = invoke(VIEW, "--input", str(ndjson), "--output", str(out))
+    assert code == 0
+    rows = duckdb.sql(f"SELECT id, code_code FROM '{out}' ORDER BY id").fetchall()
+    assert rows == [("o0", "8867-4"), ("o1", "8867-4"), ("o2", "8867-4")]
+
+
+def test_views_run_rejects_unknown_output_format(ndjson: Path, tmp_path: Path) -> None:
+    code, _, err = invoke(VIEW, "--input", str(ndjson), "--output", str(tmp_path / "x.xlsx"))
+    assert code == 2
+    assert "--output must end in" in err
+
+
+def test_views_run_reports_invalid_view(ndjson: Path, tmp_path: Path) -> None:
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"resource": "Observation", "select": [{"forEach": "@@"}]}')
+    code, _, err = invoke(str(bad), "--input", str(ndjson))
+    assert code == 1
+    assert "FHIRPath '@@'" in err
