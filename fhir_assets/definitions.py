@@ -198,4 +198,31 @@ def build_definitions() -> dg.Definitions:
     )
 
 
-defs = build_definitions()
+def build_bulk_definitions() -> dg.Definitions:
+    """Bulk Data exports: the ``bulk_land`` job, its export partitions and the two sensors
+    (stopped by default). FHIR_BULK_DIR (default ``.fhir-assets/bulk``), FHIR_BULK_LEVEL
+    (system | patient | group), FHIR_BULK_GROUP_ID, FHIR_BULK_TYPES (default:
+    FHIR_RESOURCE_TYPES or the catalog), FHIR_BULK_INTERVAL_S (default one day)."""
+    from .assets.bulk import BulkExportResource, build_bulk_asset, build_bulk_job
+    from .sensors import build_backfill_sensor, build_export_sensor
+
+    options = LandingOptions(
+        validation=os.environ.get("FHIR_VALIDATION", "fast"),
+        history=os.environ.get("FHIR_HISTORY", "").lower() in ("1", "true", "yes"),
+    )
+    bulk = BulkExportResource(
+        folder=os.environ.get("FHIR_BULK_DIR", ".fhir-assets/bulk"),
+        level=os.environ.get("FHIR_BULK_LEVEL", "system"),
+        group_id=os.environ.get("FHIR_BULK_GROUP_ID") or None,
+        types=os.environ.get("FHIR_BULK_TYPES") or os.environ.get("FHIR_RESOURCE_TYPES", ""),
+    )
+    interval = float(os.environ.get("FHIR_BULK_INTERVAL_S", str(24 * 3600)))
+    return dg.Definitions(
+        assets=[build_bulk_asset(options)],
+        jobs=[build_bulk_job()],
+        sensors=[build_export_sensor(interval), build_backfill_sensor()],
+        resources={"bulk": bulk},
+    )
+
+
+defs = dg.Definitions.merge(build_definitions(), build_bulk_definitions())
