@@ -18,6 +18,7 @@ from fhir_assets.assets.bulk import (
     build_bulk_asset,
     seed_state,
 )
+from fhir_assets.fhir import FhirClient
 from fhir_assets.fhir.bulk import BulkClient, BulkOptions, ExportError, run_export
 from fhir_assets.resources import FhirServerResource
 from fhir_assets.sandbox import Sandbox
@@ -102,3 +103,49 @@ def test_sensor_run_lands_the_export_once_even_after_a_run_died(
     instance.add_dynamic_partitions(EXPORTS.name, ["export-never-ran"])
     backfill = build_backfill_sensor()(dg.build_sensor_context(instance=instance))
     assert [r.partition_key for r in backfill.run_requests] == ["export-never-ran"]
+
+
+def test_deleted_files_mixing_types_become_tombstones_of_each_type(tmp_path: Path) -> None:
+    from datetime import UTC, datetime
+
+    import orjson
+
+    from fhir_assets.assets.bulk import land_export
+    from fhir_assets.fhir.bulk import ExportRequest
+    from fhir_assets.warehouse.landing import LandingOptions
+    from fhir_assets.warehouse.protocol import Provenance
+    from fhir_assets_tests.bulk.bulk_server import BulkServer, Reply
+
+    def line(resource: dict) -> bytes:
+        return orjson.dumps(resource) + b"\n"
+
+    meta = {"versionId": "1", "lastUpdated": "2026-11-01T00:00:00.000Z"}
+    deletes = [
+        {"request": {"method": "DELETE", "url": u}} for u in ("Patient/p1", "Observation/o1")
+    ]
+    with BulkServer() as server:
+        patient = {"resourceType": "Patient", "meta": meta}
+        observation = {"resourceType": "Observation", "id": "o1", "status": "final", "meta": meta}
+        bundle = {"resourceType": "Bundle", "type": "transaction", "entry": deletes}
+        server.files |= {
+            "p.ndjson": line(patient | {"id": "p0"}) + line(patient | {"id": "p1"}),
+            "o.ndjson": line(observation),
+            "d.ndjson": line(bundle) + b"{broken\n",
+        }
+        manifest = server.manifest([("Patient", "p.ndjson", 2), ("Observation", "o.ndjson", 1)])
+        manifest["deleted"] = [{"type": "Bundle", "url": server.file_url("d.ndjson")}]
+        server.status = [Reply(200, manifest)]
+        with BulkClient(FhirClient(server.url)) as bulk:
+            result = run_export(bulk, ExportRequest(), tmp_path / "export")
+    landing = DuckDBWarehouseResource(database=str(tmp_path / "warehouse.duckdb"))
+    moment = datetime(2026, 11, 25, 10, tzinfo=UTC)
+    with landing.open_warehouse() as warehouse:
+        land_export(
+            warehouse, result, Provenance("http://x/fhir", "e1", moment, moment), LandingOptions()
+        )
+        patients = sorted(warehouse.fetch("SELECT id, deleted FROM fhir_raw.patient"))
+        observations = warehouse.fetch("SELECT id, deleted FROM fhir_raw.observation")
+        quarantined = warehouse.fetch("SELECT source, line FROM fhir_raw._quarantine")
+    assert patients == [("p0", False), ("p1", True)]
+    assert observations == [("o1", True)]
+    assert quarantined == [("deleted/00002.Bundle.ndjson", 2)]
