@@ -226,5 +226,72 @@ def ui(
             process.wait(timeout=60)
 
 
+@app.command("export")
+def export_command(
+    out: Path = typer.Option(..., "--out", help="export folder; run again on it to resume"),
+    level: str = typer.Option("system", "--level", help="system | patient | group"),
+    group: str = typer.Option(None, "--group", help="Group id (--level group)"),
+    types: str = typer.Option(None, "--type", help="resource types, comma-separated"),
+    since: str = typer.Option(None, "--since", help="only resources changed since INSTANT"),
+    type_filter: list[str] = typer.Option(
+        [], "--type-filter", help="e.g. Observation?status=final"
+    ),
+    max_connections: int = typer.Option(5, "--max-connections", help="parallel downloads"),
+    cancel: bool = typer.Option(False, "--cancel", help="DELETE the export job recorded in --out"),
+    base_url: str = typer.Option(..., "--base-url", envvar="FHIR_BASE_URL"),
+    client_id: str = typer.Option(None, "--client-id", envvar="FHIR_CLIENT_ID"),
+    private_key: str = typer.Option(None, "--private-key", envvar="FHIR_PRIVATE_KEY_PATH"),
+    scopes: str = typer.Option("system/*.read", "--scopes", envvar="FHIR_SCOPES"),
+    token_url: str = typer.Option(None, "--token-url", envvar="FHIR_TOKEN_URL"),
+) -> None:
+    """Bulk Data $export into --out (NDJSON per type), resumable after a crash or Ctrl-C."""
+    from .fhir import FhirError, ServerSettings, connect
+    from .fhir.bulk import BulkClient, BulkOptions, ExportRequest, cancel_export, format_instant
+    from .fhir.bulk import run_export as run
+
+    logging.basicConfig(level=logging.WARNING)
+    _interrupt_on_sigterm()
+    settings = ServerSettings(
+        base_url=base_url,
+        client_id=client_id,
+        private_key=private_key,
+        scopes=scopes,
+        token_url=token_url,
+    )
+    try:
+        request = ExportRequest(
+            "group" if group and level == "system" else level,  # --group alone means group level
+            group,
+            tuple(t.strip() for t in (types or "").split(",") if t.strip()),
+            format_instant(since) if since else None,
+            tuple(type_filter),
+        )
+        with (
+            connect(settings) as client,
+            BulkClient(client, BulkOptions(max_connections=max_connections)) as bulk,
+        ):
+            if cancel:
+                typer.echo("export job deleted" if cancel_export(bulk, out) else "no open job")
+                return
+            result = run(bulk, request, out, lambda p: typer.echo(_progress_line(p), err=True))
+    except (FhirError, ValueError) as exc:
+        typer.echo(f"export failed: {exc}", err=True)
+        raise typer.Exit(1) from exc
+    for resource_type, n in sorted(result.counts().items()):
+        typer.echo(f"{resource_type:<28}{n:>10}")
+    typer.echo(f"transactionTime (next --since): {result.manifest.transaction_time}")
+    problems = [*result.fatal, *(f"{f}:{line}: {why}" for f, line, why in result.bad_lines())]
+    for line in [*result.warnings, *problems]:
+        typer.echo(line, err=True)
+    if problems:
+        raise typer.Exit(1)
+
+
+def _progress_line(progress: object) -> str:
+    done, total = getattr(progress, "files_done", 0), getattr(progress, "files_total", 0)
+    counter = f"[{done}/{total}] " if total else ""
+    return f"{counter}{getattr(progress, 'message', '')}"
+
+
 if __name__ == "__main__":
     app()

@@ -198,4 +198,40 @@ def build_definitions() -> dg.Definitions:
     )
 
 
-defs = build_definitions()
+def build_bulk_definitions() -> dg.Definitions:
+    """Bulk Data exports: the ``bulk_land`` job, its export partitions and its two sensors, and
+    the raw assets' partition backfill sensor (all stopped by default). FHIR_BULK_DIR (default
+    ``.fhir-assets/bulk``), FHIR_BULK_LEVEL (system | patient | group), FHIR_BULK_GROUP_ID,
+    FHIR_BULK_TYPES (default: FHIR_RESOURCE_TYPES or the catalog), FHIR_BULK_INTERVAL_S
+    (default one day)."""
+    from .assets.bulk import BulkExportResource, build_bulk_asset, build_bulk_job
+    from .sensors import build_backfill_sensor, build_export_sensor, build_raw_backfill_sensor
+
+    options = LandingOptions(
+        validation=os.environ.get("FHIR_VALIDATION", "fast"),
+        history=os.environ.get("FHIR_HISTORY", "").lower() in ("1", "true", "yes"),
+    )
+    bulk = BulkExportResource(
+        folder=os.environ.get("FHIR_BULK_DIR", ".fhir-assets/bulk"),
+        level=os.environ.get("FHIR_BULK_LEVEL", "system"),
+        group_id=os.environ.get("FHIR_BULK_GROUP_ID") or None,
+        types=os.environ.get("FHIR_BULK_TYPES") or os.environ.get("FHIR_RESOURCE_TYPES", ""),
+    )
+    interval = float(os.environ.get("FHIR_BULK_INTERVAL_S", str(24 * 3600)))
+    sensors = [build_export_sensor(interval), build_backfill_sensor()]
+    partitioning = build_partitioning()
+    if partitioning is not None:  # the raw assets' time partitions, backfilled by sync_all
+        raw_keys = [
+            dg.AssetKey(["fhir_raw", spec.table])
+            for spec in select(os.environ.get("FHIR_RESOURCE_TYPES"))
+        ]
+        sensors.append(build_raw_backfill_sensor(raw_keys, partitioning.partitions_def()))
+    return dg.Definitions(
+        assets=[build_bulk_asset(options)],
+        jobs=[build_bulk_job()],
+        sensors=sensors,
+        resources={"bulk": bulk},
+    )
+
+
+defs = dg.Definitions.merge(build_definitions(), build_bulk_definitions())

@@ -1,0 +1,189 @@
+"""Bulk Data exports as a Dagster asset: one dynamic partition per export, downloaded with
+``run_export`` (resumable from its folder) and landed through the one landing path.
+
+The export sensor (``fhir_assets.sensors``) kicks exports off and requests a run of
+``bulk_land`` when the manifest is ready, passing the status URL in the run config; launched by
+hand (a new partition, no config) the asset kicks off an export itself. Killed mid-download, a
+rerun of the partition resumes from the state file in the partition's folder: no second kick-off.
+"""
+
+# No `from __future__ import annotations`: Dagster reads the real `context` annotation object.
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import dagster as dg
+from dagster import AssetExecutionContext
+from pydantic import Field
+
+from ..catalog import BY_TYPE
+from ..fhir import ndjson
+from ..fhir.bulk import (
+    BulkClient,
+    BulkOptions,
+    ExportJob,
+    ExportRequest,
+    ExportResult,
+    ExportState,
+    Progress,
+    format_instant,
+    run_export,
+)
+from ..fhir.client import redact
+from ..resources import FhirServerResource
+from ..warehouse.batches import Entry, Tombstone
+from ..warehouse.files import folder_entries
+from ..warehouse.landing import LandingOptions, LandingResult, land
+from ..warehouse.protocol import Provenance, Warehouse, WarehouseOpener
+
+EXPORTS = dg.DynamicPartitionsDefinition(name="fhir_bulk_export")
+BULK_KEY = dg.AssetKey(["fhir_bulk", "export"])
+BULK_JOB = "bulk_land"
+UNREADABLE = "~unreadable"  # the bucket of deleted-file lines that are no DELETE Bundle
+
+
+class BulkExportResource(dg.ConfigurableResource):  # type: ignore[misc]
+    """What to export and where its files go (FHIR_BULK_* variables)."""
+
+    folder: str = Field(description="exports land in FOLDER/<partition> (FHIR_BULK_DIR)")
+    level: str = Field(default="system", description="system | patient | group")
+    group_id: str | None = Field(default=None, description="Group id (Epic, Oracle: required)")
+    types: str = Field(default="", description="comma-separated _type (default: the catalog)")
+    max_connections: int = Field(default=5, description="parallel downloads")
+    max_wait_s: float = Field(default=300.0, description="cap on one Retry-After")
+    total_timeout_s: float = Field(default=7 * 24 * 3600.0, description="give up after")
+
+    def request(self, since: str | None) -> ExportRequest:
+        """The export request, incremental from ``since`` (a previous ``transactionTime``)."""
+        types = [t.strip() for t in self.types.split(",") if t.strip()] or list(BY_TYPE)
+        since = format_instant(since) if since else None
+        return ExportRequest(self.level, self.group_id, tuple(types), since)
+
+    def options(self) -> BulkOptions:
+        return BulkOptions(
+            max_connections=self.max_connections,
+            max_wait_s=self.max_wait_s,
+            total_timeout_s=self.total_timeout_s,
+        )
+
+    def folder_for(self, partition: str) -> Path:
+        return Path(self.folder) / partition
+
+
+class BulkExportConfig(dg.Config):  # type: ignore[misc]
+    """A kicked-off export handed over by the sensor; empty: the run kicks off its own."""
+
+    status_url: str = ""
+    started_at: float = 0.0
+    since: str = ""
+
+
+def seed_state(folder: Path, request: ExportRequest, config: BulkExportConfig) -> ExportRequest:
+    """Record the sensor's job in the folder (once), so ``run_export`` does not kick off again.
+    Returns the request the folder holds (a resumed run keeps its first request)."""
+    state = ExportState.load(folder)
+    if state.request is not None:
+        return state.request
+    if config.status_url:
+        state.request, state.job = request, ExportJob(config.status_url, config.started_at)
+        state.save()
+    return request
+
+
+def tombstone_entries(paths: list[Path], root: Path, resource_type: str) -> Iterator[Entry]:
+    """The deletions of ``resource_type`` in ``deleted`` files (Bundles that may mix types),
+    read lazily; an unreadable line is passed on as it is, so landing quarantines it."""
+    for path in paths:
+        source = str(path.relative_to(root))
+        for item in ndjson.tombstones(path):
+            if isinstance(item, ndjson.BadLine):
+                if resource_type == UNREADABLE:
+                    yield (source, item.line, item.raw or item.reason.encode())
+            elif item.resource_type == resource_type:
+                yield (source, item.line, Tombstone(item.id))
+
+
+def land_export(
+    warehouse: Warehouse, result: ExportResult, provenance: Provenance, options: LandingOptions
+) -> list[LandingResult]:
+    """Land each type's output files, then each type's tombstones from the ``deleted`` files
+    (after the resources, so a resource deleted in this export ends deleted)."""
+    by_type: dict[str, list[Path]] = {}
+    for resource_type, path in result.output_files():
+        by_type.setdefault(resource_type, []).append(path)
+    results = [
+        land(warehouse, t, folder_entries(paths, result.folder), provenance, options)
+        for t, paths in sorted(by_type.items())
+    ]
+    deleted = result.deleted_files()
+    deleted_types = {
+        t.resource_type if isinstance(t, ndjson.Tombstone) else UNREADABLE
+        for path in deleted
+        for t in ndjson.tombstones(path)
+    }
+    for resource_type in sorted(deleted_types - {UNREADABLE}):
+        entries = tombstone_entries(deleted, result.folder, resource_type)
+        results.append(land(warehouse, resource_type, entries, provenance, options))
+    if UNREADABLE in deleted_types:  # quarantined under the Bundle type, never dropped
+        entries = tombstone_entries(deleted, result.folder, UNREADABLE)
+        results.append(land(warehouse, "Bundle", entries, provenance, options))
+    return results
+
+
+def build_bulk_asset(options: LandingOptions | None = None) -> dg.AssetsDefinition:
+    """The partitioned asset ``["fhir_bulk", "export"]``: download one export, land it."""
+
+    @dg.asset(
+        key=BULK_KEY,
+        partitions_def=EXPORTS,
+        group_name="fhir_bulk",
+        kinds={"fhir"},
+        description="One Bulk Data $export per partition, landed into the fhir_raw tables.",
+    )
+    def bulk_export(
+        context: AssetExecutionContext,
+        config: BulkExportConfig,
+        fhir: FhirServerResource,
+        bulk: BulkExportResource,
+        landing: dg.ResourceParam[WarehouseOpener],
+    ) -> dg.MaterializeResult:
+        started = time.monotonic()
+        folder = bulk.folder_for(context.partition_key)
+        request = seed_state(folder, bulk.request(config.since or None), config)
+
+        def log(progress: Progress) -> None:
+            context.log.info(progress.message)
+
+        with fhir.get_client() as client, BulkClient(client, bulk.options()) as exporter:
+            result = run_export(exporter, request, folder, log)
+        moment = result.manifest.transaction_time
+        server = redact(fhir.base_url)
+        provenance = Provenance(
+            server, context.partition_key, datetime.now(UTC), datetime.fromisoformat(moment)
+        )
+        with landing.open_warehouse() as warehouse:
+            landed = land_export(warehouse, result, provenance, options or LandingOptions())
+        for issue in result.fatal:
+            context.log.warning("export error file: %s", issue)
+        return dg.MaterializeResult(
+            metadata={
+                "transaction_time": moment,
+                "resources": sum(result.counts().values()),
+                "counts": dg.MetadataValue.json(result.counts()),
+                "landed": sum(r.landed + r.updated for r in landed),
+                "deleted": sum(r.deleted for r in landed),
+                "unchanged": sum(r.unchanged for r in landed),
+                "quarantined": sum(r.quarantined for r in landed),
+                "bad_lines": len(result.bad_lines()),
+                "fatal_issues": len(result.fatal),
+                "duration_s": round(time.monotonic() - started, 3),
+            }
+        )
+
+    return bulk_export
+
+
+def build_bulk_job():  # type: ignore[no-untyped-def]
+    """``bulk_land``: materialize one export partition (run by the sensor or by hand)."""
+    return dg.define_asset_job(BULK_JOB, selection=[BULK_KEY], partitions_def=EXPORTS)

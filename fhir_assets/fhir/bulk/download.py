@@ -1,0 +1,227 @@
+"""Download manifest files to disk: streamed, parallel (bounded), resumable, checked.
+
+Each file streams into ``NAME.part`` in ``chunk_bytes`` writes; a failed or interrupted transfer
+resumes with ``Range`` when the server answers 206, and starts the file over otherwise. A finished
+file is renamed into place, counted against the manifest's ``count`` and scanned for bad lines.
+The token goes only with ``requiresAccessToken`` and only to the FHIR server's origin; redirects
+are followed by hand, without the ``Authorization`` header.
+"""
+
+from __future__ import annotations
+
+import gzip
+import logging
+import shutil
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from urllib.parse import urljoin
+
+import requests
+
+from .. import ndjson
+from ..client import decode, redact
+from ..errors import RequestError, TransientRequestError
+from ..retry import TRANSIENT_STATUSES
+from .export import BulkClient
+from .manifest import ExportError, ExportGoneError, OutputFile
+from .state import ExportState, FileDone, local_name
+
+log = logging.getLogger(__name__)
+
+MAX_REDIRECTS = 5
+GZIP_MAGIC = b"\x1f\x8b"
+CHUNK_BYTES = 1 << 20
+NDJSON_ACCEPT = "application/fhir+ndjson, application/ndjson;q=0.9, */*;q=0.1"
+
+
+class _Busy(TransientRequestError):
+    """The file server asked to wait (429/5xx); ``wait_s`` is its capped ``Retry-After``."""
+
+    def __init__(self, message: str, url: str, wait_s: float) -> None:
+        super().__init__(message, url=url)
+        self.wait_s = wait_s
+
+
+def _without_token(request: requests.PreparedRequest) -> requests.PreparedRequest:
+    """An auth hook that sends nothing (files that don't require the token, redirect targets)."""
+    request.headers.pop("Authorization", None)
+    return request
+
+
+def fetch(bulk: BulkClient, file: OutputFile, target: Path, *, with_token: bool) -> int:
+    """Stream ``file`` to ``target``, retrying and resuming; returns its size in bytes.
+
+    Raises:
+        ExportError: the file failed after every attempt, or the server refused it (4xx).
+    """
+    part = target.with_name(target.name + ".part")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    attempts = bulk.options.attempts
+    for attempt in range(attempts + 1):
+        try:
+            _transfer(bulk, file.url, part, with_token=with_token)
+        except TransientRequestError as exc:
+            if attempt == attempts:
+                raise ExportError(
+                    f"download of {redact(file.url)} failed {attempts + 1} times: {exc}"
+                ) from exc
+            wait = exc.wait_s if isinstance(exc, _Busy) else float(min(2**attempt, 30))
+            log.warning("%s; resuming from byte %d in %.0fs", exc, _size(part), wait)
+            bulk.sleep(wait)
+            continue
+        except RequestError as exc:
+            error = ExportGoneError if exc.status in (404, 410) else ExportError
+            raise error(
+                f"download of {file.type} file {redact(file.url)} refused: {exc}", issues=exc.issues
+            ) from exc
+        _finish(part, target)
+        return target.stat().st_size
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _finish(part: Path, target: Path) -> None:
+    """Move a complete download into place, gunzipping a file that was served as gzip data
+    (``.ndjson.gz`` without ``Content-Encoding``), streamed in chunks."""
+    with part.open("rb") as head:
+        zipped = head.read(2) == GZIP_MAGIC
+    if not zipped:
+        part.replace(target)
+        return
+    with gzip.open(part, "rb") as source, target.open("wb") as out:
+        shutil.copyfileobj(source, out, CHUNK_BYTES)
+    part.unlink()
+
+
+def _size(path: Path) -> int:
+    return path.stat().st_size if path.exists() else 0
+
+
+def _transfer(bulk: BulkClient, url: str, part: Path, *, with_token: bool) -> None:
+    offset = _size(part)
+    headers = {"Accept": NDJSON_ACCEPT}
+    if offset:
+        # Byte ranges count encoded bytes: ask for the identity encoding so they match the file.
+        headers |= {"Range": f"bytes={offset}-", "Accept-Encoding": "identity"}
+    response = _open(bulk, url, headers, with_token=with_token)
+    with response:
+        status = response.status_code
+        if status == 416 and offset:
+            part.unlink()  # the partial file no longer matches the server's: start over
+            raise TransientRequestError(f"{redact(url)} refused the resume range", url=redact(url))
+        if status in TRANSIENT_STATUSES:
+            wait = bulk.wait_for(response)
+            raise _Busy(f"{redact(url)} answered HTTP {status}", redact(url), wait)
+        if status >= 300:
+            decode(response)  # raises RequestError with the OperationOutcome
+        resumed = status == 206 and response.headers.get("Content-Range", "").startswith(
+            f"bytes {offset}-"
+        )
+        try:
+            with part.open("ab" if resumed else "wb") as out:
+                for chunk in response.iter_content(bulk.options.chunk_bytes):
+                    out.write(chunk)
+        except requests.RequestException as exc:
+            raise TransientRequestError(
+                f"GET {redact(url)} broke off: {type(exc).__name__}", url=redact(url)
+            ) from exc
+
+
+def _open(
+    bulk: BulkClient, url: str, headers: dict[str, str], *, with_token: bool
+) -> requests.Response:
+    """GET ``url`` as a stream, following redirects by hand without the token."""
+    for _ in range(MAX_REDIRECTS + 1):
+        auth = None if with_token else _without_token
+        try:
+            response = bulk.session.get(
+                url,
+                headers=headers,
+                auth=auth,
+                stream=True,
+                allow_redirects=False,
+                timeout=bulk.client.timeout,
+            )
+        except requests.RequestException as exc:
+            raise TransientRequestError(
+                f"GET {redact(url)} failed: {type(exc).__name__}", url=redact(url)
+            ) from exc
+        if not response.is_redirect:
+            return response
+        location = urljoin(url, response.headers["Location"])
+        response.close()
+        log.info("file %s redirects to %s", redact(url), redact(location))
+        # Bulk Data IG v2: a redirect target (pre-signed storage) must not get the token.
+        url, with_token = location, False
+    raise ExportError(f"{redact(url)} redirected more than {MAX_REDIRECTS} times")
+
+
+def check(
+    bulk: BulkClient, index: int, file: OutputFile, state: ExportState, with_token: bool
+) -> FileDone:
+    """Download file ``index`` (unless done) and count and scan it; re-fetch once on a count
+    mismatch.
+
+    Raises:
+        ExportError: the line count still differs from the manifest's ``count``.
+    """
+    name = local_name(index, file)
+    if name in state.done:
+        return state.done[name]
+    target = state.folder / name
+    for attempt in range(2):
+        size = fetch(bulk, file, target, with_token=with_token)
+        resource_type = file.type if file.kind == "output" else None
+        lines, bad = ndjson.scan(target, resource_type)
+        if file.count is None or file.count == lines:
+            done = FileDone(
+                name, file.type, file.kind, size, lines, tuple((b.line, b.reason) for b in bad)
+            )
+            state.mark_done(done)
+            return done
+        log.warning(
+            "%s has %d lines, manifest says %d (attempt %d)", name, lines, file.count, attempt + 1
+        )
+        target.unlink()
+    raise ExportError(
+        f"{file.type} file {redact(file.url)}: {lines} lines downloaded, "
+        f"the manifest says {file.count}"
+    )
+
+
+def download_all(
+    bulk: BulkClient,
+    state: ExportState,
+    on_file: Callable[[FileDone], None] | None = None,
+) -> list[FileDone]:
+    """Download every file of ``state.manifest`` not done yet, ``max_connections`` at a time.
+
+    Raises:
+        ExportError: a file failed (after the transfers under way finished; their progress is
+            kept, files not yet started are left for the next run).
+    """
+    manifest = state.manifest
+    if manifest is None:
+        raise ExportError("no manifest to download")
+    with_token = manifest.requires_access_token
+    results: list[FileDone] = []
+    errors: list[BaseException] = []
+
+    def one(index: int, file: OutputFile) -> None:
+        if errors:
+            return  # a file failed: stop starting new ones, report it sooner
+        try:
+            done = check(bulk, index, file, state, with_token)
+        except Exception as exc:  # surfaced below, after the other downloads finished
+            errors.append(exc)
+            return
+        results.append(done)
+        if on_file is not None:
+            on_file(done)
+
+    with ThreadPoolExecutor(bulk.options.max_connections, thread_name_prefix="bulk-get") as pool:
+        for future in [pool.submit(one, i, f) for i, f in enumerate(manifest.files)]:
+            future.result()
+    if errors:
+        raise errors[0]
+    return sorted(results, key=lambda d: d.name)

@@ -1,0 +1,359 @@
+"""Kick-off, status polling and deletion of a Bulk Data export (HL7 Bulk Data Access IG v2).
+
+:class:`BulkClient` wraps a :class:`FhirClient` (its base URL, auth and timeout) with a session of
+its own that does not retry by itself: every wait here is decided by the server's ``Retry-After``
+(capped) and done through the injected ``sleep``, so tests run instantly and a sensor can poll
+once per tick with :meth:`BulkClient.poll`.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from email.utils import parsedate_to_datetime
+from typing import Any
+from urllib.parse import urljoin
+
+import orjson
+import requests
+from requests.adapters import HTTPAdapter
+
+from ..client import FHIR_JSON, FhirClient, decode, redact
+from ..errors import ConfigurationError, RequestError, ResponseFormatError, TransientRequestError
+from ..retry import TRANSIENT_STATUSES
+from .manifest import (
+    ExportError,
+    ExportGoneError,
+    ExportJob,
+    ExportRequest,
+    ExportTooSoonError,
+    Manifest,
+    next_link,
+)
+
+log = logging.getLogger(__name__)
+
+# OperationOutcome issue codes that mean "try again later" (IG v2 status request: a polling
+# failure that does not end the job SHOULD carry a transient code).
+TRANSIENT_CODES = frozenset({"transient", "throttled", "timeout", "lock-error", "incomplete"})
+
+
+@dataclass(frozen=True, slots=True)
+class BulkOptions:
+    """How patient to be with an export.
+
+    Attributes:
+        max_connections: parallel file downloads (and pooled connections).
+        max_wait_s: cap on one wait; Oracle Health answers ``Retry-After`` of several hours.
+        default_wait_s: wait when the server gives no ``Retry-After``.
+        total_timeout_s: give up on an export this long after kick-off (real ones take days).
+        attempts: retries of one request or file after transient failures.
+        lenient: send ``Prefer: handling=lenient`` (ignore unsupported parameters, don't fail).
+        join_types: one comma-joined ``_type`` (the IG's form; Oracle Health requires it).
+        chunk_bytes: download write size: the memory one connection uses.
+        group_only: refuse system and patient level before asking: Epic and Oracle Health
+            export only ``Group/{id}`` (a group id configured with the vendor).
+    """
+
+    max_connections: int = 5
+    max_wait_s: float = 300.0
+    default_wait_s: float = 10.0
+    total_timeout_s: float = 7 * 24 * 3600.0
+    attempts: int = 5
+    lenient: bool = False
+    join_types: bool = True
+    chunk_bytes: int = 1 << 20
+    group_only: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Pending:
+    """The export is still running (or the status endpoint asked us to wait)."""
+
+    progress: str | None
+    wait_s: float
+    status: int | None
+
+
+class BulkClient:
+    """Runs exports against one FHIR server.
+
+    Args:
+        client: the server's client; its auth decides where the token goes (server origin only).
+        options: waits, caps and parallelism.
+        now: clock (seconds since the epoch), injectable for tests.
+        sleep: how to wait, injectable for tests.
+    """
+
+    def __init__(
+        self,
+        client: FhirClient,
+        options: BulkOptions | None = None,
+        *,
+        now: Callable[[], float] = time.time,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.client = client
+        self.options = options or BulkOptions()
+        self.now = now
+        self.sleep = sleep
+        self.session = requests.Session()
+        self.session.auth = client.session.auth
+        self.session.headers.update(client.session.headers)
+        adapter = HTTPAdapter(
+            max_retries=0, pool_maxsize=self.options.max_connections + 2, pool_block=False
+        )
+        self.session.mount("http://", adapter)
+        self.session.mount("https://", adapter)
+
+    def close(self) -> None:
+        """Release pooled connections."""
+        self.session.close()
+
+    def __enter__(self) -> BulkClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def kick_off(self, request: ExportRequest) -> ExportJob:
+        """Start an export; ``patient`` lists go in a POSTed Parameters body (IG v2 kick-off).
+
+        Raises:
+            ExportTooSoonError: the server refuses because this group was exported too recently.
+            ExportError: the server refused the request (the message carries its issues).
+            ConfigurationError: ``group_only`` is set and the request is not group level.
+            TransientRequestError: the server stayed unreachable or busy after every retry.
+        """
+        if self.options.group_only and request.level != "group":
+            raise ConfigurationError(
+                f"this server exports only at group level (Epic, Oracle Health), not "
+                f"{request.level} level: configure the group id the vendor set up for this client"
+            )
+        url = self.client.url(request.path)
+        prefer = "respond-async" + (", handling=lenient" if self.options.lenient else "")
+        headers = {"Prefer": prefer, "Accept": FHIR_JSON}
+        join = self.options.join_types
+        for attempt in range(self.options.attempts + 1):
+            last = attempt == self.options.attempts
+            try:
+                if request.patients:
+                    body = orjson.dumps(request.parameters(join_types=join))
+                    headers["Content-Type"] = FHIR_JSON
+                    response = self._send("POST", url, data=body, headers=headers)
+                else:
+                    response = self._send(
+                        "GET", url, params=request.params(join_types=join), headers=headers
+                    )
+            except TransientRequestError:
+                if last:
+                    raise
+                self.sleep(self._backoff(attempt))
+                continue
+            if response.status_code == 202:
+                return self._job(url, response)
+            if response.status_code in TRANSIENT_STATUSES and not last and not _too_soon(response):
+                self.sleep(self.wait_for(response))
+                continue
+            raise _refusal(request, response)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def poll(self, job: ExportJob) -> Pending | Manifest:
+        """Ask once how the export is doing; returns the full manifest (all pages) when done.
+
+        429, transient 5xx and dropped connections are "wait" answers, not failures.
+
+        Raises:
+            ExportError: the export failed, or the server no longer knows the job.
+        """
+        try:
+            response = self._send("GET", job.status_url, headers={"Accept": "application/json"})
+        except TransientRequestError:
+            return Pending(None, self.options.default_wait_s, None)
+        status = response.status_code
+        if status == 202:
+            progress = response.headers.get("X-Progress")
+            return Pending(progress, self.wait_for(response), status)
+        if status == 200:
+            return self._manifest(response)
+        if status == 429 or (status >= 500 and _transient_failure(response)):
+            return Pending(None, self.wait_for(response), status)
+        try:
+            decode(response)
+        except RequestError as exc:
+            gone = status in (404, 410)
+            raise (ExportGoneError if gone else ExportError)(
+                f"export at {redact(job.status_url)} failed: HTTP {status}"
+                f"{' (the job expired, was deleted, or the server restarted)' if gone else ''}: "
+                f"{'; '.join(exc.issues) or 'no OperationOutcome'}",
+                issues=exc.issues,
+            ) from exc
+        raise ExportError(f"export status answered HTTP {status}, neither 200 nor 202")
+
+    def wait(self, job: ExportJob, on_pending: Callable[[Pending], None] | None = None) -> Manifest:
+        """Poll until the manifest is ready, sleeping as the server asks (capped).
+
+        Raises:
+            ExportError: the export failed or did not finish within ``total_timeout_s``.
+        """
+        deadline = job.started_at + self.options.total_timeout_s
+        while True:
+            result = self.poll(job)
+            if isinstance(result, Manifest):
+                return result
+            if on_pending is not None:
+                on_pending(result)
+            if self.now() + result.wait_s > deadline:
+                raise ExportError(
+                    f"export at {redact(job.status_url)} not complete "
+                    f"{self.options.total_timeout_s:g}s after kick-off "
+                    f"(last progress: {result.progress or 'none reported'})"
+                )
+            self.sleep(result.wait_s)
+
+    def delete(self, job: ExportJob) -> bool:
+        """DELETE the job (done, failed or cancelled): Epic allows one open export per client and
+        group. Returns whether the server confirmed (404: it was already gone)."""
+        for attempt in range(3):
+            try:
+                response = self._send("DELETE", job.status_url)
+            except TransientRequestError:
+                self.sleep(self._backoff(attempt))
+                continue
+            if response.status_code in TRANSIENT_STATUSES:
+                self.sleep(min(self.wait_for(response), 30.0))
+                continue
+            ok = response.status_code < 300 or response.status_code == 404
+            if response.status_code == 403:
+                # sekmet (the sandbox) wants a delete scope (system/*.*) to DELETE a job; servers
+                # differ here. The job then stays until the server expires it.
+                log.warning("the token's scopes do not permit DELETE of the export job")
+            log.log(
+                logging.INFO if ok else logging.WARNING,
+                "DELETE %s answered HTTP %s",
+                redact(job.status_url),
+                response.status_code,
+            )
+            return ok
+        log.warning("could not DELETE export job %s", redact(job.status_url))
+        return False
+
+    def wait_for(self, response: requests.Response) -> float:
+        """Seconds to wait per ``Retry-After`` (delay-seconds or HTTP-date, RFC 9110 10.2.3),
+        capped at ``max_wait_s``; ``default_wait_s`` without the header."""
+        value = (response.headers.get("Retry-After") or "").strip()
+        wait = self.options.default_wait_s
+        if value.isdigit():
+            wait = float(value)
+        elif value:
+            try:
+                target = parsedate_to_datetime(value).timestamp()
+                # Measure against the server's own clock when it sends one (clocks drift).
+                server_now = response.headers.get("Date")
+                now = parsedate_to_datetime(server_now).timestamp() if server_now else self.now()
+                wait = max(0.0, target - now)
+            except (TypeError, ValueError):
+                log.warning("unreadable Retry-After %r; waiting %ss", value, wait)
+        return min(wait, self.options.max_wait_s)
+
+    def _backoff(self, attempt: int) -> float:
+        return float(min(self.options.max_wait_s, 2**attempt))
+
+    def _send(self, method: str, url: str, **kwargs: Any) -> requests.Response:
+        kwargs.setdefault("timeout", self.client.timeout)
+        try:
+            return self.session.request(method, url, **kwargs)
+        except requests.RequestException as exc:
+            raise TransientRequestError(
+                f"{method} {redact(url)} failed: {type(exc).__name__}", url=redact(url)
+            ) from exc
+
+    def _job(self, url: str, response: requests.Response) -> ExportJob:
+        location = response.headers.get("Content-Location")
+        if not location:
+            raise ResponseFormatError(
+                f"{redact(url)} accepted the export (202) without a Content-Location", status=202
+            )
+        job = ExportJob(urljoin(url, location), self.now())
+        log.info("export kicked off at %s; status at %s", redact(url), redact(job.status_url))
+        return job
+
+    def _manifest(self, response: requests.Response) -> Manifest:
+        body = decode(response)
+        manifest = Manifest.from_json(body)
+        seen: set[str] = set()
+        while (url := next_link(body)) is not None:
+            if url in seen:
+                raise ResponseFormatError(f"manifest paging repeated {redact(url)}")
+            seen.add(url)
+            body = self._get_json(url)
+            manifest = manifest.with_files(Manifest.from_json(body).files)
+        return manifest
+
+    def _get_json(self, url: str) -> dict[str, Any]:
+        for attempt in range(self.options.attempts + 1):
+            try:
+                response = self._send("GET", url, headers={"Accept": "application/json"})
+            except TransientRequestError:
+                if attempt == self.options.attempts:
+                    raise
+                self.sleep(self._backoff(attempt))
+                continue
+            if response.status_code in TRANSIENT_STATUSES and attempt < self.options.attempts:
+                self.sleep(self.wait_for(response))
+                continue
+            return decode(response)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _outcome_codes(response: requests.Response) -> set[str]:
+    try:
+        body = orjson.loads(response.content or b"{}")
+    except orjson.JSONDecodeError:
+        return set()
+    if not isinstance(body, dict) or body.get("resourceType") != "OperationOutcome":
+        return set()
+    return {str(i.get("code")) for i in body.get("issue") or () if isinstance(i, dict)}
+
+
+def _transient_failure(response: requests.Response) -> bool:
+    """A 5xx on the status URL that does not end the job: a gateway error without an
+    OperationOutcome, or one whose issue code is transient (IG v2, status request)."""
+    codes = _outcome_codes(response)
+    return (not codes and response.status_code in TRANSIENT_STATUSES) or bool(
+        codes & TRANSIENT_CODES
+    )
+
+
+def _too_soon(response: requests.Response) -> bool:
+    # Epic answers a repeated Group export inside its window with an OperationOutcome saying the
+    # client "requested this Group too recently": retrying only repeats the refusal.
+    return b"too recently" in (response.content or b"").lower()
+
+
+def _refusal(request: ExportRequest, response: requests.Response) -> ExportError:
+    what = f"{request.level}-level export" + (
+        f" of Group/{request.group_id}" if request.group_id else ""
+    )
+    try:
+        decode(response)
+    except RequestError as exc:
+        issues = exc.issues
+        if _too_soon(response):
+            return ExportTooSoonError(
+                f"the server refused a new {what}: it was requested too recently "
+                "(Epic allows one export per client and group within its window). Wait before "
+                "retrying, and make sure the previous export job was DELETEd "
+                "(fhir-assets export --cancel --out DIR).",
+                issues=issues,
+            )
+        detail = "; ".join(issues) or response.reason or "no OperationOutcome"
+        return ExportError(
+            f"the server refused the {what} (HTTP {response.status_code}): {detail}", issues=issues
+        )
+    return ExportError(
+        f"the server answered the {what} kick-off with HTTP {response.status_code}, not 202 "
+        "Accepted: it does not run this export asynchronously"
+    )

@@ -1,0 +1,115 @@
+"""The resume state of one export: a small JSON file in its output folder.
+
+It records the kick-off request, the status URL, the manifest once ready and every file already
+downloaded (bytes, lines, bad lines), so a crashed run resumes without a second kick-off. It is
+rewritten atomically (temporary file, fsync, rename) after each step.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from .manifest import ExportJob, ExportRequest, Manifest, OutputFile
+
+STATE_FILE = "export-state.json"
+
+
+@dataclass(frozen=True, slots=True)
+class FileDone:
+    """A downloaded and checked file. ``bad`` holds ``(line, reason)`` per unusable line."""
+
+    name: str
+    type: str
+    kind: str
+    bytes: int
+    lines: int
+    bad: tuple[tuple[int, str], ...] = ()
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "type": self.type,
+            "kind": self.kind,
+            "bytes": self.bytes,
+            "lines": self.lines,
+            "bad": [list(b) for b in self.bad],
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> FileDone:
+        bad = tuple((int(line), str(reason)) for line, reason in data.get("bad") or ())
+        return cls(data["name"], data["type"], data["kind"], data["bytes"], data["lines"], bad)
+
+
+@dataclass
+class ExportState:
+    """Where one export stands. Thread-safe updates through :meth:`mark_done`."""
+
+    folder: Path
+    request: ExportRequest | None = None
+    job: ExportJob | None = None
+    manifest: Manifest | None = None
+    done: dict[str, FileDone] = field(default_factory=dict)
+    finished: bool = False
+    job_deleted: bool = False
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    @property
+    def path(self) -> Path:
+        return self.folder / STATE_FILE
+
+    @classmethod
+    def load(cls, folder: Path) -> ExportState:
+        """The state saved in ``folder``, or a fresh one if there is none."""
+        path = folder / STATE_FILE
+        if not path.exists():
+            return cls(folder)
+        data = orjson.loads(path.read_bytes())
+        return cls(
+            folder,
+            ExportRequest.from_json(data["request"]) if data.get("request") else None,
+            ExportJob.from_json(data["job"]) if data.get("job") else None,
+            Manifest.from_json(data["manifest"]) if data.get("manifest") else None,
+            {d["name"]: FileDone.from_json(d) for d in data.get("done") or ()},
+            bool(data.get("finished")),
+            bool(data.get("job_deleted")),
+        )
+
+    def save(self) -> None:
+        """Write the state atomically."""
+        with self._lock:
+            self._write()
+
+    def mark_done(self, done: FileDone) -> None:
+        """Record a finished file and save."""
+        with self._lock:
+            self.done[done.name] = done
+            self._write()
+
+    def _write(self) -> None:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        data = {
+            "request": self.request.to_json() if self.request else None,
+            "job": self.job.to_json() if self.job else None,
+            "manifest": self.manifest.to_json() if self.manifest else None,
+            "done": [d.to_json() for d in self.done.values()],
+            "finished": self.finished,
+            "job_deleted": self.job_deleted,
+        }
+        tmp = self.path.with_suffix(".tmp")
+        with tmp.open("wb") as out:
+            out.write(orjson.dumps(data, option=orjson.OPT_INDENT_2))
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(tmp, self.path)
+
+
+def local_name(index: int, file: OutputFile) -> str:
+    """Where file ``index`` of the manifest lands, relative to the export folder."""
+    return f"{file.kind}/{index:05d}.{file.type}.ndjson"

@@ -1,0 +1,151 @@
+"""Sensor -> export partition -> landing in DuckDB against the sandbox: a run that died
+mid-download resumes without a second kick-off, re-landing changes nothing, and the backfill
+sensor relaunches a partition that never ran."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import dagster as dg
+import pytest
+
+from fhir_assets.assets.bulk import (
+    EXPORTS,
+    BulkExportConfig,
+    BulkExportResource,
+    build_bulk_asset,
+    seed_state,
+)
+from fhir_assets.fhir import FhirClient
+from fhir_assets.fhir.bulk import BulkClient, BulkOptions, ExportError, run_export
+from fhir_assets.resources import FhirServerResource
+from fhir_assets.sandbox import Sandbox
+from fhir_assets.sensors import BULK_OP, build_backfill_sensor, build_export_sensor
+from fhir_assets.warehouse.resources import DuckDBWarehouseResource
+from fhir_assets_tests.bulk.conftest import SCOPE
+from fhir_assets_tests.proxy import Fault, FaultProxy
+
+TYPES = ["Patient", "Encounter", "Observation", "Condition", "Procedure"]
+
+
+def wait_for_run(sensor: dg.SensorDefinition, resources: dict[str, Any]) -> dg.RunRequest:
+    cursor = None
+    for _ in range(120):
+        result = sensor(dg.build_sensor_context(cursor=cursor, resources=resources))
+        cursor = result.cursor
+        if result.run_requests:
+            return result.run_requests[0]
+        time.sleep(0.25)
+    raise AssertionError("the export never became ready")
+
+
+def die_mid_download(
+    fhir: FhirServerResource, bulk: BulkExportResource, run: dg.RunRequest
+) -> None:
+    """What a run killed mid-download leaves behind: some files done, the job not deleted."""
+    config = BulkExportConfig(**run.run_config["ops"][BULK_OP]["config"])
+    folder = bulk.folder_for(str(run.partition_key))
+    request = seed_state(folder, bulk.request(config.since or None), config)
+    with fhir.get_client() as client, BulkClient(client, BulkOptions(attempts=0)) as exporter:
+        with pytest.raises(ExportError):
+            run_export(exporter, request, folder)
+
+
+def rows(landing: DuckDBWarehouseResource, resource_type: str) -> int:
+    with landing.open_warehouse() as warehouse:
+        query = f"SELECT count(*) FROM fhir_raw.{resource_type.lower()} WHERE NOT deleted"  # noqa: S608
+        return int(warehouse.fetch(query)[0][0])
+
+
+@pytest.mark.slow
+def test_sensor_run_lands_the_export_once_even_after_a_run_died(
+    sandbox: Sandbox, tmp_path: Path
+) -> None:
+    landing = DuckDBWarehouseResource(database=str(tmp_path / "warehouse.duckdb"))
+    bulk = BulkExportResource(folder=str(tmp_path / "exports"), types=",".join(TYPES), max_wait_s=1)
+    with FaultProxy(sandbox.base_url, seed=5) as proxy:
+        fhir = FhirServerResource(
+            base_url=proxy.url,
+            client_id=sandbox.client.client_id,
+            private_key_path=str(sandbox.client.private_key_path),
+            scopes=SCOPE,
+            token_url=sandbox.token_url,
+        )
+        run = wait_for_run(build_export_sensor(interval_s=3600), {"fhir": fhir, "bulk": bulk})
+        failing = proxy.add(Fault("status", status=503, every=2, path_contains="bulk-files"))
+        die_mid_download(fhir, bulk, run)
+        proxy.clear()
+        instance = dg.DagsterInstance.ephemeral()
+        instance.add_dynamic_partitions(EXPORTS.name, [str(run.partition_key)])
+        resources = {"fhir": fhir, "bulk": bulk, "landing": landing}
+        outcomes = [
+            dg.materialize(
+                [build_bulk_asset()],
+                partition_key=run.partition_key,
+                run_config=run.run_config,
+                resources=resources,
+                instance=instance,
+            )
+            for _ in range(2)
+        ]
+        kickoffs = [status for _, path, status in proxy.requests if path.endswith("$export")]
+        deletes = [status for method, _, status in proxy.requests if method == "DELETE"]
+    assert failing.fired >= 1 and kickoffs == [202] and deletes == [202]
+    expected = sandbox.counts(TYPES)
+    assert {t: rows(landing, t) for t in TYPES} == expected
+    first, second = ({k: v.value for k, v in o.get_asset_materialization_events()[0]
+                      .materialization.metadata.items()} for o in outcomes)  # fmt: skip
+    assert first["resources"] == first["landed"] == sum(expected.values())
+    assert second["unchanged"] == sum(expected.values()) and second["landed"] == 0
+
+    instance.add_dynamic_partitions(EXPORTS.name, ["export-never-ran"])
+    backfill = build_backfill_sensor()(dg.build_sensor_context(instance=instance))
+    assert [r.partition_key for r in backfill.run_requests] == ["export-never-ran"]
+
+
+def test_deleted_files_mixing_types_become_tombstones_of_each_type(tmp_path: Path) -> None:
+    from datetime import UTC, datetime
+
+    import orjson
+
+    from fhir_assets.assets.bulk import land_export
+    from fhir_assets.fhir.bulk import ExportRequest
+    from fhir_assets.warehouse.landing import LandingOptions
+    from fhir_assets.warehouse.protocol import Provenance
+    from fhir_assets_tests.bulk.bulk_server import BulkServer, Reply
+
+    def line(resource: dict) -> bytes:
+        return orjson.dumps(resource) + b"\n"
+
+    meta = {"versionId": "1", "lastUpdated": "2026-11-01T00:00:00.000Z"}
+    deletes = [
+        {"request": {"method": "DELETE", "url": u}} for u in ("Patient/p1", "Observation/o1")
+    ]
+    with BulkServer() as server:
+        patient = {"resourceType": "Patient", "meta": meta}
+        observation = {"resourceType": "Observation", "id": "o1", "status": "final", "meta": meta}
+        bundle = {"resourceType": "Bundle", "type": "transaction", "entry": deletes}
+        server.files |= {
+            "p.ndjson": line(patient | {"id": "p0"}) + line(patient | {"id": "p1"}),
+            "o.ndjson": line(observation),
+            "d.ndjson": line(bundle) + b"{broken\n",
+        }
+        manifest = server.manifest([("Patient", "p.ndjson", 2), ("Observation", "o.ndjson", 1)])
+        manifest["deleted"] = [{"type": "Bundle", "url": server.file_url("d.ndjson")}]
+        server.status = [Reply(200, manifest)]
+        with BulkClient(FhirClient(server.url)) as bulk:
+            result = run_export(bulk, ExportRequest(), tmp_path / "export")
+    landing = DuckDBWarehouseResource(database=str(tmp_path / "warehouse.duckdb"))
+    moment = datetime(2026, 11, 25, 10, tzinfo=UTC)
+    with landing.open_warehouse() as warehouse:
+        land_export(
+            warehouse, result, Provenance("http://x/fhir", "e1", moment, moment), LandingOptions()
+        )
+        patients = sorted(warehouse.fetch("SELECT id, deleted FROM fhir_raw.patient"))
+        observations = warehouse.fetch("SELECT id, deleted FROM fhir_raw.observation")
+        quarantined = warehouse.fetch("SELECT source, line FROM fhir_raw._quarantine")
+    assert patients == [("p0", False), ("p1", True)]
+    assert observations == [("o1", True)]
+    assert quarantined == [("deleted/00002.Bundle.ndjson", 2)]
