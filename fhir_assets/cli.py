@@ -38,7 +38,21 @@ POPULATION = typer.Option(
     help="synthetic population size (150 gives about 50 patients)",
 )
 SEED = typer.Option(7, "--seed", help="random seed of the synthetic data")
-PORT = typer.Option(0, "--port", help="port on 127.0.0.1 (0: any free port)")
+# A stable sandbox port keeps the base URL, and so the rows' source_server, the same across
+# `make demo` and `make ui` runs; a busy port falls back to a free one.
+DEFAULT_SANDBOX_PORT = 18090
+PORT = typer.Option(
+    DEFAULT_SANDBOX_PORT,
+    "--port",
+    envvar="FHIR_SANDBOX_PORT",
+    help="sandbox port on 127.0.0.1 (0: any free port)",
+)
+SANDBOX_PORT = typer.Option(
+    DEFAULT_SANDBOX_PORT,
+    "--sandbox-port",
+    envvar="FHIR_SANDBOX_PORT",
+    help="sandbox port on 127.0.0.1 (0: any free port)",
+)
 
 app.add_typer(views_app, name="views")
 
@@ -46,6 +60,7 @@ app.add_typer(views_app, name="views")
 def _sandbox(home: Path, population: int, seed: int, port: int = 0):  # type: ignore[no-untyped-def]
     try:
         from .sandbox import Sandbox
+        from .sandbox.server import port_is_free
     except ImportError as exc:
         typer.echo(
             f"the sandbox needs the 'sandbox' extra: pip install 'fhir-assets[sandbox]' "
@@ -53,6 +68,9 @@ def _sandbox(home: Path, population: int, seed: int, port: int = 0):  # type: ig
             err=True,
         )
         raise typer.Exit(2) from exc
+    if port and not port_is_free(port):
+        typer.echo(f"port {port} is busy; the sandbox takes a free one", err=True)
+        port = 0
     return Sandbox(home=home, population=population, seed=seed, port=port)
 
 
@@ -98,6 +116,7 @@ def demo(
         envvar="FHIR_DUCKDB_PATH",
         help="DuckDB file (default HOME/warehouse.duckdb)",
     ),
+    sandbox_port: int = SANDBOX_PORT,
 ) -> None:
     """Sandbox -> every raw asset -> DuckDB, then print row counts per table."""
     from .demo import format_counts, run_demo
@@ -106,7 +125,7 @@ def demo(
     _interrupt_on_sigterm()
     path = duckdb_path or home / "warehouse.duckdb"
     typer.echo("starting the FHIR sandbox (the first start generates and loads the data)...")
-    with _sandbox(home, population, seed) as server:
+    with _sandbox(home, population, seed, sandbox_port) as server:
         typer.echo(f"sandbox at {server.base_url}; materializing every raw asset into {path}")
         counts = run_demo(server, path)
     typer.echo(format_counts(counts))
@@ -192,12 +211,13 @@ def ui(
     population: int = POPULATION,
     seed: int = SEED,
     port: int = typer.Option(3000, "--port", help="Dagster UI port on 127.0.0.1"),
+    sandbox_port: int = SANDBOX_PORT,
 ) -> None:
     """Start the sandbox and the Dagster UI (dagster dev) wired to it, until Ctrl-C."""
     from .demo import dagster_home
 
     _interrupt_on_sigterm()
-    with _sandbox(home, population, seed) as server:
+    with _sandbox(home, population, seed, sandbox_port) as server:
         env = (
             os.environ
             | server.environment()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -22,10 +23,14 @@ def test_help_lists_the_commands() -> None:
 
 
 def test_sandbox_command_serves_until_terminated(sandbox_home: Path) -> None:
+    busy = socket.socket()  # the requested port is taken: the sandbox must pick another
+    busy.bind(("127.0.0.1", 0))
+    busy.listen()
+    taken = busy.getsockname()[1]
     process = subprocess.Popen(
-        [CLI, "sandbox", "--home", str(sandbox_home)],
+        [CLI, "sandbox", "--home", str(sandbox_home), "--port", str(taken)],
         stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
         text=True,
     )
     try:
@@ -40,6 +45,7 @@ def test_sandbox_command_serves_until_terminated(sandbox_home: Path) -> None:
         text = "".join(lines)
         base = re.search(r"FHIR base URL : (\S+)", text)
         assert base, text
+        assert f":{taken}/" not in base.group(1)
         assert "export FHIR_PRIVATE_KEY_PATH=" in text
         assert "PRIVATE KEY" not in text
         metadata = requests.get(f"{base.group(1)}/metadata", timeout=10)
@@ -49,5 +55,8 @@ def test_sandbox_command_serves_until_terminated(sandbox_home: Path) -> None:
     finally:
         process.send_signal(signal.SIGTERM)
         assert process.wait(timeout=30) == 0
+        busy.close()
+    assert process.stderr is not None
+    assert f"port {taken} is busy" in process.stderr.read()
     with pytest.raises(requests.ConnectionError):
         requests.get(f"{base.group(1)}/metadata", timeout=5)

@@ -60,6 +60,18 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
+def port_is_free(port: int) -> bool:
+    """Whether nothing listens on ``127.0.0.1:port`` right now."""
+    with socket.socket() as probe:
+        # as uvicorn binds: connections of a stopped server in TIME_WAIT do not block the port
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
+
+
 def generate_key(path: Path, alg: str) -> None:
     """Write a new private key for ``alg`` (RS384 or ES384) as PEM, readable by the owner only."""
     key: RSAKey | ECKey = (
