@@ -30,8 +30,10 @@ if TYPE_CHECKING:
 
 DEFAULT_PATH = ".fhir-assets/warehouse.duckdb"
 _names = itertools.count()
-# Rows merged per transaction (see ``DuckDBLanding``); more than a DuckDB row group (122,880).
+# A transaction is committed after this many rows (more than a DuckDB row group, 122,880) or
+# this much resource text, whichever comes first (see ``DuckDBLanding``).
 COMMIT_ROWS = 130_000
+COMMIT_BYTES = 32_000_000
 
 
 def build_duckdb_io_manager(path: str | Path) -> DuckDBPandasIOManager:
@@ -52,7 +54,10 @@ class DuckDBWarehouse:
     dialect = sql.DUCKDB
 
     def __init__(
-        self, connection: duckdb.DuckDBPyConnection, memory_limit: str | None = None
+        self,
+        connection: duckdb.DuckDBPyConnection,
+        memory_limit: str | None = None,
+        commit_rows: int = COMMIT_ROWS,
     ) -> None:
         """Args:
         connection: an open DuckDB connection.
@@ -60,8 +65,10 @@ class DuckDBWarehouse:
             80% of RAM, and its buffer cache then grows with the data landed; a limit keeps the
             process's peak RSS bounded whatever the input size (DuckDB spills to disk). It is
             a setting of the whole database instance.
+        commit_rows: rows merged per transaction (see ``DuckDBLanding``).
         """
         self.connection = connection
+        self.commit_rows = commit_rows
         if memory_limit is not None:
             connection.execute(f"SET memory_limit = {sql.DUCKDB.literal(memory_limit)}")
 
@@ -79,7 +86,7 @@ class DuckDBWarehouse:
         self.connection.execute(sql.create_quarantine_table(self.dialect))
         if history:
             self.connection.execute(sql.create_raw_table(self.dialect, sql.history_table(table)))
-        landing = DuckDBLanding(self.connection, table, provenance, history)
+        landing = DuckDBLanding(self.connection, table, provenance, history, self.commit_rows)
         try:
             yield landing
         except BaseException:
@@ -98,6 +105,8 @@ class DuckDBLanding:
     ``checkpoint_threshold`` (16 MiB), rewrites it into the database file; a transaction that
     appends more than a row group (122,880 rows) writes straight to the file instead. Committing
     every 10k-row batch therefore wrote every resource twice and checkpointed every few batches.
+    The byte bound keeps the open transaction's memory (and the process's peak RSS) bounded
+    for large resources; it was chosen by ``bench/landing.py`` and ``bench/bulk.py``.
     """
 
     connection: duckdb.DuckDBPyConnection
@@ -105,8 +114,10 @@ class DuckDBLanding:
     provenance: Provenance
     history: bool = False
     commit_rows: int = COMMIT_ROWS
+    commit_bytes: int = COMMIT_BYTES
     outcome: Outcome = field(default_factory=Outcome)
     uncommitted: int = 0
+    uncommitted_bytes: int = 0
     dialect = sql.DUCKDB
 
     def stage(self, rows: pa.Table) -> None:
@@ -125,13 +136,14 @@ class DuckDBLanding:
             if not self.uncommitted:
                 self.connection.execute("BEGIN TRANSACTION")
             self.uncommitted += rows.num_rows
+            self.uncommitted_bytes += resource.nbytes
             for tombstones in passes:
                 self.outcome += self._merge(self._staged(name, tombstones))
             if self.history:
                 p = self.provenance
                 versions = sql.staged_versions(self.dialect, name, p.source_server, p.sync_id, p.at)
                 self.connection.execute(sql.merge_history(self.table, versions))
-            if self.uncommitted >= self.commit_rows:
+            if self.uncommitted >= self.commit_rows or self.uncommitted_bytes >= self.commit_bytes:
                 self.commit()
         except BaseException:
             self.rollback()
@@ -142,14 +154,14 @@ class DuckDBLanding:
     def commit(self) -> None:
         """Commit the open group of merges, if any."""
         if self.uncommitted:
-            self.uncommitted = 0
+            self.uncommitted = self.uncommitted_bytes = 0
             self.connection.execute("COMMIT")
 
     def rollback(self) -> None:
         """Roll back the open group of merges, if any (``stage`` then raises: the landing
         ends, so the counts it had added no longer matter)."""
         if self.uncommitted:
-            self.uncommitted = 0
+            self.uncommitted = self.uncommitted_bytes = 0
             self.connection.execute("ROLLBACK")
 
     def quarantine(self, rows: pa.Table) -> None:

@@ -56,6 +56,8 @@ class LandingOptions:
         validation: ``fast`` (structural checks, default) or ``full`` (plus R4B models in
             ``workers`` processes); see ``validation.py``.
         batch_rows: entries per batch; bounds memory (about rows x line size, twice).
+        batch_bytes: fast mode also ends a batch at this much resource text, so that large
+            resources (Composition, DocumentReference) keep memory bounded too.
         workers: processes for full validation (default: one per CPU).
         history: also keep every distinct version in ``fhir_raw.<type>_history`` (costs a
             second write of each batch).
@@ -63,6 +65,7 @@ class LandingOptions:
 
     validation: str = FAST
     batch_rows: int = 10_000
+    batch_bytes: int = 16_000_000
     workers: int | None = None
     history: bool = False
 
@@ -182,7 +185,11 @@ def checked_batches(
     """
     if options.validation == FAST:
         for batch in build_batches(
-            entries, resource_type, rows=options.batch_rows, deleted_at=deleted_at
+            entries,
+            resource_type,
+            rows=options.batch_rows,
+            deleted_at=deleted_at,
+            max_bytes=options.batch_bytes,
         ):
             batch.texts, batch.origins = [], []  # only full validation needs them: free early
             yield batch
