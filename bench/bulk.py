@@ -90,16 +90,14 @@ def land_child(folder: str) -> None:
     from fhir_assets.warehouse.duckdb import DuckDBWarehouse
     from fhir_assets.warehouse.files import land_folder, plan_folder
     from fhir_assets.warehouse.protocol import Provenance
-    from fhir_assets.warehouse.resources import DuckDBWarehouseResource
 
     root = Path(folder)
     plan = plan_folder(root)
     size = sum(path.stat().st_size for paths in plan.files.values() for path in paths)
     provenance = Provenance.now("https://bench.example/fhir", "bench")
-    limit = DuckDBWarehouseResource.model_fields["memory_limit"].default
     started = time.perf_counter()
     with duckdb.connect(str(root.parent / "landing.duckdb")) as connection:
-        warehouse = DuckDBWarehouse(connection, limit)
+        warehouse = DuckDBWarehouse(connection, "128MB")  # the Dagster resource's default
         landed = sum(r.seen for r in land_folder(warehouse, plan, root, provenance))
     seconds = time.perf_counter() - started
     peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
