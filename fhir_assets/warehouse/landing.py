@@ -65,7 +65,7 @@ class LandingOptions:
 
     validation: str = FAST
     batch_rows: int = 10_000
-    batch_bytes: int = 16_000_000
+    batch_bytes: int = 8_000_000
     workers: int | None = None
     history: bool = False
 
