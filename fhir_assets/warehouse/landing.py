@@ -20,7 +20,8 @@ Semantics (``sql.py``): MERGE by (source_server, id), the newest version wins, a
 equal one never overwrites, tombstones apply, re-landing changes nothing. Whatever fails a
 check goes to ``fhir_raw._quarantine`` with its raw text, the error and source/position; it is
 never dropped. Memory stays bounded: entries are consumed lazily in batches of
-``LandingOptions.batch_rows``; one batch is built while the previous one is written.
+``LandingOptions.batch_rows`` (or ``batch_bytes``); one batch is built while the previous one is
+written.
 """
 
 from __future__ import annotations
