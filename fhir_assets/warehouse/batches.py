@@ -107,7 +107,12 @@ def text_of(payload: Payload) -> str:
 
 
 def build_batches(
-    entries: Iterable[Entry], resource_type: str, *, rows: int, deleted_at: str
+    entries: Iterable[Entry],
+    resource_type: str,
+    *,
+    rows: int,
+    deleted_at: str,
+    max_bytes: int | None = None,
 ) -> Iterator[Batch]:
     """Check each entry (fast mode) and yield batches of at most ``rows`` entries.
 
@@ -116,7 +121,11 @@ def build_batches(
         resource_type: the type being landed; others are quarantined.
         rows: entries per batch (bounds memory).
         deleted_at: ISO instant for tombstones that carry no time of their own.
+        max_bytes: also end a batch once its resource text reaches this size (10k
+            Compositions of 7 kB each are 70 MB: rows alone do not bound memory).
     """
+    limit = max_bytes or 1 << 62
+    size = 0
     ids: list[str] = []
     versions: list[str | None] = []
     updated: list[str | None] = []
@@ -148,15 +157,16 @@ def build_batches(
                     updated.append(last)
                     texts.append(text)
                     origins.append(entry)
+                    size += len(text)
         except orjson.JSONDecodeError as exc:
             bad.append((resource_type, entry[0], entry[1], f"not JSON: {exc}", text_of(payload)))
         except ResourceError as exc:
             bad.append((resource_type, entry[0], entry[1], str(exc), text_of(payload)))
-        if count == rows:
+        if count == rows or size >= limit:
             yield finish_batch(resource_type, ids, versions, updated, texts, origins, gone, bad,
                                count, deleted_at)  # fmt: skip
             ids, versions, updated, texts, origins, gone, bad = [], [], [], [], [], [], []
-            count = 0
+            count = size = 0
     if count:
         yield finish_batch(resource_type, ids, versions, updated, texts, origins, gone, bad,
                            count, deleted_at)  # fmt: skip

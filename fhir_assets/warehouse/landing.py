@@ -20,7 +20,8 @@ Semantics (``sql.py``): MERGE by (source_server, id), the newest version wins, a
 equal one never overwrites, tombstones apply, re-landing changes nothing. Whatever fails a
 check goes to ``fhir_raw._quarantine`` with its raw text, the error and source/position; it is
 never dropped. Memory stays bounded: entries are consumed lazily in batches of
-``LandingOptions.batch_rows``; one batch is built while the previous one is written.
+``LandingOptions.batch_rows`` (or ``batch_bytes``); one batch is built while the previous one is
+written.
 """
 
 from __future__ import annotations
@@ -56,6 +57,8 @@ class LandingOptions:
         validation: ``fast`` (structural checks, default) or ``full`` (plus R4B models in
             ``workers`` processes); see ``validation.py``.
         batch_rows: entries per batch; bounds memory (about rows x line size, twice).
+        batch_bytes: fast mode also ends a batch at this much resource text, so that large
+            resources (Composition, DocumentReference) keep memory bounded too.
         workers: processes for full validation (default: one per CPU).
         history: also keep every distinct version in ``fhir_raw.<type>_history`` (costs a
             second write of each batch).
@@ -63,6 +66,7 @@ class LandingOptions:
 
     validation: str = FAST
     batch_rows: int = 10_000
+    batch_bytes: int = 8_000_000
     workers: int | None = None
     history: bool = False
 
@@ -182,7 +186,11 @@ def checked_batches(
     """
     if options.validation == FAST:
         for batch in build_batches(
-            entries, resource_type, rows=options.batch_rows, deleted_at=deleted_at
+            entries,
+            resource_type,
+            rows=options.batch_rows,
+            deleted_at=deleted_at,
+            max_bytes=options.batch_bytes,
         ):
             batch.texts, batch.origins = [], []  # only full validation needs them: free early
             yield batch

@@ -140,8 +140,11 @@ def count_outcomes(table: str, staged: str) -> str:
     )
 
 
-def merge_raw(table: str, staged: str) -> str:
-    """MERGE the newest staged rows into the raw table under the current-state rule."""
+def merge_raw(table: str, staged: str, *, returning: bool = False) -> str:
+    """MERGE the newest staged rows into the raw table under the current-state rule.
+
+    With ``returning`` (DuckDB only), the statement returns ``(merge_action, deleted)`` per
+    changed row, which counts the outcome without a second query (``count_outcomes``)."""
     updates = ", ".join(f"{c} = s.{c}" for c in RAW_COLUMNS if c not in ("id", "source_server"))
     columns = ", ".join(RAW_COLUMNS)
     values = ", ".join(f"s.{c}" for c in RAW_COLUMNS)
@@ -150,6 +153,7 @@ def merge_raw(table: str, staged: str) -> str:
         "ON t.source_server = s.source_server AND t.id = s.id "
         f"WHEN MATCHED AND {newer('s', 't')} THEN UPDATE SET {updates} "
         f"WHEN NOT MATCHED THEN INSERT ({columns}) VALUES ({values})"
+        + (" RETURNING merge_action, deleted" if returning else "")
     )
 
 
