@@ -55,7 +55,7 @@ from .partitions import Partitioning
 from .resources import FhirServerResource
 from .schedules import build_sync_schedule
 from .views.library import load_views
-from .warehouse.duckdb import DEFAULT_PATH, build_duckdb_io_manager
+from .warehouse.duckdb import DEFAULT_PATH
 from .warehouse.landing import LandingOptions
 from .warehouse.resources import DuckDBWarehouseResource
 
@@ -129,7 +129,7 @@ def build_writeback_assets() -> list[dg.AssetsDefinition]:
 
 
 def build_warehouse_resources() -> dict[str, Any]:
-    """``landing`` (where raw assets land) and ``warehouse`` (IO manager) for FHIR_WAREHOUSE.
+    """``landing``, where the raw assets land, for FHIR_WAREHOUSE.
 
     Snowflake modules are imported only in Snowflake mode: they take seconds to import.
     """
@@ -138,11 +138,8 @@ def build_warehouse_resources() -> dict[str, Any]:
         path = os.environ.get("FHIR_DUCKDB_PATH", DEFAULT_PATH)
         return {
             "landing": DuckDBWarehouseResource(database=path),
-            "warehouse": build_duckdb_io_manager(path),
         }
     if kind == "snowflake":
-        from dagster_snowflake_pandas import SnowflakePandasIOManager
-
         from .warehouse.snowflake import SnowflakeWarehouseResource
 
         config = {
@@ -157,7 +154,6 @@ def build_warehouse_resources() -> dict[str, Any]:
         }
         return {
             "landing": SnowflakeWarehouseResource(**config),
-            "warehouse": SnowflakePandasIOManager(**config),
         }
     raise ValueError(f"FHIR_WAREHOUSE must be 'duckdb' or 'snowflake', not {kind!r}")
 

@@ -1,8 +1,8 @@
 """Time partitions of the raw assets, and the searches one partition (or a range) runs.
 
 A partition is the ``_lastUpdated`` window ``[start, end)`` of one day (or hour), in UTC. The
-first partition also holds everything older than the start date, so history is never orphaned;
-its rows are matched by ``partition_expr`` (``greatest(last_updated, start)``). A window ending
+first partition also holds everything older than the start date, so history is never orphaned.
+Rows are merged by id, not replaced per partition, so no partition filter is needed. A window ending
 less than ``lag`` before now is cut at ``now - lag``: servers commit writes with a lastUpdated a
 little in the past, and the schedule only runs complete partitions.
 """
@@ -61,11 +61,6 @@ class Partitioning:
         """Daily (or hourly) UTC partitions; ``end_offset=1`` shows the running one too."""
         cls = dg.HourlyPartitionsDefinition if self.hourly else dg.DailyPartitionsDefinition
         return cls(start_date=self.start.strftime(self.fmt), timezone="UTC", end_offset=1)
-
-    def partition_expr(self) -> str:
-        """The SQL the IO manager selects a partition's rows with (history folds into the first)."""
-        start = self.start.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S+00:00")
-        return f"greatest(last_updated, CAST('{start}' AS TIMESTAMPTZ))"
 
     def window(self, start: datetime, end: datetime) -> Window:
         """The window to search for the partition range ``[start, end)``.

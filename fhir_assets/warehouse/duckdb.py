@@ -2,9 +2,8 @@
 
 Landing merges each Arrow batch straight into the raw table (no staging copy): DuckDB reads the
 registered Arrow table in place, so a batch is parsed once in Python and written once.
-``build_duckdb_io_manager`` stays for assets that hand DataFrames to an IO manager. This module
-imports no dagster (the bench and ``fhir-assets land`` stay light); the Dagster resource is in
-``warehouse/resources.py``.
+This module imports no dagster (the bench and ``fhir-assets land`` stay light); the Dagster
+resource is in ``warehouse/resources.py``.
 """
 
 from __future__ import annotations
@@ -14,8 +13,7 @@ from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import duckdb
 import pyarrow as pa
@@ -25,27 +23,12 @@ from . import sql
 from .layout import RAW_SCHEMA
 from .protocol import Outcome, Provenance
 
-if TYPE_CHECKING:
-    from dagster_duckdb_pandas import DuckDBPandasIOManager
-
 DEFAULT_PATH = ".fhir-assets/warehouse.duckdb"
 _names = itertools.count()
 # A transaction is committed after this many rows (more than a DuckDB row group, 122,880) or
 # this much resource text, whichever comes first (see ``DuckDBLanding``).
 COMMIT_ROWS = 130_000
 COMMIT_BYTES = 32_000_000
-
-
-def build_duckdb_io_manager(path: str | Path) -> DuckDBPandasIOManager:
-    """dagster-duckdb's pandas IO manager on ``path``; the asset key becomes schema.table.
-
-    The folder is created first: dagster-duckdb retries for about 100 s before failing when it
-    is missing. Imported here: the landing code below must not pull in dagster and pandas.
-    """
-    from dagster_duckdb_pandas import DuckDBPandasIOManager
-
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    return DuckDBPandasIOManager(database=str(path))
 
 
 class DuckDBWarehouse:

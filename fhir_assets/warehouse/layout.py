@@ -1,19 +1,10 @@
 """The raw table layout, identical in every warehouse.
 
-One table per resource type, schema ``fhir_raw``, table ``<type lower>``. dagster-duckdb inserts
-DataFrames by column position, so every frame is built in exactly the order of ``RAW_COLUMNS``.
+One table per resource type, schema ``fhir_raw``, table ``<type lower>``, columns in exactly the
+order of ``RAW_COLUMNS`` (the landing SQL in ``sql.py`` builds every statement from it).
 """
 
 from __future__ import annotations
-
-from collections.abc import Iterable, Mapping
-from datetime import datetime
-from typing import TYPE_CHECKING, Any
-
-import orjson
-
-if TYPE_CHECKING:
-    import pandas as pd
 
 RAW_SCHEMA = "fhir_raw"
 
@@ -27,35 +18,6 @@ RAW_COLUMNS: tuple[str, ...] = (
     "ingested_at",  # when it was landed (UTC)
     "deleted",  # true for a tombstone
 )
-
-
-def raw_row(
-    resource: Mapping[str, Any], *, source_server: str, sync_id: str, ingested_at: datetime
-) -> tuple[Any, ...]:
-    """One row of a raw table, in ``RAW_COLUMNS`` order."""
-    meta = resource.get("meta") or {}
-    return (
-        resource.get("id"),
-        meta.get("versionId"),
-        meta.get("lastUpdated"),
-        orjson.dumps(resource).decode(),
-        source_server,
-        sync_id,
-        ingested_at,
-        False,
-    )
-
-
-def raw_frame(rows: Iterable[tuple[Any, ...]]) -> pd.DataFrame:
-    """A DataFrame of raw rows with fixed column order and types."""
-    import pandas as pd  # here, not at the top: the landing path does not need pandas
-
-    frame = pd.DataFrame.from_records(list(rows), columns=list(RAW_COLUMNS))
-    frame["last_updated"] = pd.to_datetime(frame["last_updated"], utc=True, format="ISO8601")
-    frame["ingested_at"] = pd.to_datetime(frame["ingested_at"], utc=True)
-    frame["deleted"] = frame["deleted"].astype(bool)
-    return frame
-
 
 # Rows that could not be landed (not JSON, wrong type, failed validation): never dropped.
 QUARANTINE_TABLE = "_quarantine"
