@@ -88,7 +88,7 @@ def run_method(method: str, path: Path) -> int:
     import duckdb
 
     from fhir_assets.warehouse.duckdb import DuckDBWarehouse
-    from fhir_assets.warehouse.landing import LandingOptions, land, ndjson_entries
+    from fhir_assets.warehouse.landing import LandingOptions, land, ndjson_blocks
     from fhir_assets.warehouse.protocol import Provenance
 
     database = path.parent / f"bench-{method}-{os.getpid()}.duckdb"
@@ -97,7 +97,7 @@ def run_method(method: str, path: Path) -> int:
             options = LandingOptions(validation=method.removeprefix("land-"))
             provenance = Provenance.now("https://bench.example/fhir", "bench")
             warehouse = DuckDBWarehouse(con, memory_limit="128MB")  # the Dagster resource's
-            result = land(warehouse, "Observation", ndjson_entries(path), provenance, options)
+            result = land(warehouse, "Observation", ndjson_blocks(path), provenance, options)
             return result.landed
     finally:
         database.unlink(missing_ok=True)

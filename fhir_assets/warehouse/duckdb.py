@@ -1,10 +1,23 @@
 """The embedded default warehouse: a DuckDB file.
 
-Landing merges each Arrow batch straight into the raw table (no staging copy): DuckDB reads the
-registered Arrow table in place, so a batch is parsed once in Python and written once.
+Two ways to land, chosen when a landing opens (``DuckDBLanding``):
+    * **append**, when the raw table holds no row of this server yet (a first sync, a bulk
+      backfill, ``fhir-assets land`` into a new file): one statement per batch parses the JSON
+      lines, checks them and INSERTs them (``sql.checked_lines`` + ``sql.append_raw``); ids that
+      came more than once are reduced to the newest at the end. The whole landing is one
+      transaction: it lands completely or not at all.
+    * **merge**, otherwise: each batch is checked, then MERGEd under the current-state rule; the
+      merges are committed in groups.
+
+Batches are read in place from Arrow through ``from_arrow`` relations. Not ``register()``: a
+registered Python object stays referenced until the transaction ends, so a long transaction
+held every batch it had read (2 GB of input took 2.2 GB of memory).
 This module imports no dagster (the bench and ``fhir-assets land`` stay light); the Dagster
 resource is in ``warehouse/resources.py``.
 """
+
+# Statements name generated views and catalog tables, never input: see sql.py.
+# ruff: noqa: S608
 
 from __future__ import annotations
 
@@ -21,12 +34,13 @@ import pyarrow.compute as pc
 
 from . import sql
 from .layout import RAW_SCHEMA
+from .lines import checked_rows
 from .protocol import Outcome, Provenance
 
 DEFAULT_PATH = ".fhir-assets/warehouse.duckdb"
 _names = itertools.count()
-# A transaction is committed after this many rows (more than a DuckDB row group, 122,880) or
-# this much resource text, whichever comes first (see ``DuckDBLanding``).
+# A merge transaction is committed after this many rows (more than a DuckDB row group, 122,880)
+# or this much resource text, whichever comes first (see ``DuckDBLanding``).
 COMMIT_ROWS = 130_000
 COMMIT_BYTES = 32_000_000
 
@@ -69,43 +83,78 @@ class DuckDBWarehouse:
         self.connection.execute(sql.create_quarantine_table(self.dialect))
         if history:
             self.connection.execute(sql.create_raw_table(self.dialect, sql.history_table(table)))
-        landing = DuckDBLanding(self.connection, table, provenance, history, self.commit_rows)
+        append = not history and not self.fetch(sql.holds_server(table, provenance.source_server))
+        threads = self.fetch("SELECT current_setting('threads')")[0][0]
+        # One DuckDB thread: the landing's other thread parses JSON in Python on the second core
+        # (bench/landing.py: 1.4 s for 200 MB with one thread, 1.9 s with two on 2 cores).
+        self.connection.execute("SET threads = 1")
+        landing = DuckDBLanding(
+            self.connection, table, provenance, history, append, self.commit_rows
+        )
         try:
             yield landing
         except BaseException:
-            # A failed merge rolled its group back already; what merged before the error stays
-            # (as when every batch committed on its own): re-landing is idempotent.
-            landing.commit()
+            # append: nothing of this landing stays. merge: a failed merge rolled its group back
+            # already; what merged before the error stays (re-landing is idempotent).
+            landing.rollback() if append else landing.commit()
             raise
+        finally:
+            self.connection.execute(f"SET threads = {int(threads)}")
 
 
 @dataclass
 class DuckDBLanding:
-    """One landing session: every ``stage`` call merges its batch; the merges are committed
-    in groups of at least ``commit_rows`` rows, and the last group by ``finish``.
+    """One landing session, appending or merging (see the module doc).
 
-    Why groups: DuckDB writes a committed change to its write-ahead log and, past
-    ``checkpoint_threshold`` (16 MiB), rewrites it into the database file; a transaction that
-    appends more than a row group (122,880 rows) writes straight to the file instead. Committing
-    every 10k-row batch therefore wrote every resource twice and checkpointed every few batches.
-    The byte bound keeps the open transaction's memory (and the process's peak RSS) bounded
-    for large resources; it was chosen by ``bench/landing.py`` and ``bench/bulk.py``.
+    Merge mode commits in groups of at least ``commit_rows`` rows. Why groups: DuckDB writes a
+    committed change to its write-ahead log and, past ``checkpoint_threshold`` (16 MiB),
+    rewrites it into the database file; a transaction that appends more than a row group
+    (122,880 rows) writes straight to the file instead. Committing every 10k-row batch therefore
+    wrote every resource twice and checkpointed every few batches. The byte bound keeps the
+    open transaction's memory bounded for large resources.
     """
 
     connection: duckdb.DuckDBPyConnection
     table: str
     provenance: Provenance
     history: bool = False
+    append: bool = False
     commit_rows: int = COMMIT_ROWS
     commit_bytes: int = COMMIT_BYTES
     outcome: Outcome = field(default_factory=Outcome)
     uncommitted: int = 0
     uncommitted_bytes: int = 0
+    open: bool = False
+    tombstones: str | None = None  # append mode: temporary table of the tombstones staged
     dialect = sql.DUCKDB
 
+    def stage_lines(self, lines: pa.Table, resource_type: str) -> list[int]:
+        """Land the JSON lines (``batches.LINES_SCHEMA``) that pass the fast checks; return the
+        positions (``n``) of those that do not."""
+        if not self.append:
+            self.begin()
+            try:
+                rows, rejected = checked_rows(self.connection, lines, resource_type)
+            except BaseException:
+                self.rollback()
+                raise
+            if rows.num_rows:
+                self.stage(rows)
+            return rejected
+        self.begin()
+        p, view = self.provenance, f"_fhir_lines_{next(_names)}"
+        checked = sql.checked_lines(view, resource_type)
+        insert = sql.append_raw(self.table, checked, p.source_server, p.sync_id, p.at)
+        [(inserted,)] = self.connection.from_arrow(lines).query(view, insert).fetchall()
+        self.outcome += Outcome(inserted=inserted)
+        if inserted == lines.num_rows:
+            return []
+        failed = f"SELECT n FROM ({checked}) WHERE NOT ok ORDER BY n"
+        return [n for (n,) in self.connection.from_arrow(lines).query(view, failed).fetchall()]
+
     def stage(self, rows: pa.Table) -> None:
-        """MERGE one batch (``STAGE_SCHEMA``) into the raw table, counting what changes."""
-        name = f"_fhir_batch_{next(_names)}"
+        """Land staged rows (``batches.STAGE_SCHEMA``: resources and tombstones), counting what
+        changes. In append mode resources are inserted and tombstones kept for ``finish``."""
         # The arrow.json extension type makes DuckDB take the text as JSON without a cast.
         resource = rows.column("resource").combine_chunks()
         rows = rows.set_column(
@@ -113,69 +162,109 @@ class DuckDBLanding:
             pa.field("resource", pa.json_()),
             pa.ExtensionArray.from_storage(pa.json_(), resource),
         )
-        passes = (False, True) if pc.any(rows.column("deleted")).as_py() else (False,)
-        self.connection.register(name, rows)
+        self.begin()
         try:
-            if not self.uncommitted:
-                self.connection.execute("BEGIN TRANSACTION")
-            self.uncommitted += rows.num_rows
-            self.uncommitted_bytes += resource.nbytes
-            for tombstones in passes:
-                self.outcome += self._merge(self._staged(name, tombstones))
-            if self.history:
-                p = self.provenance
-                versions = sql.staged_versions(self.dialect, name, p.source_server, p.sync_id, p.at)
-                self.connection.execute(sql.merge_history(self.table, versions))
-            if self.uncommitted >= self.commit_rows or self.uncommitted_bytes >= self.commit_bytes:
-                self.commit()
+            if self.append:
+                self._append(rows)
+            else:
+                self._merge_batch(rows, resource.nbytes)
         except BaseException:
             self.rollback()
             raise
-        finally:
-            self.connection.unregister(name)
+
+    def begin(self) -> None:
+        """Open the transaction, if it is not open."""
+        if not self.open:
+            self.connection.execute("BEGIN TRANSACTION")
+            self.open = True
 
     def commit(self) -> None:
-        """Commit the open group of merges, if any."""
-        if self.uncommitted:
-            self.uncommitted = self.uncommitted_bytes = 0
+        """Commit the open transaction, if any."""
+        if self.open:
+            self.open, self.uncommitted, self.uncommitted_bytes = False, 0, 0
             self.connection.execute("COMMIT")
 
     def rollback(self) -> None:
-        """Roll back the open group of merges, if any (``stage`` then raises: the landing
-        ends, so the counts it had added no longer matter)."""
-        if self.uncommitted:
-            self.uncommitted = self.uncommitted_bytes = 0
+        """Roll back the open transaction, if any (the landing then raises: the counts it had
+        added no longer matter)."""
+        if self.open:
+            self.open, self.uncommitted, self.uncommitted_bytes = False, 0, 0
             self.connection.execute("ROLLBACK")
 
     def quarantine(self, rows: pa.Table) -> None:
         """Add quarantine rows (``batches.QUARANTINE_SCHEMA``) that are not there yet."""
-        name = f"_fhir_quarantine_{next(_names)}"
-        self.connection.register(name, rows)
+        name, p = f"_fhir_quarantine_{next(_names)}", self.provenance
+        merge = sql.merge_quarantine(self.dialect, name, p.source_server, p.sync_id, p.at)
+        self.begin()
         try:
-            p = self.provenance
-            self.connection.execute(
-                sql.merge_quarantine(self.dialect, name, p.source_server, p.sync_id, p.at)
-            )
-        finally:
-            self.connection.unregister(name)
+            self.connection.from_arrow(rows).query(name, merge).fetchall()
+        except BaseException:
+            self.rollback()
+            raise
 
     def finish(self) -> Outcome:
-        """Commit the last group of merges; return the totals."""
+        """Append mode: keep the newest row of each id, apply the tombstones. Commit."""
+        if self.append and self.open:
+            server = self.provenance.source_server
+            [(repeated,)] = self.connection.execute(sql.duplicates(self.table, server)).fetchall()
+            if repeated:
+                self.connection.execute(sql.delete_older_duplicates(self.table, server))
+                self.outcome += Outcome(inserted=-repeated)
+            if self.tombstones:
+                self.outcome += self._merge(self._staged(self.tombstones, tombstones=True))
+                self.connection.execute(f"DROP TABLE {self.tombstones}")
         self.commit()
         return self.outcome
 
-    def _merge(self, staged: str) -> Outcome:
-        """MERGE ``staged`` rows; count what it did from its RETURNING rows (one pass over the
-        batch and the table, where a separate count query took a second one)."""
-        returned = self.connection.execute(sql.merge_raw(self.table, staged, returning=True))
-        actions = Counter(returned.fetchall())
+    def _append(self, rows: pa.Table) -> None:
+        p, name = self.provenance, f"_fhir_batch_{next(_names)}"
+        gone = pc.any(rows.column("deleted")).as_py()
+        staged = f"SELECT *, NOT deleted AS ok FROM {name}"
+        insert = sql.append_raw(self.table, staged, p.source_server, p.sync_id, p.at)
+        [(inserted,)] = self.connection.from_arrow(rows).query(name, insert).fetchall()
+        self.outcome += Outcome(inserted=inserted)
+        if gone:
+            if self.tombstones is None:
+                self.tombstones = f"_fhir_tombstones_{next(_names)}"
+                self.connection.execute(
+                    f"CREATE TEMP TABLE {self.tombstones} (id VARCHAR, version_id VARCHAR, "
+                    "last_updated VARCHAR, resource VARCHAR, deleted BOOLEAN)"
+                )
+            keep = f"INSERT INTO {self.tombstones} SELECT * FROM {name} WHERE deleted"
+            self.connection.from_arrow(rows).query(name, keep).fetchall()
+
+    def _merge_batch(self, rows: pa.Table, nbytes: int) -> None:
+        name = f"_fhir_batch_{next(_names)}"
+        self.uncommitted += rows.num_rows
+        self.uncommitted_bytes += nbytes
+        passes = (False, True) if pc.any(rows.column("deleted")).as_py() else (False,)
+        for tombstones in passes:
+            self.outcome += self._merge(self._staged(name, tombstones=tombstones), rows, name)
+        if self.history:
+            p = self.provenance
+            versions = sql.staged_versions(self.dialect, name, p.source_server, p.sync_id, p.at)
+            merge = sql.merge_history(self.table, versions)
+            self.connection.from_arrow(rows).query(name, merge).fetchall()
+        if self.uncommitted >= self.commit_rows or self.uncommitted_bytes >= self.commit_bytes:
+            self.commit()
+
+    def _merge(self, staged: str, rows: pa.Table | None = None, name: str = "") -> Outcome:
+        """MERGE ``staged`` rows (of the batch ``rows`` read as ``name``, or of a table); count
+        what it did from its RETURNING rows (one pass over the batch and the table, where a
+        separate count query took a second one)."""
+        merge = sql.merge_raw(self.table, staged, returning=True)
+        if rows is None:
+            returned = self.connection.execute(merge).fetchall()
+        else:
+            returned = self.connection.from_arrow(rows).query(name, merge).fetchall()
+        actions = Counter(returned)
         return Outcome(
             inserted=actions["INSERT", False],
             updated=actions["UPDATE", False],
             deleted=actions["INSERT", True] + actions["UPDATE", True],
         )
 
-    def _staged(self, name: str, tombstones: bool) -> str:
+    def _staged(self, name: str, *, tombstones: bool) -> str:
         p = self.provenance
         return sql.newest_staged(
             self.dialect, name, p.source_server, p.sync_id, p.at, tombstones=tombstones

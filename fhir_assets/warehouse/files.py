@@ -20,8 +20,8 @@ from pathlib import Path
 import orjson
 
 from ..catalog import BY_TYPE
-from .batches import DELETE_URL, Entry
-from .landing import LandingOptions, LandingResult, land, ndjson_entries
+from .batches import DELETE_URL, Block
+from .landing import LandingOptions, LandingResult, land, ndjson_blocks, ndjson_entries
 from .protocol import Provenance, Warehouse
 
 PATTERNS = ("*.ndjson", "*.ndjson.gz")
@@ -87,10 +87,10 @@ def transaction_time(folder: Path) -> datetime | None:
     return datetime.fromisoformat(value) if isinstance(value, str) else None
 
 
-def folder_entries(paths: list[Path], root: Path) -> Iterator[Entry]:
-    """The entries of several files in turn; sources are paths relative to ``root``."""
+def folder_entries(paths: list[Path], root: Path) -> Iterator[Block]:
+    """The lines of several files in turn, in blocks; sources are paths relative to ``root``."""
     for path in paths:
-        yield from ndjson_entries(path, source=str(path.relative_to(root)))
+        yield from ndjson_blocks(path, source=str(path.relative_to(root)))
 
 
 def land_folder(

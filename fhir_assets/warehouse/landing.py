@@ -1,27 +1,33 @@
-"""The one landing code path: raw FHIR entries of one type -> validated, merged raw table.
+"""The one landing code path: raw FHIR input of one type -> validated, merged raw table.
 
 Used by the raw Dagster assets (REST search), ``fhir-assets land DIR`` (NDJSON files) and the
 bulk export and REST sync code. Call ``land`` once per resource type and source::
 
-    from fhir_assets.warehouse.landing import LandingOptions, land
+    from fhir_assets.warehouse.landing import LandingOptions, land, ndjson_blocks
     from fhir_assets.warehouse.protocol import Provenance
 
-    result = land(warehouse, "Observation", entries, Provenance.now(base_url, run_id))
+    result = land(warehouse, "Observation", ndjson_blocks(path), Provenance.now(url, run_id))
 
-``entries`` is any iterable of ``(source, position, payload)`` (see ``batches.Entry``):
+The input is any iterable of ``batches.Block`` (raw NDJSON bytes of a file: the fast path, see
+``ndjson_blocks``) and ``batches.Entry`` triples ``(source, position, payload)``:
     * ``source``: the file path or redacted URL (no query string: it is stored and shown);
     * ``position``: line number in the file, or position in the page/sync (1-based);
     * ``payload``: NDJSON line as ``bytes``/``str`` (kept verbatim as the stored resource), a
       parsed resource ``dict`` (re-serialized with orjson), a ``batches.Tombstone``, or a
       deletion ``Bundle`` line (Bulk Data ``deleted`` file / history DELETE entries).
-``ndjson_entries(path)`` and ``resource_entries(source, resources)`` build them.
+``resource_entries(source, resources)`` builds entries of parsed resources.
+
+How a batch goes: this thread proves each line is JSON (``batches.py``), and with full
+validation worker processes check it against the R4B model; a writer thread hands the lines to
+the warehouse, where DuckDB takes out id, versionId and lastUpdated and applies the fast checks
+(``sql.checked_lines``). The lines it refuses come back and are checked again in Python
+(``validation.check``): quarantined with the reason, or, for a deletion Bundle, turned into
+tombstones. Parsing and writing overlap on two cores; memory stays at about two batches.
 
 Semantics (``sql.py``): MERGE by (source_server, id), the newest version wins, an older or
 equal one never overwrites, tombstones apply, re-landing changes nothing. Whatever fails a
 check goes to ``fhir_raw._quarantine`` with its raw text, the error and source/position; it is
-never dropped. Memory stays bounded: entries are consumed lazily in batches of
-``LandingOptions.batch_rows`` (or ``batch_bytes``); one batch is built while the previous one is
-written.
+never dropped.
 """
 
 from __future__ import annotations
@@ -30,6 +36,7 @@ import gzip
 import itertools
 import logging
 import os
+import sys
 import time
 from collections import deque
 from collections.abc import Iterable, Iterator, Mapping
@@ -40,13 +47,30 @@ from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+import orjson
 import pyarrow as pa
 
-from .batches import QUARANTINE_SCHEMA, Batch, Entry, build_batches, text_of
+from .batches import (
+    QUARANTINE_SCHEMA,
+    Batch,
+    Block,
+    Entry,
+    QuarantineRow,
+    Tombstone,
+    build_batches,
+    stage_table,
+    tombstones_from_bundle,
+)
 from .protocol import LandingSession, Provenance, Warehouse
-from .validation import FAST, MODES, validate_texts
+from .validation import FAST, MODES, ResourceError, check, validate_texts
 
 log = logging.getLogger(__name__)
+BLOCK_BYTES = 8_000_000
+# While DuckDB runs a statement, its Python client takes the GIL now and then (to check for
+# Ctrl-C); with the default 5 ms switch interval the writer thread queued behind the parsing
+# thread (a batch took 6x longer). bench/landing.py: 1.9 s -> 1.35 s for 200 MB at 0.1 ms.
+SWITCH_INTERVAL_S = 0.0001
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,8 +81,9 @@ class LandingOptions:
         validation: ``fast`` (structural checks, default) or ``full`` (plus R4B models in
             ``workers`` processes); see ``validation.py``.
         batch_rows: entries per batch; bounds memory (about rows x line size, twice).
-        batch_bytes: fast mode also ends a batch at this much resource text, so that large
-            resources (Composition, DocumentReference) keep memory bounded too.
+        batch_bytes: a batch of entries also ends at this much resource text, so that large
+            resources (Composition, DocumentReference) keep memory bounded too (blocks are
+            bounded by their own size, ``BLOCK_BYTES`` from ``ndjson_blocks``).
         workers: processes for full validation (default: one per CPU).
         history: also keep every distinct version in ``fhir_raw.<type>_history`` (costs a
             second write of each batch).
@@ -107,16 +132,16 @@ class LandingResult:
 def land(
     warehouse: Warehouse,
     resource_type: str,
-    entries: Iterable[Entry],
+    entries: Iterable[Block | Entry],
     provenance: Provenance,
     options: LandingOptions | None = None,
 ) -> LandingResult:
-    """Land entries of one resource type into ``fhir_raw.<type lower>``.
+    """Land input of one resource type into ``fhir_raw.<type lower>``.
 
     Args:
         warehouse: an open ``DuckDBWarehouse`` or ``SnowflakeWarehouse``.
         resource_type: the FHIR type; entries of another type are quarantined.
-        entries: ``(source, position, payload)`` triples, consumed lazily (see module doc).
+        entries: blocks and ``(source, position, payload)`` triples, read lazily (module doc).
         provenance: server, sync id and times stored on the rows.
         options: validation mode, batch size, workers.
 
@@ -125,27 +150,33 @@ def land(
         quarantined (a deletion Bundle line counts once per tombstone it holds).
 
     Raises:
-        Whatever the warehouse raises; batches merged before the error stay (re-landing is
+        Whatever the warehouse raises. DuckDB landing into a table without rows of this server
+        lands all or nothing; otherwise batches merged before the error stay (re-landing is
         safe).
     """
     options = options or LandingOptions()
     started = time.monotonic()
     staged = quarantined = 0
+    deleted_at = provenance.tombstone_time
     with ExitStack() as stack:
+        stack.callback(sys.setswitchinterval, sys.getswitchinterval())
+        sys.setswitchinterval(SWITCH_INTERVAL_S)
         session = stack.enter_context(
             warehouse.open_landing(resource_type.lower(), provenance, history=options.history)
         )
         writer = stack.enter_context(ThreadPoolExecutor(1, thread_name_prefix="fhir-landing"))
-        batches = checked_batches(entries, resource_type, options, provenance.tombstone_time, stack)
-        pending: Future[None] | None = None
+        batches = build_batches(
+            entries, resource_type, rows=options.batch_rows, max_bytes=options.batch_bytes
+        )
+        if options.validation != FAST:
+            batches = validated(batches, resource_type, options, stack)
+        pending: Future[tuple[int, int]] | None = None
         for batch in batches:
-            staged += batch.rows.num_rows
-            quarantined += len(batch.quarantine)
             if pending is not None:
-                pending.result()  # at most one batch written while the next is built
-            pending = writer.submit(write, session, batch)
+                staged, quarantined = add(pending.result(), staged, quarantined)
+            pending = writer.submit(write, session, batch, resource_type, deleted_at)
         if pending is not None:
-            pending.result()
+            staged, quarantined = add(pending.result(), staged, quarantined)
         outcome = session.finish()
     unchanged = staged - outcome.inserted - outcome.updated - outcome.deleted
     return LandingResult(
@@ -160,81 +191,133 @@ def land(
     )
 
 
-def write(session: LandingSession, batch: Batch) -> None:
-    """Stage one batch's rows and quarantine rows."""
-    if batch.rows.num_rows:
-        session.stage(batch.rows)
-    if batch.quarantine:
-        columns = list(zip(*batch.quarantine, strict=True))
-        session.quarantine(pa.table(columns, schema=QUARANTINE_SCHEMA))
+def add(counts: tuple[int, int], staged: int, quarantined: int) -> tuple[int, int]:
+    """Running totals of (staged, quarantined)."""
+    return staged + counts[0], quarantined + counts[1]
 
 
-def checked_batches(
-    entries: Iterable[Entry],
-    resource_type: str,
-    options: LandingOptions,
-    deleted_at: str,
-    stack: ExitStack,
-) -> Iterator[Batch]:
-    """Checked batches, in input order.
+def write(
+    session: LandingSession, batch: Batch, resource_type: str, deleted_at: str
+) -> tuple[int, int]:
+    """Land one batch: its lines, then whatever the lines the warehouse refused turn out to be
+    (resources after all, tombstones, or quarantine rows), then its tombstones.
 
-    Fast mode checks in this process (on a shared 2-core machine, shipping lines to worker
-    processes cost more than it saved). Full mode validates in ``options.workers`` processes,
-    ``2 x workers`` batches in flight, unless the input fits in one batch. Workers are forked
-    (``spawn`` would re-run an unguarded calling script) on the first submit, before the writer
-    thread has touched the warehouse (Python 3.11 starts all fork workers at once).
+    Returns:
+        how many rows were staged and how many quarantined.
     """
-    if options.validation == FAST:
-        for batch in build_batches(
-            entries,
-            resource_type,
-            rows=options.batch_rows,
-            deleted_at=deleted_at,
-            max_bytes=options.batch_bytes,
-        ):
-            batch.texts, batch.origins = [], []  # only full validation needs them: free early
-            yield batch
-        return
-    chunks = chunked(entries, options.batch_rows)
-    first = next(chunks, None)
+    lines = batch.lines
+    rejected = session.stage_lines(lines, resource_type) if lines.num_rows else []
+    accepted, gone, bad = recheck(lines.take(pa.array(rejected, pa.int32())), resource_type)
+    gone += batch.tombstones
+    if accepted or gone:
+        columns = [list(c) for c in zip(*accepted, strict=True)] or [[], [], [], []]
+        session.stage(stage_table(*columns, gone, deleted_at))
+    bad += batch.quarantine
+    if bad:
+        session.quarantine(pa.table(list(zip(*bad, strict=True)), schema=QUARANTINE_SCHEMA))
+    return lines.num_rows - len(rejected) + len(accepted) + len(gone), len(bad)
+
+
+def recheck(
+    lines: pa.Table, resource_type: str
+) -> tuple[list[tuple[str, str | None, str | None, str]], list[Tombstone], list[QuarantineRow]]:
+    """The Python checks (``validation.check``) of lines the warehouse's SQL refused.
+
+    Returns:
+        resources that pass after all (id, versionId, lastUpdated, text), tombstones of
+        deletion Bundles, and quarantine rows naming what is wrong.
+    """
+    accepted, tombstones, bad = [], [], []
+    columns = (lines.column(name).to_pylist() for name in ("source", "line", "text"))
+    for source, number, text in zip(*columns, strict=True):
+        resource = orjson.loads(text)
+        try:
+            accepted.append((*check(resource, resource_type), text))
+        except ResourceError as error:
+            try:
+                tombstones.extend(deletions_or_raise(resource, resource_type, error))
+            except ResourceError as exc:
+                bad.append((resource_type, source, number, str(exc), text))
+    return accepted, tombstones, bad
+
+
+def deletions_or_raise(resource: Any, resource_type: str, error: ResourceError) -> list[Tombstone]:
+    """The tombstones of a deletion Bundle that ``check`` refused (it is no ``resource_type``);
+    ``check``'s error for anything else."""
+    is_bundle = type(resource) is dict and resource.get("resourceType") == "Bundle"
+    if is_bundle and resource_type != "Bundle":
+        return tombstones_from_bundle(resource, resource_type)
+    raise error
+
+
+def validated(
+    batches: Iterator[Batch], resource_type: str, options: LandingOptions, stack: ExitStack
+) -> Iterator[Batch]:
+    """Full validation: the batches, in order, without the lines the R4B model refuses (those
+    become quarantine rows).
+
+    Validation runs in ``options.workers`` processes, ``2 x workers`` batches in flight, unless
+    the input is one batch. Workers are forked (``spawn`` would re-run an unguarded calling
+    script) on the first submit, before the writer thread has touched the warehouse (Python
+    3.11 starts all fork workers at once).
+    """
+    first = next(batches, None)
     if first is None:
         return
-    if len(first) < options.batch_rows:
-        yield validated_chunk(resource_type, first, deleted_at)
+    second = next(batches, None)
+    if second is None:
+        yield without_invalid(first, validate_texts(resource_type, texts_of(first)), resource_type)
         return
     workers = options.workers or os.cpu_count() or 1
     pool = stack.enter_context(ProcessPoolExecutor(workers, mp_context=get_context("fork")))
-    in_flight: deque[Future[Batch]] = deque()
-    for chunk in itertools.chain([first], chunks):
-        in_flight.append(pool.submit(validated_chunk, resource_type, chunk, deleted_at))
+    in_flight: deque[tuple[Batch, Future[list[tuple[int, str]]]]] = deque()
+    for batch in itertools.chain([first, second], batches):
+        in_flight.append((batch, pool.submit(validate_texts, resource_type, texts_of(batch))))
         if len(in_flight) >= 2 * workers:
-            yield in_flight.popleft().result()
+            batch, errors = in_flight.popleft()
+            yield without_invalid(batch, errors.result(), resource_type)
     while in_flight:
-        yield in_flight.popleft().result()
+        batch, errors = in_flight.popleft()
+        yield without_invalid(batch, errors.result(), resource_type)
 
 
-def chunked(entries: Iterable[Entry], size: int) -> Iterator[list[Entry]]:
-    """Lists of ``size`` entries (the last one shorter)."""
-    iterator = iter(entries)
-    while chunk := list(itertools.islice(iterator, size)):
-        yield chunk
+def texts_of(batch: Batch) -> list[str]:
+    """The JSON texts of a batch's lines."""
+    return batch.lines.column("text").to_pylist()  # type: ignore[no-any-return]
 
 
-def validated_chunk(resource_type: str, chunk: list[Entry], deleted_at: str) -> Batch:
-    """One batch with fast checks and R4B model validation, failures moved to the quarantine
-    (runs in a worker process for large inputs). The entries and texts are dropped from the
-    result: only rows and quarantine travel back."""
-    [batch] = build_batches(chunk, resource_type, rows=len(chunk), deleted_at=deleted_at)
-    if batch.texts:
-        errors = dict(validate_texts(resource_type, batch.texts))
-        for n, error in errors.items():
-            source, position, payload = batch.origins[n]
-            batch.quarantine.append((resource_type, source, position, error, text_of(payload)))
-        if errors:
-            keep = [n not in errors for n in range(batch.rows.num_rows)]
-            batch.rows = batch.rows.filter(pa.array(keep))
-    batch.texts, batch.origins = [], []
+def without_invalid(batch: Batch, errors: list[tuple[int, str]], resource_type: str) -> Batch:
+    """The batch with the lines at the positions of ``errors`` moved to its quarantine."""
+    if not errors:
+        return batch
+    lines = batch.lines
+    for n, error in errors:
+        source, number = lines.column("source")[n].as_py(), lines.column("line")[n].as_py()
+        text = lines.column("text")[n].as_py()
+        batch.quarantine.append((resource_type, source, number, error, text))
+    invalid = {n for n, _ in errors}
+    kept = lines.filter(pa.array([n not in invalid for n in range(lines.num_rows)]))
+    positions = pa.array(np.arange(kept.num_rows, dtype=np.int32))
+    batch.lines = kept.set_column(0, "n", positions)
     return batch
+
+
+def ndjson_blocks(
+    path: Path, source: str | None = None, size: int = BLOCK_BYTES
+) -> Iterator[Block]:
+    """The lines of an NDJSON file in blocks of about ``size`` bytes (whole lines).
+
+    ``.gz`` files are decompressed on the fly; ``source`` defaults to the path.
+    """
+    name = source or str(path)
+    opener = gzip.open if path.suffix == ".gz" else open
+    first = 1
+    with opener(path, "rb") as stream:
+        while data := stream.read(size):
+            if not data.endswith(b"\n"):
+                data += stream.readline()  # the rest of the last line (resized in place)
+            yield Block(name, first, data)
+            first += data.count(b"\n")
 
 
 def ndjson_entries(path: Path, source: str | None = None) -> Iterator[Entry]:

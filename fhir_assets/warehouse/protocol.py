@@ -69,6 +69,10 @@ class Outcome(NamedTuple):
 class LandingSession(Protocol):
     """One landing into one raw table; ``stage`` may merge right away or defer to ``finish``."""
 
+    def stage_lines(self, lines: pa.Table, resource_type: str) -> list[int]:
+        """Accept the JSON lines (``batches.LINES_SCHEMA``) that pass the fast checks
+        (``sql.checked_lines``); return the positions (``n``) of those that do not."""
+
     def stage(self, rows: pa.Table) -> None:
         """Accept a batch in ``batches.STAGE_SCHEMA``."""
 

@@ -17,12 +17,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 from dagster_snowflake import SnowflakeResource
 
 from . import sql
 from .layout import RAW_SCHEMA
+from .lines import checked_rows
 from .protocol import Outcome, Provenance
 
 STAGE_DDL = (
@@ -77,6 +79,8 @@ class SnowflakeWarehouse:
                 landing.folder = Path(folder)
                 yield landing
         finally:
+            if landing.checker is not None:
+                landing.checker.close()
             self.execute(f"DROP TABLE IF EXISTS {landing.rows_table}")
             self.execute(f"DROP TABLE IF EXISTS {landing.quarantine_table}")
 
@@ -93,6 +97,7 @@ class SnowflakeLanding:
     folder: Path = field(default_factory=Path)
     files: int = 0
     quarantine_files: int = 0
+    checker: Any = None  # an in-memory DuckDB connection, opened by the first stage_lines
 
     @property
     def stage_name(self) -> str:
@@ -105,6 +110,16 @@ class SnowflakeLanding:
     @property
     def quarantine_table(self) -> str:
         return f"{RAW_SCHEMA}._staging_quarantine_{self.tag}"
+
+    def stage_lines(self, lines: pa.Table, resource_type: str) -> list[int]:
+        """Check JSON lines on a local in-memory DuckDB (as the DuckDB landing does), stage
+        those that pass; return the positions (``n``) of those that do not."""
+        if self.checker is None:
+            self.checker = duckdb.connect()
+        rows, rejected = checked_rows(self.checker, lines, resource_type)
+        if rows.num_rows:
+            self.stage(rows)
+        return rejected
 
     def stage(self, rows: pa.Table) -> None:
         """Write a batch (``STAGE_SCHEMA``) as Parquet and PUT it under ``rows/``."""

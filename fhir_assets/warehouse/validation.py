@@ -1,9 +1,13 @@
 """Checking resources before they land: a fast structural mode and full R4B model validation.
 
-``fast`` (default): the line is a JSON object; ``resourceType`` is the type being landed; ``id``
-is a FHIR id (``[A-Za-z0-9\\-.]{1,64}``, R4 2.24.0.1); ``meta.versionId``, when present, is a
-string id; ``meta.lastUpdated``, when present, is a FHIR instant with a time zone. These are
-what the MERGE relies on. About as fast as parsing the JSON.
+``fast`` (default): the line is JSON (strict RFC 8259, by orjson: no NaN, no trailing comma);
+it is a JSON object; ``resourceType`` is the type being landed; ``id`` is a FHIR id
+(``[A-Za-z0-9\\-.]{1,64}``, R4 2.24.0.1); ``meta``, when present, is an object;
+``meta.versionId``, when present, is a string id; ``meta.lastUpdated``, when present, is a FHIR
+instant with a time zone and a real date. These are what the MERGE relies on. DuckDB applies
+them to whole batches while it takes the values out (``sql.checked_lines``); a line it refuses
+is checked again by ``check`` here, which names the problem (or finds the line fine after all,
+e.g. an id written with a JSON escape, and lands it).
 
 ``full``: the fast checks, then the resource is validated against the fhir.resources **R4B**
 (4.3.0) pydantic model of its type: element names, cardinalities, primitive formats and choice
@@ -24,16 +28,21 @@ from functools import cache
 from typing import Any
 
 import orjson
-import pyarrow as pa
-import pyarrow.compute as pc
 
 FAST = "fast"
 FULL = "full"
 MODES = (FAST, FULL)
 
-# FHIR R4 id datatype (2.24.0.1) and instant (2.24.0.2: time zone required).
-ID_PATTERN = r"^[A-Za-z0-9\-.]{1,64}$"
-INSTANT_PATTERN = r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})$"
+# FHIR R4 id datatype (2.24.0.1) and instant (2.24.0.2: time zone required), written so that
+# Python's re, Arrow and DuckDB (RE2) read them alike: ASCII classes only, no year 0000, hours
+# 00-23 (DuckDB would take 24:00), no leap second (Python's datetime refuses :60).
+ID_CORE = r"[A-Za-z0-9\-.]{1,64}"
+INSTANT_CORE = (
+    r"([0-9]([0-9]([0-9][1-9]|[1-9]0)|[1-9]00)|[1-9]000)-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])"
+    r"T([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](\.[0-9]+)?(Z|[+-]([01][0-9]|2[0-3]):[0-5][0-9])"
+)
+ID_PATTERN = f"^{ID_CORE}$"
+INSTANT_PATTERN = f"^{INSTANT_CORE}$"
 ID = re.compile(ID_PATTERN.removesuffix("$") + r"\Z").match
 INSTANT = re.compile(INSTANT_PATTERN.removesuffix("$") + r"\Z").match
 BAD_ID = "id is missing or not a FHIR id ([A-Za-z0-9-.]{1,64})"
@@ -46,7 +55,8 @@ class ResourceError(ValueError):
 
 
 def check(resource: Any, resource_type: str) -> tuple[str, str | None, str | None]:
-    """Fast structural checks of one parsed resource (``check_shape`` plus value formats).
+    """The fast structural checks of one parsed resource, as Python: the authority for what
+    they accept and for the error messages (the SQL in ``sql.checked_lines`` accepts a subset).
 
     Args:
         resource: the parsed JSON value.
@@ -58,27 +68,13 @@ def check(resource: Any, resource_type: str) -> tuple[str, str | None, str | Non
     Raises:
         ResourceError: what is wrong with it.
     """
-    rid, version, updated = check_shape(resource, resource_type)
-    error = value_error(rid, version, updated)
-    if error:
-        raise ResourceError(error)
-    return rid, version, updated
-
-
-def check_shape(resource: Any, resource_type: str) -> tuple[str, str | None, str | None]:
-    """The per-line part of ``check``: JSON types and ``resourceType`` only. The formats of id,
-    versionId and lastUpdated are checked a whole batch at a time (``batch_value_errors``).
-
-    Raises:
-        ResourceError: what is wrong with it.
-    """
     if type(resource) is not dict:
         raise ResourceError(f"not a JSON object but a JSON {type(resource).__name__}")
     found = resource.get("resourceType")
     if found != resource_type:
         raise ResourceError(f"resourceType is {found!r}, expected {resource_type!r}")
     rid = resource.get("id")
-    if type(rid) is not str:
+    if type(rid) is not str or not ID(rid):
         raise ResourceError(BAD_ID)
     meta = resource.get("meta")
     if meta is None:
@@ -86,54 +82,11 @@ def check_shape(resource: Any, resource_type: str) -> tuple[str, str | None, str
     if type(meta) is not dict:
         raise ResourceError("meta is not a JSON object")
     version, updated = meta.get("versionId"), meta.get("lastUpdated")
-    if not (version is None or type(version) is str):
+    if version is not None and (type(version) is not str or not ID(version)):
         raise ResourceError(BAD_VERSION)
-    if not (updated is None or type(updated) is str):
-        raise ResourceError(BAD_INSTANT.format(name="meta.lastUpdated"))
-    return rid, version, updated
-
-
-def value_error(rid: str, version: str | None, updated: str | None) -> str | None:
-    """What is wrong with the formats of id, versionId and lastUpdated, if anything."""
-    if not ID(rid):
-        return BAD_ID
-    if version is not None and not ID(version):
-        return BAD_VERSION
     if updated is not None:
-        try:
-            check_instant(updated, "meta.lastUpdated")
-        except ResourceError as exc:
-            return str(exc)
-    return None
-
-
-def batch_value_errors(
-    ids: list[str], versions: list[str | None], updated: list[str | None]
-) -> dict[int, str]:
-    """``value_error`` for a whole batch, vectorized with Arrow (per row only when a batch
-    holds a bad value).
-
-    Returns:
-        row index -> error, for the rows with a bad value.
-    """
-    ok = pc.and_kleene(
-        pc.match_substring_regex(pa.array(ids, pa.string()), ID_PATTERN),
-        pc.fill_null(pc.match_substring_regex(pa.array(versions, pa.string()), ID_PATTERN), True),
-    )
-    times = pa.array(updated, pa.string())
-    ok = pc.and_(ok, pc.fill_null(pc.match_substring_regex(times, INSTANT_PATTERN), True))
-    if pc.all(ok).as_py():
-        try:
-            times.cast(pa.timestamp("us", "UTC"))  # real dates: no 2025-02-30
-            return {}
-        except pa.ArrowInvalid:
-            pass
-    errors = {}
-    for n, (rid, version, last) in enumerate(zip(ids, versions, updated, strict=True)):
-        error = value_error(rid, version, last)
-        if error:
-            errors[n] = error
-    return errors
+        check_instant(updated, "meta.lastUpdated")
+    return rid, version, updated
 
 
 def check_instant(value: Any, name: str) -> None:
@@ -173,7 +126,7 @@ def validate_model(resource: dict[str, Any], resource_type: str) -> str | None:
     return None
 
 
-def validate_texts(resource_type: str, texts: list[bytes]) -> list[tuple[int, str]]:
+def validate_texts(resource_type: str, texts: list[str]) -> list[tuple[int, str]]:
     """Full validation of a batch of JSON texts; run in worker processes.
 
     Returns:
@@ -181,7 +134,10 @@ def validate_texts(resource_type: str, texts: list[bytes]) -> list[tuple[int, st
     """
     errors = []
     for position, text in enumerate(texts):
-        error = validate_model(orjson.loads(text), resource_type)
+        resource = orjson.loads(text)
+        if type(resource) is not dict or resource.get("resourceType") != resource_type:
+            continue  # the fast checks quarantine it, or take the tombstones of a deletion Bundle
+        error = validate_model(resource, resource_type)
         if error is not None:
             errors.append((position, error))
     return errors

@@ -22,7 +22,7 @@ MODEL_INVALID = patient("p2", "1", "2025-01-01T00:00:00Z", birthDate="yesterday"
         ({"resourceType": "Patient"}, "id is missing"),
         ({"resourceType": "Patient", "id": "a b"}, "id is missing or not a FHIR id"),
         (patient("p", "1", "2025-01-01"), "meta.lastUpdated is not a FHIR instant"),
-        (patient("p", "1", "2025-13-01T00:00:00Z"), "not a valid date and time"),
+        (patient("p", "1", "2025-02-30T00:00:00Z"), "not a valid date and time"),
         (patient("p", "1", "2025-01-01T00:00:00"), "meta.lastUpdated is not a FHIR instant"),
         ({"resourceType": "Patient", "id": "p", "meta": {"versionId": 3}}, "versionId"),
     ],
