@@ -6,8 +6,8 @@ it is a JSON object; ``resourceType`` is the type being landed; ``id`` is a FHIR
 ``meta.versionId``, when present, is a string id; ``meta.lastUpdated``, when present, is a FHIR
 instant with a time zone and a real date. These are what the MERGE relies on. DuckDB applies
 them to whole batches while it takes the values out (``sql.checked_lines``); a line it refuses
-is checked again by ``check`` here, which names the problem (or finds the line fine after all,
-e.g. an id written with a JSON escape, and lands it).
+is checked again by ``check`` here, which names the problem (or, should the SQL ever be
+stricter, finds the line fine after all and lands it).
 
 ``full``: the fast checks, then the resource is validated against the fhir.resources **R4B**
 (4.3.0) pydantic model of its type: element names, cardinalities, primitive formats and choice

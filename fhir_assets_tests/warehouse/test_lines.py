@@ -1,0 +1,195 @@
+"""The fast path: JSON lines checked in DuckDB's SQL, Python's check() as the authority."""
+
+from __future__ import annotations
+
+import gzip
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import orjson
+import pyarrow as pa
+import pytest
+
+from fhir_assets.warehouse.batches import Block, Tombstone, block_batch
+from fhir_assets.warehouse.files import land_folder, plan_folder
+from fhir_assets.warehouse.landing import LandingOptions, land, recheck
+from fhir_assets.warehouse.lines import checked_rows
+from fhir_assets.warehouse.protocol import Provenance
+from fhir_assets.warehouse.resources import DuckDBWarehouseResource
+from fhir_assets.warehouse.validation import ResourceError, check
+
+from .helpers import SERVER, at, current, lines, patient, quarantine
+
+# Lines the SQL must judge exactly as check() does (value, ok?).
+AGREED: list[tuple[str, bool]] = [
+    ('{"resourceType":"Patient","id":"p-1.a","meta":{"versionId":"3","lastUpdated":'
+     '"2025-01-01T00:00:00.123456789+14:00"}}', True),
+    ('{"resourceType":"Patient","id":"p"}', True),
+    ('{"resourceType":"Patient","id":"p","meta":null}', True),
+    ('{"resourceType":"Patient","id":"p","meta":{}}', True),
+    ('{"resourceType":"Patient","id":"p","meta":{"versionId":null,"lastUpdated":null}}', True),
+    ('{"resourceType" : "Patient" , "id" : "p" , "meta" : {"versionId" : "1"}}', True),
+    ('{"resourceType":"Pati\\u0065nt","id":"p\\u0031"}', True),  # DuckDB decodes escapes too
+    ('{"resourceType":"Patient","id":"' + "a" * 64 + '"}', True),
+    ('{"resourceType":"Patient","id":"' + "a" * 65 + '"}', False),
+    ('{"resourceType":"Patient","id":"a b"}', False),
+    ('{"resourceType":"Patient","id":5}', False),
+    ('{"resourceType":"Patient","id":null}', False),
+    ('{"resourceType":"Patient"}', False),
+    ('{"resourceType":"Observation","id":"p"}', False),
+    ('{"resourceType":"patient","id":"p"}', False),
+    ('{"id":"p"}', False),
+    ('{"resourceType":"Patient","id":"p","meta":[]}', False),
+    ('{"resourceType":"Patient","id":"p","meta":5}', False),
+    ('{"resourceType":"Patient","id":"p","meta":[{"versionId":"1"}]}', False),
+    ('{"resourceType":"Patient","id":"p","meta":{"versionId":1}}', False),
+    ('{"resourceType":"Patient","id":"p","meta":{"versionId":"1 2"}}', False),
+    ('{"resourceType":"Patient","id":"p","meta":{"lastUpdated":"2025-01-01"}}', False),
+    ('{"resourceType":"Patient","id":"p","meta":{"lastUpdated":"2025-01-01T00:00:00"}}', False),
+    ('{"resourceType":"Patient","id":"p","meta":{"lastUpdated":"2025-01-01T24:00:00Z"}}', False),
+    ('{"resourceType":"Patient","id":"p","meta":{"lastUpdated":"2025-01-01T23:59:60Z"}}', False),
+    ('{"resourceType":"Patient","id":"p","meta":{"lastUpdated":"0000-01-01T00:00:00Z"}}', False),
+    ('{"resourceType":"Patient","id":"p","meta":{"lastUpdated":"2025-02-30T00:00:00Z"}}', False),
+    ('{"resourceType":"Patient","id":"p","meta":{"lastUpdated":"2025-01-01 00:00:00Z"}}', False),
+    ('{"resourceType":"Patient","id":"p","meta":{"lastUpdated":20250101}}', False),
+    ('[{"resourceType":"Patient","id":"p"}]', False),
+    ('"Patient"', False),
+    ("7", False),
+    ("null", False),
+]  # fmt: skip
+
+
+def sql_verdicts(texts: list[str], resource_type: str = "Patient") -> dict[int, tuple[Any, ...]]:
+    """Position -> (id, versionId, lastUpdated) of the lines the SQL accepts."""
+    lines = pa.table(
+        {
+            "n": pa.array(range(len(texts)), pa.int32()),
+            "source": ["f"] * len(texts),
+            "line": pa.array(range(1, len(texts) + 1), pa.int64()),
+            "text": pa.ExtensionArray.from_storage(pa.json_(), pa.array(texts)),
+        }
+    )
+    with duckdb.connect() as connection:
+        rows, rejected = checked_rows(connection, lines, resource_type)
+    accepted = [n for n in range(len(texts)) if n not in rejected]
+    values = zip(*(rows.column(c).to_pylist() for c in ("id", "version_id", "last_updated")))
+    return dict(zip(accepted, values, strict=True))
+
+
+def python_verdict(text: str) -> tuple[Any, ...] | None:
+    try:
+        return check(orjson.loads(text), "Patient")
+    except ResourceError:
+        return None
+
+
+def test_sql_checks_agree_with_python_checks() -> None:
+    texts = [text for text, _ in AGREED]
+    sql = sql_verdicts(texts)
+    for n, (text, ok) in enumerate(AGREED):
+        assert (python_verdict(text) is not None) == ok, text
+        assert sql.get(n) == python_verdict(text), text
+
+
+def test_recheck_lands_what_python_accepts_and_names_the_rest() -> None:
+    """The safety net behind the SQL: refused lines are judged again by check()."""
+    texts = [
+        '{"resourceType":"Patient","id":"p1"}',
+        '{"resourceType":"Bundle","entry":[{"request":{"method":"DELETE","url":"Patient/p2"}}]}',
+        '{"resourceType":"Patient","id":"a b"}',
+    ]
+    table = pa.table({"source": ["f"] * 3, "line": [1, 2, 3], "text": texts})
+
+    accepted, tombstones, bad = recheck(table, "Patient")
+
+    assert accepted == [("p1", None, None, texts[0])]
+    assert tombstones == [Tombstone("p2")]
+    assert [(row[2], row[3]) for row in bad] == [
+        (3, "id is missing or not a FHIR id ([A-Za-z0-9-.]{1,64})")
+    ]
+
+
+def test_block_batch_cuts_line_ends_and_sorts_out_what_is_not_json() -> None:
+    data = b'{"a":1}\r\n\r\n  \n{"b":\r2}\nNaN\n{"c":[1,]}\n{"d":4}'
+    batch = block_batch(Block("f.ndjson", 10, data), "Patient")
+
+    assert batch.lines.column("text").to_pylist() == ['{"a":1}', '{"b":\r2}', '{"d":4}']
+    assert batch.lines.column("line").to_pylist() == [10, 13, 16]
+    assert batch.lines.column("n").to_pylist() == [0, 1, 2]
+    assert [(row[2], row[3].split(":")[0], row[4]) for row in batch.quarantine] == [
+        (14, "not JSON", "NaN"),
+        (15, "not JSON", '{"c":[1,]}'),
+    ]
+    assert batch.entries == 5  # blank lines are no entries
+
+
+def test_land_folder_lands_odd_files_like_clean_ones(
+    duckdb_resource: DuckDBWarehouseResource, tmp_path: Path
+) -> None:
+    """CRLF, no final newline, blank lines, NaN, escapes and a deletion Bundle in one file."""
+    folder = tmp_path / "export"
+    folder.mkdir()
+    deletion = {"resourceType": "Bundle", "type": "transaction",
+                "entry": [{"request": {"method": "DELETE", "url": "Patient/p3"}}]}  # fmt: skip
+    body = [
+        orjson.dumps(patient("p1", "1", "2025-01-01T00:00:00Z")),
+        b"",
+        b'{"resourceType":"Patient","id":"p\\u0032","meta":{"versionId":"1"}}',
+        b'{"resourceType":"Patient","id":"p9","x":NaN}',
+        orjson.dumps(deletion),
+        orjson.dumps(patient("p3", "1", "2025-01-01T00:00:00Z")),
+    ]
+    (folder / "Patient.ndjson.gz").write_bytes(gzip.compress(b"\r\n".join(body)))
+    provenance = Provenance(SERVER, "s", at(2))
+
+    with duckdb_resource.open_warehouse() as warehouse:
+        [result] = land_folder(warehouse, plan_folder(folder), folder, provenance)
+        rows = {row[0]: row[7] for row in current(warehouse)}
+        bad = quarantine(warehouse)
+
+    assert rows == {"p1": False, "p2": False, "p3": True}
+    assert [(row[1], row[2], row[3].split(":")[0]) for row in bad] == [
+        ("Patient.ndjson.gz", 4, "not JSON")
+    ]
+    assert (result.seen, result.landed, result.deleted, result.quarantined) == (5, 3, 1, 1)
+
+
+SEQUENCE = [
+    patient("p1", "1", "2025-01-01T00:00:00Z", n=1),
+    patient("p2", "3", "2025-01-03T00:00:00Z", n=2),
+    patient("p1", "2", "2025-01-02T00:00:00Z", n=3),
+    patient("p2", "1", "2025-01-01T00:00:00Z", n=4),  # older, arrives late
+    patient("p3", "1", "2025-01-01T00:00:00Z", n=5),
+    patient("p3", "1", "2025-01-01T00:00:00Z", n=6),  # an equal version: the first stays
+    patient("p4", None, "2025-01-05T00:00:00Z", n=7),
+    patient("p4", None, "2025-01-04T00:00:00Z", n=8),
+]
+
+
+@pytest.mark.parametrize("batch_rows", [1, 3, 100])
+def test_append_mode_lands_what_merging_one_by_one_lands(
+    duckdb_resource: DuckDBWarehouseResource, tmp_path: Path, batch_rows: int
+) -> None:
+    """A first landing (append, duplicates reduced at the end) equals a landing that MERGEs
+    entry by entry into a table that already holds rows of the server."""
+    entries = [*lines(*SEQUENCE), ("deleted", 1, Tombstone("p1")), ("deleted", 2, Tombstone("p5"))]
+    options = LandingOptions(batch_rows=batch_rows)
+    seeded = DuckDBWarehouseResource(database=str(tmp_path / "seeded.duckdb"))
+
+    with duckdb_resource.open_warehouse() as warehouse:
+        appended = land(warehouse, "Patient", entries, Provenance(SERVER, "s", at(9)), options)
+        first = current(warehouse)
+    with seeded.open_warehouse() as warehouse:
+        seed = lines(patient("p0", "1", "2025-01-01T00:00:00Z"))
+        land(warehouse, "Patient", seed, Provenance(SERVER, "s", at(9)))
+        merged = land(warehouse, "Patient", entries, Provenance(SERVER, "s", at(9)),
+                      LandingOptions(batch_rows=1))  # fmt: skip
+        second = [row for row in current(warehouse) if row[0] != "p0"]
+
+    assert first == second
+    assert {row[0]: (row[3] or {}).get("n") for row in first} == {
+        "p1": None, "p2": 2, "p3": 5, "p4": 7, "p5": None
+    }  # fmt: skip
+    assert (appended.seen, appended.deleted, appended.quarantined) == (10, 2, 0)
+    assert appended.landed + appended.unchanged == merged.landed + merged.updated + merged.unchanged
