@@ -93,7 +93,8 @@ def run_method(method: str, path: Path) -> tuple[int, float]:
     import duckdb
 
     from fhir_assets.warehouse.duckdb import DuckDBWarehouse
-    from fhir_assets.warehouse.landing import LandingOptions, land, ndjson_blocks
+    from fhir_assets.warehouse.inputs import ndjson_blocks
+    from fhir_assets.warehouse.landing import LandingOptions, land
     from fhir_assets.warehouse.protocol import Provenance
 
     database = path.parent / f"bench-{method}-{os.getpid()}.duckdb"

@@ -32,10 +32,11 @@ from ..fhir.bulk import (
 )
 from ..fhir.client import redact
 from ..resources import FhirServerResource
-from ..warehouse.batches import Entry, Tombstone
+from ..warehouse.batches import Entry
 from ..warehouse.files import folder_entries
 from ..warehouse.landing import LandingOptions, LandingResult, land
 from ..warehouse.protocol import Provenance, Warehouse, WarehouseOpener
+from ..warehouse.tombstones import Tombstone
 
 EXPORTS = dg.DynamicPartitionsDefinition(name="fhir_bulk_export")
 BULK_KEY = dg.AssetKey(["fhir_bulk", "export"])

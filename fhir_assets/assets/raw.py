@@ -16,7 +16,8 @@ from ..partitions import Partitioning, sync_windows
 from ..resources import FhirServerResource
 from ..sync import build_sync_queries, build_window_sync
 from ..warehouse.batches import Entry
-from ..warehouse.landing import LandingOptions, land, resource_entries
+from ..warehouse.inputs import resource_entries
+from ..warehouse.landing import LandingOptions, land
 from ..warehouse.layout import RAW_SCHEMA
 from ..warehouse.protocol import Provenance, WarehouseOpener
 

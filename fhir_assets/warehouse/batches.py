@@ -15,7 +15,6 @@ file with NumPy, with no Python object per line.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -25,7 +24,8 @@ import orjson
 import pyarrow as pa
 
 from .sql import STAGE_COLUMNS
-from .validation import ID, ResourceError, check_instant
+from .tombstones import Tombstone, checked_tombstone
+from .validation import ResourceError
 
 QUARANTINE_SCHEMA = pa.schema(
     [
@@ -51,19 +51,6 @@ assert tuple(STAGE_SCHEMA.names) == STAGE_COLUMNS  # noqa: S101 (import-time lay
 LINES_SCHEMA = pa.schema(
     [("n", pa.int32()), ("source", pa.string()), ("line", pa.int64()), ("text", pa.json_())]
 )
-
-# request.url of a deletion: [base/]Type/id[/_history/vid] (FHIR R4 3.1.0.1, Bulk Data deleted)
-DELETE_URL = re.compile(r"(?:.*/)?([A-Za-z]+)/([A-Za-z0-9\-.]{1,64})(?:/_history/[^/]+)?/?\Z")
-WEAK_ETAG = re.compile(r'W/"([A-Za-z0-9\-.]{1,64})"\Z')
-
-
-@dataclass(frozen=True, slots=True)
-class Tombstone:
-    """A deletion of ``id``; without ``last_updated`` the landing's ``deleted_at`` applies."""
-
-    id: str
-    version_id: str | None = None
-    last_updated: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -256,31 +243,6 @@ class EntryBatch:
         return batch
 
 
-def tombstones_from_bundle(bundle: Mapping[str, Any], resource_type: str) -> list[Tombstone]:
-    """Tombstones of a Bulk Data "deleted" Bundle or a history Bundle's DELETE entries.
-
-    Raises:
-        ResourceError: an entry is not a DELETE of ``resource_type``.
-    """
-    tombstones = []
-    for n, entry in enumerate(bundle.get("entry") or ()):
-        request = entry.get("request") or {} if isinstance(entry, dict) else {}
-        match = DELETE_URL.match(str(request.get("url", "")))
-        if request.get("method") != "DELETE" or not match:
-            raise ResourceError(f"Bundle entry {n} is not a DELETE request with a Type/id url")
-        if match.group(1) != resource_type:
-            raise ResourceError(
-                f"Bundle entry {n} deletes a {match.group(1)}, not a {resource_type}"
-            )
-        response = entry.get("response") or {}
-        modified = response.get("lastModified")
-        if modified is not None:
-            check_instant(modified, f"Bundle entry {n} response.lastModified")
-        etag = WEAK_ETAG.match(str(response.get("etag", "")))
-        tombstones.append(Tombstone(match.group(2), etag and etag.group(1), modified))
-    return tombstones
-
-
 def text_of(payload: Payload) -> str:
     """The payload as text for the quarantine table."""
     if isinstance(payload, bytes):
@@ -290,17 +252,6 @@ def text_of(payload: Payload) -> str:
     if isinstance(payload, Tombstone):
         return orjson.dumps({"tombstone": payload.id, "versionId": payload.version_id}).decode()
     return orjson.dumps(payload, default=str).decode()
-
-
-def checked_tombstone(tombstone: Tombstone) -> Tombstone:
-    """The tombstone, if its id, version and time are valid."""
-    if not ID(str(tombstone.id)):
-        raise ResourceError("tombstone id is not a FHIR id")
-    if tombstone.version_id is not None and not ID(str(tombstone.version_id)):
-        raise ResourceError("tombstone versionId is not a FHIR id")
-    if tombstone.last_updated is not None:
-        check_instant(tombstone.last_updated, "tombstone lastUpdated")
-    return tombstone
 
 
 def stage_table(

@@ -20,9 +20,11 @@ from pathlib import Path
 import orjson
 
 from ..catalog import BY_TYPE
-from .batches import DELETE_URL, Block
-from .landing import LandingOptions, LandingResult, land, ndjson_blocks, ndjson_entries
+from .batches import Block
+from .inputs import ndjson_blocks, ndjson_entries
+from .landing import LandingOptions, LandingResult, land
 from .protocol import Provenance, Warehouse
+from .tombstones import DELETE_URL
 
 PATTERNS = ("*.ndjson", "*.ndjson.gz")
 _KNOWN = {name.lower(): name for name in BY_TYPE}

@@ -3,19 +3,20 @@
 Used by the raw Dagster assets (REST search), ``fhir-assets land DIR`` (NDJSON files) and the
 bulk export and REST sync code. Call ``land`` once per resource type and source::
 
-    from fhir_assets.warehouse.landing import LandingOptions, land, ndjson_blocks
+    from fhir_assets.warehouse.inputs import ndjson_blocks
+    from fhir_assets.warehouse.landing import LandingOptions, land
     from fhir_assets.warehouse.protocol import Provenance
 
     result = land(warehouse, "Observation", ndjson_blocks(path), Provenance.now(url, run_id))
 
 The input is any iterable of ``batches.Block`` (raw NDJSON bytes of a file: the fast path, see
-``ndjson_blocks``) and ``batches.Entry`` triples ``(source, position, payload)``:
+``inputs.ndjson_blocks``) and ``batches.Entry`` triples ``(source, position, payload)``:
     * ``source``: the file path or redacted URL (no query string: it is stored and shown);
     * ``position``: line number in the file, or position in the page/sync (1-based);
     * ``payload``: NDJSON line as ``bytes``/``str`` (kept verbatim as the stored resource), a
       parsed resource ``dict`` (re-serialized with orjson), a ``batches.Tombstone``, or a
       deletion ``Bundle`` line (Bulk Data ``deleted`` file / history DELETE entries).
-``resource_entries(source, resources)`` builds entries of parsed resources.
+``inputs.resource_entries(source, resources)`` builds entries of parsed resources.
 
 How a batch goes: this thread proves each line is JSON (``batches.py``), and with full
 validation worker processes check it against the R4B model; a writer thread hands the lines to
@@ -32,19 +33,17 @@ never dropped.
 
 from __future__ import annotations
 
-import gzip
 import itertools
 import logging
 import os
 import sys
 import time
 from collections import deque
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
 from contextlib import ExitStack
 from dataclasses import dataclass
 from multiprocessing import get_context
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -60,13 +59,12 @@ from .batches import (
     Tombstone,
     build_batches,
     stage_table,
-    tombstones_from_bundle,
 )
 from .protocol import LandingSession, Provenance, Warehouse
+from .tombstones import deletions_or_raise
 from .validation import FAST, MODES, ResourceError, check, validate_texts
 
 log = logging.getLogger(__name__)
-BLOCK_BYTES = 8_000_000
 # While DuckDB runs a statement, its Python client takes the GIL now and then (to check for
 # Ctrl-C); with the default 5 ms switch interval the writer thread queued behind the parsing
 # thread (a batch took 6x longer). bench/landing.py: 1.9 s -> 1.35 s for 200 MB at 0.1 ms.
@@ -83,7 +81,7 @@ class LandingOptions:
         batch_rows: entries per batch; bounds memory (about rows x line size, twice).
         batch_bytes: a batch of entries also ends at this much resource text, so that large
             resources (Composition, DocumentReference) keep memory bounded too (blocks are
-            bounded by their own size, ``BLOCK_BYTES`` from ``ndjson_blocks``).
+            bounded by their own size, ``inputs.BLOCK_BYTES``).
         workers: processes for full validation (default: one per CPU).
         history: also keep every distinct version in ``fhir_raw.<type>_history`` (costs a
             second write of each batch).
@@ -241,15 +239,6 @@ def recheck(
     return accepted, tombstones, bad
 
 
-def deletions_or_raise(resource: Any, resource_type: str, error: ResourceError) -> list[Tombstone]:
-    """The tombstones of a deletion Bundle that ``check`` refused (it is no ``resource_type``);
-    ``check``'s error for anything else."""
-    is_bundle = type(resource) is dict and resource.get("resourceType") == "Bundle"
-    if is_bundle and resource_type != "Bundle":
-        return tombstones_from_bundle(resource, resource_type)
-    raise error
-
-
 def validated(
     batches: Iterator[Batch], resource_type: str, options: LandingOptions, stack: ExitStack
 ) -> Iterator[Batch]:
@@ -300,40 +289,3 @@ def without_invalid(batch: Batch, errors: list[tuple[int, str]], resource_type: 
     positions = pa.array(np.arange(kept.num_rows, dtype=np.int32))
     batch.lines = kept.set_column(0, "n", positions)
     return batch
-
-
-def ndjson_blocks(
-    path: Path, source: str | None = None, size: int = BLOCK_BYTES
-) -> Iterator[Block]:
-    """The lines of an NDJSON file in blocks of about ``size`` bytes (whole lines).
-
-    ``.gz`` files are decompressed on the fly; ``source`` defaults to the path.
-    """
-    name = source or str(path)
-    opener = gzip.open if path.suffix == ".gz" else open
-    first = 1
-    with opener(path, "rb") as stream:
-        while data := stream.read(size):
-            if not data.endswith(b"\n"):
-                data += stream.readline()  # the rest of the last line (resized in place)
-            yield Block(name, first, data)
-            first += data.count(b"\n")
-
-
-def ndjson_entries(path: Path, source: str | None = None) -> Iterator[Entry]:
-    """``(source, line number, line bytes)`` for each non-blank line of an NDJSON file.
-
-    ``.gz`` files are decompressed on the fly; ``source`` defaults to the path.
-    """
-    name = source or str(path)
-    opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rb") as lines:
-        for number, line in enumerate(lines, 1):
-            if not line.isspace():
-                yield (name, number, line)
-
-
-def resource_entries(source: str, resources: Iterable[Mapping[str, Any]]) -> Iterator[Entry]:
-    """``(source, position, resource)`` for parsed resources, e.g. one search page."""
-    for position, resource in enumerate(resources, 1):
-        yield (source, position, resource)

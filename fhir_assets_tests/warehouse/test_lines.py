@@ -11,12 +11,13 @@ import orjson
 import pyarrow as pa
 import pytest
 
-from fhir_assets.warehouse.batches import Block, Tombstone, block_batch
+from fhir_assets.warehouse.batches import Block, block_batch
 from fhir_assets.warehouse.files import land_folder, plan_folder
 from fhir_assets.warehouse.landing import LandingOptions, land, recheck
 from fhir_assets.warehouse.lines import checked_rows
 from fhir_assets.warehouse.protocol import Provenance
 from fhir_assets.warehouse.resources import DuckDBWarehouseResource
+from fhir_assets.warehouse.tombstones import Tombstone
 from fhir_assets.warehouse.validation import ResourceError, check
 
 from .helpers import SERVER, at, current, lines, patient, quarantine

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from fhir_assets.warehouse.batches import Tombstone
 from fhir_assets.warehouse.landing import LandingOptions, LandingResult, land
 from fhir_assets.warehouse.protocol import Provenance, Warehouse
+from fhir_assets.warehouse.tombstones import Tombstone
 
 from .helpers import SERVER, at, current, lines, patient, quarantine
 
