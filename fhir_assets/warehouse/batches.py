@@ -5,16 +5,17 @@ Input comes as ``Block`` objects (raw NDJSON bytes of a file, whole lines: the f
 URL), its line number or position there, and the payload (NDJSON line bytes or text, a parsed
 resource mapping, or a ``Tombstone``).
 
-This module only proves that each line is JSON: orjson (strict RFC 8259: no NaN, no trailing
-comma) parses it, and a line it refuses goes to the quarantine. The lines that parse are kept
-as the text they arrived as, in an Arrow table (``LINES_SCHEMA``) that the warehouse reads in
-place; DuckDB then takes id, versionId and lastUpdated out of them and applies the structural
-checks (``sql.checked_lines``). A block's Arrow column is cut out of the bytes read from the
+orjson (strict RFC 8259: no NaN, no trailing comma) parses each line once; a line it refuses
+goes to the quarantine. The lines that parse are kept as the text they arrived as, in an Arrow
+table (``LINES_SCHEMA``) that the warehouse reads in place, together with the four values the
+checks need (resourceType, id, meta.versionId, meta.lastUpdated); DuckDB applies the checks to
+whole batches (``sql.checked_lines``). A block's Arrow column is cut out of the bytes read from the
 file with NumPy, with no Python object per line.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -23,7 +24,6 @@ import numpy as np
 import orjson
 import pyarrow as pa
 
-from .sql import STAGE_COLUMNS
 from .tombstones import Tombstone, checked_tombstone
 from .validation import ResourceError
 
@@ -36,21 +36,24 @@ QUARANTINE_SCHEMA = pa.schema(
         ("raw", pa.string()),
     ]
 )
-STAGE_SCHEMA = pa.schema(
+# ``n``: position in the batch; ``text``: the JSON text (arrow.json: DuckDB takes it as JSON
+# without a cast, that is without parsing it again); then the values the checks need, as orjson
+# read them (``Fields``).
+LINES_SCHEMA = pa.schema(
     [
+        ("n", pa.int32()),
+        ("source", pa.string()),
+        ("line", pa.int64()),
+        ("text", pa.json_()),
+        ("resource_type", pa.string()),
         ("id", pa.string()),
         ("version_id", pa.string()),
         ("last_updated", pa.string()),
-        ("resource", pa.string()),
-        ("deleted", pa.bool_()),
     ]
 )
-assert tuple(STAGE_SCHEMA.names) == STAGE_COLUMNS  # noqa: S101 (import-time layout guard)
-# ``n``: position in the batch; ``text``: the JSON text (arrow.json: DuckDB takes it as JSON
-# without a cast, that is without parsing it again).
-LINES_SCHEMA = pa.schema(
-    [("n", pa.int32()), ("source", pa.string()), ("line", pa.int64()), ("text", pa.json_())]
-)
+# Stands for a value that is not a string (an id that is a number, a meta that is a list): no
+# id or instant pattern matches it, so the line fails the checks and check() names the problem.
+NOT_TEXT = "\x00"
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,7 +74,7 @@ loads = orjson.loads
 
 @dataclass(slots=True)
 class Batch:
-    """JSON lines to check and land (``LINES_SCHEMA``), tombstones (``STAGE_SCHEMA`` rows),
+    """JSON lines to check and land (``LINES_SCHEMA``), tombstones,
     quarantine rows (``QUARANTINE_SCHEMA`` tuples) and how many entries went in."""
 
     lines: pa.Table
@@ -108,34 +111,79 @@ def build_batches(
 
 def block_batch(block: Block, resource_type: str) -> Batch:
     """One block as a batch, built with NumPy from the block's bytes (no Python object per
-    line but the one ``split`` makes for orjson)."""
+    line but the ones ``split`` and orjson make)."""
     data = block.data
     parts = data.split(b"\n")
     if parts[-1] == b"":
         parts.pop()  # the newline of the last line
+    fields = Fields()
+    add = fields.add
     try:
-        # A Python loop, not deque(map(...)): the interpreter can hand the GIL to the writer
-        # thread between lines, while one C call over the block would keep it ~20 ms.
+        # A Python loop, not map(): the interpreter can hand the GIL to the writer thread
+        # between lines, while one C call over the block would keep it ~20 ms.
         for part in parts:
-            loads(part)  # the common case: every line is JSON
+            add(loads(part))  # the common case: every line is JSON
         keep, bad = None, []
     except orjson.JSONDecodeError:
-        keep, bad = sort_lines(parts, block, resource_type)
+        fields = Fields()
+        keep, bad = sort_lines(parts, block, resource_type, fields)
     text = line_array(data, len(parts))
     numbers = np.arange(block.first_line, block.first_line + len(parts), dtype=np.int64)
     if keep is not None:
         mask = pa.array(keep)
         text, numbers = text.filter(mask), numbers[keep]
-    lines = pa.table(
-        [
-            pa.array(np.arange(len(text), dtype=np.int32)),
-            pa.array([block.source] * len(text), pa.string()),
-            pa.array(numbers),
-            pa.ExtensionArray.from_storage(pa.json_(), text),
-        ],
-        schema=LINES_SCHEMA,
-    )
+    columns = [
+        pa.array(np.arange(len(text), dtype=np.int32)),
+        pa.array([block.source] * len(text), pa.string()),
+        pa.array(numbers),
+        pa.ExtensionArray.from_storage(pa.json_(), text),
+    ]
+    lines = pa.table(columns + fields.columns(), schema=LINES_SCHEMA)
     return Batch(lines, quarantine=bad, entries=len(text) + len(bad))
+
+
+class Fields:
+    """resourceType, id, meta.versionId and meta.lastUpdated of each line as orjson read them,
+    which is as ``validation.check`` sees them (with a repeated key, the last value)."""
+
+    __slots__ = ("ids", "times", "types", "versions")
+
+    def __init__(self) -> None:
+        self.types: list[Any] = []
+        self.ids: list[Any] = []
+        self.versions: list[Any] = []
+        self.times: list[Any] = []
+
+    def add(self, resource: Any) -> None:
+        """Take the values of one parsed line."""
+        if type(resource) is dict:
+            meta = resource.get("meta")
+            if meta is None:
+                version = updated = None
+            elif type(meta) is dict:
+                version, updated = meta.get("versionId"), meta.get("lastUpdated")
+            else:
+                version = updated = NOT_TEXT
+            self.types.append(resource.get("resourceType"))
+            self.ids.append(resource.get("id"))
+            self.versions.append(version)
+            self.times.append(updated)
+        else:
+            for values in (self.types, self.ids, self.versions, self.times):
+                values.append(None)
+
+    def columns(self) -> list[pa.Array]:
+        """The four columns of ``LINES_SCHEMA``; values that are not strings become
+        ``NOT_TEXT``."""
+        return [text_column(v) for v in (self.types, self.ids, self.versions, self.times)]
+
+
+def text_column(values: list[Any]) -> pa.Array:
+    """A string array of ``values``, with ``NOT_TEXT`` for those that are not strings."""
+    try:
+        return pa.array(values, pa.string())
+    except (pa.ArrowTypeError, pa.ArrowInvalid):
+        return pa.array([v if v is None or type(v) is str else NOT_TEXT for v in values])
 
 
 def line_array(data: bytes, count: int) -> pa.StringArray:
@@ -166,14 +214,14 @@ def line_array(data: bytes, count: int) -> pa.StringArray:
 
 
 def sort_lines(
-    parts: list[bytes], block: Block, resource_type: str
+    parts: list[bytes], block: Block, resource_type: str, fields: Fields
 ) -> tuple[list[bool], list[QuarantineRow]]:
-    """Which lines of a block to keep, and quarantine rows for those that are not JSON (blank
-    lines are skipped, neither kept nor quarantined)."""
+    """Which lines of a block to keep (their values go to ``fields``), and quarantine rows for
+    those that are not JSON (blank lines are skipped, neither kept nor quarantined)."""
     keep, bad = [], []
     for n, part in enumerate(parts):
         try:
-            orjson.loads(part)
+            fields.add(orjson.loads(part))
             keep.append(True)
         except orjson.JSONDecodeError as exc:
             keep.append(False)
@@ -191,6 +239,7 @@ class EntryBatch:
     sources: list[str] = field(default_factory=list)
     numbers: list[int] = field(default_factory=list)
     texts: list[bytes | str] = field(default_factory=list)
+    fields: Fields = field(default_factory=Fields)
     tombstones: list[Tombstone] = field(default_factory=list)
     bad: list[QuarantineRow] = field(default_factory=list)
     count: int = 0
@@ -202,16 +251,16 @@ class EntryBatch:
         source, position, payload = entry
         try:
             if type(payload) is bytes:
-                orjson.loads(payload)
+                resource = orjson.loads(payload)
                 text: bytes | str = payload.rstrip(b"\r\n")
             elif type(payload) is str:
-                orjson.loads(payload)
+                resource = orjson.loads(payload)
                 text = payload.rstrip("\r\n")
             elif isinstance(payload, Tombstone):
                 self.tombstones.append(checked_tombstone(payload))
                 return
             else:
-                text = orjson.dumps(payload)
+                resource, text = payload, orjson.dumps(payload)
         except orjson.JSONDecodeError as exc:
             self.bad.append(
                 (self.resource_type, source, position, f"not JSON: {exc}", text_of(payload))
@@ -223,23 +272,22 @@ class EntryBatch:
         self.sources.append(source)
         self.numbers.append(position)
         self.texts.append(text)
+        self.fields.add(resource)
         self.size += len(text)
 
     def finish(self) -> Batch:
         """The batch built so far; the builder starts over."""
         text = pa.array(self.texts, pa.binary()).cast(pa.string())
-        lines = pa.table(
-            [
-                pa.array(np.arange(len(self.texts), dtype=np.int32)),
-                pa.array(self.sources, pa.string()),
-                pa.array(self.numbers, pa.int64()),
-                pa.ExtensionArray.from_storage(pa.json_(), text),
-            ],
-            schema=LINES_SCHEMA,
-        )
+        columns = [
+            pa.array(np.arange(len(self.texts), dtype=np.int32)),
+            pa.array(self.sources, pa.string()),
+            pa.array(self.numbers, pa.int64()),
+            pa.ExtensionArray.from_storage(pa.json_(), text),
+        ]
+        lines = pa.table(columns + self.fields.columns(), schema=LINES_SCHEMA)
         batch = Batch(lines, self.tombstones, self.bad, self.count)
         self.sources, self.numbers, self.texts, self.tombstones, self.bad = [], [], [], [], []
-        self.count = self.size = 0
+        self.fields, self.count, self.size = Fields(), 0, 0
         return batch
 
 
@@ -251,25 +299,7 @@ def text_of(payload: Payload) -> str:
         return payload.rstrip("\r\n")
     if isinstance(payload, Tombstone):
         return orjson.dumps({"tombstone": payload.id, "versionId": payload.version_id}).decode()
-    return orjson.dumps(payload, default=str).decode()
-
-
-def stage_table(
-    ids: list[str],
-    versions: list[str | None],
-    updated: list[str | None],
-    texts: list[str],
-    gone: list[Tombstone],
-    deleted_at: str,
-) -> pa.Table:
-    """An Arrow table in ``STAGE_SCHEMA``: resource rows, then tombstones (resource NULL)."""
-    return pa.table(
-        [
-            pa.array(ids + [t.id for t in gone], pa.string()),
-            pa.array(versions + [t.version_id for t in gone], pa.string()),
-            pa.array(updated + [t.last_updated or deleted_at for t in gone], pa.string()),
-            pa.array(texts + [None] * len(gone), pa.string()),
-            pa.array([False] * len(texts) + [True] * len(gone), pa.bool_()),
-        ],
-        schema=STAGE_SCHEMA,
-    )
+    try:
+        return orjson.dumps(payload, default=str, option=orjson.OPT_NON_STR_KEYS).decode()
+    except TypeError:  # what orjson cannot write (a lone surrogate, an int past 64 bits)
+        return json.dumps(payload, default=repr)

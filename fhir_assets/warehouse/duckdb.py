@@ -153,7 +153,7 @@ class DuckDBLanding:
         return [n for (n,) in self.connection.from_arrow(lines).query(view, failed).fetchall()]
 
     def stage(self, rows: pa.Table) -> None:
-        """Land staged rows (``batches.STAGE_SCHEMA``: resources and tombstones), counting what
+        """Land staged rows (``lines.STAGE_SCHEMA``: resources and tombstones), counting what
         changes. In append mode resources are inserted and tombstones kept for ``finish``."""
         # The arrow.json extension type makes DuckDB take the text as JSON without a cast.
         resource = rows.column("resource").combine_chunks()

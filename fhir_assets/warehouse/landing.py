@@ -33,20 +33,16 @@ never dropped.
 
 from __future__ import annotations
 
-import itertools
 import logging
-import os
 import sys
+import threading
 import time
-from collections import deque
-from collections.abc import Iterable, Iterator
-from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
+from collections.abc import Iterable
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import ExitStack
 from dataclasses import dataclass
-from multiprocessing import get_context
 from typing import Any
 
-import numpy as np
 import orjson
 import pyarrow as pa
 
@@ -58,17 +54,43 @@ from .batches import (
     QuarantineRow,
     Tombstone,
     build_batches,
-    stage_table,
 )
+from .lines import stage_table
+from .models import validated
 from .protocol import LandingSession, Provenance, Warehouse
 from .tombstones import deletions_or_raise
-from .validation import FAST, MODES, ResourceError, check, validate_texts
+from .validation import FAST, MODES, ResourceError, check
 
 log = logging.getLogger(__name__)
 # While DuckDB runs a statement, its Python client takes the GIL now and then (to check for
 # Ctrl-C); with the default 5 ms switch interval the writer thread queued behind the parsing
 # thread (a batch took 6x longer). bench/landing.py: 1.9 s -> 1.35 s for 200 MB at 0.1 ms.
 SWITCH_INTERVAL_S = 0.0001
+
+
+class SwitchInterval:
+    """Sets the GIL switch interval while at least one landing runs in the process; the first
+    to enter saves the interval, the last to leave restores it."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds, self.saved, self.users = seconds, 0.0, 0
+        self.lock = threading.Lock()
+
+    def __enter__(self) -> None:
+        with self.lock:
+            if not self.users:
+                self.saved = sys.getswitchinterval()
+                sys.setswitchinterval(self.seconds)
+            self.users += 1
+
+    def __exit__(self, *exc: object) -> None:
+        with self.lock:
+            self.users -= 1
+            if not self.users:
+                sys.setswitchinterval(self.saved)
+
+
+SWITCH_INTERVAL = SwitchInterval(SWITCH_INTERVAL_S)
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,8 +179,7 @@ def land(
     staged = quarantined = 0
     deleted_at = provenance.tombstone_time
     with ExitStack() as stack:
-        stack.callback(sys.setswitchinterval, sys.getswitchinterval())
-        sys.setswitchinterval(SWITCH_INTERVAL_S)
+        stack.enter_context(SWITCH_INTERVAL)
         session = stack.enter_context(
             warehouse.open_landing(resource_type.lower(), provenance, history=options.history)
         )
@@ -167,7 +188,7 @@ def land(
             entries, resource_type, rows=options.batch_rows, max_bytes=options.batch_bytes
         )
         if options.validation != FAST:
-            batches = validated(batches, resource_type, options, stack)
+            batches = validated(batches, resource_type, options.workers, stack)
         pending: Future[tuple[int, int]] | None = None
         for batch in batches:
             if pending is not None:
@@ -237,55 +258,3 @@ def recheck(
             except ResourceError as exc:
                 bad.append((resource_type, source, number, str(exc), text))
     return accepted, tombstones, bad
-
-
-def validated(
-    batches: Iterator[Batch], resource_type: str, options: LandingOptions, stack: ExitStack
-) -> Iterator[Batch]:
-    """Full validation: the batches, in order, without the lines the R4B model refuses (those
-    become quarantine rows).
-
-    Validation runs in ``options.workers`` processes, ``2 x workers`` batches in flight, unless
-    the input is one batch. Workers are forked (``spawn`` would re-run an unguarded calling
-    script) on the first submit, before the writer thread has touched the warehouse (Python
-    3.11 starts all fork workers at once).
-    """
-    first = next(batches, None)
-    if first is None:
-        return
-    second = next(batches, None)
-    if second is None:
-        yield without_invalid(first, validate_texts(resource_type, texts_of(first)), resource_type)
-        return
-    workers = options.workers or os.cpu_count() or 1
-    pool = stack.enter_context(ProcessPoolExecutor(workers, mp_context=get_context("fork")))
-    in_flight: deque[tuple[Batch, Future[list[tuple[int, str]]]]] = deque()
-    for batch in itertools.chain([first, second], batches):
-        in_flight.append((batch, pool.submit(validate_texts, resource_type, texts_of(batch))))
-        if len(in_flight) >= 2 * workers:
-            batch, errors = in_flight.popleft()
-            yield without_invalid(batch, errors.result(), resource_type)
-    while in_flight:
-        batch, errors = in_flight.popleft()
-        yield without_invalid(batch, errors.result(), resource_type)
-
-
-def texts_of(batch: Batch) -> list[str]:
-    """The JSON texts of a batch's lines."""
-    return batch.lines.column("text").to_pylist()  # type: ignore[no-any-return]
-
-
-def without_invalid(batch: Batch, errors: list[tuple[int, str]], resource_type: str) -> Batch:
-    """The batch with the lines at the positions of ``errors`` moved to its quarantine."""
-    if not errors:
-        return batch
-    lines = batch.lines
-    for n, error in errors:
-        source, number = lines.column("source")[n].as_py(), lines.column("line")[n].as_py()
-        text = lines.column("text")[n].as_py()
-        batch.quarantine.append((resource_type, source, number, error, text))
-    invalid = {n for n, _ in errors}
-    kept = lines.filter(pa.array([n not in invalid for n in range(lines.num_rows)]))
-    positions = pa.array(np.arange(kept.num_rows, dtype=np.int32))
-    batch.lines = kept.set_column(0, "n", positions)
-    return batch

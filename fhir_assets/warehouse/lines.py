@@ -1,10 +1,10 @@
-"""Checked JSON lines as staged rows, for the landings that MERGE (DuckDB into a table that
-already holds the server's rows, and Snowflake).
+"""Staged rows (``STAGE_SCHEMA``: what a warehouse MERGEs), built from checked JSON lines or
+from Python values.
 
-DuckDB parses each line once, takes out id, versionId and lastUpdated and applies the fast
-checks (``sql.checked_lines``); the rows come back as Arrow in ``batches.STAGE_SCHEMA``. A
-Snowflake landing runs this on an in-memory DuckDB connection of its own, so that both
-warehouses check alike.
+``checked_rows`` serves the landings that MERGE (DuckDB into a table that already holds the
+server's rows, and Snowflake): DuckDB applies the fast checks to a batch of lines
+(``sql.checked_lines``) and the rows come back as Arrow. A Snowflake landing runs it on an
+in-memory DuckDB connection of its own, so that both warehouses check alike.
 """
 
 from __future__ import annotations
@@ -15,9 +15,20 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from . import sql
-from .batches import STAGE_SCHEMA
+from .sql import STAGE_COLUMNS
+from .tombstones import Tombstone
 
 LINES_VIEW = "_fhir_lines"
+STAGE_SCHEMA = pa.schema(
+    [
+        ("id", pa.string()),
+        ("version_id", pa.string()),
+        ("last_updated", pa.string()),
+        ("resource", pa.string()),
+        ("deleted", pa.bool_()),
+    ]
+)
+assert tuple(STAGE_SCHEMA.names) == STAGE_COLUMNS  # noqa: S101 (import-time layout guard)
 
 
 def checked_rows(
@@ -38,3 +49,24 @@ def checked_rows(
     rejected = table.filter(pc.invert(ok)).column("n").to_pylist()
     rows = table.filter(ok).select(list(STAGE_SCHEMA.names)).cast(STAGE_SCHEMA)
     return rows, rejected
+
+
+def stage_table(
+    ids: list[str],
+    versions: list[str | None],
+    updated: list[str | None],
+    texts: list[str],
+    gone: list[Tombstone],
+    deleted_at: str,
+) -> pa.Table:
+    """An Arrow table in ``STAGE_SCHEMA``: resource rows, then tombstones (resource NULL)."""
+    return pa.table(
+        [
+            pa.array(ids + [t.id for t in gone], pa.string()),
+            pa.array(versions + [t.version_id for t in gone], pa.string()),
+            pa.array(updated + [t.last_updated or deleted_at for t in gone], pa.string()),
+            pa.array(texts + [None] * len(gone), pa.string()),
+            pa.array([False] * len(texts) + [True] * len(gone), pa.bool_()),
+        ],
+        schema=STAGE_SCHEMA,
+    )

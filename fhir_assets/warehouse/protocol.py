@@ -74,7 +74,7 @@ class LandingSession(Protocol):
         (``sql.checked_lines``); return the positions (``n``) of those that do not."""
 
     def stage(self, rows: pa.Table) -> None:
-        """Accept a batch in ``batches.STAGE_SCHEMA``."""
+        """Accept a batch in ``lines.STAGE_SCHEMA``."""
 
     def quarantine(self, rows: pa.Table) -> None:
         """Accept quarantine rows in ``batches.QUARANTINE_SCHEMA``."""

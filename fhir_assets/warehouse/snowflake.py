@@ -122,7 +122,7 @@ class SnowflakeLanding:
         return rejected
 
     def stage(self, rows: pa.Table) -> None:
-        """Write a batch (``STAGE_SCHEMA``) as Parquet and PUT it under ``rows/``."""
+        """Write a batch (``lines.STAGE_SCHEMA``) as Parquet and PUT it under ``rows/``."""
         self.files += 1
         self._put(rows, f"rows/{self.files:06d}.parquet")
 

@@ -9,9 +9,14 @@ Current-state rule, for one (source_server, id):
       both versions are integers, else by ``meta.lastUpdated`` (a missing time is oldest);
     * an older or equal version never overwrites, so re-landing anything changes nothing;
     * a tombstone (``deleted``) obeys the same rule and never replaces another tombstone;
-    * within one batch only the newest row per id takes part; resources are merged first and
-      tombstones second, so that a tombstone without a version still beats a numbered version
-      by time (pairwise, the rule above is not a total order).
+    * within one batch only the newest row per id takes part (``newest_first``: by versionId
+      when all of the id's rows have integer ones, else by lastUpdated); resources are merged
+      first and tombstones second, so that a tombstone without a version still beats a
+      numbered version by time. DuckDB's append mode treats a whole landing as one batch.
+
+Pairwise, the rule is not a total order when rows of one id mix integer and other (or no)
+versions and their versions and times disagree; there the result can depend on how the input
+was batched. A server gives one id one kind of version, so this takes mixed sources.
 """
 
 # Statements are built from catalog table names and values quoted by Dialect.literal, never
@@ -113,54 +118,62 @@ def newer(new: str, old: str) -> str:
     )
 
 
+def newest_first(updated: str) -> str:
+    """ORDER BY terms putting the newest row of an id first, as ``newer`` decides: by versionId
+    when every row of the id has an integer one, else by lastUpdated (then versionId). The rows
+    need a ``numbered`` column (``NUMBERED``). Where rows of one id mix both kinds of version
+    and disagree, ``newer`` itself is no order; this picks the latest lastUpdated."""
+    number = version_number("version_id")
+    return (
+        f"CASE WHEN numbered THEN {number} END DESC NULLS LAST, "
+        f"{updated} DESC NULLS LAST, {number} DESC NULLS LAST"
+    )
+
+
+# Whether every row of the id has an integer versionId (see ``newest_first``).
+NUMBERED = (
+    f"MIN(CASE WHEN {version_number('version_id')} IS NULL THEN 0 ELSE 1 END) "
+    "OVER (PARTITION BY id) = 1 AS numbered"
+)
+
+
 def newest_staged(
     dialect: Dialect, source: str, server: str, sync_id: str, at: str, *, tombstones: bool
 ) -> str:
     """The staged resources (or tombstones) of ``source`` as raw rows, newest per id only."""
-    order = (
-        f"{version_number('version_id')} DESC NULLS LAST, "
-        f"{dialect.to_timestamp('last_updated')} DESC NULLS LAST"
-    )
+    updated = dialect.to_timestamp("last_updated")
     return (
-        f"SELECT id, version_id, {dialect.to_timestamp('last_updated')} AS last_updated, "
+        f"SELECT id, version_id, {updated} AS last_updated, "
         f"{dialect.to_json('resource')} AS resource, "
         f"{dialect.literal(server)} AS source_server, {dialect.literal(sync_id)} AS sync_id, "
         f"{dialect.to_timestamp(dialect.literal(at))} AS ingested_at, deleted "
-        f"FROM {source} WHERE deleted = {'TRUE' if tombstones else 'FALSE'} "
-        f"QUALIFY ROW_NUMBER() OVER (PARTITION BY id ORDER BY {order}) = 1"
+        f"FROM (SELECT *, {NUMBERED} FROM {source} "
+        f"WHERE deleted = {'TRUE' if tombstones else 'FALSE'}) AS staged "
+        f"QUALIFY ROW_NUMBER() OVER (PARTITION BY id ORDER BY {newest_first(updated)}) = 1"
     )
 
 
 def checked_lines(source: str, resource_type: str) -> str:
     """DuckDB: the JSON lines of ``source`` (``batches.LINES_SCHEMA``) as staged rows
     (``STAGE_COLUMNS``) with their position ``n`` and ``ok``: whether they pass the fast checks
-    of ``validation.check``. It must never accept what ``check`` refuses
-    (``test_lines.py`` holds the cases); a line that is not ok is checked again in Python.
-    One known difference: in an object with a repeated key DuckDB reads the first value,
-    orjson the last.
+    of ``validation.check``, applied to the values orjson read (no JSON is parsed here). It
+    must never accept what ``check`` refuses (``test_lines.py`` holds the cases); a line that is
+    not ok is checked again in Python, which says why.
 
-    One parse per line: ``json_extract`` returns the four values as JSON text, so that a string
-    ("7") is told from a number (7) by its quotes. ``OFFSET 0`` keeps DuckDB from evaluating the
-    extraction a second time for a ``WHERE ok`` filter on top of this query.
+    ``OFFSET 0`` keeps DuckDB from evaluating ``ok`` a second time for a ``WHERE ok`` filter on
+    top of this query.
     """
-    expected = DUCKDB.literal(f'"{resource_type}"')
-    fid, instant = DUCKDB.literal(f'"{ID_CORE}"'), DUCKDB.literal(f'"{INSTANT_CORE}"')
+    expected = DUCKDB.literal(resource_type)
+    fid, instant = DUCKDB.literal(ID_CORE), DUCKDB.literal(INSTANT_CORE)
     ok = (
-        f"f[1] = {expected} AND regexp_full_match(f[2], {fid})"
-        f" AND (f[3] IS NULL OR f[3] = 'null' OR regexp_full_match(f[3], {fid}))"
-        f" AND (f[4] IS NULL OR f[4] = 'null' OR (regexp_full_match(f[4], {instant})"
-        " AND TRY_CAST(f[4][2:-2] AS TIMESTAMPTZ) IS NOT NULL))"
-        # no versionId and no lastUpdated: meta must still be absent, null or an object
-        " AND CASE WHEN f[3] IS NULL AND f[4] IS NULL"
-        " THEN COALESCE(json_type(text, '$.meta') IN ('OBJECT', 'NULL'), TRUE) ELSE TRUE END"
+        f"resource_type = {expected} AND regexp_full_match(id, {fid})"
+        f" AND (version_id IS NULL OR regexp_full_match(version_id, {fid}))"
+        f" AND (last_updated IS NULL OR (regexp_full_match(last_updated, {instant})"
+        " AND TRY_CAST(last_updated AS TIMESTAMPTZ) IS NOT NULL))"
     )
-    paths = "['$.resourceType', '$.id', '$.meta.versionId', '$.meta.lastUpdated']"
     return (
-        "SELECT n, f[2][2:-2] AS id, CASE WHEN f[3] <> 'null' THEN f[3][2:-2] END AS version_id,"
-        " CASE WHEN f[4] <> 'null' THEN f[4][2:-2] END AS last_updated, text AS resource,"
-        f" FALSE AS deleted, COALESCE({ok}, FALSE) AS ok "
-        f"FROM (SELECT n, text, json_extract(text, {paths})::VARCHAR[] AS f FROM {source}) "
-        "OFFSET 0"
+        "SELECT n, id, version_id, last_updated, text AS resource, FALSE AS deleted, "
+        f"COALESCE({ok}, FALSE) AS ok FROM {source} OFFSET 0"
     )
 
 
@@ -193,12 +206,12 @@ def duplicates(table: str, server: str) -> str:
 def delete_older_duplicates(table: str, server: str) -> str:
     """DuckDB: keep one row per id of ``server``: the newest by the order of ``newest_staged``,
     the first landed among equals (as a MERGE keeps an equal version out)."""
-    order = f"{version_number('version_id')} DESC NULLS LAST, last_updated DESC NULLS LAST, rowid"
     where = f"source_server = {DUCKDB.literal(server)}"
     return (
-        f"DELETE FROM {qualified(table)} WHERE {where} AND rowid IN (SELECT rowid "
-        f"FROM {qualified(table)} WHERE {where} "
-        f"QUALIFY ROW_NUMBER() OVER (PARTITION BY id ORDER BY {order}) > 1)"
+        f"DELETE FROM {qualified(table)} WHERE {where} AND rowid IN (SELECT row FROM ("
+        f"SELECT rowid AS row, id, version_id, last_updated, {NUMBERED} "
+        f"FROM {qualified(table)} WHERE {where}) AS landed QUALIFY ROW_NUMBER() OVER "
+        f"(PARTITION BY id ORDER BY {newest_first('last_updated')}, row) > 1)"
     )
 
 

@@ -28,11 +28,17 @@ def tombstones_from_bundle(bundle: Mapping[str, Any], resource_type: str) -> lis
     """Tombstones of a Bulk Data "deleted" Bundle or a history Bundle's DELETE entries.
 
     Raises:
-        ResourceError: an entry is not a DELETE of ``resource_type``.
+        ResourceError: the Bundle holds no entries, or an entry is not a DELETE of
+            ``resource_type``.
     """
+    entries = bundle.get("entry")
+    if not isinstance(entries, list) or not entries:
+        raise ResourceError(f"a Bundle without DELETE entries where a {resource_type} belongs")
     tombstones = []
-    for n, entry in enumerate(bundle.get("entry") or ()):
-        request = entry.get("request") or {} if isinstance(entry, dict) else {}
+    for n, entry in enumerate(entries):
+        request = entry.get("request") if isinstance(entry, dict) else None
+        if not isinstance(request, dict):
+            raise ResourceError(f"Bundle entry {n} has no request object")
         match = DELETE_URL.match(str(request.get("url", "")))
         if request.get("method") != "DELETE" or not match:
             raise ResourceError(f"Bundle entry {n} is not a DELETE request with a Type/id url")
@@ -41,6 +47,8 @@ def tombstones_from_bundle(bundle: Mapping[str, Any], resource_type: str) -> lis
                 f"Bundle entry {n} deletes a {match.group(1)}, not a {resource_type}"
             )
         response = entry.get("response") or {}
+        if not isinstance(response, dict):
+            raise ResourceError(f"Bundle entry {n} response is not an object")
         modified = response.get("lastModified")
         if modified is not None:
             check_instant(modified, f"Bundle entry {n} response.lastModified")

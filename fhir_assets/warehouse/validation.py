@@ -9,25 +9,14 @@ them to whole batches while it takes the values out (``sql.checked_lines``); a l
 is checked again by ``check`` here, which names the problem (or, should the SQL ever be
 stricter, finds the line fine after all and lands it).
 
-``full``: the fast checks, then the resource is validated against the fhir.resources **R4B**
-(4.3.0) pydantic model of its type: element names, cardinalities, primitive formats and choice
-types; codes are not checked against value sets. fhir.resources 8 has no R4 (4.0.1) package.
-R4B is R4 plus changes that HL7 declared breaking only for the Evidence-Based-Medicine and
-Medication-Definition resources (and Substance); none of them is in the catalog, so an R4
-resource of a catalog type validates against R4B. The one gap: an element that exists only in
-R4B would be accepted although R4 does not define it. A model runs about 3.4k Observations/s on
-one core, so full validation runs in a ``ProcessPoolExecutor`` across cores (``landing.py``).
+``full``: the fast checks, then the R4B model of the type (``models.py``).
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping
 from datetime import datetime
-from functools import cache
 from typing import Any
-
-import orjson
 
 FAST = "fast"
 FULL = "full"
@@ -97,47 +86,3 @@ def check_instant(value: Any, name: str) -> None:
         datetime.fromisoformat(value)
     except ValueError as exc:
         raise ResourceError(f"{name} is not a valid date and time: {exc}") from None
-
-
-@cache
-def model_class(resource_type: str) -> Callable[[Mapping[str, Any]], Any]:
-    """The R4B pydantic model's ``model_validate`` for a type (looked up once per process)."""
-    from fhir.resources.R4B import get_fhir_model_class
-
-    return get_fhir_model_class(resource_type).model_validate  # type: ignore[no-any-return]
-
-
-def validate_model(resource: dict[str, Any], resource_type: str) -> str | None:
-    """Full R4B model validation of one resource that passed ``check``.
-
-    Returns:
-        None when valid, else the errors as ``path: message`` lines, without input values
-        (pydantic's default text quotes the input, which is PHI).
-    """
-    from pydantic import ValidationError
-
-    try:
-        model_class(resource_type)(resource)
-    except ValidationError as exc:
-        return "; ".join(
-            f"{'.'.join(str(p) for p in err['loc']) or resource_type}: {err['msg']}"
-            for err in exc.errors(include_input=False, include_url=False)[:10]
-        )
-    return None
-
-
-def validate_texts(resource_type: str, texts: list[str]) -> list[tuple[int, str]]:
-    """Full validation of a batch of JSON texts; run in worker processes.
-
-    Returns:
-        (position in ``texts``, error) for each invalid resource.
-    """
-    errors = []
-    for position, text in enumerate(texts):
-        resource = orjson.loads(text)
-        if type(resource) is not dict or resource.get("resourceType") != resource_type:
-            continue  # the fast checks quarantine it, or take the tombstones of a deletion Bundle
-        error = validate_model(resource, resource_type)
-        if error is not None:
-            errors.append((position, error))
-    return errors

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +14,12 @@ import pytest
 
 from fhir_assets.warehouse.batches import Block, block_batch
 from fhir_assets.warehouse.files import land_folder, plan_folder
-from fhir_assets.warehouse.landing import LandingOptions, land, recheck
+from fhir_assets.warehouse.landing import (
+    SWITCH_INTERVAL,
+    LandingOptions,
+    land,
+    recheck,
+)
 from fhir_assets.warehouse.lines import checked_rows
 from fhir_assets.warehouse.protocol import Provenance
 from fhir_assets.warehouse.resources import DuckDBWarehouseResource
@@ -58,19 +64,18 @@ AGREED: list[tuple[str, bool]] = [
     ('"Patient"', False),
     ("7", False),
     ("null", False),
+    # a repeated key: orjson (and so check()) reads the last value
+    ('{"resourceType":"Patient","resourceType":"Observation","id":"o1"}', False),
+    ('{"resourceType":"Observation","resourceType":"Patient","id":"p1"}', True),
+    ('{"resourceType":"Patient","id":"p1","id":"not a valid id!"}', False),
+    ('{"resourceType":"Patient","id":"p2","meta":{"versionId":"1"},"meta":"junk"}', False),
 ]  # fmt: skip
 
 
 def sql_verdicts(texts: list[str], resource_type: str = "Patient") -> dict[int, tuple[Any, ...]]:
     """Position -> (id, versionId, lastUpdated) of the lines the SQL accepts."""
-    lines = pa.table(
-        {
-            "n": pa.array(range(len(texts)), pa.int32()),
-            "source": ["f"] * len(texts),
-            "line": pa.array(range(1, len(texts) + 1), pa.int64()),
-            "text": pa.ExtensionArray.from_storage(pa.json_(), pa.array(texts)),
-        }
-    )
+    lines = block_batch(Block("f", 1, "\n".join(texts).encode()), resource_type).lines
+    assert lines.num_rows == len(texts)
     with duckdb.connect() as connection:
         rows, rejected = checked_rows(connection, lines, resource_type)
     accepted = [n for n in range(len(texts)) if n not in rejected]
@@ -165,6 +170,10 @@ SEQUENCE = [
     patient("p3", "1", "2025-01-01T00:00:00Z", n=6),  # an equal version: the first stays
     patient("p4", None, "2025-01-05T00:00:00Z", n=7),
     patient("p4", None, "2025-01-04T00:00:00Z", n=8),
+    patient("p6", None, "2025-01-03T00:00:00Z", n=9),  # no version, newer by time
+    patient("p6", "2", "2025-01-01T00:00:00Z", n=10),
+    patient("p7", "x", "2025-01-03T00:00:00Z", n=11),  # a version that is no integer
+    patient("p7", "2", "2025-01-01T00:00:00Z", n=12),
 ]
 
 
@@ -190,7 +199,67 @@ def test_append_mode_lands_what_merging_one_by_one_lands(
 
     assert first == second
     assert {row[0]: (row[3] or {}).get("n") for row in first} == {
-        "p1": None, "p2": 2, "p3": 5, "p4": 7, "p5": None
+        "p1": None, "p2": 2, "p3": 5, "p4": 7, "p5": None, "p6": 9, "p7": 11
     }  # fmt: skip
-    assert (appended.seen, appended.deleted, appended.quarantined) == (10, 2, 0)
+    assert (appended.seen, appended.deleted, appended.quarantined) == (14, 2, 0)
     assert appended.landed + appended.unchanged == merged.landed + merged.updated + merged.unchanged
+
+
+@pytest.mark.parametrize(
+    "bundle",
+    [
+        {"resourceType": "Bundle", "entry": 5},
+        {"resourceType": "Bundle", "entry": [{"request": "x"}]},
+        {"resourceType": "Bundle",
+         "entry": [{"request": {"method": "DELETE", "url": "Patient/p1"}, "response": "x"}]},
+        {"resourceType": "Bundle", "type": "transaction"},
+        {"resourceType": "Bundle", "entry": []},
+    ],
+)  # fmt: skip
+def test_a_malformed_or_empty_bundle_is_quarantined_and_the_rest_lands(
+    duckdb_resource: DuckDBWarehouseResource, bundle: dict[str, Any]
+) -> None:
+    entries = lines(patient("p1", "1", "2025-01-01T00:00:00Z"), bundle)  # type: ignore[arg-type]
+    with duckdb_resource.open_warehouse() as warehouse:
+        result = land(warehouse, "Patient", entries, Provenance(SERVER, "s", at(1)))
+        assert [row[0] for row in current(warehouse)] == ["p1"]
+        [bad] = quarantine(warehouse)
+    assert (result.seen, result.landed, result.quarantined) == (2, 1, 1)
+    assert bad[2] == 2 and "Bundle" in bad[3]
+
+
+def test_full_validation_quarantines_what_the_model_cannot_build(
+    duckdb_resource: DuckDBWarehouseResource,
+) -> None:
+    unknown = {**patient("p2", "1", "2025-01-01T00:00:00Z"),
+               "contained": [{"resourceType": "Nope", "id": "x"}]}  # fmt: skip
+    entries = lines(patient("p1", "1", "2025-01-01T00:00:00Z"), unknown)
+    with duckdb_resource.open_warehouse() as warehouse:
+        result = land(warehouse, "Patient", entries, Provenance(SERVER, "s", at(1)),
+                      LandingOptions(validation="full"))  # fmt: skip
+        [bad] = quarantine(warehouse)
+    assert (result.landed, result.quarantined) == (1, 1)
+    assert "does not define" in bad[3] and "Nope" not in bad[3]
+
+
+@pytest.mark.parametrize(
+    "resource", [{1: "a"}, {"resourceType": "Patient", "id": "p", "n": 2**70}, {"x": "\ud800"}]
+)
+def test_a_mapping_orjson_cannot_write_is_quarantined(
+    duckdb_resource: DuckDBWarehouseResource, resource: dict[Any, Any]
+) -> None:
+    entries = [("page", 1, resource), ("page", 2, patient("p1", "1", "2025-01-01T00:00:00Z"))]
+    with duckdb_resource.open_warehouse() as warehouse:
+        result = land(warehouse, "Patient", entries, Provenance(SERVER, "s", at(1)))
+        [bad] = quarantine(warehouse)
+    assert (result.landed, result.quarantined) == (1, 1)
+    assert bad[1:3] == ("page", 1)
+
+
+def test_switch_interval_is_restored_after_overlapping_landings() -> None:
+    before = sys.getswitchinterval()
+    with SWITCH_INTERVAL:
+        with SWITCH_INTERVAL:
+            assert sys.getswitchinterval() == pytest.approx(0.0001)
+        assert sys.getswitchinterval() == pytest.approx(0.0001)  # the other landing still runs
+    assert sys.getswitchinterval() == before
