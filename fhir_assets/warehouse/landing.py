@@ -43,7 +43,7 @@ from contextlib import ExitStack
 from dataclasses import dataclass
 from typing import Any
 
-import orjson
+import msgspec
 import pyarrow as pa
 
 from .batches import (
@@ -249,7 +249,11 @@ def recheck(
     accepted, tombstones, bad = [], [], []
     columns = (lines.column(name).to_pylist() for name in ("source", "line", "text"))
     for source, number, text in zip(*columns, strict=True):
-        resource = orjson.loads(text)
+        try:
+            resource = msgspec.json.decode(text)
+        except msgspec.DecodeError as exc:  # JSON but no object, and broken after all
+            bad.append((resource_type, source, number, f"not JSON: {exc}", text))
+            continue
         try:
             accepted.append((*check(resource, resource_type), text))
         except ResourceError as error:

@@ -22,8 +22,8 @@ from functools import cache
 from multiprocessing import get_context
 from typing import Any
 
+import msgspec
 import numpy as np
-import orjson
 import pyarrow as pa
 
 from .batches import Batch
@@ -68,7 +68,10 @@ def validate_texts(resource_type: str, texts: list[str]) -> list[tuple[int, str]
     """
     errors = []
     for position, text in enumerate(texts):
-        resource = orjson.loads(text)
+        try:
+            resource = msgspec.json.decode(text)
+        except msgspec.DecodeError:
+            continue  # the fast checks quarantine it
         if type(resource) is not dict or resource.get("resourceType") != resource_type:
             continue  # the fast checks quarantine it, or take the tombstones of a deletion Bundle
         error = validate_model(resource, resource_type)

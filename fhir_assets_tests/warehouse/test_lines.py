@@ -117,17 +117,24 @@ def test_recheck_lands_what_python_accepts_and_names_the_rest() -> None:
 
 
 def test_block_batch_cuts_line_ends_and_sorts_out_what_is_not_json() -> None:
-    data = b'{"a":1}\r\n\r\n  \n{"b":\r2}\nNaN\n{"c":[1,]}\n{"d":4}'
+    data = (
+        b'{"a":1}\r\n\r\n  \n{"b":\r2}\nNaN\n{"c":[1,]}\n{"d":4}\n[1]\n'
+        b'{"e":"\xff"}\n{"f":{"g":NaN}}\n{"h":"\\q"}'
+    )
     batch = block_batch(Block("f.ndjson", 10, data), "Patient")
 
-    assert batch.lines.column("text").to_pylist() == ['{"a":1}', '{"b":\r2}', '{"d":4}']
-    assert batch.lines.column("line").to_pylist() == [10, 13, 16]
-    assert batch.lines.column("n").to_pylist() == [0, 1, 2]
-    assert [(row[2], row[3].split(":")[0], row[4]) for row in batch.quarantine] == [
-        (14, "not JSON", "NaN"),
-        (15, "not JSON", '{"c":[1,]}'),
+    texts = ['{"a":1}', '{"b":\r2}', '{"d":4}', "[1]"]
+    assert batch.lines.column("text").to_pylist() == texts
+    assert batch.lines.column("line").to_pylist() == [10, 13, 16, 17]
+    assert batch.lines.column("n").to_pylist() == [0, 1, 2, 3]
+    assert [(row[2], row[3].split(":")[0]) for row in batch.quarantine] == [
+        (14, "not JSON"),
+        (15, "not JSON"),
+        (18, "not JSON"),  # not UTF-8
+        (19, "not JSON"),  # NaN in a member the checks do not read
+        (20, "not JSON"),  # a bad escape there
     ]
-    assert batch.entries == 5  # blank lines are no entries
+    assert batch.entries == 9  # blank lines are no entries
 
 
 def test_land_folder_lands_odd_files_like_clean_ones(
