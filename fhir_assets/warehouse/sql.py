@@ -16,7 +16,7 @@ Current-state rule, for one (source_server, id):
 
 Pairwise, the rule is not a total order when rows of one id mix integer and other (or no)
 versions and their versions and times disagree; there the result can depend on how the input
-was batched. A server gives one id one kind of version, so this takes mixed sources.
+was batched. One server gives an id one kind of version, so it takes unusual input to get there.
 """
 
 # Statements are built from catalog table names and values quoted by Dialect.literal, never
