@@ -126,7 +126,7 @@ def block_batch(block: Block, resource_type: str) -> Batch:
         text = line_array(data, len(parts))
         text.validate(full=True)  # UTF-8, also of the strings msgspec skipped
         keep, bad = None, []
-    except (msgspec.DecodeError, msgspec.ValidationError, pa.ArrowInvalid):
+    except (msgspec.DecodeError, pa.ArrowInvalid, RecursionError):
         fields = Fields()
         keep, bad = sort_lines(parts, block, resource_type, fields)
         text = line_array(data, len(parts)).filter(pa.array(keep))
@@ -262,7 +262,7 @@ def read_line(line: bytes) -> Head | None:
     """The ``Head`` of one line, ``None`` for JSON that is not an object.
 
     Raises:
-        NotJSON: the line is not UTF-8 JSON.
+        NotJSON: the line is not UTF-8 JSON (or nests deeper than the parser goes).
     """
     try:
         line.decode()
@@ -270,13 +270,30 @@ def read_line(line: bytes) -> Head | None:
     except UnicodeDecodeError as exc:
         raise NotJSON(f"not JSON: not UTF-8 ({exc.reason} at byte {exc.start})") from None
     except msgspec.ValidationError:  # JSON, but no object: check() says what it is
-        try:
-            msgspec.json.decode(line)
-        except msgspec.DecodeError as exc:
-            raise NotJSON(f"not JSON: {exc}") from None
+        decode_json(line)
         return None
     except msgspec.DecodeError as exc:
         raise NotJSON(f"not JSON: {exc}") from None
+    except RecursionError:
+        raise NotJSON("not JSON this parser reads: nested too deeply") from None
+
+
+def decode_json(text: bytes | str) -> Any:
+    """A whole JSON value, numbers beyond a double's range read as infinity (RFC 8259 allows
+    them; ``Head`` skips them alike).
+
+    Raises:
+        NotJSON: it is not JSON, or nests deeper than the parser goes.
+    """
+    try:
+        return whole_json(text)
+    except msgspec.DecodeError as exc:
+        raise NotJSON(f"not JSON: {exc}") from None
+    except RecursionError:
+        raise NotJSON("not JSON this parser reads: nested too deeply") from None
+
+
+whole_json = msgspec.json.Decoder(float_hook=float).decode
 
 
 @dataclass
@@ -308,8 +325,11 @@ class EntryBatch:
             else:
                 text = orjson.dumps(payload)
                 self.fields.add(payload)
-        except (NotJSON, ResourceError, TypeError, UnicodeEncodeError) as exc:
-            # TypeError: orjson cannot write the mapping; UnicodeEncodeError: a lone surrogate
+        except UnicodeEncodeError:  # a str with a lone surrogate
+            error = "not JSON: not UTF-8 (a lone surrogate)"
+            self.bad.append((self.resource_type, source, position, error, text_of(payload)))
+            return
+        except (NotJSON, ResourceError, TypeError) as exc:  # TypeError: orjson cannot write it
             self.bad.append((self.resource_type, source, position, str(exc), text_of(payload)))
             return
         self.sources.append(source)
@@ -337,8 +357,8 @@ def text_of(payload: Payload) -> str:
     """The payload as text for the quarantine table."""
     if isinstance(payload, bytes):
         return payload.decode("utf-8", "replace").rstrip("\r\n")
-    if isinstance(payload, str):
-        return payload.rstrip("\r\n")
+    if isinstance(payload, str):  # a lone surrogate cannot be stored: replaced
+        return payload.encode("utf-8", "replace").decode().rstrip("\r\n")
     if isinstance(payload, Tombstone):
         return orjson.dumps({"tombstone": payload.id, "versionId": payload.version_id}).decode()
     try:

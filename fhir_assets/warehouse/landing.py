@@ -44,7 +44,6 @@ from contextlib import ExitStack
 from dataclasses import dataclass
 from typing import Any
 
-import msgspec
 import pyarrow as pa
 
 from .batches import (
@@ -52,9 +51,11 @@ from .batches import (
     Batch,
     Block,
     Entry,
+    NotJSON,
     QuarantineRow,
     Tombstone,
     build_batches,
+    decode_json,
 )
 from .lines import stage_table
 from .models import validated
@@ -251,9 +252,9 @@ def recheck(
     columns = (lines.column(name).to_pylist() for name in ("source", "line", "text"))
     for source, number, text in zip(*columns, strict=True):
         try:
-            resource = msgspec.json.decode(text)
-        except msgspec.DecodeError as exc:  # JSON but no object, and broken after all
-            bad.append((resource_type, source, number, f"not JSON: {exc}", text))
+            resource = decode_json(text)
+        except NotJSON as exc:  # JSON but no object, and broken after all
+            bad.append((resource_type, source, number, str(exc), text))
             continue
         try:
             accepted.append((*check(resource, resource_type), text))

@@ -22,11 +22,10 @@ from functools import cache
 from multiprocessing import get_context
 from typing import Any
 
-import msgspec
 import numpy as np
 import pyarrow as pa
 
-from .batches import Batch
+from .batches import Batch, NotJSON, decode_json
 
 
 @cache
@@ -57,6 +56,8 @@ def validate_model(resource: dict[str, Any], resource_type: str) -> str | None:
         return f"{resource_type}: names a resource type R4B does not define (e.g. in contained)"
     except (TypeError, ValueError, AttributeError) as exc:
         return f"{resource_type}: the R4B model refused it ({type(exc).__name__})"
+    except RecursionError:
+        return f"{resource_type}: nested too deeply for the R4B model"
     return None
 
 
@@ -69,9 +70,10 @@ def validate_texts(resource_type: str, texts: list[str]) -> list[tuple[int, str]
     errors = []
     for position, text in enumerate(texts):
         try:
-            resource = msgspec.json.decode(text)
-        except msgspec.DecodeError:
-            continue  # the fast checks quarantine it
+            resource = decode_json(text)
+        except NotJSON as exc:
+            errors.append((position, str(exc)))
+            continue
         if type(resource) is not dict or resource.get("resourceType") != resource_type:
             continue  # the fast checks quarantine it, or take the tombstones of a deletion Bundle
         error = validate_model(resource, resource_type)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import json
 import sys
 from pathlib import Path
 from typing import Any
@@ -270,3 +271,43 @@ def test_switch_interval_is_restored_after_overlapping_landings() -> None:
             assert sys.getswitchinterval() == pytest.approx(0.0001)
         assert sys.getswitchinterval() == pytest.approx(0.0001)  # the other landing still runs
     assert sys.getswitchinterval() == before
+
+
+def deep(levels: int) -> dict[str, Any]:
+    extension: dict[str, Any] = {"url": "http://x/u", "valueString": "v"}
+    for _ in range(levels):
+        extension = {"url": "http://x/u", "extension": [extension]}
+    return {**patient("p2", "1", "2025-01-01T00:00:00Z"), "extension": [extension]}
+
+
+@pytest.mark.parametrize(
+    ("line", "validation", "error"),
+    [
+        (b'{"resourceType":"Patient","id":"p2","x":' + b"[" * 1100 + b"]" * 1100 + b"}",
+         "fast", "nested too deeply"),
+        (json.dumps(deep(130)).encode(), "full", "nested too deeply for the R4B model"),
+        (b'{"resourceType":"Patient","id":"p2","bogus":1,"x":1e999}', "full", "bogus"),
+        ('{"resourceType":"Patient","id":"p2","x":"\ud800"}', "fast", "lone surrogate"),
+    ],
+)  # fmt: skip
+def test_lines_no_parser_or_model_can_take_are_quarantined(
+    duckdb_resource: DuckDBWarehouseResource, line: bytes | str, validation: str, error: str
+) -> None:
+    entries = [*lines(patient("p1", "1", "2025-01-01T00:00:00Z")), ("f", 2, line)]
+    with duckdb_resource.open_warehouse() as warehouse:
+        result = land(warehouse, "Patient", entries, Provenance(SERVER, "s", at(1)),
+                      LandingOptions(validation=validation))  # fmt: skip
+        [bad] = quarantine(warehouse)
+    assert (result.landed, result.quarantined) == (1, 1)
+    assert error in bad[3]
+
+
+def test_a_number_beyond_double_range_is_json_and_lands(
+    duckdb_resource: DuckDBWarehouseResource,
+) -> None:
+    """RFC 8259 allows it; every path reads it alike (as infinity)."""
+    line = b'{"resourceType":"Patient","id":"p1","x":1e999}\n'
+    with duckdb_resource.open_warehouse() as warehouse:
+        result = land(warehouse, "Patient", [Block("f", 1, line)], Provenance(SERVER, "s", at(1)))
+    assert (result.landed, result.quarantined) == (1, 0)
+    assert recheck(pa.table({"source": ["f"], "line": [1], "text": [line.decode()]}), "Patient")[0]
