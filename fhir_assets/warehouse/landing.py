@@ -51,12 +51,11 @@ from .batches import (
     Batch,
     Block,
     Entry,
-    NotJSON,
     QuarantineRow,
     Tombstone,
     build_batches,
-    decode_json,
 )
+from .head import NotJSON, decode_json
 from .lines import stage_table
 from .models import validated
 from .protocol import LandingSession, Provenance, Warehouse

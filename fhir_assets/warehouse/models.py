@@ -25,7 +25,8 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from .batches import Batch, NotJSON, decode_json
+from .batches import Batch
+from .head import NotJSON, decode_json
 
 
 @cache
