@@ -131,14 +131,20 @@ def block_batch(block: Block, resource_type: str) -> Batch:
     numbers = np.arange(block.first_line, block.first_line + len(parts), dtype=np.int64)
     if keep is not None:
         numbers = numbers[keep]
+    lines = lines_table([block.source] * len(text), pa.array(numbers), text, fields)
+    return Batch(lines, quarantine=bad, entries=len(text) + len(bad))
+
+
+def lines_table(sources: list[str], numbers: pa.Array, text: pa.Array, fields: Fields) -> pa.Table:
+    """A table in ``LINES_SCHEMA``: positions, then where each line came from, its JSON text
+    and the values ``fields`` holds for it."""
     columns = [
         pa.array(np.arange(len(text), dtype=np.int32)),
-        pa.array([block.source] * len(text), pa.string()),
-        pa.array(numbers),
+        pa.array(sources, pa.string()),
+        numbers,
         pa.ExtensionArray.from_storage(pa.json_(), text),
     ]
-    lines = pa.table(columns + fields.columns(), schema=LINES_SCHEMA)
-    return Batch(lines, quarantine=bad, entries=len(text) + len(bad))
+    return pa.table(columns + fields.columns(), schema=LINES_SCHEMA)
 
 
 def line_array(data: bytes, count: int) -> pa.StringArray:
@@ -230,13 +236,7 @@ class EntryBatch:
     def finish(self) -> Batch:
         """The batch built so far; the builder starts over."""
         text = pa.array(self.texts, pa.binary()).cast(pa.string())
-        columns = [
-            pa.array(np.arange(len(self.texts), dtype=np.int32)),
-            pa.array(self.sources, pa.string()),
-            pa.array(self.numbers, pa.int64()),
-            pa.ExtensionArray.from_storage(pa.json_(), text),
-        ]
-        lines = pa.table(columns + self.fields.columns(), schema=LINES_SCHEMA)
+        lines = lines_table(self.sources, pa.array(self.numbers, pa.int64()), text, self.fields)
         batch = Batch(lines, self.tombstones, self.bad, self.count)
         self.sources, self.numbers, self.texts, self.tombstones, self.bad = [], [], [], [], []
         self.fields, self.count, self.size = Fields(), 0, 0

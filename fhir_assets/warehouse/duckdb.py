@@ -132,25 +132,21 @@ class DuckDBLanding:
         """Land the JSON lines (``batches.LINES_SCHEMA``) that pass the fast checks; return the
         positions (``n``) of those that do not."""
         if not self.append:
-            self.begin()
-            try:
+            with self.transaction():
                 rows, rejected = checked_rows(self.connection, lines, resource_type)
-            except BaseException:
-                self.rollback()
-                raise
             if rows.num_rows:
                 self.stage(rows)
             return rejected
-        self.begin()
         p, view = self.provenance, f"_fhir_lines_{next(_names)}"
         checked = sql.checked_lines(view, resource_type)
         insert = sql.append_raw(self.table, checked, p.source_server, p.sync_id, p.at)
-        [(inserted,)] = self.connection.from_arrow(lines).query(view, insert).fetchall()
-        self.outcome += Outcome(inserted=inserted)
-        if inserted == lines.num_rows:
-            return []
-        failed = f"SELECT n FROM ({checked}) WHERE NOT ok ORDER BY n"
-        return [n for (n,) in self.connection.from_arrow(lines).query(view, failed).fetchall()]
+        with self.transaction():
+            [(inserted,)] = self.run(lines, view, insert)
+            self.outcome += Outcome(inserted=inserted)
+            if inserted == lines.num_rows:
+                return []
+            failed = f"SELECT n FROM ({checked}) WHERE NOT ok ORDER BY n"
+            return [n for (n,) in self.run(lines, view, failed)]
 
     def stage(self, rows: pa.Table) -> None:
         """Land staged rows (``lines.STAGE_SCHEMA``: resources and tombstones), counting what
@@ -162,21 +158,28 @@ class DuckDBLanding:
             pa.field("resource", pa.json_()),
             pa.ExtensionArray.from_storage(pa.json_(), resource),
         )
-        self.begin()
-        try:
+        with self.transaction():
             if self.append:
                 self._append(rows)
             else:
                 self._merge_batch(rows, resource.nbytes)
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """Run statements in the landing's transaction, opened if need be; an error rolls it
+        back (DuckDB refuses all but ROLLBACK in a transaction a statement failed in)."""
+        if not self.open:
+            self.connection.execute("BEGIN TRANSACTION")
+            self.open = True
+        try:
+            yield
         except BaseException:
             self.rollback()
             raise
 
-    def begin(self) -> None:
-        """Open the transaction, if it is not open."""
-        if not self.open:
-            self.connection.execute("BEGIN TRANSACTION")
-            self.open = True
+    def run(self, rows: pa.Table, name: str, statement: str) -> list[tuple[Any, ...]]:
+        """Run ``statement`` with ``rows`` read in place as ``name``; its result rows."""
+        return self.connection.from_arrow(rows).query(name, statement).fetchall()
 
     def commit(self) -> None:
         """Commit the open transaction, if any."""
@@ -195,12 +198,8 @@ class DuckDBLanding:
         """Add quarantine rows (``batches.QUARANTINE_SCHEMA``) that are not there yet."""
         name, p = f"_fhir_quarantine_{next(_names)}", self.provenance
         merge = sql.merge_quarantine(self.dialect, name, p.source_server, p.sync_id, p.at)
-        self.begin()
-        try:
-            self.connection.from_arrow(rows).query(name, merge).fetchall()
-        except BaseException:
-            self.rollback()
-            raise
+        with self.transaction():
+            self.run(rows, name, merge)
 
     def finish(self) -> Outcome:
         """Append mode: keep the newest row of each id, apply the tombstones. Commit."""
@@ -221,17 +220,15 @@ class DuckDBLanding:
         gone = pc.any(rows.column("deleted")).as_py()
         staged = f"SELECT *, NOT deleted AS ok FROM {name}"
         insert = sql.append_raw(self.table, staged, p.source_server, p.sync_id, p.at)
-        [(inserted,)] = self.connection.from_arrow(rows).query(name, insert).fetchall()
+        [(inserted,)] = self.run(rows, name, insert)
         self.outcome += Outcome(inserted=inserted)
         if gone:
             if self.tombstones is None:
                 self.tombstones = f"_fhir_tombstones_{next(_names)}"
-                self.connection.execute(
-                    f"CREATE TEMP TABLE {self.tombstones} (id VARCHAR, version_id VARCHAR, "
-                    "last_updated VARCHAR, resource VARCHAR, deleted BOOLEAN)"
-                )
-            keep = f"INSERT INTO {self.tombstones} SELECT * FROM {name} WHERE deleted"
-            self.connection.from_arrow(rows).query(name, keep).fetchall()
+                self.connection.execute(f"CREATE TEMP TABLE {self.tombstones} ({sql.STAGE_DDL})")
+            self.run(
+                rows, name, f"INSERT INTO {self.tombstones} SELECT * FROM {name} WHERE deleted"
+            )
 
     def _merge_batch(self, rows: pa.Table, nbytes: int) -> None:
         name = f"_fhir_batch_{next(_names)}"
@@ -243,8 +240,7 @@ class DuckDBLanding:
         if self.history:
             p = self.provenance
             versions = sql.staged_versions(self.dialect, name, p.source_server, p.sync_id, p.at)
-            merge = sql.merge_history(self.table, versions)
-            self.connection.from_arrow(rows).query(name, merge).fetchall()
+            self.run(rows, name, sql.merge_history(self.table, versions))
         if self.uncommitted >= self.commit_rows or self.uncommitted_bytes >= self.commit_bytes:
             self.commit()
 
@@ -256,7 +252,7 @@ class DuckDBLanding:
         if rows is None:
             returned = self.connection.execute(merge).fetchall()
         else:
-            returned = self.connection.from_arrow(rows).query(name, merge).fetchall()
+            returned = self.run(rows, name, merge)
         actions = Counter(returned)
         return Outcome(
             inserted=actions["INSERT", False],

@@ -27,9 +27,6 @@ from .layout import RAW_SCHEMA
 from .lines import checked_rows
 from .protocol import Outcome, Provenance
 
-STAGE_DDL = (
-    "id VARCHAR, version_id VARCHAR, last_updated VARCHAR, resource VARCHAR, deleted BOOLEAN"
-)
 QUARANTINE_STAGE_DDL = (
     "resource_type VARCHAR, source VARCHAR, line BIGINT, error VARCHAR, raw VARCHAR"
 )
@@ -72,7 +69,7 @@ class SnowflakeWarehouse:
         # A temporary stage disappears with the session (and the emulator has no DROP STAGE);
         # transient staging tables skip Fail-safe storage and are dropped below.
         self.execute(f"CREATE TEMPORARY STAGE {landing.stage_name}")
-        self.execute(f"CREATE TRANSIENT TABLE {landing.rows_table} ({STAGE_DDL})")
+        self.execute(f"CREATE TRANSIENT TABLE {landing.rows_table} ({sql.STAGE_DDL})")
         self.execute(f"CREATE TRANSIENT TABLE {landing.quarantine_table} ({QUARANTINE_STAGE_DDL})")
         try:
             with tempfile.TemporaryDirectory(prefix="fhir-landing-") as folder:

@@ -33,6 +33,10 @@ from .validation import ID_CORE, INSTANT_CORE
 # What a staged batch holds, in this order; source_server, sync_id and ingested_at are the same
 # for a whole landing and are added by the MERGE.
 STAGE_COLUMNS: tuple[str, ...] = ("id", "version_id", "last_updated", "resource", "deleted")
+# Those columns as a table (a Snowflake staging table, DuckDB's table of held-back tombstones).
+STAGE_DDL = (
+    "id VARCHAR, version_id VARCHAR, last_updated VARCHAR, resource VARCHAR, deleted BOOLEAN"
+)
 
 
 @dataclass(frozen=True, slots=True)
