@@ -16,7 +16,6 @@ import time
 import uuid
 from collections.abc import Callable
 from typing import Any
-from urllib.parse import urlsplit
 
 import requests
 from authlib.integrations.requests_client.oauth2_session import OAuth2ClientAuth
@@ -24,7 +23,8 @@ from authlib.oauth2.rfc7523 import private_key_jwt_sign
 
 from .errors import ConfigurationError
 from .keys import Key, algorithm_for, load_private_key
-from .tokens import Token, TokenSource, fetch_with_client_retry, request_token
+from .tokens import Token, TokenSource, client_secrets, fetch_with_client_retry, request_token
+from .urls import origin, require_https
 
 __all__ = [
     "BearerAuth",
@@ -43,13 +43,6 @@ ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 # SMART Backend Services: the assertion's exp must be no more than five minutes in the future.
 ASSERTION_LIFETIME_S = 240
 SECRET_METHODS = ("client_secret_basic", "client_secret_post")
-
-
-def origin(url: str) -> tuple[str, str, int | None]:
-    """Return ``(scheme, host, port)`` with default ports filled in, for same-origin checks."""
-    parts = urlsplit(url)
-    default = {"http": 80, "https": 443}.get(parts.scheme)
-    return parts.scheme, (parts.hostname or "").lower(), parts.port or default
 
 
 class ClientCredentialsTokenSource(TokenSource):
@@ -81,11 +74,12 @@ class ClientCredentialsTokenSource(TokenSource):
         timeout: float = 30.0,
     ) -> None:
         super().__init__(now=now)
-        self.token_url = token_url
+        self.token_url = require_https(token_url, "token endpoint")
         self.client_id = client_id
         self.scope = scope
         self.alg = alg or algorithm_for(private_key)
-        self.jku = jku
+        # the server fetches the JWKS from jku: over http, anyone between could swap the keys
+        self.jku = require_https(jku, "jku (JWKS URL)") if jku else None
         self._key = private_key
         self._session = session or requests.Session()
         self._jti = jti
@@ -147,7 +141,7 @@ class ClientSecretTokenSource(TokenSource):
         super().__init__(now=now)
         if method not in SECRET_METHODS:
             raise ConfigurationError(f"unknown client secret method {method!r}: {SECRET_METHODS}")
-        self.token_url = token_url
+        self.token_url = require_https(token_url, "token endpoint")
         self.client_id = client_id
         self.scope = scope
         self.method = method
@@ -177,7 +171,7 @@ class ClientSecretTokenSource(TokenSource):
             now=self._now,
             timeout=self._timeout,
             auth=auth,
-            secrets=[self._secret],
+            secrets=client_secrets(self.client_id, self._secret),
         )
 
 

@@ -9,7 +9,7 @@ import logging
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urljoin, urlsplit, urlunsplit
+from urllib.parse import urljoin
 
 import orjson
 import requests
@@ -23,9 +23,11 @@ from .errors import (
 )
 from .ratelimit import RateLimit, RateLimitedAdapter
 from .retry import TRANSIENT_STATUSES, IncompleteBodyError, RequestStats, RetryPolicy
+from .urls import origin, redact, require_https, show_origin
 
 __all__ = [
     "FhirClient",
+    "ForeignLinkError",
     "Page",
     "RequestStats",
     "RetryPolicy",
@@ -51,10 +53,8 @@ class Page:
     total: int | None
 
 
-def redact(url: str) -> str:
-    """The URL without its query string, which can carry identifiers (PHI) or cursors."""
-    parts = urlsplit(url)
-    return urlunsplit((parts.scheme, parts.netloc, parts.path, "", ""))
+class ForeignLinkError(PagingError):
+    """A search ``next`` link points to another origin than the server's."""
 
 
 class FhirClient:
@@ -84,7 +84,7 @@ class FhirClient:
         rate_limit: RateLimit | None = None,
         pool_size: int = 10,
     ) -> None:
-        self.base_url = base_url.rstrip("/") + "/"
+        self.base_url = require_https(base_url, "FHIR base URL").rstrip("/") + "/"
         self.timeout = timeout
         self.retry = retry or RetryPolicy()
         self.rate_limit = rate_limit
@@ -140,6 +140,7 @@ class FhirClient:
         return self._send(method, url, **kwargs)
 
     def _send(self, method: str, url: str, **kwargs: Any) -> dict[str, Any]:
+        require_https(url, f"{method} target")
         try:
             response = self.session.request(method, url, **kwargs)
         except (
@@ -183,7 +184,18 @@ class FhirClient:
                     f"({redact(page.next_url)}); stopping instead of looping forever"
                 )
             seen.add(page.next_url)
-            bundle = self.get(page.next_url)
+            bundle = self.get(self._own_link(resource_type, page.next_url))
+
+    def _own_link(self, resource_type: str, url: str) -> str:
+        """``url`` if it is on this server's origin. A server paging across origins is
+        misconfigured or hostile; its pages are refused, never landed as this server's data."""
+        url = urljoin(self.base_url, url)
+        if origin(url) != origin(self.base_url):
+            raise ForeignLinkError(
+                f"{resource_type} search: the next link points to {show_origin(url)}, not to the "
+                f"server's origin {show_origin(self.base_url)}; refusing to follow it"
+            )
+        return url
 
     def search(self, resource_type: str, params: Params | None = None) -> Iterator[dict[str, Any]]:
         """Yield every resource of ``resource_type`` matching ``params``, across all pages."""

@@ -20,7 +20,8 @@ from .errors import AuthError, ConfigurationError
 from .pkce import LoopbackReceiver, Pkce, authorize_url
 from .smart import SmartConfiguration
 from .token_store import TokenStore
-from .tokens import Token, TokenRequestError, TokenSource, request_token
+from .tokens import Token, TokenRequestError, TokenSource, client_secrets, request_token
+from .urls import require_https
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +46,10 @@ class CodeClient:
         if self.client_secret is None:
             return None
         return OAuth2ClientAuth(self.client_id, self.client_secret, "client_secret_basic")
+
+    def secrets(self) -> list[str]:
+        """The secret values an echoed error must never show (see ``tokens.client_secrets``)."""
+        return client_secrets(self.client_id, self.client_secret)
 
 
 def login(
@@ -78,6 +83,7 @@ def login(
             f"{base_url} advertises no authorization_endpoint: it does not offer the "
             f"authorization-code flow (use backend-services or a client secret)"
         )
+    require_https(config.authorization_endpoint, "authorization endpoint")
     pkce, state = Pkce.new(), secrets.token_urlsafe(24)
     with LoopbackReceiver(port) as receiver:
         url = authorize_url(
@@ -102,7 +108,13 @@ def login(
     if client.client_secret is None:
         form["client_id"] = client.client_id
     token = request_token(
-        requests.Session(), config.token_endpoint, form, now=now, timeout=30.0, auth=client.auth()
+        requests.Session(),
+        config.token_endpoint,
+        form,
+        now=now,
+        timeout=30.0,
+        auth=client.auth(),
+        secrets=client.secrets(),
     )
     store.save(base_url, client.client_id, token)
     return token
@@ -191,6 +203,7 @@ class AuthorizationCodeTokenSource(TokenSource):
                 now=self._now,
                 timeout=self._timeout,
                 auth=self.client.auth(),
+                secrets=self.client.secrets(),
             )
         except TokenRequestError as exc:
             if exc.error in ("invalid_grant", "invalid_token"):

@@ -23,6 +23,7 @@ from .scopes import minimal_scopes, require_read
 from .smart import SmartConfiguration, discover
 from .token_store import DEFAULT_DIR, TokenStore, fernet_key, resolve_key
 from .tokens import TokenSource
+from .urls import require_https
 
 AUTH_METHODS = (
     "backend-services",
@@ -149,9 +150,12 @@ def requested_scopes(settings: ServerSettings, config: SmartConfiguration | None
 def build_token_source(settings: ServerSettings) -> TokenSource | None:
     """A new token source for ``settings`` (``None`` for an open server); discovers the token
     endpoint and scope version when they are not configured."""
+    require_https(settings.base_url, "FHIR base URL")
     method = settings.method()
     if method == "none":
         return None
+    if settings.token_url is not None:
+        require_https(settings.token_url, "token endpoint")
     config = None
     if settings.token_url is None or settings.scopes is None:
         config = discover(settings.base_url, timeout=settings.timeout_s)
@@ -248,6 +252,7 @@ def check_read_access(settings: ServerSettings, resource_types: Iterable[str]) -
 
 def connect(settings: ServerSettings) -> FhirClient:
     """Build a :class:`FhirClient` for ``settings`` with the auth its method needs."""
+    require_https(settings.base_url, "FHIR base URL")  # before any token request
     tokens = token_source(settings)
     auth = BearerAuth(tokens, settings.base_url) if tokens is not None else None
     return FhirClient(

@@ -14,6 +14,7 @@ import requests
 from .client import redact
 from .errors import ConfigurationError
 from .scopes import is_v2
+from .urls import require_https
 
 log = logging.getLogger(__name__)
 
@@ -78,7 +79,7 @@ def _url(data: dict[str, Any], name: str, source: str) -> str:
     value = data.get(name)
     if not isinstance(value, str) or not value.startswith(("https://", "http://")):
         raise ConfigurationError(f"{source}: {name} is missing or not an absolute URL")
-    return value
+    return require_https(value, f"{source}: {name}")
 
 
 def discover(
@@ -93,8 +94,8 @@ def discover(
         ConfigurationError: a smart-configuration that is JSON but malformed, or neither source
             names a token endpoint (set ``FHIR_TOKEN_URL`` to skip discovery).
     """
+    base = require_https(base_url, "FHIR base URL").rstrip("/")
     http = session or requests.Session()
-    base = base_url.rstrip("/")
     url = f"{base}/.well-known/smart-configuration"
     body, problem = _get_json(http, url, timeout)
     if not problem:  # a JSON answer: the server claims SMART, so a broken one is an error
@@ -108,6 +109,9 @@ def discover(
             f".well-known/smart-configuration {problem}; metadata "
             f"{meta_problem or 'has no oauth-uris security extension'}. Set FHIR_TOKEN_URL."
         )
+    for name in ("token", "authorize", "revoke"):
+        if name in uris:
+            require_https(uris[name], f"{redact(base)}/metadata oauth-uris {name}")
     return SmartConfiguration(
         token_endpoint=uris["token"],
         authorization_endpoint=uris.get("authorize"),

@@ -4,16 +4,21 @@ token-endpoint request every grant shares (RFC 6749 section 5).
 
 from __future__ import annotations
 
+import base64
+import json
 import logging
+import re
 import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import quote, quote_plus
 
 import requests
 
 from .errors import AuthError
+from .urls import redact, require_https
 
 log = logging.getLogger(__name__)
 
@@ -26,6 +31,14 @@ DEFAULT_LIFETIME_S = 300.0
 SECRET_FIELDS = frozenset(
     {"client_assertion", "client_secret", "refresh_token", "code", "code_verifier"}
 )
+
+# Only this much of the server's error/error_description reaches a message (after scrubbing).
+DETAIL_CHARS = 300
+REDACTED = "[redacted]"
+# Shapes of credentials whatever their value: a JWT (three base64url parts, the first one a JSON
+# object: "eyJ"), and the value of an Authorization header (Basic, Bearer).
+JWT_SHAPE = re.compile(r"eyJ[A-Za-z0-9_\-]+\.[A-Za-z0-9_\-]+\.[A-Za-z0-9_\-]*")
+AUTH_HEADER = re.compile(r"(?i)\b(basic|bearer)(\s+|%20|\+)[A-Za-z0-9+/=._~%\-]+")
 
 INVALID_CLIENT_CAUSES = (
     "the public key (JWKS) is not registered for this client, or its JWKS URL is not published",
@@ -130,13 +143,14 @@ def request_token(
         TokenRequestError: the endpoint was unreachable, refused, or did not answer OAuth JSON.
     """
     hidden = [*secrets, *(v for k, v in form.items() if k in SECRET_FIELDS)]
+    require_https(token_url, "token endpoint")
     try:
         response = session.post(
             token_url, data=form, auth=auth, timeout=timeout, headers={"Accept": "application/json"}
         )
     except requests.RequestException as exc:
         raise TokenRequestError(
-            f"token endpoint {token_url} could not be reached: {type(exc).__name__}"
+            f"token endpoint {redact(token_url)} could not be reached: {type(exc).__name__}"
         ) from None
     try:
         body = response.json()
@@ -147,12 +161,16 @@ def request_token(
     error = str(body.get("error", "")) if isinstance(body, dict) else ""
     description = str(body.get("error_description", "")) if isinstance(body, dict) else ""
     kind = response.headers.get("Content-Type", "no content type").split(";")[0]
-    detail = f"{error}: {description}" if description else error
-    detail = scrub(detail[:300], hidden) or f"not an OAuth JSON answer but {kind}"
+    error, description = scrub(error, hidden), scrub(description, hidden)
+    # Only the OAuth error fields reach the message, never the body; scrubbed before cutting,
+    # so a cut can never leave part of a secret unrecognised.
+    detail = (f"{error}: {description}" if description else error)[:DETAIL_CHARS]
+    detail = detail or f"not an OAuth JSON answer but {kind}"
     raise TokenRequestError(
-        f"token endpoint {token_url} refused the request (HTTP {response.status_code}, {detail})",
+        f"token endpoint {redact(token_url)} refused the request "
+        f"(HTTP {response.status_code}, {detail})",
         status=response.status_code,
-        error=error,
+        error=error[:DETAIL_CHARS],
     )
 
 
@@ -173,12 +191,34 @@ def _parse_token(body: dict[str, Any], token_url: str, now: float, asked: str) -
     )
 
 
+def encodings(secret: str) -> set[str]:
+    """The forms in which ``secret`` can come back: raw, URL-encoded (form or path style, either
+    hex case), JSON-escaped, and base64 (standard or URL-safe, padded or not; Basic carries
+    ``base64(id:secret)``, so pass ``id:secret`` too)."""
+    forms = {secret, quote_plus(secret), quote(secret, safe=""), json.dumps(secret)[1:-1]}
+    forms |= {re.sub(r"%[0-9A-F]{2}", lambda m: m.group().lower(), f) for f in set(forms)}
+    raw = secret.encode()
+    for coded in (base64.b64encode(raw), base64.urlsafe_b64encode(raw)):
+        forms |= {coded.decode(), coded.decode().rstrip("=")}
+    return {f for f in forms if f}
+
+
+def client_secrets(client_id: str, secret: str | None) -> list[str]:
+    """What of a client secret may come back: the secret, and the ``id:secret`` pairs that Basic
+    carries base64-encoded (as authlib sends it, and form-encoded first per RFC 6749 2.3.1)."""
+    if not secret:
+        return []
+    return [secret, f"{client_id}:{secret}", f"{quote_plus(client_id)}:{quote_plus(secret)}"]
+
+
 def scrub(text: str, secrets: Iterable[str]) -> str:
-    """``text`` with every secret value replaced by ``[redacted]``."""
-    for secret in secrets:
-        if secret:
-            text = text.replace(secret, "[redacted]")
-    return text
+    """``text`` with every encoding of every secret, every JWT-shaped string and every
+    Authorization header value replaced by ``[redacted]``. Scrub before cutting text short."""
+    forms = sorted({f for s in secrets if s for f in encodings(s)}, key=len, reverse=True)
+    for form in forms:
+        text = text.replace(form, REDACTED)
+    text = JWT_SHAPE.sub(REDACTED, text)
+    return AUTH_HEADER.sub(lambda m: f"{m.group(1)} {REDACTED}", text)
 
 
 def fetch_with_client_retry(

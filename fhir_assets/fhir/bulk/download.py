@@ -23,9 +23,10 @@ from .. import ndjson
 from ..client import decode, redact
 from ..errors import RequestError, TransientRequestError
 from ..retry import TRANSIENT_STATUSES
+from ..urls import require_https
 from .export import BulkClient
 from .manifest import ExportError, ExportGoneError, OutputFile
-from .state import ExportState, FileDone, local_name
+from .state import ExportState, FileDone, inside, local_name
 
 log = logging.getLogger(__name__)
 
@@ -132,6 +133,7 @@ def _open(
 ) -> requests.Response:
     """GET ``url`` as a stream, following redirects by hand without the token."""
     for _ in range(MAX_REDIRECTS + 1):
+        require_https(url, "export file URL")  # redirect targets too, before connecting
         auth = None if with_token else _without_token
         try:
             response = bulk.session.get(
@@ -168,7 +170,7 @@ def check(
     name = local_name(index, file)
     if name in state.done:
         return state.done[name]
-    target = state.folder / name
+    target = inside(state.folder, name)
     for attempt in range(2):
         size = fetch(bulk, file, target, with_token=with_token)
         resource_type = file.type if file.kind == "output" else None

@@ -23,6 +23,7 @@ from requests.adapters import HTTPAdapter
 from ..client import FHIR_JSON, FhirClient, decode, redact
 from ..errors import ConfigurationError, RequestError, ResponseFormatError, TransientRequestError
 from ..retry import TRANSIENT_STATUSES
+from ..urls import require_https, require_same_origin
 from .manifest import (
     ExportError,
     ExportGoneError,
@@ -263,6 +264,7 @@ class BulkClient:
 
     def _send(self, method: str, url: str, **kwargs: Any) -> requests.Response:
         kwargs.setdefault("timeout", self.client.timeout)
+        require_https(url, f"export {method} target")
         try:
             return self.session.request(method, url, **kwargs)
         except requests.RequestException as exc:
@@ -284,7 +286,9 @@ class BulkClient:
         body = decode(response)
         manifest = Manifest.from_json(body)
         seen: set[str] = set()
-        while (url := next_link(body)) is not None:
+        while (link := next_link(body)) is not None:
+            # manifest pages come from the FHIR server itself, never from elsewhere
+            url = require_same_origin(urljoin(response.url, link), response.url, "manifest link")
             if url in seen:
                 raise ResponseFormatError(f"manifest paging repeated {redact(url)}")
             seen.add(url)

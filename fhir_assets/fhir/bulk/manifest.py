@@ -8,8 +8,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 from ..errors import FhirError, ResponseFormatError
+from ..names import UnsafeNameError, check_resource_type, shown
 
 LEVELS = ("system", "patient", "group")
+KINDS = ("output", "error", "deleted")
 NDJSON = "application/fhir+ndjson"
 
 
@@ -152,12 +154,20 @@ class OutputFile:
 
     @classmethod
     def from_json(cls, data: Any, kind: str) -> OutputFile:
+        """Read one manifest entry; its ``type`` becomes a table and a file name, so it must be
+        an R4 resource type name (``names.check_resource_type``).
+
+        Raises:
+            ResponseFormatError: ``type`` or ``url`` is missing, or ``kind`` is unknown.
+            UnsafeNameError: ``type`` is not an R4 resource type name.
+        """
         if not isinstance(data, Mapping) or not data.get("url") or not data.get("type"):
             raise ResponseFormatError(f"manifest {kind} entry lacks 'type' or 'url'")
+        if kind not in KINDS:
+            raise ResponseFormatError(f"manifest file kind {shown(kind)} is not one of {KINDS}")
+        resource_type = check_resource_type(data["type"], source=f"the manifest's {kind} entry")
         count = data.get("count")
-        return cls(
-            str(data["type"]), str(data["url"]), count if isinstance(count, int) else None, kind
-        )
+        return cls(resource_type, str(data["url"]), count if isinstance(count, int) else None, kind)
 
     def to_json(self) -> dict[str, Any]:
         return {"type": self.type, "url": self.url, "count": self.count, "kind": self.kind}
@@ -199,6 +209,22 @@ class Manifest:
             bool(body.get("requiresAccessToken", True)),
             files,
         )
+
+    def check_types(self, requested: tuple[str, ...]) -> None:
+        """Refuse output files of types the export did not ask for (when it named types).
+
+        Raises:
+            UnsafeNameError: naming the first such type, quoted safely.
+        """
+        if not requested:
+            return
+        for file in self.files:
+            if file.kind == "output" and file.type not in requested:
+                raise UnsafeNameError(
+                    f"the manifest lists output of type {shown(file.type)}, which the export did "
+                    f"not ask for ({', '.join(requested)}): refusing to download or land it",
+                    file.type,
+                )
 
     def with_files(self, more: tuple[OutputFile, ...]) -> Manifest:
         """This manifest with the files of a further page appended."""

@@ -17,6 +17,7 @@ from pathlib import Path
 from .. import ndjson
 from ..client import redact
 from ..errors import ConfigurationError
+from ..names import UnsafeNameError
 from .download import download_all
 from .export import BulkClient, Pending
 from .manifest import ExportError, ExportGoneError, ExportRequest, Manifest
@@ -122,7 +123,8 @@ def run_export(
     if state.manifest is None:
         try:
             state.manifest = bulk.wait(job, lambda p: report(_waiting(p)))
-        except ExportError:
+            state.manifest.check_types(request.types)
+        except (ExportError, UnsafeNameError):
             _forget_job(bulk, state)
             raise
         state.save()

@@ -15,7 +15,8 @@ from typing import Any
 
 import orjson
 
-from .manifest import ExportJob, ExportRequest, Manifest, OutputFile
+from ..names import UnsafeNameError, check_resource_type, shown
+from .manifest import KINDS, ExportJob, ExportRequest, Manifest, OutputFile
 
 STATE_FILE = "export-state.json"
 
@@ -111,5 +112,32 @@ class ExportState:
 
 
 def local_name(index: int, file: OutputFile) -> str:
-    """Where file ``index`` of the manifest lands, relative to the export folder."""
-    return f"{file.kind}/{index:05d}.{file.type}.ndjson"
+    """Where file ``index`` of the manifest lands, relative to the export folder.
+
+    Raises:
+        UnsafeNameError: the file's type or kind could reach outside its folder.
+    """
+    if file.kind not in KINDS:
+        raise UnsafeNameError(f"unknown manifest file kind {shown(file.kind)}", file.kind)
+    resource_type = check_resource_type(file.type, source="the manifest")
+    return f"{file.kind}/{index:05d}.{resource_type}.ndjson"
+
+
+def inside(folder: Path, name: str) -> Path:
+    """``folder / name``, resolved, if it lies strictly inside ``folder`` (resolved too).
+
+    Every path built from server input passes here before it is opened, created, replaced or
+    deleted: ``..``, an absolute name or a symlink out of the folder is refused.
+
+    Raises:
+        UnsafeNameError: the path would lie outside ``folder`` (or be the folder itself).
+    """
+    root = folder.resolve()
+    if "\x00" in name:
+        raise UnsafeNameError(f"file name {shown(name)} holds a NUL byte", name)
+    target = (root / name).resolve()
+    if target == root or not target.is_relative_to(root):
+        raise UnsafeNameError(
+            f"file name {shown(name)} would lie outside the export folder {root}: refused", name
+        )
+    return target

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import pytest
 
 from fhir_assets.fhir import ServerSettings, connect
-from fhir_assets.fhir.client import FhirClient
+from fhir_assets.fhir.client import FhirClient, ForeignLinkError
 
 from .http_server import HttpServer, Received, Response, json_response
 from .oauth_server import OAuthServer
@@ -58,7 +58,7 @@ def assert_no_token(server: HttpServer) -> None:
 
 
 @pytest.mark.parametrize("host", ["127.0.0.1", "localhost"])
-def test_next_link_to_another_origin_gets_no_token(
+def test_next_link_to_another_origin_is_refused_before_asking_it(
     servers: tuple[OAuthServer, HttpServer], client: FhirClient, host: str
 ) -> None:
     fhir, foreign = servers
@@ -71,11 +71,15 @@ def test_next_link_to_another_origin_gets_no_token(
         200, bundle([{"resourceType": "Patient", "id": "b"}])
     )
 
-    ids = [p["id"] for p in client.search("Patient")]
+    # Issue 12: a server paging across origins is misconfigured or hostile; its pages are not
+    # landed as this server's data, and the error names both origins.
+    with pytest.raises(ForeignLinkError) as raised:
+        list(client.search("Patient"))
 
-    assert ids == ["a", "b"]
+    assert f"{host}:{port}" in str(raised.value)
+    assert fhir.url.split("//")[1].split("/")[0] in str(raised.value)
     assert fhir.received[-1].headers["authorization"].startswith("Bearer ")
-    assert_no_token(foreign)
+    assert not foreign.received
 
 
 def test_307_to_another_origin_is_followed_without_the_token(
