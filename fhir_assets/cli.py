@@ -187,6 +187,8 @@ def land(
     plan = plan_folder(root)
     for path in plan.unknown:
         typer.echo(f"cannot tell the resource type of {path}: name it <Type>.ndjson", err=True)
+    for path, problem in plan.unreadable:
+        typer.echo(f"{path} looks like an input file but {problem}: not landed", err=True)
     provenance = Provenance(
         source_server=server or root.as_uri(),
         sync_id=sync_id or f"land-{uuid.uuid4()}",
@@ -201,7 +203,7 @@ def land(
         for r in land_folder(warehouse, plan, root, provenance, options):
             typer.echo(f"{r.resource_type:26} {r.seen:9d} {r.landed:9d} {r.updated:9d} "
                        f"{r.deleted:9d} {r.unchanged:9d} {r.quarantined:11d}")  # fmt: skip
-    if plan.unknown:
+    if plan.unknown or plan.unreadable:
         raise typer.Exit(1)
 
 

@@ -9,7 +9,7 @@ rerun of the partition resumes from the state file in the partition's folder: no
 
 # No `from __future__ import annotations`: Dagster reads the real `context` annotation object.
 import time
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -31,6 +31,7 @@ from ..fhir.bulk import (
     run_export,
 )
 from ..fhir.client import redact
+from ..fhir.names import check_resource_type
 from ..resources import FhirServerResource
 from ..warehouse.batches import Entry
 from ..warehouse.files import folder_entries
@@ -106,23 +107,36 @@ def tombstone_entries(paths: list[Path], root: Path, resource_type: str) -> Iter
 
 
 def land_export(
-    warehouse: Warehouse, result: ExportResult, provenance: Provenance, options: LandingOptions
+    warehouse: Warehouse,
+    result: ExportResult,
+    provenance: Provenance,
+    options: LandingOptions,
+    requested: Collection[str] = (),
 ) -> list[LandingResult]:
     """Land each type's output files, then each type's tombstones from the ``deleted`` files
-    (after the resources, so a resource deleted in this export ends deleted)."""
+    (after the resources, so a resource deleted in this export ends deleted).
+
+    Every type (of an output file, or deleted by a Bundle) must be an R4 resource type the
+    export asked for or the catalog holds; one that is not stops the landing before anything
+    lands (``UnsafeNameError``, naming the value).
+    """
+    allowed = {*BY_TYPE, *requested}
     by_type: dict[str, list[Path]] = {}
     for resource_type, path in result.output_files():
+        check_resource_type(resource_type, allowed, source="the export manifest")
         by_type.setdefault(resource_type, []).append(path)
-    results = [
-        land(warehouse, t, folder_entries(paths, result.folder), provenance, options)
-        for t, paths in sorted(by_type.items())
-    ]
     deleted = result.deleted_files()
     deleted_types = {
         t.resource_type if isinstance(t, ndjson.Tombstone) else UNREADABLE
         for path in deleted
         for t in ndjson.tombstones(path)
     }
+    for resource_type in deleted_types - {UNREADABLE}:
+        check_resource_type(resource_type, allowed, source="a deleted-resources Bundle")
+    results = [
+        land(warehouse, t, folder_entries(paths, result.folder), provenance, options)
+        for t, paths in sorted(by_type.items())
+    ]
     for resource_type in sorted(deleted_types - {UNREADABLE}):
         entries = tombstone_entries(deleted, result.folder, resource_type)
         results.append(land(warehouse, resource_type, entries, provenance, options))
@@ -164,7 +178,9 @@ def build_bulk_asset(options: LandingOptions | None = None) -> dg.AssetsDefiniti
             server, context.partition_key, datetime.now(UTC), datetime.fromisoformat(moment)
         )
         with landing.open_warehouse() as warehouse:
-            landed = land_export(warehouse, result, provenance, options or LandingOptions())
+            landed = land_export(
+                warehouse, result, provenance, options or LandingOptions(), request.types
+            )
         for issue in result.fatal:
             context.log.warning("export error file: %s", issue)
         return dg.MaterializeResult(

@@ -23,6 +23,7 @@ from .errors import (
 )
 from .ratelimit import RateLimit, RateLimitedAdapter
 from .retry import TRANSIENT_STATUSES, IncompleteBodyError, RequestStats, RetryPolicy
+from .tokens import scrub
 from .urls import origin, redact, require_https, show_origin
 
 __all__ = [
@@ -222,7 +223,8 @@ def decode(response: requests.Response) -> dict[str, Any]:
         body = None
     status = response.status_code
     if status >= 400:
-        issues = outcome_issues(body)
+        # a server (or gateway) may echo the request: no JWT or Authorization value passes
+        issues = tuple(scrub(issue, ()) for issue in outcome_issues(body))
         error = TransientRequestError if status in TRANSIENT_STATUSES else RequestError
         detail = "; ".join(issues) or (response.reason or "no OperationOutcome")
         raise error(

@@ -7,6 +7,7 @@ from typing import Any
 
 import duckdb
 
+from ..warehouse.sql import identifier
 from .compiler import CompiledView, compile_view
 from .definition import NAME, ViewDefinition
 from .errors import ViewDefinitionError
@@ -26,10 +27,11 @@ def materialize(con: duckdb.DuckDBPyConnection, view: ViewDefinition) -> int:
         The number of rows in the new table.
     """
     compiled = compile_view(view, "duckdb")
-    table = f'{VIEW_SCHEMA}."{view.name}"'
-    con.execute(f"CREATE SCHEMA IF NOT EXISTS {VIEW_SCHEMA}")
-    con.execute(f"CREATE OR REPLACE TABLE {table} AS {compiled.sql}")
-    row = con.execute(f"SELECT count(*) FROM {table}").fetchone()
+    schema, name = identifier(VIEW_SCHEMA), identifier(view.name)
+    con.execute(f"CREATE SCHEMA IF NOT EXISTS {identifier(schema)}")
+    # quoted as well: a view may be named like a keyword (``order``)
+    con.execute(f'CREATE OR REPLACE TABLE {identifier(schema)}."{name}" AS {compiled.sql}')
+    row = con.execute(f'SELECT count(*) FROM {identifier(schema)}."{name}"').fetchone()
     return int(row[0]) if row else 0
 
 
@@ -46,7 +48,7 @@ def load_ndjson(con: duckdb.DuckDBPyConnection, path: Path, resource_type: str) 
         raise ViewDefinitionError(f"invalid resource type {resource_type!r}")
     try:
         con.execute(
-            f"CREATE OR REPLACE TEMP TABLE {NDJSON_TABLE} AS SELECT json AS resource, "
+            f"CREATE OR REPLACE TEMP TABLE {identifier(NDJSON_TABLE)} AS SELECT json AS resource, "
             f"FALSE AS deleted FROM read_ndjson_objects(?) "
             f"WHERE json_extract_string(json, '$.resourceType') = ?",
             [str(path), resource_type],

@@ -78,7 +78,7 @@ class DuckDBWarehouse:
         self, table: str, provenance: Provenance, *, history: bool = False
     ) -> Iterator[DuckDBLanding]:
         """Create the schema, raw, quarantine (and history) tables if needed; yield a landing."""
-        self.connection.execute(f"CREATE SCHEMA IF NOT EXISTS {RAW_SCHEMA}")
+        self.connection.execute(f"CREATE SCHEMA IF NOT EXISTS {sql.identifier(RAW_SCHEMA)}")
         self.connection.execute(sql.create_raw_table(self.dialect, table))
         self.connection.execute(sql.create_quarantine_table(self.dialect))
         if history:
@@ -211,23 +211,28 @@ class DuckDBLanding:
                 self.outcome += Outcome(inserted=-repeated)
             if self.tombstones:
                 self.outcome += self._merge(self._staged(self.tombstones, tombstones=True))
-                self.connection.execute(f"DROP TABLE {self.tombstones}")
+                self.connection.execute(f"DROP TABLE {sql.identifier(self.tombstones)}")
         self.commit()
         return self.outcome
 
     def _append(self, rows: pa.Table) -> None:
         p, name = self.provenance, f"_fhir_batch_{next(_names)}"
         gone = pc.any(rows.column("deleted")).as_py()
-        staged = f"SELECT *, NOT deleted AS ok FROM {name}"
+        staged = f"SELECT *, NOT deleted AS ok FROM {sql.identifier(name)}"
         insert = sql.append_raw(self.table, staged, p.source_server, p.sync_id, p.at)
         [(inserted,)] = self.run(rows, name, insert)
         self.outcome += Outcome(inserted=inserted)
         if gone:
             if self.tombstones is None:
                 self.tombstones = f"_fhir_tombstones_{next(_names)}"
-                self.connection.execute(f"CREATE TEMP TABLE {self.tombstones} ({sql.STAGE_DDL})")
+                self.connection.execute(
+                    f"CREATE TEMP TABLE {sql.identifier(self.tombstones)} ({sql.STAGE_DDL})"
+                )
             self.run(
-                rows, name, f"INSERT INTO {self.tombstones} SELECT * FROM {name} WHERE deleted"
+                rows,
+                name,
+                f"INSERT INTO {sql.identifier(self.tombstones)} "
+                f"SELECT * FROM {sql.identifier(name)} WHERE deleted",
             )
 
     def _merge_batch(self, rows: pa.Table, nbytes: int) -> None:

@@ -3,7 +3,10 @@
 Files are ``*.ndjson`` or ``*.ndjson.gz``, one or many per type, in the folder or below it.
 A file's type comes from its name (``Patient.ndjson``, ``Observation-2.ndjson.gz``,
 ``1.MedicationRequest.ndjson``: the first dot/dash/underscore-separated part that is a catalog
-type) or else from its first line's ``resourceType``. A file of Bulk Data deletion Bundles
+type) or else from its first line's ``resourceType``, accepted only if it is an R4 resource type
+name the catalog holds (``fhir.names``): a file of any other type is reported, never turned into
+a table. A directory or unreadable path named like an input file is reported too. A file of Bulk
+Data deletion Bundles
 (``deleted/`` in an export) belongs to the type its first entry deletes. A
 ``manifest.json`` (Bulk Data) in the folder gives the ``transactionTime`` used for tombstones.
 """
@@ -11,15 +14,17 @@ type) or else from its first line's ``resourceType``. A file of Bulk Data deleti
 from __future__ import annotations
 
 import itertools
+import os
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
 import orjson
 
 from ..catalog import BY_TYPE
+from ..fhir.names import check_resource_type, is_resource_type
 from .batches import Block
 from .inputs import ndjson_blocks, ndjson_entries
 from .landing import LandingOptions, LandingResult, land
@@ -32,24 +37,43 @@ _KNOWN = {name.lower(): name for name in BY_TYPE}
 
 @dataclass(frozen=True, slots=True)
 class FolderPlan:
-    """The files found per type, and the files whose type could not be told."""
+    """The files found per type, the files whose type could not be told (or is not a catalog
+    type), and the paths named like input that cannot be read (with why)."""
 
     files: dict[str, list[Path]]
     unknown: list[Path]
+    unreadable: list[tuple[Path, str]] = field(default_factory=list)
 
 
 def plan_folder(folder: Path) -> FolderPlan:
     """Group the NDJSON files below ``folder`` by resource type (sorted, deterministic)."""
-    files: dict[str, list[Path]] = {}
-    unknown: list[Path] = []
-    paths = sorted({p for pattern in PATTERNS for p in folder.rglob(pattern) if p.is_file()})
-    for path in paths:
-        resource_type = type_from_name(path) or type_from_content(path)
+    plan = FolderPlan({}, [])
+    for path in sorted({p for pattern in PATTERNS for p in folder.rglob(pattern)}):
+        problem = _unreadable(path)
+        if problem:
+            plan.unreadable.append((path, problem))
+            continue
+        try:
+            resource_type = type_from_name(path) or type_from_content(path)
+        except OSError as exc:  # a corrupt .gz, a file gone meanwhile
+            plan.unreadable.append((path, f"cannot be read ({type(exc).__name__})"))
+            continue
         if resource_type is None:
-            unknown.append(path)
+            plan.unknown.append(path)
         else:
-            files.setdefault(resource_type, []).append(path)
-    return FolderPlan(files, unknown)
+            plan.files.setdefault(resource_type, []).append(path)
+    return plan
+
+
+def _unreadable(path: Path) -> str:
+    """Why a path named like an input file cannot be landed, or ``""``."""
+    if path.is_dir():
+        return "is a directory"
+    if not path.is_file():
+        return "is not a regular file (a broken link, a device?)"
+    if not os.access(path, os.R_OK):
+        return "cannot be read (permissions)"
+    return ""
 
 
 def type_from_name(path: Path) -> str | None:
@@ -74,10 +98,15 @@ def type_from_content(path: Path) -> str | None:
             entries = first.get("entry") or [{}]
             url = str(((entries[0] or {}).get("request") or {}).get("url", ""))
             match = DELETE_URL.match(url)
-            return match.group(1) if match else None
-        found = first.get("resourceType")
-        return found if isinstance(found, str) and found.isalpha() else None
+            return _catalog_type(match.group(1) if match else None)
+        return _catalog_type(first.get("resourceType"))
     return None
+
+
+def _catalog_type(found: object) -> str | None:
+    """``found`` if it is an R4 resource type the catalog holds; ``select``, ``foo`` or a
+    full-width look-alike of ``Observation`` are not."""
+    return found if is_resource_type(found) and found in BY_TYPE else None
 
 
 def transaction_time(folder: Path) -> datetime | None:
@@ -104,4 +133,5 @@ def land_folder(
 ) -> Iterator[LandingResult]:
     """Land every type of ``plan`` in turn, yielding each type's result when done."""
     for resource_type, paths in sorted(plan.files.items()):
+        check_resource_type(resource_type, BY_TYPE, source=f"{paths[0].name}")
         yield land(warehouse, resource_type, folder_entries(paths, root), provenance, options)

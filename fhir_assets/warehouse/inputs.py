@@ -11,6 +11,8 @@ from typing import Any
 from .batches import Block, Entry
 
 BLOCK_BYTES = 8_000_000
+# A UTF-8 byte order mark some tools (Excel, PowerShell) put first; it is no part of the JSON.
+BOM = b"\xef\xbb\xbf"
 
 
 def ndjson_blocks(
@@ -18,12 +20,15 @@ def ndjson_blocks(
 ) -> Iterator[Block]:
     """The lines of an NDJSON file in blocks of about ``size`` bytes (whole lines).
 
-    ``.gz`` files are decompressed on the fly; ``source`` defaults to the path.
+    ``.gz`` files are decompressed on the fly; a leading UTF-8 BOM is skipped; ``source``
+    defaults to the path.
     """
     name = source or str(path)
     opener = gzip.open if path.suffix == ".gz" else open
     first = 1
     with opener(path, "rb") as stream:
+        if stream.read(len(BOM)) != BOM:
+            stream.seek(0)
         while data := stream.read(size):
             if not data.endswith(b"\n"):
                 data += stream.readline()  # the rest of the last line (resized in place)
@@ -40,7 +45,9 @@ def ndjson_entries(path: Path, source: str | None = None) -> Iterator[Entry]:
     opener = gzip.open if path.suffix == ".gz" else open
     with opener(path, "rb") as lines:
         for number, line in enumerate(lines, 1):
-            if not line.isspace():
+            if number == 1:
+                line = line.removeprefix(BOM)
+            if line and not line.isspace():
                 yield (name, number, line)
 
 

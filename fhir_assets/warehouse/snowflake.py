@@ -58,9 +58,9 @@ class SnowflakeWarehouse:
         self, table: str, provenance: Provenance, *, history: bool = False
     ) -> Iterator[SnowflakeLanding]:
         """Create the tables if needed, plus a stage and staging tables for this landing."""
-        self.execute(f"CREATE SCHEMA IF NOT EXISTS {RAW_SCHEMA}")
+        self.execute(f"CREATE SCHEMA IF NOT EXISTS {sql.identifier(RAW_SCHEMA)}")
         # MERGE needs a current schema (fakesnow asserts; Snowflake resolves names with it).
-        self.execute(f"USE SCHEMA {RAW_SCHEMA}")
+        self.execute(f"USE SCHEMA {sql.identifier(RAW_SCHEMA)}")
         self.execute(sql.create_raw_table(self.dialect, table))
         self.execute(sql.create_quarantine_table(self.dialect))
         if history:
@@ -68,9 +68,14 @@ class SnowflakeWarehouse:
         landing = SnowflakeLanding(self, table, provenance, uuid.uuid4().hex[:12], history)
         # A temporary stage disappears with the session (and the emulator has no DROP STAGE);
         # transient staging tables skip Fail-safe storage and are dropped below.
-        self.execute(f"CREATE TEMPORARY STAGE {landing.stage_name}")
-        self.execute(f"CREATE TRANSIENT TABLE {landing.rows_table} ({sql.STAGE_DDL})")
-        self.execute(f"CREATE TRANSIENT TABLE {landing.quarantine_table} ({QUARANTINE_STAGE_DDL})")
+        self.execute(f"CREATE TEMPORARY STAGE {sql.identifier(landing.stage_name)}")
+        self.execute(
+            f"CREATE TRANSIENT TABLE {sql.identifier(landing.rows_table)} ({sql.STAGE_DDL})"
+        )
+        self.execute(
+            f"CREATE TRANSIENT TABLE {sql.identifier(landing.quarantine_table)} "
+            f"({QUARANTINE_STAGE_DDL})"
+        )
         try:
             with tempfile.TemporaryDirectory(prefix="fhir-landing-") as folder:
                 landing.folder = Path(folder)
@@ -78,8 +83,8 @@ class SnowflakeWarehouse:
         finally:
             if landing.checker is not None:
                 landing.checker.close()
-            self.execute(f"DROP TABLE IF EXISTS {landing.rows_table}")
-            self.execute(f"DROP TABLE IF EXISTS {landing.quarantine_table}")
+            self.execute(f"DROP TABLE IF EXISTS {sql.identifier(landing.rows_table)}")
+            self.execute(f"DROP TABLE IF EXISTS {sql.identifier(landing.quarantine_table)}")
 
 
 @dataclass
@@ -162,7 +167,8 @@ class SnowflakeLanding:
         pq.write_table(rows, path)
         # Parquet is compressed already: AUTO_COMPRESS=FALSE keeps the name COPY expects.
         self.warehouse.execute(
-            f"PUT 'file://{path}' @{self.stage_name}/{path.parent.name} AUTO_COMPRESS=FALSE"
+            f"PUT 'file://{path}' @{sql.identifier(self.stage_name)}/{path.parent.name} "
+            "AUTO_COMPRESS=FALSE"
         )
         path.unlink()
 
@@ -170,7 +176,7 @@ class SnowflakeLanding:
         # fakesnow supports only COPY INTO t FROM @stage with FILE_FORMAT and
         # MATCH_BY_COLUMN_NAME (no PATTERN/FILES), hence one stage folder per target table.
         self.warehouse.execute(
-            f"COPY INTO {table} FROM @{self.stage_name}/{folder} "
+            f"COPY INTO {sql.identifier(table)} FROM @{sql.identifier(self.stage_name)}/{folder} "
             "FILE_FORMAT = (TYPE = PARQUET) MATCH_BY_COLUMN_NAME = CASE_INSENSITIVE"
         )
 

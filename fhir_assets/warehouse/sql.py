@@ -19,12 +19,13 @@ versions and their versions and times disagree; there the result can depend on h
 was batched. One server gives an id one kind of version, so it takes unusual input to get there.
 """
 
-# Statements are built from catalog table names and values quoted by Dialect.literal, never
-# from resource content, so string-built SQL is safe here.
+# Statements are built from identifiers checked by ``identifier`` and values quoted by
+# Dialect.literal, never from raw input, so string-built SQL is safe here.
 # ruff: noqa: S608
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from .layout import QUARANTINE_COLUMNS, QUARANTINE_TABLE, RAW_COLUMNS, RAW_SCHEMA
@@ -66,9 +67,39 @@ DUCKDB = Dialect("duckdb", json_type="JSON", timestamp_type="TIMESTAMPTZ")
 SNOWFLAKE = Dialect("snowflake", json_type="VARIANT", timestamp_type="TIMESTAMP_TZ")
 
 
+# One part of an identifier: what both warehouses read unquoted, case-insensitively, as one name.
+IDENTIFIER_PART = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,127}")
+
+
+class UnsafeIdentifierError(ValueError):
+    """A name about to become an SQL identifier is not a plain one."""
+
+
+def identifier(*parts: str) -> str:
+    """The one gate for every SQL identifier built here, in DuckDB and Snowflake: the parts
+    (each possibly dotted already) joined by dots, each checked against ``IDENTIFIER_PART``.
+
+    Parts are checked, not quoted: a quoted name is case-sensitive in Snowflake (``"patient"``
+    is not the ``PATIENT`` the unquoted DDL made), and a name of lower-case letters, digits and
+    ``_`` needs no quotes in either warehouse, so it can carry no SQL (ASCII letters only: no
+    look-alikes such as a full-width or dotted capital).
+
+    Raises:
+        UnsafeIdentifierError: a part is empty or holds anything else; the message shows it
+            quoted (``repr``, cut short).
+    """
+    for part in (p for whole in parts for p in whole.split(".")):
+        if IDENTIFIER_PART.fullmatch(part) is None:
+            shown = repr(part) if len(part) <= 60 else repr(part[:56]) + "..."
+            raise UnsafeIdentifierError(
+                f"refusing SQL identifier {shown}: only A-Z, a-z, 0-9 and _ (not first a digit)"
+            )
+    return ".".join(parts)
+
+
 def qualified(table: str) -> str:
-    """``fhir_raw.<table>``; names come from the catalog, never from input."""
-    return f"{RAW_SCHEMA}.{table}"
+    """``fhir_raw.<table>``, through ``identifier``."""
+    return identifier(RAW_SCHEMA, table)
 
 
 def create_raw_table(dialect: Dialect, table: str) -> str:
@@ -151,7 +182,7 @@ def newest_staged(
         f"{dialect.to_json('resource')} AS resource, "
         f"{dialect.literal(server)} AS source_server, {dialect.literal(sync_id)} AS sync_id, "
         f"{dialect.to_timestamp(dialect.literal(at))} AS ingested_at, deleted "
-        f"FROM (SELECT *, {NUMBERED} FROM {source} "
+        f"FROM (SELECT *, {NUMBERED} FROM {identifier(source)} "
         f"WHERE deleted = {'TRUE' if tombstones else 'FALSE'}) AS staged "
         f"QUALIFY ROW_NUMBER() OVER (PARTITION BY id ORDER BY {newest_first(updated)}) = 1"
     )
@@ -177,7 +208,7 @@ def checked_lines(source: str, resource_type: str) -> str:
     )
     return (
         "SELECT n, id, version_id, last_updated, text AS resource, FALSE AS deleted, "
-        f"COALESCE({ok}, FALSE) AS ok FROM {source} OFFSET 0"
+        f"COALESCE({ok}, FALSE) AS ok FROM {identifier(source)} OFFSET 0"
     )
 
 
@@ -255,7 +286,7 @@ def merge_quarantine(dialect: Dialect, source: str, server: str, sync_id: str, a
     staged = (
         "SELECT resource_type, source, line, error, raw, "
         f"{dialect.literal(server)} AS source_server, {dialect.literal(sync_id)} AS sync_id, "
-        f"{dialect.to_timestamp(dialect.literal(at))} AS ingested_at FROM {source}"
+        f"{dialect.to_timestamp(dialect.literal(at))} AS ingested_at FROM {identifier(source)}"
     )
     columns = ", ".join(QUARANTINE_COLUMNS)
     values = ", ".join(f"s.{c}" for c in QUARANTINE_COLUMNS)
@@ -278,14 +309,14 @@ def table_exists(table: str) -> str:
     """One row holding 1 when ``fhir_raw.<table>`` exists, else 0."""
     return (
         "SELECT COUNT(*) FROM information_schema.tables "
-        f"WHERE UPPER(table_schema) = '{RAW_SCHEMA.upper()}' AND UPPER(table_name) = "
-        f"'{table.upper()}'"
+        f"WHERE UPPER(table_schema) = {DUCKDB.literal(RAW_SCHEMA.upper())} AND UPPER(table_name) = "
+        f"{DUCKDB.literal(identifier(table).upper())}"
     )
 
 
 def history_table(table: str) -> str:
     """The history table of a raw table: ``<table>_history``."""
-    return f"{table}_history"
+    return identifier(f"{table}_history")
 
 
 def staged_versions(dialect: Dialect, source: str, server: str, sync_id: str, at: str) -> str:
@@ -295,7 +326,7 @@ def staged_versions(dialect: Dialect, source: str, server: str, sync_id: str, at
         f"{dialect.to_json('resource')} AS resource, "
         f"{dialect.literal(server)} AS source_server, {dialect.literal(sync_id)} AS sync_id, "
         f"{dialect.to_timestamp(dialect.literal(at))} AS ingested_at, deleted "
-        f"FROM {source} QUALIFY ROW_NUMBER() OVER "
+        f"FROM {identifier(source)} QUALIFY ROW_NUMBER() OVER "
         "(PARTITION BY id, version_id, last_updated, deleted ORDER BY id) = 1"
     )
 

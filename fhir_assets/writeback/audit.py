@@ -16,6 +16,8 @@ from typing import Any, Protocol
 import duckdb
 import orjson
 
+from ..warehouse.sql import identifier
+
 AUDIT_SCHEMA = "fhir_audit"
 AUDIT_TABLE = "writes"
 
@@ -88,9 +90,9 @@ class DuckDBAuditWriter:
 
     def __init__(self, connection: duckdb.DuckDBPyConnection) -> None:
         self._con = connection
-        self._con.execute(f"CREATE SCHEMA IF NOT EXISTS {AUDIT_SCHEMA}")
+        self._con.execute(f"CREATE SCHEMA IF NOT EXISTS {identifier(AUDIT_SCHEMA)}")
         self._con.execute(
-            f"CREATE TABLE IF NOT EXISTS {AUDIT_SCHEMA}.{AUDIT_TABLE} ({COLUMNS_SQL})"
+            f"CREATE TABLE IF NOT EXISTS {identifier(AUDIT_SCHEMA, AUDIT_TABLE)} ({COLUMNS_SQL})"
         )
 
     def record(self, records: Sequence[AuditRecord]) -> None:
@@ -104,6 +106,6 @@ class DuckDBAuditWriter:
         row = "(" + ", ".join("?" * len(fields(AuditRecord))) + ")"
         values = ", ".join([row] * len(records))
         self._con.execute(
-            f"INSERT INTO {AUDIT_SCHEMA}.{AUDIT_TABLE} VALUES {values}",  # noqa: S608 (constants)
+            f"INSERT INTO {identifier(AUDIT_SCHEMA, AUDIT_TABLE)} VALUES {values}",  # noqa: S608 (constants)
             [value for r in records for value in astuple(r)],
         )
