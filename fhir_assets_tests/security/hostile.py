@@ -43,8 +43,14 @@ def encodings(secret: str, client_id: str = CLIENT_ID) -> dict[str, str]:
 
 
 def leaks(text: str, secret: str = SECRET) -> list[str]:
-    """The names of the encodings of ``secret`` (and of the access token) found in ``text``."""
-    found = [name for name, form in encodings(secret).items() if form in text]
+    """The names of the encodings of ``secret`` (and of the access token) found in ``text``,
+    whole or as the first 8 characters of their secret part (what a cut leaves)."""
+    found = []
+    for name, form in encodings(secret).items():
+        # base64 of "hostile-client:" (15 bytes) is 20 characters; the secret's part follows
+        start = 20 if name.startswith("basic") else 0
+        if form in text or form[start : start + 8] in text:
+            found.append(name)
     return found + (["token"] if TOKEN in text else [])
 
 
@@ -134,10 +140,13 @@ class HostileServer:
             f"Authorization: {seen.headers.get('Authorization', '')}; body: {seen.body.decode()}"
         )
         decoded = unquote_plus(seen.body.decode())  # a gateway that logs the decoded form
+        header = seen.headers.get("Authorization", "")
+        if header.startswith("Basic "):  # ...and the decoded Basic credentials
+            decoded += " basic: " + base64.b64decode(header.removeprefix("Basic ")).decode()
         body = {
             "error": "invalid_client",
             # padded so that a scrubber that cuts first would cut a secret in half
-            "error_description": "x" * 250 + echoed + " decoded: " + decoded,
+            "error_description": "x" * 100 + echoed + " decoded: " + decoded,
             "request": {"headers": seen.headers, "body": seen.body.decode()},
         }
         return _json(401, body)
