@@ -179,7 +179,7 @@ def _parse_token(body: dict[str, Any], token_url: str, now: float, asked: str) -
         expires_in = float(body.get("expires_in") or DEFAULT_LIFETIME_S)
     except (TypeError, ValueError):
         expires_in = DEFAULT_LIFETIME_S
-    log.info("obtained an access token from %s, valid %ss", token_url, int(expires_in))
+    log.info("obtained an access token from %s, valid %ss", redact(token_url), int(expires_in))
     refresh = body.get("refresh_token")
     return Token(
         access_token=str(body["access_token"]),
