@@ -69,6 +69,7 @@ class HostileServer:
         self.manifest: dict[str, Any] | None = None
         self.files: dict[str, bytes] = {}
         self.next_url: str | None = None
+        self.redirects: dict[str, str] = {}  # file name -> Location of a 307
         self.issue_token = False
         self.seen: list[Seen] = []
         self._lock = threading.Lock()
@@ -121,6 +122,8 @@ class HostileServer:
             if seen.method == "DELETE" or self.manifest is None:
                 return 202, {"Retry-After": "1"}, b""
             return _json(200, self.manifest)
+        if path.removeprefix("/files/") in self.redirects:
+            return 307, {"Location": self.redirects[path.removeprefix("/files/")]}, b""
         if path.startswith("/files/"):
             body = self.files.get(path.removeprefix("/files/"))
             return (

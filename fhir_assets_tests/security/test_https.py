@@ -87,12 +87,21 @@ def test_http_to_another_host_is_refused_before_connecting(
     assert "FHIR_ALLOW_INSECURE_HTTP=1" in str(raised.value) and "https://" in str(raised.value)
 
 
-def test_export_file_url_and_redirect_target_over_http_are_refused(tmp_path: Path) -> None:
-    # a real export from a loopback server whose manifest (and a redirect) point to http hosts
+@pytest.mark.parametrize("redirected", [False, True])
+def test_export_file_url_and_redirect_target_over_http_are_refused(
+    tmp_path: Path, redirected: bool
+) -> None:
+    # a real export from a loopback server whose manifest (or a redirect) points to an http host
+    remote = "http://10.255.255.1/f.ndjson"
     with HostileServer() as server:
-        server.manifest = server.output_manifest([("Patient", "http://10.255.255.1/f.ndjson")])
-        with BulkClient(FhirClient(server.url)) as bulk, pytest.raises(InsecureUrlError):
+        server.redirects["r.ndjson"] = remote
+        url = server.file_url("r.ndjson") if redirected else remote
+        server.manifest = server.output_manifest([("Patient", url)])
+        with BulkClient(FhirClient(server.url)) as bulk, pytest.raises(InsecureUrlError) as raised:
             run_export(bulk, ExportRequest(types=("Patient",)), tmp_path / "export")
+        asked = [s.path for s in server.seen if s.path.startswith("/files/")]
+    assert "10.255.255.1" in str(raised.value)
+    assert asked == (["/files/r.ndjson"] if redirected else [])
     assert not any(p.suffix == ".part" for p in (tmp_path / "export").rglob("*"))
 
 
