@@ -226,7 +226,7 @@ def decode(response: requests.Response) -> dict[str, Any]:
         # a server (or gateway) may echo the request: no JWT or Authorization value passes
         issues = tuple(scrub(issue, ()) for issue in outcome_issues(body))
         error = TransientRequestError if status in TRANSIENT_STATUSES else RequestError
-        detail = "; ".join(issues) or (response.reason or "no OperationOutcome")
+        detail = "; ".join(issues) or scrub(response.reason or "no OperationOutcome", ())
         raise error(
             f"{response.request.method} {url} answered HTTP {status}: {detail}",
             status=status,

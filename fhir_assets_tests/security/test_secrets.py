@@ -12,14 +12,17 @@ from pathlib import Path
 from typing import Any
 
 import dagster as dg
+import orjson
 import pytest
 import requests
 
 from fhir_assets.fhir.auth import ClientSecretTokenSource
+from fhir_assets.fhir.errors import RequestError
 from fhir_assets.fhir.tokens import TokenRequestError, scrub
 from fhir_assets_tests.security.hostile import (
     CLIENT_ID,
     SECRET,
+    TOKEN,
     HostileServer,
     encodings,
     leaks,
@@ -165,3 +168,18 @@ def test_a_dagster_run_stores_no_secret(
     assert leaks("\n".join(stored)) == [] and leaks(failure) == [] and leaks(caplog.text) == []
     compute_logs = [p for p in (tmp_path / "dagster").rglob("*") if p.is_file()]
     assert all(leaks(p.read_bytes().decode("utf-8", "replace")) == [] for p in compute_logs)
+
+
+def test_an_outcome_echoing_the_authorization_header_is_scrubbed(hostile: HostileServer) -> None:
+    from fhir_assets.fhir.client import decode
+
+    diagnostics = f"refused Authorization: Bearer {TOKEN} and eyJa.eyJb.c"
+    echoed = {"resourceType": "OperationOutcome", "issue": [{"diagnostics": diagnostics}]}
+    response = requests.Response()
+    response.status_code, response._content = 403, orjson.dumps(echoed)
+    response.request = requests.Request("GET", hostile.url + "/Patient").prepare()
+    response.url = hostile.url + "/Patient"
+    with pytest.raises(RequestError) as raised:
+        decode(response)
+    assert leaks(str(raised.value)) == [] and "eyJ" not in str(raised.value)
+    assert "[redacted]" in raised.value.issues[0]
