@@ -16,7 +16,8 @@ START_SCHEDULE = """mutation($s: ScheduleSelector!) { startSchedule(scheduleSele
 START_SENSOR = """mutation($s: SensorSelector!) { startSensor(sensorSelector: $s) {
   __typename ... on Sensor { sensorState { status } } ... on PythonError { message } } }"""
 LAUNCH_BACKFILL = """mutation($p: LaunchBackfillParams!) {
-  launchPartitionBackfill(backfillParams: $p) { __typename ... on LaunchBackfillSuccess { backfillId } ... on PythonError { message } } }"""
+  launchPartitionBackfill(backfillParams: $p) { __typename
+    ... on LaunchBackfillSuccess { backfillId } ... on PythonError { message } } }"""
 BACKFILL = """query($id: String!) { partitionBackfillOrError(backfillId: $id) {
   __typename ... on PartitionBackfill { status } } }"""
 RUNS = """query($f: RunsFilter) { runsOrError(filter: $f) { ... on Runs { results {
