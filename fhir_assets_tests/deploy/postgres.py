@@ -45,11 +45,11 @@ class Postgres:
 
     def __init__(self, bin_dir: Path | None = None) -> None:
         self.bin_dir = bin_dir or find_bin_dir()
+        self.run_as = _unprivileged_user()
         self.password = secrets.token_urlsafe(16)
         self.port = 0
         self.root = Path(tempfile.mkdtemp(prefix="fhir-assets-pg-"))
         self.data = self.root / "data"
-        self.run_as = _unprivileged_user()
 
     def environment(self) -> dict[str, str]:
         """The DAGSTER_PG_* variables of deploy/dagster.yaml."""
@@ -62,18 +62,22 @@ class Postgres:
         }
 
     def __enter__(self) -> Postgres:
-        try:
-            self.start()
-        except BaseException:
-            self.stop()
-            raise
+        self.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
     def start(self) -> None:
-        """initdb, start on a free port (listening on 127.0.0.1 only), create the database."""
+        """initdb, start on a free port (listening on 127.0.0.1 only), create the database;
+        on any failure the server is stopped and its folder deleted."""
+        try:
+            self._start()
+        except BaseException:
+            self.stop()
+            raise
+
+    def _start(self) -> None:
         if self.run_as is not None:
             shutil.chown(self.root, self.run_as, self.run_as)
         password_file = self.root / "pw"
