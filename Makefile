@@ -7,7 +7,7 @@ UV     := $(BIN)/uv
 # pytest workers: one per core (2 on CI)
 WORKERS ?= auto
 
-.PHONY: install demo ui sandbox test lint typecheck unit bench lock clean
+.PHONY: install demo ui sandbox test lint typecheck unit bench lock clean prod-local
 
 install: $(STAMP)
 
@@ -30,6 +30,11 @@ ui: install
 ## sandbox: just the seeded FHIR server, until Ctrl-C
 sandbox: install
 	$(BIN)/fhir-assets sandbox
+
+## prod-local: PostgreSQL + sandbox + two code servers + daemon + webserver on deploy/dagster.yaml;
+## schedule tick, export sensor, backfill, daemon SIGKILL, wiped DAGSTER_HOME (needs Debian's postgresql)
+prod-local: install
+	$(BIN)/python -m fhir_assets_tests.deploy.prod_local
 
 ## test: lint + type check of the client library + the whole test suite (what CI runs)
 test: lint typecheck unit
