@@ -11,11 +11,13 @@ WORKERS ?= auto
 
 install: $(STAMP)
 
+# --compile-bytecode: with PYTHONDONTWRITEBYTECODE=1 (or a read-only image) nothing is compiled
+# later, and every command would recompile Dagster (10-20 s) before doing anything.
 $(STAMP): requirements.lock pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	@$(BIN)/python -c 'import sys; assert sys.version_info[:2] >= (3, 11), "fhir-assets needs Python 3.11+"'
 	@test -x $(UV) || $(BIN)/python -m pip install --quiet "uv==0.13.9"
-	$(UV) pip sync --quiet --python $(BIN)/python requirements.lock
+	$(UV) pip sync --quiet --compile-bytecode --python $(BIN)/python requirements.lock
 	$(UV) pip install --quiet --python $(BIN)/python --no-deps -e .
 	@touch $@
 
