@@ -168,6 +168,12 @@ def land(
     history: bool = typer.Option(
         False, "--history", help="also keep every version in fhir_raw.<type>_history"
     ),
+    memory_limit: str = typer.Option(
+        None,
+        "--memory-limit",
+        envvar="FHIR_DUCKDB_MEMORY_LIMIT",
+        help="DuckDB memory limit while landing (default 128MB)",
+    ),
 ) -> None:
     """Land a folder of .ndjson/.ndjson.gz files into the configured warehouse.
 
@@ -178,6 +184,7 @@ def land(
     from datetime import UTC, datetime
 
     from .definitions import build_warehouse_resources
+    from .warehouse.errors import WarehouseError
     from .warehouse.files import land_folder, plan_folder, transaction_time
     from .warehouse.landing import LandingOptions
     from .warehouse.protocol import Provenance
@@ -194,13 +201,20 @@ def land(
         deleted_at=transaction_time(root),  # a Bulk Data manifest's transactionTime
     )
     options = LandingOptions(validation=validation, history=history)
-    landing = build_warehouse_resources()["landing"].process_config_and_initialize()
+    landing = build_warehouse_resources()["landing"]
+    if memory_limit and hasattr(landing, "memory_limit"):  # DuckDB only
+        landing = landing.model_copy(update={"memory_limit": memory_limit})
+    landing = landing.process_config_and_initialize()
     typer.echo(f"{'type':26} {'seen':>9} {'landed':>9} {'updated':>9} {'deleted':>9} "
                f"{'unchanged':>9} {'quarantined':>11}")  # fmt: skip
-    with landing.open_warehouse() as warehouse:
-        for r in land_folder(warehouse, plan, root, provenance, options):
-            typer.echo(f"{r.resource_type:26} {r.seen:9d} {r.landed:9d} {r.updated:9d} "
-                       f"{r.deleted:9d} {r.unchanged:9d} {r.quarantined:11d}")  # fmt: skip
+    try:
+        with landing.open_warehouse() as warehouse:
+            for r in land_folder(warehouse, plan, root, provenance, options):
+                typer.echo(f"{r.resource_type:26} {r.seen:9d} {r.landed:9d} {r.updated:9d} "
+                           f"{r.deleted:9d} {r.unchanged:9d} {r.quarantined:11d}")  # fmt: skip
+    except WarehouseError as exc:
+        typer.echo(f"land failed: {exc}", err=True)
+        raise typer.Exit(1) from exc
     if plan.unknown:
         raise typer.Exit(1)
 

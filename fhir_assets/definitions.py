@@ -128,6 +128,12 @@ def build_writeback_assets() -> list[dg.AssetsDefinition]:
     )
 
 
+def duckdb_landing_env() -> dict[str, Any]:
+    """FHIR_DUCKDB_MEMORY_LIMIT and FHIR_DUCKDB_LOCK_WAIT_S, where set."""
+    env = {"memory_limit": "FHIR_DUCKDB_MEMORY_LIMIT", "lock_wait_s": "FHIR_DUCKDB_LOCK_WAIT_S"}
+    return {key: os.environ[name] for key, name in env.items() if os.environ.get(name)}
+
+
 def build_warehouse_resources() -> dict[str, Any]:
     """``landing``, where the raw assets land, for FHIR_WAREHOUSE.
 
@@ -137,7 +143,7 @@ def build_warehouse_resources() -> dict[str, Any]:
     if kind == "duckdb":
         path = os.environ.get("FHIR_DUCKDB_PATH", DEFAULT_PATH)
         return {
-            "landing": DuckDBWarehouseResource(database=path),
+            "landing": DuckDBWarehouseResource(database=path, **duckdb_landing_env()),
         }
     if kind == "snowflake":
         from .warehouse.snowflake import SnowflakeWarehouseResource
