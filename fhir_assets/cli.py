@@ -162,7 +162,10 @@ def land(
         "fast", "--validation", envvar="FHIR_VALIDATION", help="fast (structural) or full (R4B)"
     ),
     server: str = typer.Option(
-        None, "--server", help="source_server stored on the rows (default: file://FOLDER)"
+        None,
+        "--server",
+        help="source_server stored on the rows (default: the export's server for a folder "
+        "written by `fhir-assets export`, else file://FOLDER)",
     ),
     sync_id: str = typer.Option(None, "--sync-id", help="sync id stored on the rows"),
     history: bool = typer.Option(
@@ -180,26 +183,40 @@ def land(
     The warehouse is FHIR_WAREHOUSE (duckdb: FHIR_DUCKDB_PATH, default
     .fhir-assets/warehouse.duckdb; snowflake: SNOWFLAKE_* variables).
     """
+    import itertools
     import uuid
     from datetime import UTC, datetime
 
     from .definitions import build_warehouse_resources
     from .warehouse.errors import WarehouseError
+    from .warehouse.export_folder import (
+        combine_by_type,
+        export_origin,
+        land_deletions,
+        split_deletions,
+    )
     from .warehouse.files import land_folder, plan_folder, transaction_time
     from .warehouse.landing import LandingOptions
     from .warehouse.protocol import Provenance
 
     logging.basicConfig(level=logging.WARNING)
     root = folder.resolve()
-    plan = plan_folder(root)
+    plan, deleted = split_deletions(plan_folder(root), root)
     for path in plan.unknown:
         typer.echo(f"cannot tell the resource type of {path}: name it <Type>.ndjson", err=True)
+    try:
+        origin = export_origin(root)  # a folder written by `fhir-assets export`
+    except ValueError as exc:
+        typer.echo(f"land failed: {exc}", err=True)
+        raise typer.Exit(1) from exc
     provenance = Provenance(
-        source_server=server or root.as_uri(),
+        source_server=server or (origin.source_server if origin else root.as_uri()),
         sync_id=sync_id or f"land-{uuid.uuid4()}",
         ingested_at=datetime.now(UTC),
-        deleted_at=transaction_time(root),  # a Bulk Data manifest's transactionTime
+        # the export's transactionTime (state file, or a Bulk Data manifest.json)
+        deleted_at=origin.transaction_time if origin else transaction_time(root),
     )
+    broken: list[str] = []
     options = LandingOptions(validation=validation, history=history)
     landing = build_warehouse_resources()["landing"]
     if memory_limit and hasattr(landing, "memory_limit"):  # DuckDB only
@@ -209,13 +226,19 @@ def land(
                f"{'unchanged':>9} {'quarantined':>11}")  # fmt: skip
     try:
         with landing.open_warehouse() as warehouse:
-            for r in land_folder(warehouse, plan, root, provenance, options):
+            results = itertools.chain(
+                land_folder(warehouse, plan, root, provenance, options, broken),
+                land_deletions(warehouse, deleted, root, provenance, options),
+            )
+            for r in combine_by_type(results):  # a type's resources and tombstones: one row
                 typer.echo(f"{r.resource_type:26} {r.seen:9d} {r.landed:9d} {r.updated:9d} "
                            f"{r.deleted:9d} {r.unchanged:9d} {r.quarantined:11d}")  # fmt: skip
     except WarehouseError as exc:
         typer.echo(f"land failed: {exc}", err=True)
         raise typer.Exit(1) from exc
-    if plan.unknown:
+    for problem in broken:
+        typer.echo(f"not landed whole: {problem}", err=True)
+    if plan.unknown or broken:
         raise typer.Exit(1)
 
 

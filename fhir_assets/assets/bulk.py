@@ -9,7 +9,6 @@ rerun of the partition resumes from the state file in the partition's folder: no
 
 # No `from __future__ import annotations`: Dagster reads the real `context` annotation object.
 import time
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -18,7 +17,6 @@ from dagster import AssetExecutionContext
 from pydantic import Field
 
 from ..catalog import BY_TYPE
-from ..fhir import ndjson
 from ..fhir.bulk import (
     BulkClient,
     BulkOptions,
@@ -32,16 +30,14 @@ from ..fhir.bulk import (
 )
 from ..fhir.client import redact
 from ..resources import FhirServerResource
-from ..warehouse.batches import Entry
+from ..warehouse.export_folder import land_deletions
 from ..warehouse.files import folder_entries
 from ..warehouse.landing import LandingOptions, LandingResult, land
 from ..warehouse.protocol import Provenance, Warehouse, WarehouseOpener
-from ..warehouse.tombstones import Tombstone
 
 EXPORTS = dg.DynamicPartitionsDefinition(name="fhir_bulk_export")
 BULK_KEY = dg.AssetKey(["fhir_bulk", "export"])
 BULK_JOB = "bulk_land"
-UNREADABLE = "~unreadable"  # the bucket of deleted-file lines that are no DELETE Bundle
 
 
 class BulkExportResource(dg.ConfigurableResource):  # type: ignore[misc]
@@ -92,19 +88,6 @@ def seed_state(folder: Path, request: ExportRequest, config: BulkExportConfig) -
     return request
 
 
-def tombstone_entries(paths: list[Path], root: Path, resource_type: str) -> Iterator[Entry]:
-    """The deletions of ``resource_type`` in ``deleted`` files (Bundles that may mix types),
-    read lazily; an unreadable line is passed on as it is, so landing quarantines it."""
-    for path in paths:
-        source = str(path.relative_to(root))
-        for item in ndjson.tombstones(path):
-            if isinstance(item, ndjson.BadLine):
-                if resource_type == UNREADABLE:
-                    yield (source, item.line, item.raw or item.reason.encode())
-            elif item.resource_type == resource_type:
-                yield (source, item.line, Tombstone(item.id))
-
-
 def land_export(
     warehouse: Warehouse, result: ExportResult, provenance: Provenance, options: LandingOptions
 ) -> list[LandingResult]:
@@ -118,17 +101,7 @@ def land_export(
         for t, paths in sorted(by_type.items())
     ]
     deleted = result.deleted_files()
-    deleted_types = {
-        t.resource_type if isinstance(t, ndjson.Tombstone) else UNREADABLE
-        for path in deleted
-        for t in ndjson.tombstones(path)
-    }
-    for resource_type in sorted(deleted_types - {UNREADABLE}):
-        entries = tombstone_entries(deleted, result.folder, resource_type)
-        results.append(land(warehouse, resource_type, entries, provenance, options))
-    if UNREADABLE in deleted_types:  # quarantined under the Bundle type, never dropped
-        entries = tombstone_entries(deleted, result.folder, UNREADABLE)
-        results.append(land(warehouse, "Bundle", entries, provenance, options))
+    results.extend(land_deletions(warehouse, deleted, result.folder, provenance, options))
     return results
 
 
