@@ -48,7 +48,7 @@ def test_deletion_bundles_and_outcomes_without_ids_are_no_bad_lines(
 ) -> None:
     server.status = [Reply(200, incremental_manifest(server, None))]
     argv = [*CLI, "--out", str(tmp_path / "x"), "--since", "2026-01-01T00:00:00Z"]
-    run = subprocess.run(  # noqa: S603 (fixed argv)
+    run = subprocess.run(
         argv, env=os.environ | {"FHIR_BASE_URL": server.url}, capture_output=True, text=True
     )
     assert run.returncode == 0, run.stderr
