@@ -18,10 +18,10 @@ from urllib.parse import urljoin
 
 import orjson
 import requests
-from requests.adapters import HTTPAdapter
 
 from ..client import FHIR_JSON, FhirClient, decode, redact
 from ..errors import ConfigurationError, RequestError, ResponseFormatError, TransientRequestError
+from ..ratelimit import RateLimit, RateLimitedAdapter, shared_rate_file
 from ..retry import TRANSIENT_STATUSES
 from .manifest import (
     ExportError,
@@ -55,6 +55,14 @@ class BulkOptions:
         chunk_bytes: download write size: the memory one connection uses.
         group_only: refuse system and patient level before asking: Epic and Oracle Health
             export only ``Group/{id}`` (a group id configured with the vendor).
+        min_poll_s: the shortest wait between status polls, whatever ``Retry-After`` says: the
+            SMART reference server answers ``Retry-After: 1`` and blocks a client for 5 minutes
+            past 60 requests a minute.
+        poll_backoff: while a job's progress is unchanged, each wait is this many times the
+            last one (up to ``max_wait_s``); a change of progress starts again from the floor.
+        requests_per_s: the server's request budget when the client has none of its own
+            (``FhirClient.rate_limit``); shared through a file by every export and sync of the
+            server on this machine (``ratelimit.shared_rate_file``).
     """
 
     max_connections: int = 5
@@ -66,6 +74,9 @@ class BulkOptions:
     join_types: bool = True
     chunk_bytes: int = 1 << 20
     group_only: bool = False
+    min_poll_s: float = 5.0
+    poll_backoff: float = 1.5
+    requests_per_s: float = 10.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,8 +113,16 @@ class BulkClient:
         self.session = requests.Session()
         self.session.auth = client.session.auth
         self.session.headers.update(client.session.headers)
-        adapter = HTTPAdapter(
-            max_retries=0, pool_maxsize=self.options.max_connections + 2, pool_block=False
+        # One request budget per server for every export and sync on the machine (as the REST
+        # path does): the client's own if it has one, else one shared through a file.
+        self.rate_limit = client.rate_limit or RateLimit(
+            self.options.requests_per_s, shared_file=shared_rate_file(client.base_url)
+        )
+        adapter = RateLimitedAdapter(
+            self.rate_limit,
+            max_retries=0,
+            pool_maxsize=self.options.max_connections + 2,
+            pool_block=False,
         )
         self.session.mount("http://", adapter)
         self.session.mount("https://", adapter)
@@ -199,10 +218,13 @@ class BulkClient:
             ExportError: the export failed or did not finish within ``total_timeout_s``.
         """
         deadline = job.started_at + self.options.total_timeout_s
+        last: Pending | None = None
         while True:
             result = self.poll(job)
             if isinstance(result, Manifest):
                 return result
+            result = self._spaced(result, last)
+            last = result
             if on_pending is not None:
                 on_pending(result)
             if self.now() + result.wait_s > deadline:
@@ -212,6 +234,16 @@ class BulkClient:
                     f"(last progress: {result.progress or 'none reported'})"
                 )
             self.sleep(result.wait_s)
+
+    def _spaced(self, pending: Pending, last: Pending | None) -> Pending:
+        """``pending`` with its wait raised to ``min_poll_s`` and, while the job reports the
+        same progress as last time, to ``poll_backoff`` times the last wait (capped)."""
+        wait = max(pending.wait_s, self.options.min_poll_s)
+        if last is not None and (last.progress, last.status) == (pending.progress, pending.status):
+            wait = max(wait, last.wait_s * self.options.poll_backoff)
+        return Pending(
+            pending.progress, min(wait, max(self.options.max_wait_s, 0.0)), pending.status
+        )
 
     def delete(self, job: ExportJob) -> bool:
         """DELETE the job (done, failed or cancelled): Epic allows one open export per client and
