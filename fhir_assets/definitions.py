@@ -204,8 +204,8 @@ def build_bulk_definitions() -> dg.Definitions:
     """Bulk Data exports: the ``bulk_land`` job, its export partitions and its two sensors, and
     the raw assets' partition backfill sensor (all stopped by default). FHIR_BULK_DIR (default
     ``.fhir-assets/bulk``), FHIR_BULK_LEVEL (system | patient | group), FHIR_BULK_GROUP_ID,
-    FHIR_BULK_TYPES (default: FHIR_RESOURCE_TYPES or the catalog), FHIR_BULK_INTERVAL_S
-    (default one day)."""
+    FHIR_BULK_TYPES (default: FHIR_RESOURCE_TYPES or the catalog types the server lists),
+    FHIR_BULK_LENIENT (Prefer: handling=lenient), FHIR_BULK_INTERVAL_S (default one day)."""
     from .assets.bulk import BulkExportResource, build_bulk_asset, build_bulk_job
     from .sensors import build_backfill_sensor, build_export_sensor, build_raw_backfill_sensor
 
@@ -218,6 +218,7 @@ def build_bulk_definitions() -> dg.Definitions:
         level=os.environ.get("FHIR_BULK_LEVEL", "system"),
         group_id=os.environ.get("FHIR_BULK_GROUP_ID") or None,
         types=os.environ.get("FHIR_BULK_TYPES") or os.environ.get("FHIR_RESOURCE_TYPES", ""),
+        lenient=os.environ.get("FHIR_BULK_LENIENT", "").lower() in ("1", "true", "yes"),
     )
     interval = float(os.environ.get("FHIR_BULK_INTERVAL_S", str(24 * 3600)))
     sensors = [build_export_sensor(interval), build_backfill_sensor()]

@@ -8,6 +8,7 @@ rerun of the partition resumes from the state file in the partition's folder: no
 """
 
 # No `from __future__ import annotations`: Dagster reads the real `context` annotation object.
+import logging
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -27,14 +28,16 @@ from ..fhir.bulk import (
     Progress,
     format_instant,
     run_export,
+    server_types,
 )
-from ..fhir.client import redact
+from ..fhir.client import FhirClient, redact
 from ..resources import FhirServerResource
 from ..warehouse.export_folder import land_deletions
 from ..warehouse.files import folder_entries
 from ..warehouse.landing import LandingOptions, LandingResult, land
 from ..warehouse.protocol import Provenance, Warehouse, WarehouseOpener
 
+log = logging.getLogger(__name__)
 EXPORTS = dg.DynamicPartitionsDefinition(name="fhir_bulk_export")
 BULK_KEY = dg.AssetKey(["fhir_bulk", "export"])
 BULK_JOB = "bulk_land"
@@ -46,14 +49,25 @@ class BulkExportResource(dg.ConfigurableResource):  # type: ignore[misc]
     folder: str = Field(description="exports land in FOLDER/<partition> (FHIR_BULK_DIR)")
     level: str = Field(default="system", description="system | patient | group")
     group_id: str | None = Field(default=None, description="Group id (Epic, Oracle: required)")
-    types: str = Field(default="", description="comma-separated _type (default: the catalog)")
+    types: str = Field(
+        default="",
+        description="comma-separated _type (default: the catalog types the server's "
+        "CapabilityStatement lists)",
+    )
+    lenient: bool = Field(
+        default=False, description="Prefer: handling=lenient (skip what the server lacks)"
+    )
     max_connections: int = Field(default=5, description="parallel downloads")
     max_wait_s: float = Field(default=300.0, description="cap on one Retry-After")
     total_timeout_s: float = Field(default=7 * 24 * 3600.0, description="give up after")
 
-    def request(self, since: str | None) -> ExportRequest:
-        """The export request, incremental from ``since`` (a previous ``transactionTime``)."""
-        types = [t.strip() for t in self.types.split(",") if t.strip()] or list(BY_TYPE)
+    def request(self, since: str | None, client: FhirClient | None = None) -> ExportRequest:
+        """The export request, incremental from ``since`` (a previous ``transactionTime``).
+        Without configured types, the catalog types ``client``'s server lists (a server refuses
+        a kick-off naming a type it lacks), else the whole catalog."""
+        types = [t.strip() for t in self.types.split(",") if t.strip()]
+        if not types:
+            types = listed_types(client) if client is not None else list(BY_TYPE)
         since = format_instant(since) if since else None
         return ExportRequest(self.level, self.group_id, tuple(types), since)
 
@@ -62,10 +76,26 @@ class BulkExportResource(dg.ConfigurableResource):  # type: ignore[misc]
             max_connections=self.max_connections,
             max_wait_s=self.max_wait_s,
             total_timeout_s=self.total_timeout_s,
+            lenient=self.lenient,
         )
 
     def folder_for(self, partition: str) -> Path:
         return Path(self.folder) / partition
+
+
+def listed_types(client: FhirClient) -> list[str]:
+    """The catalog types the server's CapabilityStatement lists; logs the ones it does not."""
+    listed = server_types(client.capabilities())
+    if not listed:  # a statement without rest.resource says nothing: ask for everything
+        log.warning("the CapabilityStatement of %s lists no types; exporting the catalog",
+                    redact(client.base_url))  # fmt: skip
+        return list(BY_TYPE)
+    missing = [t for t in BY_TYPE if t not in listed]
+    if missing:
+        log.warning(
+            "%s does not list %s: not exported", redact(client.base_url), ", ".join(missing)
+        )
+    return [t for t in BY_TYPE if t in listed]
 
 
 class BulkExportConfig(dg.Config):  # type: ignore[misc]
@@ -124,12 +154,15 @@ def build_bulk_asset(options: LandingOptions | None = None) -> dg.AssetsDefiniti
     ) -> dg.MaterializeResult:
         started = time.monotonic()
         folder = bulk.folder_for(context.partition_key)
-        request = seed_state(folder, bulk.request(config.since or None), config)
 
         def log(progress: Progress) -> None:
             context.log.info(progress.message)
 
         with fhir.get_client() as client, BulkClient(client, bulk.options()) as exporter:
+            # a resumed export keeps its request: only a new one asks the server for its types
+            resumed = ExportState.load(folder).request is not None
+            request = bulk.request(config.since or None, None if resumed else client)
+            request = seed_state(folder, request, config)
             result = run_export(exporter, request, folder, log)
         moment = result.manifest.transaction_time
         server = redact(fhir.base_url)

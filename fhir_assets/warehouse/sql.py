@@ -126,9 +126,7 @@ def newer(new: str, old: str) -> str:
     """SQL true when row ``new`` must replace row ``old`` (aliases of two raw rows), by the
     module doc's rules 1-3."""
     new_v, old_v = version_number(f"{new}.version_id"), version_number(f"{old}.version_id")
-    differs = (
-        f"({new}.deleted <> {old}.deleted OR {new}.resource IS DISTINCT FROM {old}.resource)"
-    )
+    differs = f"({new}.deleted <> {old}.deleted OR {new}.resource IS DISTINCT FROM {old}.resource)"
     return (
         f"(NOT ({new}.deleted AND {old}.deleted) AND CASE"
         f" WHEN {new_v} IS NOT NULL AND {old_v} IS NOT NULL THEN {new_v} > {old_v}"

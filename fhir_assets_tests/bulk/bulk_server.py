@@ -45,7 +45,7 @@ class BulkServer:
     accepted), ``truncate`` (name -> how many times to cut the body halfway), ``redirects``
     (name -> URL for a 307), ``token`` (files require ``Authorization: Bearer TOKEN``),
     ``first_bodies`` (name -> bodies served, one per request, before ``files[name]``: e.g. a
-    truncated gzip stream sent whole).
+    truncated gzip stream sent whole), ``capability`` (the CapabilityStatement at ``metadata``).
     """
 
     def __init__(self) -> None:
@@ -59,6 +59,7 @@ class BulkServer:
         self.redirects: dict[str, str] = {}
         self.token: str | None = None
         self.first_bodies: dict[str, list[bytes]] = {}
+        self.capability: dict[str, Any] = {"resourceType": "CapabilityStatement", "rest": []}
         self.seen: list[Seen] = []
         self._lock = threading.Lock()
         self._server: ThreadingHTTPServer | None = None
@@ -134,6 +135,8 @@ class _Handler(BaseHTTPRequestHandler):
         if "$export" in path:
             accepted = Reply(202, headers={"Content-Location": f"{s.url}/status"})
             self.reply(s.next_reply(s.kickoff, accepted))
+        elif path == "/fhir/metadata":
+            self.reply(Reply(200, s.capability))
         elif path == "/fhir/status" and self.command == "DELETE":
             self.reply(Reply(202))
         elif path == "/fhir/status":

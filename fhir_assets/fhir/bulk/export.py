@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from typing import Any
@@ -389,3 +389,14 @@ def _refusal(request: ExportRequest, response: requests.Response) -> ExportError
         f"the server answered the {what} kick-off with HTTP {response.status_code}, not 202 "
         "Accepted: it does not run this export asynchronously"
     )
+
+
+def server_types(capabilities: Mapping[str, Any]) -> set[str]:
+    """The resource types a CapabilityStatement lists (``rest[mode=server].resource.type``)."""
+    return {
+        str(resource.get("type"))
+        for rest in capabilities.get("rest") or ()
+        if isinstance(rest, Mapping) and rest.get("mode", "server") == "server"
+        for resource in rest.get("resource") or ()
+        if isinstance(resource, Mapping) and resource.get("type")
+    }
