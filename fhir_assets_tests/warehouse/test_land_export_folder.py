@@ -70,8 +70,11 @@ def test_an_export_folder_lands_as_its_servers_data_with_mixed_type_deletions(
         {"request": {"method": "DELETE", "url": "Observation/o2/_history/3"}},
     ]}  # fmt: skip
     server.files["del.ndjson"] = ndjson(deletion)
+    issue = {"severity": "information", "code": "informational", "diagnostics": "no changes"}
+    server.files["err.ndjson"] = ndjson({"resourceType": "OperationOutcome", "issue": [issue]})
     incremental = server.manifest([], transactionTime=INCREMENTAL_TIME)
     incremental["deleted"] = [{"type": "Bundle", "url": server.file_url("del.ndjson")}]
+    incremental["error"] = [{"type": "OperationOutcome", "url": server.file_url("err.ndjson")}]
     export(server, tmp_path / "incremental", incremental, "--since", FULL_TIME)
 
     database = tmp_path / "w.duckdb"
@@ -79,6 +82,7 @@ def test_an_export_folder_lands_as_its_servers_data_with_mixed_type_deletions(
     again = land(tmp_path / "incremental", database)
     assert again["Observation"] == ["2", "0", "0", "2", "0", "0"]
     assert again["Patient"] == ["1", "0", "0", "1", "0", "0"]
+    assert "OperationOutcome" not in again  # diagnostics of the export, not data
     deleted_at = datetime.fromisoformat(INCREMENTAL_TIME)
     assert rows(database, "observation") == [
         ("o1", True, server.url, deleted_at),
