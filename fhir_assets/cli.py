@@ -211,7 +211,8 @@ def land(
         raise typer.Exit(1) from exc
     provenance = Provenance(
         source_server=server or (origin.source_server if origin else root.as_uri()),
-        sync_id=sync_id or f"land-{uuid.uuid4()}",
+        # an export keeps one sync id, so landing it again changes nothing (sql.py, rule 3)
+        sync_id=sync_id or (origin.sync_id if origin else f"land-{uuid.uuid4()}"),
         ingested_at=datetime.now(UTC),
         # the export's transactionTime (state file, or a Bulk Data manifest.json)
         deleted_at=origin.transaction_time if origin else transaction_time(root),
@@ -222,10 +223,10 @@ def land(
     if memory_limit and hasattr(landing, "memory_limit"):  # DuckDB only
         landing = landing.model_copy(update={"memory_limit": memory_limit})
     landing = landing.process_config_and_initialize()
-    typer.echo(f"{'type':26} {'seen':>9} {'landed':>9} {'updated':>9} {'deleted':>9} "
-               f"{'unchanged':>9} {'quarantined':>11}")  # fmt: skip
     try:
         with landing.open_warehouse() as warehouse:
+            typer.echo(f"{'type':26} {'seen':>9} {'landed':>9} {'updated':>9} {'deleted':>9} "
+                       f"{'unchanged':>9} {'quarantined':>11}")  # fmt: skip
             results = itertools.chain(
                 land_folder(warehouse, plan, root, provenance, options, broken),
                 land_deletions(warehouse, deleted, root, provenance, options),

@@ -43,6 +43,11 @@ class ExportOrigin:
     source_server: str
     transaction_time: datetime
 
+    @property
+    def sync_id(self) -> str:
+        """The export's sync id: one per export, so landing it again changes nothing."""
+        return "export-" + self.transaction_time.isoformat()
+
 
 def export_origin(folder: Path) -> ExportOrigin | None:
     """The origin of a finished export in ``folder`` (from its ``export-state.json``), if any.

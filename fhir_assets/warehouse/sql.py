@@ -9,12 +9,15 @@ strictly newer (``newer``), decided by the first of these that applies:
     1. both rows have integer ``meta.versionId``s: the higher version wins;
     2. both rows have a ``meta.lastUpdated``: the later time wins;
     3. otherwise (a server that sends no ``meta``, as the SMART reference server and some Epic
-       and Oracle exports do): the row of the later landing (``ingested_at``) wins if it says
-       something else (another resource text, or deleted vs not). Exports and syncs land in
-       the order they were made, so the later export (``transactionTime``) or later sync wins.
+       and Oracle exports do): the row of a later landing (``ingested_at``) of another sync
+       (``sync_id``) wins. Exports and syncs land in the order they were made, so the later
+       export (``transactionTime``) or later sync wins. (Not "if the text differs": comparing
+       the stored JSON made DuckDB read every matched row's resource and ran the MERGE out of
+       its memory limit.)
 And always:
-    * an equal version, an equal time, or the same text never overwrites, so re-landing
-      anything (the same export, the same page) changes nothing;
+    * an equal version or an equal time never overwrites, nor does the same sync landed again
+      (an export keeps its sync id: the bulk asset's partition, ``fhir-assets land``'s
+      ``export-<transactionTime>``), so re-landing the same export changes nothing;
     * a tombstone (``deleted``) obeys the same rule (one without a time of its own carries the
       export's ``transactionTime``, else the landing time) and never replaces another tombstone;
     * within one batch only the newest row per id takes part (``newest_first``: by versionId
@@ -23,8 +26,9 @@ And always:
       tombstone without a version still beats a numbered version by time. DuckDB's append mode
       treats a whole landing as one batch.
 Re-landing an older export after a newer one, rule 3 lets the older text win again for
-resources without ``meta`` (nothing in them says which is older); landing the newer one again
-restores it.
+resources without ``meta`` (nothing in them says which is older), and a re-run REST sync (a new
+run id) rewrites them (same text, counted as updated); landing the newer export again restores
+it.
 
 Pairwise, the rule is not a total order when rows of one id mix integer and other (or no)
 versions and their versions and times disagree; there the result can depend on how the input
@@ -126,13 +130,13 @@ def newer(new: str, old: str) -> str:
     """SQL true when row ``new`` must replace row ``old`` (aliases of two raw rows), by the
     module doc's rules 1-3."""
     new_v, old_v = version_number(f"{new}.version_id"), version_number(f"{old}.version_id")
-    differs = f"({new}.deleted <> {old}.deleted OR {new}.resource IS DISTINCT FROM {old}.resource)"
+    later = f"{new}.ingested_at > {old}.ingested_at AND {new}.sync_id <> {old}.sync_id"
     return (
         f"(NOT ({new}.deleted AND {old}.deleted) AND CASE"
         f" WHEN {new_v} IS NOT NULL AND {old_v} IS NOT NULL THEN {new_v} > {old_v}"
         f" WHEN {new}.last_updated IS NOT NULL AND {old}.last_updated IS NOT NULL"
         f" THEN {new}.last_updated > {old}.last_updated"
-        f" ELSE {new}.ingested_at > {old}.ingested_at AND {differs} END)"
+        f" ELSE {later} END)"
     )
 
 

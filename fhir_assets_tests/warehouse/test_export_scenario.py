@@ -66,7 +66,8 @@ def export_and_land(
     origin = export_origin(folder)
     assert origin is not None and origin.source_server == server.url
     for attempt in ("first", "again"):  # a re-run of the same export changes nothing
-        provenance = Provenance(origin.source_server, f"{folder.name}-{attempt}",
+        # one sync id per export, as the bulk asset's partition key and `land`'s default
+        provenance = Provenance(origin.source_server, origin.sync_id,
                                 datetime.now(UTC), origin.transaction_time)  # fmt: skip
         landed = land_export(warehouse, result, provenance, LandingOptions(batch_rows=7))
         if attempt == "again":
