@@ -8,7 +8,8 @@ from pathlib import Path
 
 from dagster_duckdb import DuckDBResource
 
-from .duckdb import DEFAULT_MEMORY_LIMIT, DuckDBWarehouse, connect_waiting
+from .duckdb import DEFAULT_MEMORY_LIMIT, DuckDBWarehouse
+from .duckdb_file import connect_waiting
 
 
 class DuckDBWarehouseResource(DuckDBResource):

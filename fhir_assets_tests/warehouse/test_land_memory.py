@@ -15,7 +15,7 @@ import pytest
 from typer.testing import CliRunner
 
 from fhir_assets.cli import app
-from fhir_assets.warehouse.duckdb import connect_waiting
+from fhir_assets.warehouse.duckdb_file import connect_waiting
 from fhir_assets.warehouse.errors import WarehouseLockedError
 
 ROWS = 45_000  # about 25 MB: main ran out of its 128 MB after about 31,600 updated rows
