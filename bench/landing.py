@@ -1,7 +1,10 @@
 """Landing speed and memory: our landing (fast and full validation) vs orjson and pandas.
 
 ``land-fast`` lands into a new DuckDB file (append path); ``land-again`` lands the same file a
-second time into that table and times only the second landing (MERGE path, nothing changes).
+second time into that table and times only the second landing (MERGE path, nothing changes);
+``land-changed`` lands the file with every resource at versionId 1, then times landing it again
+with every resource at versionId 2 (MERGE path, every row updated: an incremental re-sync in
+which everything changed), under the default memory limit.
 Generates ~200 MB of synthetic Observation NDJSON once (cached in the temp dir; override with
 FHIR_BENCH_MB / FHIR_BENCH_DIR), then measures each method in its own subprocess so that peak
 RSS is per method (``os.wait4`` rusage of that child). Full validation runs on the first
@@ -31,13 +34,14 @@ CODES = [("8867-4", "Heart rate", "/min"), ("8310-5", "Body temperature", "Cel")
          ("29463-7", "Body weight", "kg"), ("8302-2", "Body height", "cm")]  # fmt: skip
 
 
-def observation(rnd: random.Random, n: int) -> dict[str, object]:
+def observation(rnd: random.Random, n: int, version: str | None = None) -> dict[str, object]:
     code, display, unit = rnd.choice(CODES)
     day = f"2024-{rnd.randint(1, 12):02d}-{rnd.randint(1, 28):02d}"
+    version = version or str(rnd.randint(1, 3))
     return {
         "resourceType": "Observation",
         "id": f"obs-{n}",
-        "meta": {"versionId": str(rnd.randint(1, 3)), "lastUpdated": f"{day}T10:{n % 60:02d}:00Z"},
+        "meta": {"versionId": version, "lastUpdated": f"{day}T10:{n % 60:02d}:00Z"},
         "status": "final",
         "category": [
             {
@@ -62,15 +66,16 @@ def observation(rnd: random.Random, n: int) -> dict[str, object]:
     }
 
 
-def generate(path: Path, megabytes: int) -> Path:
-    """Write (once) about ``megabytes`` MB of Observation NDJSON."""
+def generate(path: Path, megabytes: int, version: str | None = None) -> Path:
+    """Write (once) about ``megabytes`` MB of Observation NDJSON (every resource at
+    ``version`` if given)."""
     if path.exists():
         return path
     path.parent.mkdir(parents=True, exist_ok=True)
     rnd, n, size = random.Random(7), 0, 0  # noqa: S311 (synthetic data)
     with open(path.with_suffix(".tmp"), "wb") as out:
         while size < megabytes * 1_000_000:
-            line = orjson.dumps(observation(rnd, n)) + b"\n"
+            line = orjson.dumps(observation(rnd, n, version)) + b"\n"
             out.write(line)
             size, n = size + len(line), n + 1
     path.with_suffix(".tmp").rename(path)
@@ -92,7 +97,7 @@ def run_method(method: str, path: Path) -> tuple[int, float]:
             return len(frame), time.perf_counter() - begin
     import duckdb
 
-    from fhir_assets.warehouse.duckdb import DuckDBWarehouse
+    from fhir_assets.warehouse.duckdb import DEFAULT_MEMORY_LIMIT, DuckDBWarehouse
     from fhir_assets.warehouse.inputs import ndjson_blocks
     from fhir_assets.warehouse.landing import LandingOptions, land
     from fhir_assets.warehouse.protocol import Provenance
@@ -102,9 +107,10 @@ def run_method(method: str, path: Path) -> tuple[int, float]:
         with duckdb.connect(str(database)) as con:
             options = LandingOptions(validation="full" if method == "land-full" else "fast")
             provenance = Provenance.now("https://bench.example/fhir", "bench")
-            warehouse = DuckDBWarehouse(con, memory_limit="128MB")  # the Dagster resource's
-            if method == "land-again":  # the MERGE path: the file lands into its own table
-                land(warehouse, "Observation", ndjson_blocks(path), provenance, options)
+            warehouse = DuckDBWarehouse(con, memory_limit=DEFAULT_MEMORY_LIMIT)
+            if method in ("land-again", "land-changed"):  # the MERGE path, into its own table
+                first = path.with_name(path.name.replace("-v2.", "-v1."))
+                land(warehouse, "Observation", ndjson_blocks(first), provenance, options)
                 begin = time.perf_counter()
             result = land(warehouse, "Observation", ndjson_blocks(path), provenance, options)
             return result.seen, time.perf_counter() - begin
@@ -149,8 +155,11 @@ def head(path: Path, megabytes: int) -> Path:
 def main() -> None:
     path = generate(CACHE / f"observations-{MB}mb.ndjson", MB)
     print(f"input: {path} ({path.stat().st_size / 1e6:.0f} MB)")
+    generate(CACHE / f"observations-{MB}mb-v1.ndjson", MB, version="1")
+    changed = generate(CACHE / f"observations-{MB}mb-v2.ndjson", MB, version="2")
     plan = [("orjson", path), ("land-fast", path), ("land-again", path),
-            ("land-full", head(path, FULL_MB)), ("pandas", path)]  # fmt: skip
+            ("land-changed", changed), ("land-full", head(path, FULL_MB)),
+            ("pandas", path)]  # fmt: skip
     results = {method: measure(method, file) for method, file in plan}
     print(f"{'method':12} {'resources':>10} {'res/s':>10} {'MB/s':>8} {'peak RSS MB':>12}")
     for method, r in results.items():
@@ -159,10 +168,12 @@ def main() -> None:
     orjson_rate = results["orjson"]["per_s"]
     ratio = results["land-fast"]["per_s"] / orjson_rate
     again = results["land-again"]["per_s"] / orjson_rate
+    changed = results["land-changed"]["per_s"] / orjson_rate
     full = results["land-full"]["per_s"] / results["land-fast"]["per_s"]
     print(
         f"land-fast / orjson parse rate: {ratio:.0%} (target >= 40%); land-again (re-landing, "
-        f"MERGE) / orjson: {again:.0%}; land-full / land-fast: {full:.1%}; "
+        f"MERGE) / orjson: {again:.0%}; land-changed (re-land with every resource changed, "
+        f"MERGE) / orjson: {changed:.0%}; land-full / land-fast: {full:.1%}; "
         "peak RSS target < 500 MB"
     )
 

@@ -162,11 +162,20 @@ def land(
         "fast", "--validation", envvar="FHIR_VALIDATION", help="fast (structural) or full (R4B)"
     ),
     server: str = typer.Option(
-        None, "--server", help="source_server stored on the rows (default: file://FOLDER)"
+        None,
+        "--server",
+        help="source_server stored on the rows (default: the export's server for a folder "
+        "written by `fhir-assets export`, else file://FOLDER)",
     ),
     sync_id: str = typer.Option(None, "--sync-id", help="sync id stored on the rows"),
     history: bool = typer.Option(
         False, "--history", help="also keep every version in fhir_raw.<type>_history"
+    ),
+    memory_limit: str = typer.Option(
+        None,
+        "--memory-limit",
+        envvar="FHIR_DUCKDB_MEMORY_LIMIT",
+        help="DuckDB memory limit while landing (default 128MB)",
     ),
 ) -> None:
     """Land a folder of .ndjson/.ndjson.gz files into the configured warehouse.
@@ -174,36 +183,66 @@ def land(
     The warehouse is FHIR_WAREHOUSE (duckdb: FHIR_DUCKDB_PATH, default
     .fhir-assets/warehouse.duckdb; snowflake: SNOWFLAKE_* variables).
     """
+    import itertools
     import uuid
     from datetime import UTC, datetime
 
+    from .catalog import BY_TYPE
     from .definitions import build_warehouse_resources
+    from .warehouse.errors import WarehouseError
+    from .warehouse.export_folder import (
+        combine_by_type,
+        export_origin,
+        land_deletions,
+        split_deletions,
+    )
     from .warehouse.files import land_folder, plan_folder, transaction_time
     from .warehouse.landing import LandingOptions
     from .warehouse.protocol import Provenance
 
     logging.basicConfig(level=logging.WARNING)
     root = folder.resolve()
-    plan = plan_folder(root)
+    plan, deleted = split_deletions(plan_folder(root), root)
     for path in plan.unknown:
         typer.echo(f"cannot tell the resource type of {path}: name it <Type>.ndjson", err=True)
     for path, problem in plan.unreadable:
         typer.echo(f"{path} looks like an input file but {problem}: not landed", err=True)
+    try:
+        origin = export_origin(root)  # a folder written by `fhir-assets export`
+    except ValueError as exc:
+        typer.echo(f"land failed: {exc}", err=True)
+        raise typer.Exit(1) from exc
     provenance = Provenance(
-        source_server=server or root.as_uri(),
-        sync_id=sync_id or f"land-{uuid.uuid4()}",
+        source_server=server or (origin.source_server if origin else root.as_uri()),
+        # an export keeps one sync id, so landing it again changes nothing (sql.py, rule 3)
+        sync_id=sync_id or (origin.sync_id if origin else f"land-{uuid.uuid4()}"),
         ingested_at=datetime.now(UTC),
-        deleted_at=transaction_time(root),  # a Bulk Data manifest's transactionTime
+        # the export's transactionTime (state file, or a Bulk Data manifest.json)
+        deleted_at=origin.transaction_time if origin else transaction_time(root),
     )
+    broken: list[str] = []
     options = LandingOptions(validation=validation, history=history)
-    landing = build_warehouse_resources()["landing"].process_config_and_initialize()
-    typer.echo(f"{'type':26} {'seen':>9} {'landed':>9} {'updated':>9} {'deleted':>9} "
-               f"{'unchanged':>9} {'quarantined':>11}")  # fmt: skip
-    with landing.open_warehouse() as warehouse:
-        for r in land_folder(warehouse, plan, root, provenance, options):
-            typer.echo(f"{r.resource_type:26} {r.seen:9d} {r.landed:9d} {r.updated:9d} "
-                       f"{r.deleted:9d} {r.unchanged:9d} {r.quarantined:11d}")  # fmt: skip
-    if plan.unknown or plan.unreadable:
+    landing = build_warehouse_resources()["landing"]
+    if memory_limit and hasattr(landing, "memory_limit"):  # DuckDB only
+        landing = landing.model_copy(update={"memory_limit": memory_limit})
+    landing = landing.process_config_and_initialize()
+    try:
+        with landing.open_warehouse() as warehouse:
+            typer.echo(f"{'type':26} {'seen':>9} {'landed':>9} {'updated':>9} {'deleted':>9} "
+                       f"{'unchanged':>9} {'quarantined':>11}")  # fmt: skip
+            results = itertools.chain(
+                land_folder(warehouse, plan, root, provenance, options, broken),
+                land_deletions(warehouse, deleted, root, provenance, options, BY_TYPE),
+            )
+            for r in combine_by_type(results):  # a type's resources and tombstones: one row
+                typer.echo(f"{r.resource_type:26} {r.seen:9d} {r.landed:9d} {r.updated:9d} "
+                           f"{r.deleted:9d} {r.unchanged:9d} {r.quarantined:11d}")  # fmt: skip
+    except WarehouseError as exc:
+        typer.echo(f"land failed: {exc}", err=True)
+        raise typer.Exit(1) from exc
+    for problem in broken:
+        typer.echo(f"not landed whole: {problem}", err=True)
+    if plan.unknown or plan.unreadable or broken:
         raise typer.Exit(1)
 
 

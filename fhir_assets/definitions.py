@@ -128,6 +128,12 @@ def build_writeback_assets() -> list[dg.AssetsDefinition]:
     )
 
 
+def duckdb_landing_env() -> dict[str, Any]:
+    """FHIR_DUCKDB_MEMORY_LIMIT and FHIR_DUCKDB_LOCK_WAIT_S, where set."""
+    env = {"memory_limit": "FHIR_DUCKDB_MEMORY_LIMIT", "lock_wait_s": "FHIR_DUCKDB_LOCK_WAIT_S"}
+    return {key: os.environ[name] for key, name in env.items() if os.environ.get(name)}
+
+
 def build_warehouse_resources() -> dict[str, Any]:
     """``landing``, where the raw assets land, for FHIR_WAREHOUSE.
 
@@ -137,7 +143,7 @@ def build_warehouse_resources() -> dict[str, Any]:
     if kind == "duckdb":
         path = os.environ.get("FHIR_DUCKDB_PATH", DEFAULT_PATH)
         return {
-            "landing": DuckDBWarehouseResource(database=path),
+            "landing": DuckDBWarehouseResource(database=path, **duckdb_landing_env()),
         }
     if kind == "snowflake":
         from .warehouse.snowflake import SnowflakeWarehouseResource
@@ -198,8 +204,8 @@ def build_bulk_definitions() -> dg.Definitions:
     """Bulk Data exports: the ``bulk_land`` job, its export partitions and its two sensors, and
     the raw assets' partition backfill sensor (all stopped by default). FHIR_BULK_DIR (default
     ``.fhir-assets/bulk``), FHIR_BULK_LEVEL (system | patient | group), FHIR_BULK_GROUP_ID,
-    FHIR_BULK_TYPES (default: FHIR_RESOURCE_TYPES or the catalog), FHIR_BULK_INTERVAL_S
-    (default one day)."""
+    FHIR_BULK_TYPES (default: FHIR_RESOURCE_TYPES or the catalog types the server lists),
+    FHIR_BULK_LENIENT (Prefer: handling=lenient), FHIR_BULK_INTERVAL_S (default one day)."""
     from .assets.bulk import BulkExportResource, build_bulk_asset, build_bulk_job
     from .sensors import build_backfill_sensor, build_export_sensor, build_raw_backfill_sensor
 
@@ -212,6 +218,7 @@ def build_bulk_definitions() -> dg.Definitions:
         level=os.environ.get("FHIR_BULK_LEVEL", "system"),
         group_id=os.environ.get("FHIR_BULK_GROUP_ID") or None,
         types=os.environ.get("FHIR_BULK_TYPES") or os.environ.get("FHIR_RESOURCE_TYPES", ""),
+        lenient=os.environ.get("FHIR_BULK_LENIENT", "").lower() in ("1", "true", "yes"),
     )
     interval = float(os.environ.get("FHIR_BULK_INTERVAL_S", str(24 * 3600)))
     sensors = [build_export_sensor(interval), build_backfill_sensor()]

@@ -8,8 +8,9 @@ rerun of the partition resumes from the state file in the partition's folder: no
 """
 
 # No `from __future__ import annotations`: Dagster reads the real `context` annotation object.
+import logging
 import time
-from collections.abc import Collection, Iterator
+from collections.abc import Collection
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -18,7 +19,6 @@ from dagster import AssetExecutionContext
 from pydantic import Field
 
 from ..catalog import BY_TYPE
-from ..fhir import ndjson
 from ..fhir.bulk import (
     BulkClient,
     BulkOptions,
@@ -29,20 +29,20 @@ from ..fhir.bulk import (
     Progress,
     format_instant,
     run_export,
+    server_types,
 )
-from ..fhir.client import redact
+from ..fhir.client import FhirClient, redact
 from ..fhir.names import check_resource_type
 from ..resources import FhirServerResource
-from ..warehouse.batches import Entry
+from ..warehouse.export_folder import deleted_types, land_deletions
 from ..warehouse.files import folder_entries
 from ..warehouse.landing import LandingOptions, LandingResult, land
 from ..warehouse.protocol import Provenance, Warehouse, WarehouseOpener
-from ..warehouse.tombstones import Tombstone
 
+log = logging.getLogger(__name__)
 EXPORTS = dg.DynamicPartitionsDefinition(name="fhir_bulk_export")
 BULK_KEY = dg.AssetKey(["fhir_bulk", "export"])
 BULK_JOB = "bulk_land"
-UNREADABLE = "~unreadable"  # the bucket of deleted-file lines that are no DELETE Bundle
 
 
 class BulkExportResource(dg.ConfigurableResource):  # type: ignore[misc]
@@ -51,14 +51,25 @@ class BulkExportResource(dg.ConfigurableResource):  # type: ignore[misc]
     folder: str = Field(description="exports land in FOLDER/<partition> (FHIR_BULK_DIR)")
     level: str = Field(default="system", description="system | patient | group")
     group_id: str | None = Field(default=None, description="Group id (Epic, Oracle: required)")
-    types: str = Field(default="", description="comma-separated _type (default: the catalog)")
+    types: str = Field(
+        default="",
+        description="comma-separated _type (default: the catalog types the server's "
+        "CapabilityStatement lists)",
+    )
+    lenient: bool = Field(
+        default=False, description="Prefer: handling=lenient (skip what the server lacks)"
+    )
     max_connections: int = Field(default=5, description="parallel downloads")
     max_wait_s: float = Field(default=300.0, description="cap on one Retry-After")
     total_timeout_s: float = Field(default=7 * 24 * 3600.0, description="give up after")
 
-    def request(self, since: str | None) -> ExportRequest:
-        """The export request, incremental from ``since`` (a previous ``transactionTime``)."""
-        types = [t.strip() for t in self.types.split(",") if t.strip()] or list(BY_TYPE)
+    def request(self, since: str | None, client: FhirClient | None = None) -> ExportRequest:
+        """The export request, incremental from ``since`` (a previous ``transactionTime``).
+        Without configured types, the catalog types ``client``'s server lists (a server refuses
+        a kick-off naming a type it lacks), else the whole catalog."""
+        types = [t.strip() for t in self.types.split(",") if t.strip()]
+        if not types:
+            types = listed_types(client) if client is not None else list(BY_TYPE)
         since = format_instant(since) if since else None
         return ExportRequest(self.level, self.group_id, tuple(types), since)
 
@@ -67,10 +78,26 @@ class BulkExportResource(dg.ConfigurableResource):  # type: ignore[misc]
             max_connections=self.max_connections,
             max_wait_s=self.max_wait_s,
             total_timeout_s=self.total_timeout_s,
+            lenient=self.lenient,
         )
 
     def folder_for(self, partition: str) -> Path:
         return Path(self.folder) / partition
+
+
+def listed_types(client: FhirClient) -> list[str]:
+    """The catalog types the server's CapabilityStatement lists; logs the ones it does not."""
+    listed = server_types(client.capabilities())
+    if not listed:  # a statement without rest.resource says nothing: ask for everything
+        log.warning("the CapabilityStatement of %s lists no types; exporting the catalog",
+                    redact(client.base_url))  # fmt: skip
+        return list(BY_TYPE)
+    missing = [t for t in BY_TYPE if t not in listed]
+    if missing:
+        log.warning(
+            "%s does not list %s: not exported", redact(client.base_url), ", ".join(missing)
+        )
+    return [t for t in BY_TYPE if t in listed]
 
 
 class BulkExportConfig(dg.Config):  # type: ignore[misc]
@@ -93,19 +120,6 @@ def seed_state(folder: Path, request: ExportRequest, config: BulkExportConfig) -
     return request
 
 
-def tombstone_entries(paths: list[Path], root: Path, resource_type: str) -> Iterator[Entry]:
-    """The deletions of ``resource_type`` in ``deleted`` files (Bundles that may mix types),
-    read lazily; an unreadable line is passed on as it is, so landing quarantines it."""
-    for path in paths:
-        source = str(path.relative_to(root))
-        for item in ndjson.tombstones(path):
-            if isinstance(item, ndjson.BadLine):
-                if resource_type == UNREADABLE:
-                    yield (source, item.line, item.raw or item.reason.encode())
-            elif item.resource_type == resource_type:
-                yield (source, item.line, Tombstone(item.id))
-
-
 def land_export(
     warehouse: Warehouse,
     result: ExportResult,
@@ -126,23 +140,12 @@ def land_export(
         check_resource_type(resource_type, allowed, source="the export manifest")
         by_type.setdefault(resource_type, []).append(path)
     deleted = result.deleted_files()
-    deleted_types = {
-        t.resource_type if isinstance(t, ndjson.Tombstone) else UNREADABLE
-        for path in deleted
-        for t in ndjson.tombstones(path)
-    }
-    for resource_type in deleted_types - {UNREADABLE}:
-        check_resource_type(resource_type, allowed, source="a deleted-resources Bundle")
+    deleted_types(deleted, allowed)  # checked before anything lands
     results = [
         land(warehouse, t, folder_entries(paths, result.folder), provenance, options)
         for t, paths in sorted(by_type.items())
     ]
-    for resource_type in sorted(deleted_types - {UNREADABLE}):
-        entries = tombstone_entries(deleted, result.folder, resource_type)
-        results.append(land(warehouse, resource_type, entries, provenance, options))
-    if UNREADABLE in deleted_types:  # quarantined under the Bundle type, never dropped
-        entries = tombstone_entries(deleted, result.folder, UNREADABLE)
-        results.append(land(warehouse, "Bundle", entries, provenance, options))
+    results.extend(land_deletions(warehouse, deleted, result.folder, provenance, options, allowed))
     return results
 
 
@@ -165,12 +168,15 @@ def build_bulk_asset(options: LandingOptions | None = None) -> dg.AssetsDefiniti
     ) -> dg.MaterializeResult:
         started = time.monotonic()
         folder = bulk.folder_for(context.partition_key)
-        request = seed_state(folder, bulk.request(config.since or None), config)
 
         def log(progress: Progress) -> None:
             context.log.info(progress.message)
 
         with fhir.get_client() as client, BulkClient(client, bulk.options()) as exporter:
+            # a resumed export keeps its request: only a new one asks the server for its types
+            resumed = ExportState.load(folder).request is not None
+            request = bulk.request(config.since or None, None if resumed else client)
+            request = seed_state(folder, request, config)
             result = run_export(exporter, request, folder, log)
         moment = result.manifest.transaction_time
         server = redact(fhir.base_url)

@@ -106,11 +106,13 @@ def count(path: Path) -> int:
     return sum(1 for _ in lines(path))
 
 
-def scan(path: Path, resource_type: str | None = None) -> tuple[int, list[BadLine]]:
-    """Count the lines of a file and collect its bad lines, in one streaming pass."""
+def scan(
+    path: Path, resource_type: str | None = None, *, require_id: bool = True
+) -> tuple[int, list[BadLine]]:
+    """Count the lines of a file and collect its bad lines (``parse``), in one streaming pass."""
     total = 0
     bad: list[BadLine] = []
-    for item in parse(path, resource_type):
+    for item in parse(path, resource_type, require_id=require_id):
         total += 1
         if isinstance(item, BadLine):
             bad.append(item)
@@ -131,6 +133,8 @@ def tombstones(path: Path) -> Iterator[Tombstone | BadLine]:
             request = entry.get("request") if isinstance(entry, dict) else None
             url = str((request or {}).get("url") or "")
             parts = url.split("?", 1)[0].rstrip("/").split("/")
+            if len(parts) >= 4 and parts[-2] == "_history":  # Type/id/_history/vid
+                parts = parts[:-2]
             if (request or {}).get("method") != "DELETE" or len(parts) < 2:
                 yield BadLine(path, item.line, "deleted entry is not a DELETE Type/id", b"")
                 continue

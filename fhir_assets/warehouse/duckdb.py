@@ -33,16 +33,25 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from . import sql
+from .duckdb_file import out_of_memory
+from .errors import WarehouseMemoryError
 from .layout import RAW_SCHEMA
 from .lines import checked_rows
 from .protocol import Outcome, Provenance
 
 DEFAULT_PATH = ".fhir-assets/warehouse.duckdb"
+# The landing's memory limit unless configured (``FHIR_DUCKDB_MEMORY_LIMIT``, ``fhir-assets land
+# --memory-limit``, the resource's ``memory_limit``).
+DEFAULT_MEMORY_LIMIT = "128MB"
 _names = itertools.count()
 # A merge transaction is committed after this many rows (more than a DuckDB row group, 122,880)
 # or this much resource text, whichever comes first (see ``DuckDBLanding``).
 COMMIT_ROWS = 130_000
 COMMIT_BYTES = 32_000_000
+# ... or, once it changed stored rows, after about this much text of changed rows: DuckDB holds
+# an UPDATE's new values in memory until COMMIT (about twice their text; 200 MB of Observations
+# all at a new version ran out of 128 MB after 31,600 rows in one 32 MB group).
+COMMIT_CHANGED_BYTES = 8_000_000
 
 
 class DuckDBWarehouse:
@@ -111,7 +120,9 @@ class DuckDBLanding:
     rewrites it into the database file; a transaction that appends more than a row group
     (122,880 rows) writes straight to the file instead. Committing every 10k-row batch therefore
     wrote every resource twice and checkpointed every few batches. The byte bound keeps the
-    open transaction's memory bounded for large resources.
+    open transaction's memory bounded for large resources. Updates are bounded tighter
+    (``COMMIT_CHANGED_BYTES``): DuckDB keeps their new values in memory until COMMIT, so a
+    re-sync in which everything changed commits about every batch, whatever the input size.
     """
 
     connection: duckdb.DuckDBPyConnection
@@ -124,6 +135,7 @@ class DuckDBLanding:
     outcome: Outcome = field(default_factory=Outcome)
     uncommitted: int = 0
     uncommitted_bytes: int = 0
+    uncommitted_changes: float = 0.0  # estimated text of the rows changed (not inserted)
     open: bool = False
     tombstones: str | None = None  # append mode: temporary table of the tombstones staged
     dialect = sql.DUCKDB
@@ -173,8 +185,15 @@ class DuckDBLanding:
             self.open = True
         try:
             yield
-        except BaseException:
+        except BaseException as exc:
             self.rollback()
+            if out_of_memory(exc):
+                raise WarehouseMemoryError(
+                    "DuckDB ran out of memory while landing into "
+                    f"{sql.qualified(self.table)} ({out_of_memory(exc)}): raise the limit with "
+                    "FHIR_DUCKDB_MEMORY_LIMIT or `fhir-assets land --memory-limit` (e.g. 512MB), "
+                    "or land smaller batches"
+                ) from exc
             raise
 
     def run(self, rows: pa.Table, name: str, statement: str) -> list[tuple[Any, ...]]:
@@ -185,6 +204,7 @@ class DuckDBLanding:
         """Commit the open transaction, if any."""
         if self.open:
             self.open, self.uncommitted, self.uncommitted_bytes = False, 0, 0
+            self.uncommitted_changes = 0.0
             self.connection.execute("COMMIT")
 
     def rollback(self) -> None:
@@ -192,6 +212,7 @@ class DuckDBLanding:
         added no longer matter)."""
         if self.open:
             self.open, self.uncommitted, self.uncommitted_bytes = False, 0, 0
+            self.uncommitted_changes = 0.0
             self.connection.execute("ROLLBACK")
 
     def quarantine(self, rows: pa.Table) -> None:
@@ -240,13 +261,21 @@ class DuckDBLanding:
         self.uncommitted += rows.num_rows
         self.uncommitted_bytes += nbytes
         passes = (False, True) if pc.any(rows.column("deleted")).as_py() else (False,)
+        changed = 0
         for tombstones in passes:
-            self.outcome += self._merge(self._staged(name, tombstones=tombstones), rows, name)
+            outcome = self._merge(self._staged(name, tombstones=tombstones), rows, name)
+            changed += outcome.updated + outcome.deleted
+            self.outcome += outcome
+        self.uncommitted_changes += nbytes * changed / max(rows.num_rows, 1)
         if self.history:
             p = self.provenance
             versions = sql.staged_versions(self.dialect, name, p.source_server, p.sync_id, p.at)
             self.run(rows, name, sql.merge_history(self.table, versions))
-        if self.uncommitted >= self.commit_rows or self.uncommitted_bytes >= self.commit_bytes:
+        if (
+            self.uncommitted >= self.commit_rows
+            or self.uncommitted_bytes >= self.commit_bytes
+            or self.uncommitted_changes >= COMMIT_CHANGED_BYTES
+        ):
             self.commit()
 
     def _merge(self, staged: str, rows: pa.Table | None = None, name: str = "") -> Outcome:

@@ -13,9 +13,11 @@ Data deletion Bundles
 
 from __future__ import annotations
 
+import gzip
 import itertools
 import os
 import re
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -118,10 +120,28 @@ def transaction_time(folder: Path) -> datetime | None:
     return datetime.fromisoformat(value) if isinstance(value, str) else None
 
 
-def folder_entries(paths: list[Path], root: Path) -> Iterator[Block]:
-    """The lines of several files in turn, in blocks; sources are paths relative to ``root``."""
+def folder_entries(
+    paths: list[Path], root: Path, broken: list[str] | None = None
+) -> Iterator[Block]:
+    """The lines of several files in turn, in blocks; sources are paths relative to ``root``.
+    A file that cannot be read to its end is reported in ``broken`` (``readable_blocks``)."""
     for path in paths:
-        yield from ndjson_blocks(path, source=str(path.relative_to(root)))
+        yield from readable_blocks(path, str(path.relative_to(root)), broken)
+
+
+def readable_blocks(path: Path, source: str, broken: list[str] | None) -> Iterator[Block]:
+    """The blocks of one file. Truncated or corrupt gzip data ends the file, not the landing:
+    its lines read so far land, the other files too, and ``broken`` names it (without a list
+    to report into, the error is raised)."""
+    try:
+        yield from ndjson_blocks(path, source=source)
+    except (EOFError, gzip.BadGzipFile, zlib.error) as exc:
+        if broken is None:
+            raise
+        broken.append(
+            f"{source}: truncated or corrupt gzip data ({type(exc).__name__}: {exc}); "
+            "the lines before the damage were landed; land the file again once it is whole"
+        )
 
 
 def land_folder(
@@ -130,8 +150,11 @@ def land_folder(
     root: Path,
     provenance: Provenance,
     options: LandingOptions | None = None,
+    broken: list[str] | None = None,
 ) -> Iterator[LandingResult]:
-    """Land every type of ``plan`` in turn, yielding each type's result when done."""
+    """Land every type of ``plan`` in turn, yielding each type's result when done; files that
+    could not be read to their end are added to ``broken`` (``readable_blocks``)."""
     for resource_type, paths in sorted(plan.files.items()):
         check_resource_type(resource_type, BY_TYPE, source=f"{paths[0].name}")
-        yield land(warehouse, resource_type, folder_entries(paths, root), provenance, options)
+        entries = folder_entries(paths, root, broken)
+        yield land(warehouse, resource_type, entries, provenance, options)

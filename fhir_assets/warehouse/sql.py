@@ -4,15 +4,31 @@ Both warehouses get the same statements; a small ``Dialect`` fills in the few wo
 (JSON vs VARIANT, how a string becomes JSON or a timestamp). The staged rows (``STAGE_COLUMNS``)
 are strings, so a Parquet file, an Arrow batch and a Snowflake staging table all look alike.
 
-Current-state rule, for one (source_server, id):
-    * a row replaces the stored row only when it is strictly newer: by ``meta.versionId`` when
-      both versions are integers, else by ``meta.lastUpdated`` (a missing time is oldest);
-    * an older or equal version never overwrites, so re-landing anything changes nothing;
-    * a tombstone (``deleted``) obeys the same rule and never replaces another tombstone;
+Current-state rule, for one (source_server, id): a row replaces the stored row only when it is
+strictly newer (``newer``), decided by the first of these that applies:
+    1. both rows have integer ``meta.versionId``s: the higher version wins;
+    2. both rows have a ``meta.lastUpdated``: the later time wins;
+    3. otherwise (a server that sends no ``meta``, as the SMART reference server and some Epic
+       and Oracle exports do): the row of a later landing (``ingested_at``) of another sync
+       (``sync_id``) wins. Exports and syncs land in the order they were made, so the later
+       export (``transactionTime``) or later sync wins. (Not "if the text differs": comparing
+       the stored JSON made DuckDB read every matched row's resource and ran the MERGE out of
+       its memory limit.)
+And always:
+    * an equal version or an equal time never overwrites, nor does the same sync landed again
+      (an export keeps its sync id: the bulk asset's partition, ``fhir-assets land``'s
+      ``export-<transactionTime>``), so re-landing the same export changes nothing;
+    * a tombstone (``deleted``) obeys the same rule (one without a time of its own carries the
+      export's ``transactionTime``, else the landing time) and never replaces another tombstone;
     * within one batch only the newest row per id takes part (``newest_first``: by versionId
-      when all of the id's rows have integer ones, else by lastUpdated); resources are merged
-      first and tombstones second, so that a tombstone without a version still beats a
-      numbered version by time. DuckDB's append mode treats a whole landing as one batch.
+      when all of the id's rows have integer ones, else by lastUpdated; all rows of a landing
+      share its ``ingested_at``); resources are merged first and tombstones second, so that a
+      tombstone without a version still beats a numbered version by time. DuckDB's append mode
+      treats a whole landing as one batch.
+Re-landing an older export after a newer one, rule 3 lets the older text win again for
+resources without ``meta`` (nothing in them says which is older), and a re-run REST sync (a new
+run id) rewrites them (same text, counted as updated); landing the newer export again restores
+it.
 
 Pairwise, the rule is not a total order when rows of one id mix integer and other (or no)
 versions and their versions and times disagree; there the result can depend on how the input
@@ -142,14 +158,16 @@ def version_number(expr: str) -> str:
 
 
 def newer(new: str, old: str) -> str:
-    """SQL true when row ``new`` must replace row ``old`` (aliases of two raw rows)."""
+    """SQL true when row ``new`` must replace row ``old`` (aliases of two raw rows), by the
+    module doc's rules 1-3."""
     new_v, old_v = version_number(f"{new}.version_id"), version_number(f"{old}.version_id")
+    later = f"{new}.ingested_at > {old}.ingested_at AND {new}.sync_id <> {old}.sync_id"
     return (
         f"(NOT ({new}.deleted AND {old}.deleted) AND CASE"
         f" WHEN {new_v} IS NOT NULL AND {old_v} IS NOT NULL THEN {new_v} > {old_v}"
-        f" WHEN {new}.last_updated IS NULL THEN FALSE"
-        f" WHEN {old}.last_updated IS NULL THEN TRUE"
-        f" ELSE {new}.last_updated > {old}.last_updated END)"
+        f" WHEN {new}.last_updated IS NOT NULL AND {old}.last_updated IS NOT NULL"
+        f" THEN {new}.last_updated > {old}.last_updated"
+        f" ELSE {later} END)"
     )
 
 

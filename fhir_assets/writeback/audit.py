@@ -3,6 +3,11 @@
 A row says who wrote what, when, how and with which result, but never the resource itself: the
 request is identified by the SHA-256 of its canonical JSON. Writers implement the tiny
 :class:`AuditWriter` protocol; DuckDB is here, a Snowflake writer can follow the same shape.
+
+Every entry of a transaction is recorded as ``sending`` before the transaction goes out, and
+again with its result once the answer (or the failure) is in; a ``sending`` row with no later
+row of its transaction is an attempt whose answer never arrived (the process was killed), which
+the next run reconciles with the server (``reconcile.py``).
 """
 
 from __future__ import annotations
@@ -70,10 +75,18 @@ class AuditRecord:
     outcome_text: str | None
 
 
+SENDING = "sending"  # the outcome of an attempt recorded before it was sent
+
+
 class AuditWriter(Protocol):
     """Where audit records go. Must store every record it is given before returning."""
 
     def record(self, records: Sequence[AuditRecord]) -> None: ...
+
+    def unsettled(self, server: str) -> list[AuditRecord]:
+        """The ``sending`` records of ``server`` that no later record of their transaction
+        settles (same transaction, type and request hash), oldest first."""
+        ...
 
 
 def request_hash(resource: Mapping[str, Any]) -> str:
@@ -109,3 +122,15 @@ class DuckDBAuditWriter:
             f"INSERT INTO {identifier(AUDIT_SCHEMA, AUDIT_TABLE)} VALUES {values}",  # noqa: S608 (constants)
             [value for r in records for value in astuple(r)],
         )
+
+    def unsettled(self, server: str) -> list[AuditRecord]:
+        """See :meth:`AuditWriter.unsettled`."""
+        rows = self._con.execute(
+            f"SELECT * FROM {identifier(AUDIT_SCHEMA, AUDIT_TABLE)} AS s "  # noqa: S608
+            "WHERE s.server = ? AND s.outcome = ? AND NOT EXISTS (SELECT 1 FROM "
+            f"{identifier(AUDIT_SCHEMA, AUDIT_TABLE)} AS r WHERE r.outcome <> ? "
+            "AND r.transaction_id = s.transaction_id AND r.resource_type = s.resource_type "
+            "AND r.request_hash IS NOT DISTINCT FROM s.request_hash) ORDER BY s.recorded_at",
+            [server, SENDING, SENDING],
+        ).fetchall()
+        return [AuditRecord(*row) for row in rows]

@@ -27,11 +27,12 @@ from urllib.parse import urlencode
 from ..fhir.client import FhirClient, redact
 from ..fhir.errors import RequestError, ResponseFormatError, TransientRequestError
 from ..fhir.write import BundleEntry, EntryOutcome, PreconditionFailedError, WriteClient, token
-from .audit import AuditRecord, AuditWriter, request_hash
+from .audit import SENDING, AuditRecord, AuditWriter, request_hash
 from .lookup import find_by_identifier
 from .outcome import IGNORED_ELEMENTS, ResourceOutcome, comparable
 from .policy import Resource, WritePolicy
 from .provenance import provenance_entry
+from .reconcile import reconcile
 from .validate import offers_validate, server_issues, validate_resource
 
 log = logging.getLogger(__name__)
@@ -84,6 +85,7 @@ class Writer:
     make_uuid: Callable[[], uuid.UUID] = uuid.uuid4
     _seen: set[str] = field(default_factory=set, repr=False)
     _validate_remotely: bool | None = field(default=None, repr=False)
+    _reconciled: bool = field(default=False, repr=False)
 
     def write(self, resources: Sequence[Resource]) -> list[ResourceOutcome]:
         """Write ``resources`` as one transaction (retried, re-planned, split as the policy says).
@@ -91,6 +93,9 @@ class Writer:
         Returns:
             one outcome per input resource, in input order.
         """
+        if not self._reconciled:  # attempts of a killed run first (see reconcile.py)
+            reconcile(self.client, self.audit, self.run_id, self.now)
+            self._reconciled = True
         items, outcomes = self._admit(resources)
         if outcomes and items and not self.policy.split_failed:
             reason = "not sent: another entry of its transaction is invalid"
@@ -205,12 +210,21 @@ class Writer:
     def _submit(self, items: list[_Item], transaction_id: str, attempt: int) -> list[EntryOutcome]:
         """Send one transaction of ``items`` (plus a Provenance when the policy asks for one)."""
         entries = [self._entry(item) for item in items]
+        sending = [self._audit_record(i, transaction_id, attempt, i.sent or "update", None, SENDING)
+                   for i in items]  # fmt: skip
         if not self.policy.provenance:
+            self.audit.record(sending)  # before sending: a kill -9 leaves it for reconcile
             return WriteClient(self.client).submit(entries)
         provenance = provenance_entry(entries, self.now(), self.run_id, transaction_id)
-        results = WriteClient(self.client).submit([*entries, provenance])
         assert provenance.resource is not None  # noqa: S101 (built just above)
         item = _Item(-1, dict(provenance.resource), "", sent="create")
+        self.audit.record([*sending, self._audit_record(item, transaction_id, attempt, "create",
+                                                        None, SENDING)])  # fmt: skip
+        try:
+            results = WriteClient(self.client).submit([*entries, provenance])
+        except RequestError as exc:  # its entries are settled by the caller, this one here
+            self._record([item], transaction_id, attempt, "create", exc.status, "failed", exc)
+            raise
         record = self._audit_record(item, transaction_id, attempt, "create", results[-1], "created")
         self.audit.record([record])
         return results[:-1]

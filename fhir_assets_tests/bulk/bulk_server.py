@@ -43,7 +43,9 @@ class BulkServer:
 
     Knobs: ``ranges`` (answer ``Range`` with 206), ``gzip`` (``Content-Encoding: gzip`` when
     accepted), ``truncate`` (name -> how many times to cut the body halfway), ``redirects``
-    (name -> URL for a 307), ``token`` (files require ``Authorization: Bearer TOKEN``).
+    (name -> URL for a 307), ``token`` (files require ``Authorization: Bearer TOKEN``),
+    ``first_bodies`` (name -> bodies served, one per request, before ``files[name]``: e.g. a
+    truncated gzip stream sent whole), ``capability`` (the CapabilityStatement at ``metadata``).
     """
 
     def __init__(self) -> None:
@@ -56,6 +58,8 @@ class BulkServer:
         self.truncate: dict[str, int] = {}
         self.redirects: dict[str, str] = {}
         self.token: str | None = None
+        self.first_bodies: dict[str, list[bytes]] = {}
+        self.capability: dict[str, Any] = {"resourceType": "CapabilityStatement", "rest": []}
         self.seen: list[Seen] = []
         self._lock = threading.Lock()
         self._server: ThreadingHTTPServer | None = None
@@ -131,6 +135,8 @@ class _Handler(BaseHTTPRequestHandler):
         if "$export" in path:
             accepted = Reply(202, headers={"Content-Location": f"{s.url}/status"})
             self.reply(s.next_reply(s.kickoff, accepted))
+        elif path == "/fhir/metadata":
+            self.reply(Reply(200, s.capability))
         elif path == "/fhir/status" and self.command == "DELETE":
             self.reply(Reply(202))
         elif path == "/fhir/status":
@@ -160,7 +166,9 @@ class _Handler(BaseHTTPRequestHandler):
         if s.token and self.headers.get("Authorization") != f"Bearer {s.token}":
             self.reply(Reply(401, {"resourceType": "OperationOutcome", "issue": []}))
             return
-        source = s.files[name]
+        with s._lock:
+            first = s.first_bodies.get(name)
+            source = first.pop(0) if first else s.files[name]
         size = source.stat().st_size if isinstance(source, Path) else len(source)
         start = 0
         wanted = self.headers.get("Range", "")

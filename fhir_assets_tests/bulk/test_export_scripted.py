@@ -90,7 +90,7 @@ def test_poll_honours_retry_after_forms_caps_them_and_reports_progress(server: B
     job = bulk.kick_off(ExportRequest())
     manifest = bulk.wait(job, lambda pending: seen.append(pending.progress))
     assert 118 <= clock.sleeps[0] <= 120
-    assert clock.sleeps[1:] == [7, 600, 3, 5]
+    assert clock.sleeps[1:] == [7, 600, 5, 5]  # Retry-After: 3 waits the 5 s floor
     assert seen == ["10%", "50%", None, None, None]
     assert [f.type for f in manifest.files] == ["Patient"]
 

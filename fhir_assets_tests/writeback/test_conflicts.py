@@ -43,18 +43,23 @@ def keep_their_note(server: dict[str, Any], ours: dict[str, Any]) -> dict[str, A
     return {**ours, "note": server.get("note", [])}
 
 
+# Each attempt is recorded as "sending" before it goes out, then with its result.
+SENT = ["sending", "created", "sending"]
+UPDATED = ["sending", "updated"]
+
+
 @pytest.mark.parametrize(
     ("policy", "outcome", "value", "note", "audited"),
     [
-        ({"on_conflict": "fail"}, "conflict", 1, THEIR_NOTE, ["created", "conflict"]),
-        ({"on_conflict": "server-wins"}, "server-kept", 1, THEIR_NOTE, ["created", "conflict"]),
-        ({"on_conflict": "client-wins"}, "updated", 2, None, ["created", "conflict", "updated"]),
+        ({"on_conflict": "fail"}, "conflict", 1, THEIR_NOTE, [*SENT, "conflict"]),
+        ({"on_conflict": "server-wins"}, "server-kept", 1, THEIR_NOTE, [*SENT, "conflict"]),
+        ({"on_conflict": "client-wins"}, "updated", 2, None, [*SENT, "conflict", *UPDATED]),
         (
             {"on_conflict": "merge", "merge": keep_their_note},
             "updated",
             2,
             THEIR_NOTE,
-            ["created", "conflict", "updated"],
+            [*SENT, "conflict", *UPDATED],
         ),
     ],
 )
@@ -80,7 +85,7 @@ def test_conflict_policy_does_what_it_says(
     assert (stored["valueInteger"], stored.get("note")) == (value, note)
     rows = audit_rows(audit_db, "outcome, http_status, attempt")
     assert [r[0] for r in rows] == audited
-    assert rows[1][1:] == (412, 1)
+    assert rows[3][1:] == (412, 1)
 
 
 def test_conflict_retries_are_bounded(

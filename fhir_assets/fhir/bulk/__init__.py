@@ -15,7 +15,7 @@ exported "too recently" (:class:`ExportTooSoonError`), Oracle Health wants one c
 """
 
 from .download import download_all
-from .export import BulkClient, BulkOptions, Pending
+from .export import BulkClient, BulkOptions, Pending, server_types
 from .manifest import (
     ExportError,
     ExportGoneError,
@@ -49,4 +49,5 @@ __all__ = [
     "download_all",
     "format_instant",
     "run_export",
+    "server_types",
 ]

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from typing import Any
@@ -18,10 +18,10 @@ from urllib.parse import urljoin
 
 import orjson
 import requests
-from requests.adapters import HTTPAdapter
 
 from ..client import FHIR_JSON, FhirClient, decode, redact
 from ..errors import ConfigurationError, RequestError, ResponseFormatError, TransientRequestError
+from ..ratelimit import RateLimit, RateLimitedAdapter, shared_rate_file
 from ..retry import TRANSIENT_STATUSES
 from ..urls import require_https, require_same_origin
 from .manifest import (
@@ -56,6 +56,14 @@ class BulkOptions:
         chunk_bytes: download write size: the memory one connection uses.
         group_only: refuse system and patient level before asking: Epic and Oracle Health
             export only ``Group/{id}`` (a group id configured with the vendor).
+        min_poll_s: the shortest wait between status polls, whatever ``Retry-After`` says: the
+            SMART reference server answers ``Retry-After: 1`` and blocks a client for 5 minutes
+            past 60 requests a minute.
+        poll_backoff: while a job's progress is unchanged, each wait is this many times the
+            last one (up to ``max_wait_s``); a change of progress starts again from the floor.
+        requests_per_s: the server's request budget when the client has none of its own
+            (``FhirClient.rate_limit``); shared through a file by every export and sync of the
+            server on this machine (``ratelimit.shared_rate_file``).
     """
 
     max_connections: int = 5
@@ -67,6 +75,9 @@ class BulkOptions:
     join_types: bool = True
     chunk_bytes: int = 1 << 20
     group_only: bool = False
+    min_poll_s: float = 5.0
+    poll_backoff: float = 1.5
+    requests_per_s: float = 10.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,8 +114,16 @@ class BulkClient:
         self.session = requests.Session()
         self.session.auth = client.session.auth
         self.session.headers.update(client.session.headers)
-        adapter = HTTPAdapter(
-            max_retries=0, pool_maxsize=self.options.max_connections + 2, pool_block=False
+        # One request budget per server for every export and sync on the machine (as the REST
+        # path does): the client's own if it has one, else one shared through a file.
+        self.rate_limit = client.rate_limit or RateLimit(
+            self.options.requests_per_s, shared_file=shared_rate_file(client.base_url)
+        )
+        adapter = RateLimitedAdapter(
+            self.rate_limit,
+            max_retries=0,
+            pool_maxsize=self.options.max_connections + 2,
+            pool_block=False,
         )
         self.session.mount("http://", adapter)
         self.session.mount("https://", adapter)
@@ -200,10 +219,13 @@ class BulkClient:
             ExportError: the export failed or did not finish within ``total_timeout_s``.
         """
         deadline = job.started_at + self.options.total_timeout_s
+        last: Pending | None = None
         while True:
             result = self.poll(job)
             if isinstance(result, Manifest):
                 return result
+            result = self._spaced(result, last)
+            last = result
             if on_pending is not None:
                 on_pending(result)
             if self.now() + result.wait_s > deadline:
@@ -213,6 +235,16 @@ class BulkClient:
                     f"(last progress: {result.progress or 'none reported'})"
                 )
             self.sleep(result.wait_s)
+
+    def _spaced(self, pending: Pending, last: Pending | None) -> Pending:
+        """``pending`` with its wait raised to ``min_poll_s`` and, while the job reports the
+        same progress as last time, to ``poll_backoff`` times the last wait (capped)."""
+        wait = max(pending.wait_s, self.options.min_poll_s)
+        if last is not None and (last.progress, last.status) == (pending.progress, pending.status):
+            wait = max(wait, last.wait_s * self.options.poll_backoff)
+        return Pending(
+            pending.progress, min(wait, max(self.options.max_wait_s, 0.0)), pending.status
+        )
 
     def delete(self, job: ExportJob) -> bool:
         """DELETE the job (done, failed or cancelled): Epic allows one open export per client and
@@ -361,3 +393,14 @@ def _refusal(request: ExportRequest, response: requests.Response) -> ExportError
         f"the server answered the {what} kick-off with HTTP {response.status_code}, not 202 "
         "Accepted: it does not run this export asynchronously"
     )
+
+
+def server_types(capabilities: Mapping[str, Any]) -> set[str]:
+    """The resource types a CapabilityStatement lists (``rest[mode=server].resource.type``)."""
+    return {
+        str(resource.get("type"))
+        for rest in capabilities.get("rest") or ()
+        if isinstance(rest, Mapping) and rest.get("mode", "server") == "server"
+        for resource in rest.get("resource") or ()
+        if isinstance(resource, Mapping) and resource.get("type")
+    }

@@ -21,7 +21,7 @@ from ..names import UnsafeNameError
 from .download import download_all
 from .export import BulkClient, Pending
 from .manifest import ExportError, ExportGoneError, ExportRequest, Manifest
-from .state import ExportState, FileDone
+from .state import ExportState, FileDone, local_name
 
 log = logging.getLogger(__name__)
 
@@ -189,7 +189,22 @@ def result(state: ExportState) -> ExportResult:
             (fatal if severity in FATAL_SEVERITIES else warnings).append(
                 f"{severity} {text} ({done.name}:{line})"
             )
+    warnings.extend(_count_mismatches(state))
     for text in fatal:
         log.warning("export error file: %s", text)
     files = tuple(sorted(state.done.values(), key=lambda d: d.name))
     return ExportResult(state.folder, state.manifest, files, tuple(fatal), tuple(warnings))
+
+
+def _count_mismatches(state: ExportState) -> list[str]:
+    """A warning per error or deleted file whose line count differs from the manifest's
+    ``count`` (``download.check`` holds only output files to their counts)."""
+    manifest = state.manifest
+    mismatches = []
+    for index, file in enumerate(manifest.files if manifest else ()):
+        done = state.done.get(local_name(index, file))
+        if file.kind != "output" and done and file.count is not None and done.lines != file.count:
+            mismatches.append(
+                f"{file.kind} file {done.name}: {done.lines} lines, the manifest says {file.count}"
+            )
+    return mismatches

@@ -1,0 +1,179 @@
+"""What a folder of exported files says about itself, and its deletion files.
+
+A folder written by ``fhir-assets export`` (or the bulk asset) holds ``export-state.json``: the
+server's manifest, whose ``request`` echoes the kick-off URL (so the FHIR base the rows belong
+to) and whose ``transactionTime`` is when its deletions happened at the latest. Its ``deleted``
+files are Bulk Data deletion Bundles, whose entries may delete resources of several types: each
+entry's tombstone lands in its own type's table (``land_deletions``, used by ``fhir-assets
+land`` and the Dagster bulk asset alike). ``error`` files are the export's diagnostics, not data.
+"""
+
+from __future__ import annotations
+
+import gzip
+import itertools
+import re
+import zlib
+from collections.abc import Collection, Iterable, Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+import orjson
+
+from ..fhir import ndjson
+from ..fhir.bulk.state import STATE_FILE, ExportState
+from ..fhir.client import redact
+from ..fhir.names import check_resource_type
+from .batches import Entry
+from .files import FolderPlan
+from .inputs import ndjson_entries
+from .landing import LandingOptions, LandingResult, land
+from .protocol import Provenance, Warehouse
+from .tombstones import Tombstone
+
+UNREADABLE = "~unreadable"  # the bucket of deleted-file lines that are no DELETE Bundle
+# The kick-off path after the FHIR base (Bulk Data IG: system, Patient and Group levels).
+_KICKOFF = re.compile(r"/(?:Patient/|Group/[^/]+/)?\$export\Z")
+
+
+@dataclass(frozen=True, slots=True)
+class ExportOrigin:
+    """Whose data an export folder holds (``source_server``) and as of when."""
+
+    source_server: str
+    transaction_time: datetime
+
+    @property
+    def sync_id(self) -> str:
+        """The export's sync id: one per export, so landing it again changes nothing."""
+        return "export-" + self.transaction_time.isoformat()
+
+
+def export_origin(folder: Path) -> ExportOrigin | None:
+    """The origin of a finished export in ``folder`` (from its ``export-state.json``), if any.
+
+    Raises:
+        ValueError: the state's manifest does not echo a kick-off URL to take the base from.
+    """
+    if not (folder / STATE_FILE).is_file():
+        return None
+    manifest = ExportState.load(folder).manifest
+    if manifest is None:
+        return None
+    kickoff = redact(manifest.request)
+    base = _KICKOFF.sub("", kickoff)
+    if base == kickoff or not base:
+        raise ValueError(
+            f"{folder / STATE_FILE}: the manifest's request {kickoff!r} is no $export URL; "
+            "pass --server BASE_URL"
+        )
+    moment = datetime.fromisoformat(manifest.transaction_time.replace("Z", "+00:00"))
+    return ExportOrigin(base, moment)
+
+
+def is_deletion_file(path: Path) -> bool:
+    """Whether the file's first line is a Bundle of DELETE requests (a Bulk Data ``deleted``
+    file, or a file of such Bundles from elsewhere)."""
+    try:
+        head = list(itertools.islice(ndjson_entries(path), 1))
+    except (EOFError, gzip.BadGzipFile, zlib.error):  # landing reports the file
+        return False
+    for _, _, line in head:
+        try:
+            first = orjson.loads(line)
+        except orjson.JSONDecodeError:
+            return False
+        entries = first.get("entry") if isinstance(first, dict) else None
+        if first.get("resourceType") != "Bundle" or not isinstance(entries, list) or not entries:
+            return False
+        request = entries[0].get("request") if isinstance(entries[0], dict) else None
+        return isinstance(request, dict) and request.get("method") == "DELETE"
+    return False
+
+
+def split_deletions(plan: FolderPlan, root: Path) -> tuple[FolderPlan, list[Path]]:
+    """The plan without its deletion files (landed entry by entry, ``land_deletions``) and
+    without an export folder's ``error`` files; and the deletion files."""
+    errors = root / "error" if (root / STATE_FILE).is_file() else None
+    files: dict[str, list[Path]] = {}
+    deleted: list[Path] = []
+    for resource_type, paths in plan.files.items():
+        for path in paths:
+            if errors is not None and path.is_relative_to(errors):
+                continue
+            if is_deletion_file(path):
+                deleted.append(path)
+            else:
+                files.setdefault(resource_type, []).append(path)
+    unknown = [p for p in plan.unknown if errors is None or not p.is_relative_to(errors)]
+    return FolderPlan(files, unknown, plan.unreadable), sorted(deleted)
+
+
+def tombstone_entries(paths: list[Path], root: Path, resource_type: str) -> Iterator[Entry]:
+    """The deletions of ``resource_type`` in ``deleted`` files (Bundles that may mix types),
+    read lazily; an unreadable line is passed on as it is, so landing quarantines it."""
+    for path in paths:
+        source = str(path.relative_to(root))
+        for item in ndjson.tombstones(path):
+            if isinstance(item, ndjson.BadLine):
+                if resource_type == UNREADABLE:
+                    yield (source, item.line, item.raw or item.reason.encode())
+            elif item.resource_type == resource_type:
+                yield (source, item.line, Tombstone(item.id))
+
+
+def deleted_types(paths: list[Path], allowed: Collection[str] | None = None) -> set[str]:
+    """The types the deletion files delete (``UNREADABLE`` for lines that are no deletion
+    Bundle), each checked to be an R4 resource type (and one of ``allowed``, when given).
+
+    Raises:
+        UnsafeNameError: a Bundle deletes a type that is not allowed (nothing is landed).
+    """
+    types = {
+        t.resource_type if isinstance(t, ndjson.Tombstone) else UNREADABLE
+        for path in paths
+        for t in ndjson.tombstones(path)
+    }
+    for resource_type in types - {UNREADABLE}:
+        check_resource_type(resource_type, allowed, source="a deleted-resources Bundle")
+    return types
+
+
+def land_deletions(
+    warehouse: Warehouse,
+    paths: list[Path],
+    root: Path,
+    provenance: Provenance,
+    options: LandingOptions | None = None,
+    allowed: Collection[str] | None = None,
+) -> Iterator[LandingResult]:
+    """Land the tombstones of deletion files, each entry into its own type's table (a file
+    may mix types); unreadable lines are quarantined under the Bundle type, never dropped.
+    Land them after the resources, so that a resource deleted in the same export ends
+    deleted. Every deleted type is checked before any lands (``deleted_types``)."""
+    types = deleted_types(paths, allowed)
+    for resource_type in sorted(types - {UNREADABLE}):
+        entries = tombstone_entries(paths, root, resource_type)
+        yield land(warehouse, resource_type, entries, provenance, options)
+    if UNREADABLE in types:
+        entries = tombstone_entries(paths, root, UNREADABLE)
+        yield land(warehouse, "Bundle", entries, provenance, options)
+
+
+def combine_by_type(results: Iterable[LandingResult]) -> list[LandingResult]:
+    """One result per resource type (a type's resources and its tombstones land apart),
+    summed, in the order the types first appear."""
+    combined: dict[str, LandingResult] = {}
+    for r in results:
+        before = combined.get(r.resource_type)
+        if before is not None:
+            r = LandingResult(
+                r.resource_type,
+                *(getattr(before, f) + getattr(r, f) for f in _COUNTS),
+            )
+        combined[r.resource_type] = r
+    return list(combined.values())
+
+
+_COUNTS = ("seen", "landed", "updated", "deleted", "unchanged", "quarantined", "seconds")

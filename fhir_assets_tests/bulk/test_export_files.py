@@ -1,0 +1,101 @@
+"""Export files as real servers write them, from the scripted Bulk Data server: deletion Bundles
+and OperationOutcomes without ids, error files with wrong counts, truncated gzip data."""
+
+from __future__ import annotations
+
+import gzip
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from fhir_assets.fhir.bulk import ExportError, ExportRequest, run_export
+from fhir_assets_tests.bulk.bulk_server import BulkServer, Reply
+from fhir_assets_tests.bulk.test_export_scripted import bulk_client, ndjson, outcome, patients
+
+CLI = [sys.executable, "-m", "fhir_assets.cli", "export"]
+# As the SMART reference server writes them: no id on the Bundle, none on the OperationOutcome.
+DELETION = {
+    "resourceType": "Bundle",
+    "type": "transaction",
+    "entry": [{"request": {"method": "DELETE", "url": "Patient/gone1"}}],
+}
+
+
+@pytest.fixture
+def server() -> BulkServer:
+    with BulkServer() as s:
+        yield s
+
+
+def incremental_manifest(server: BulkServer, error_count: int | None) -> dict:
+    server.files |= {
+        "p.ndjson": patients(2),
+        "err.ndjson": ndjson([outcome("information", "informational", "1 resource skipped")]),
+        "del.ndjson": ndjson([DELETION, DELETION]),
+    }
+    manifest = server.manifest([("Patient", "p.ndjson", 2)])
+    error = {"type": "OperationOutcome", "url": server.file_url("err.ndjson")}
+    manifest["error"] = [error | ({"count": error_count} if error_count is not None else {})]
+    manifest["deleted"] = [{"type": "Bundle", "url": server.file_url("del.ndjson"), "count": 2}]
+    return manifest
+
+
+def test_deletion_bundles_and_outcomes_without_ids_are_no_bad_lines(
+    server: BulkServer, tmp_path: Path
+) -> None:
+    server.status = [Reply(200, incremental_manifest(server, None))]
+    argv = [*CLI, "--out", str(tmp_path / "x"), "--since", "2026-01-01T00:00:00Z"]
+    run = subprocess.run(
+        argv, env=os.environ | {"FHIR_BASE_URL": server.url}, capture_output=True, text=True
+    )
+    assert run.returncode == 0, run.stderr
+    assert "without an id" not in run.stderr
+    assert "Patient                              2" in run.stdout
+
+
+def test_an_error_file_count_mismatch_is_a_warning_and_the_job_is_deleted(
+    server: BulkServer, tmp_path: Path
+) -> None:
+    server.status = [Reply(200, incremental_manifest(server, 38))]
+    result = run_export(bulk_client(server), ExportRequest(), tmp_path)
+    assert result.counts() == {"Patient": 2}
+    assert "error file error/00001.OperationOutcome.ndjson: 1 lines, the manifest says 38" in (
+        result.warnings
+    )
+    assert result.bad_lines() == [] and result.fatal == ()
+    assert server.paths("DELETE") == ["/fhir/status"]
+
+
+def test_an_output_file_count_mismatch_is_still_an_error(
+    server: BulkServer, tmp_path: Path
+) -> None:
+    server.files["p.ndjson"] = patients(3)
+    server.status = [Reply(200, server.manifest([("Patient", "p.ndjson", 5)]))]
+    with pytest.raises(ExportError, match="3 lines downloaded, the manifest says 5"):
+        run_export(bulk_client(server), ExportRequest(), tmp_path)
+
+
+def test_truncated_gzip_data_is_downloaded_again(server: BulkServer, tmp_path: Path) -> None:
+    whole = gzip.compress(patients(300))
+    server.files["p.ndjson.gz"] = whole
+    server.first_bodies["p.ndjson.gz"] = [whole[: len(whole) // 2]]
+    server.status = [Reply(200, server.manifest([("Patient", "p.ndjson.gz", 300)]))]
+    result = run_export(bulk_client(server), ExportRequest(), tmp_path)
+    (path,) = [p for _, p in result.output_files()]
+    assert path.read_bytes() == patients(300)
+    assert len([s for s in server.seen if s.path.startswith("/files/")]) == 2
+    assert not [p for p in tmp_path.rglob("*") if p.suffix in (".part", ".gunzip")]
+
+
+def test_gzip_data_truncated_every_time_names_the_file_and_leaves_nothing_half_done(
+    server: BulkServer, tmp_path: Path
+) -> None:
+    whole = gzip.compress(patients(300))
+    server.files["p.ndjson.gz"] = whole[: len(whole) // 2]
+    server.status = [Reply(200, server.manifest([("Patient", "p.ndjson.gz", 300)]))]
+    with pytest.raises(ExportError, match=r"p\.ndjson\.gz failed 3 times.*00000\.Patient\.ndjson"):
+        run_export(bulk_client(server, attempts=2), ExportRequest(), tmp_path)
+    assert not [p for p in (tmp_path / "output").rglob("*") if p.is_file()]
