@@ -1,9 +1,10 @@
-"""Running compiled views inside DuckDB: over raw tables, or over an NDJSON file."""
+"""Running compiled views inside the warehouse (DuckDB or Snowflake) over raw tables, or inside
+DuckDB over an NDJSON file."""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import duckdb
 
@@ -11,26 +12,31 @@ from .compiler import CompiledView, compile_view
 from .definition import NAME, ViewDefinition
 from .errors import ViewDefinitionError
 
+if TYPE_CHECKING:
+    from ..warehouse.protocol import Warehouse
+
 VIEW_SCHEMA = "fhir"
 NDJSON_TABLE = "ndjson_resources"
 
 
-def materialize(con: duckdb.DuckDBPyConnection, view: ViewDefinition) -> int:
-    """``create or replace table fhir.<view> as <compiled view>`` over ``fhir_raw``.
+def materialize(warehouse: Warehouse, view: ViewDefinition) -> int:
+    """``CREATE OR REPLACE TABLE fhir.<view> AS <compiled view>`` over ``fhir_raw``, compiled
+    for the warehouse's dialect and run inside it (no row passes through Python).
 
     Args:
-        con: a DuckDB connection to the warehouse file.
-        view: the view to build.
+        warehouse: an open landing warehouse (``warehouse.protocol.Warehouse``).
+        view: the view to build; its name is validated (``NAME``), so it is used unquoted
+            (Snowflake folds it to upper case like every other table of ours).
 
     Returns:
         The number of rows in the new table.
     """
-    compiled = compile_view(view, "duckdb")
-    table = f'{VIEW_SCHEMA}."{view.name}"'
-    con.execute(f"CREATE SCHEMA IF NOT EXISTS {VIEW_SCHEMA}")
-    con.execute(f"CREATE OR REPLACE TABLE {table} AS {compiled.sql}")
-    row = con.execute(f"SELECT count(*) FROM {table}").fetchone()
-    return int(row[0]) if row else 0
+    compiled = compile_view(view, warehouse.dialect.name)
+    table = f"{VIEW_SCHEMA}.{view.name}"
+    warehouse.fetch(f"CREATE SCHEMA IF NOT EXISTS {VIEW_SCHEMA}")
+    warehouse.fetch(f"CREATE OR REPLACE TABLE {table} AS {compiled.sql}")
+    [(rows,)] = warehouse.fetch(f"SELECT COUNT(*) FROM {table}")
+    return int(rows)
 
 
 def load_ndjson(con: duckdb.DuckDBPyConnection, path: Path, resource_type: str) -> str:

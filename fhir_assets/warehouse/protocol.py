@@ -84,9 +84,12 @@ class LandingSession(Protocol):
 
 
 class Warehouse(Protocol):
-    """A warehouse the landing code can write to and the asset checks can query."""
+    """A warehouse the landing code can write to and the asset checks, views and write-back
+    query. ``connection`` is its DB-API connection (DuckDB's or snowflake-connector's), for
+    streaming reads through a cursor."""
 
     dialect: Dialect
+    connection: Any
 
     def fetch(self, query: str) -> list[tuple[Any, ...]]:
         """Run a query and return its rows."""

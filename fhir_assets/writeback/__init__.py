@@ -4,7 +4,14 @@ No Dagster here: :class:`Writer` is usable from a script; ``fhir_assets.assets.w
 into assets.
 """
 
-from .audit import AuditRecord, AuditWriter, DuckDBAuditWriter, request_hash
+from .audit import (
+    AuditRecord,
+    AuditWriter,
+    DuckDBAuditWriter,
+    SnowflakeAuditWriter,
+    audit_writer,
+    request_hash,
+)
 from .outcome import ResourceOutcome, summarize
 from .policy import WritePolicy
 from .scopes import granted_scope, permits_write
@@ -15,9 +22,11 @@ __all__ = [
     "AuditRecord",
     "AuditWriter",
     "DuckDBAuditWriter",
+    "SnowflakeAuditWriter",
     "ResourceOutcome",
     "WritePolicy",
     "Writer",
+    "audit_writer",
     "granted_scope",
     "permits_write",
     "request_hash",

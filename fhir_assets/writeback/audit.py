@@ -2,7 +2,7 @@
 
 A row says who wrote what, when, how and with which result, but never the resource itself: the
 request is identified by the SHA-256 of its canonical JSON. Writers implement the tiny
-:class:`AuditWriter` protocol; DuckDB is here, a Snowflake writer can follow the same shape.
+:class:`AuditWriter` protocol: one for DuckDB, one for Snowflake (:func:`audit_writer` picks).
 """
 
 from __future__ import annotations
@@ -107,3 +107,38 @@ class DuckDBAuditWriter:
             f"INSERT INTO {AUDIT_SCHEMA}.{AUDIT_TABLE} VALUES {values}",  # noqa: S608 (constants)
             [value for r in records for value in astuple(r)],
         )
+
+
+class SnowflakeAuditWriter:
+    """Appends audit records to ``fhir_audit.writes`` in Snowflake (created if absent).
+
+    Args:
+        connection: an open snowflake-connector-python connection; the caller owns it.
+    """
+
+    def __init__(self, connection: Any) -> None:
+        self._con = connection
+        with self._con.cursor() as cursor:
+            cursor.execute(f"CREATE SCHEMA IF NOT EXISTS {AUDIT_SCHEMA}")
+            cursor.execute(
+                f"CREATE TABLE IF NOT EXISTS {AUDIT_SCHEMA}.{AUDIT_TABLE} ({COLUMNS_SQL})"
+            )
+
+    def record(self, records: Sequence[AuditRecord]) -> None:
+        """Insert the records in one multi-row statement (the connector binds client side)."""
+        if not records:
+            return
+        row = "(" + ", ".join(["%s"] * len(fields(AuditRecord))) + ")"
+        values = ", ".join([row] * len(records))
+        with self._con.cursor() as cursor:
+            cursor.execute(
+                f"INSERT INTO {AUDIT_SCHEMA}.{AUDIT_TABLE} VALUES {values}",  # noqa: S608
+                [value for r in records for value in astuple(r)],
+            )
+
+
+def audit_writer(dialect: str, connection: Any) -> AuditWriter:
+    """The audit writer of a warehouse connection (``dialect``: ``duckdb`` or ``snowflake``)."""
+    if dialect == "snowflake":
+        return SnowflakeAuditWriter(connection)
+    return DuckDBAuditWriter(connection)
