@@ -117,7 +117,8 @@ def build_defs(settings: Settings) -> dg.Definitions:
     catalog = select(settings.sync.resource_types)
     partitioning = build_partitioning(settings.sync)
     kind = settings.warehouse.kind
-    raw_assets = build_raw_assets(catalog, partitioning, landing_options(settings.sync), kind)
+    options = landing_options(settings.sync)
+    raw_assets = build_raw_assets(catalog, partitioning, options, kind, IO_MANAGER_KEY)
     types = {spec.resource_type for spec in catalog}
     views = load_views(settings.sync.views_dir, types)
     write = settings.write
@@ -134,7 +135,7 @@ def build_defs(settings: Settings) -> dg.Definitions:
     )
     sync_all = dg.define_asset_job("sync_all", selection=dg.AssetSelection.groups("fhir_raw"))
     return dg.Definitions(
-        assets=[*raw_assets, *build_view_assets(views, kind), *writeback],
+        assets=[*raw_assets, *build_view_assets(views, kind, IO_MANAGER_KEY), *writeback],
         asset_checks=build_raw_checks(catalog, max_invalid_share=settings.sync.max_invalid_share),
         jobs=[
             sync_all,

@@ -17,7 +17,7 @@ from ..resources import FhirServerResource
 from ..sync import build_sync_queries, build_window_sync
 from ..warehouse.batches import Entry
 from ..warehouse.inputs import resource_entries
-from ..warehouse.io_managers import IO_MANAGER_KEY, raw_table_metadata
+from ..warehouse.io_managers import raw_table_metadata
 from ..warehouse.landing import LandingOptions, land
 from ..warehouse.layout import RAW_SCHEMA
 from ..warehouse.protocol import Provenance, WarehouseOpener
@@ -31,6 +31,7 @@ def build_raw_asset(
     partitioning: Partitioning | None = None,
     options: LandingOptions | None = None,
     warehouse_kind: str = "duckdb",
+    io_manager_key: str | None = None,
 ) -> dg.AssetsDefinition:
     """The raw asset ``["fhir_raw", "<type lower>"]`` for one resource type.
 
@@ -40,8 +41,9 @@ def build_raw_asset(
     It lands through ``warehouse.landing.land`` with the ``landing`` resource (validated,
     merged, quarantined) rather than returning a DataFrame to an IO manager: dagster-duckdb's
     and dagster-snowflake's ``DbIOManager`` empty the table (or partition) before writing, which
-    defeats MERGE, and they need the whole output in memory. Its ``io_manager_key`` is there
-    for reading: downstream assets load the table as a DataFrame (``warehouse/io_managers.py``).
+    defeats MERGE, and they need the whole output in memory. ``io_manager_key`` (``fhir_io`` in
+    ``build_defs``) is there for reading: downstream assets load the table as a DataFrame
+    (``warehouse/io_managers.py``).
     """
 
     @dg.asset(
@@ -49,7 +51,7 @@ def build_raw_asset(
         key_prefix=[RAW_SCHEMA],
         group_name=GROUP,
         kinds={"fhir", warehouse_kind},
-        io_manager_key=IO_MANAGER_KEY,
+        io_manager_key=io_manager_key,
         metadata=raw_table_metadata(partitioning is not None),
         description=f"Every FHIR {spec.resource_type} on the server, one row per resource "
         f"(raw JSON plus id, version and lastUpdated).",
@@ -117,6 +119,10 @@ def build_raw_assets(
     partitioning: Partitioning | None = None,
     options: LandingOptions | None = None,
     warehouse_kind: str = "duckdb",
+    io_manager_key: str | None = None,
 ) -> list[dg.AssetsDefinition]:
     """Raw assets for every catalog entry (partitioned by ``_lastUpdated`` when given)."""
-    return [build_raw_asset(spec, partitioning, options, warehouse_kind) for spec in catalog]
+    return [
+        build_raw_asset(spec, partitioning, options, warehouse_kind, io_manager_key)
+        for spec in catalog
+    ]

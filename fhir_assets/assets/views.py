@@ -14,7 +14,6 @@ from dagster import AssetExecutionContext
 
 from ..views.definition import ViewDefinition
 from ..views.runner import VIEW_SCHEMA, materialize
-from ..warehouse.io_managers import IO_MANAGER_KEY
 from ..warehouse.layout import RAW_SCHEMA
 from ..warehouse.protocol import WarehouseOpener
 from .tables import table_metadata
@@ -22,11 +21,13 @@ from .tables import table_metadata
 GROUP = "fhir_views"
 
 
-def build_view_asset(view: ViewDefinition, warehouse_kind: str = "duckdb") -> dg.AssetsDefinition:
+def build_view_asset(
+    view: ViewDefinition, warehouse_kind: str = "duckdb", io_manager_key: str | None = None
+) -> dg.AssetsDefinition:
     """The asset ``["fhir", view.name]``, downstream of ``["fhir_raw", <type lower>]``.
 
     It re-materializes when the raw asset changes (eager automation condition); downstream
-    assets load its table through the ``fhir_io`` IO manager.
+    assets load its table through ``io_manager_key`` (``fhir_io`` in ``build_defs``).
     """
     upstream = dg.AssetKey([RAW_SCHEMA, view.resource.lower()])
 
@@ -36,7 +37,7 @@ def build_view_asset(view: ViewDefinition, warehouse_kind: str = "duckdb") -> dg
         group_name=GROUP,
         deps=[upstream],
         kinds={warehouse_kind, "sql"},
-        io_manager_key=IO_MANAGER_KEY,
+        io_manager_key=io_manager_key,
         automation_condition=dg.AutomationCondition.eager(),
         description=f"SQL on FHIR view {view.name!r} over {view.resource}: "
         + ", ".join(column.name for column in view.columns),
@@ -46,7 +47,7 @@ def build_view_asset(view: ViewDefinition, warehouse_kind: str = "duckdb") -> dg
         context: AssetExecutionContext, landing: dg.ResourceParam[WarehouseOpener]
     ) -> dg.MaterializeResult:
         started = time.monotonic()
-        with landing.open_warehouse() as warehouse:
+        with landing.open_warehouse(landing=False) as warehouse:
             rows = materialize(warehouse, view)
             table = table_metadata(warehouse, VIEW_SCHEMA, view.name)
         seconds = time.monotonic() - started
@@ -64,7 +65,9 @@ def build_view_asset(view: ViewDefinition, warehouse_kind: str = "duckdb") -> dg
 
 
 def build_view_assets(
-    views: Iterable[ViewDefinition], warehouse_kind: str = "duckdb"
+    views: Iterable[ViewDefinition],
+    warehouse_kind: str = "duckdb",
+    io_manager_key: str | None = None,
 ) -> list[dg.AssetsDefinition]:
     """View assets for every view."""
-    return [build_view_asset(view, warehouse_kind) for view in views]
+    return [build_view_asset(view, warehouse_kind, io_manager_key) for view in views]

@@ -141,7 +141,7 @@ def build_writeback_asset(
         started = time.monotonic()
         outcomes: list[ResourceOutcome] = []
         batches = 0
-        with fhir_writer.get_client() as client, landing.open_warehouse() as warehouse:
+        with fhir_writer.get_client() as client, landing.open_warehouse(landing=False) as warehouse:
             if not config.dry_run:
                 require_write_scope(client, resource_type)
             audit = audit_writer(warehouse.dialect.name, warehouse.connection)
@@ -203,7 +203,7 @@ def build_abnormal_count_assets(
     def abnormal_count(
         context: AssetExecutionContext, landing: dg.ResourceParam[WarehouseOpener]
     ) -> dg.MaterializeResult:
-        with landing.open_warehouse() as wh:
+        with landing.open_warehouse(landing=False) as wh:
             wh.fetch(f"create schema if not exists {SCORE_SCHEMA}")
             wh.fetch(score_sql(wh.dialect.name))
             count = f"select count(*) from {SCORE_SCHEMA}.{SCORE_TABLE}"  # noqa: S608 (constants)

@@ -65,7 +65,7 @@ def warehouse_counts(
     sandbox start has a new port, hence a new server URL).
     """
     counts = {}
-    with open_warehouse(warehouse) as opened:
+    with open_warehouse(warehouse, landing=False) as opened:
         for spec in catalog:
             if not opened.fetch(sql.table_exists(spec.table))[0][0]:
                 counts[spec.resource_type] = 0

@@ -105,5 +105,6 @@ class WarehouseOpener(Protocol):
     """A Dagster resource that opens a landing warehouse (``DuckDBWarehouseResource``,
     ``SnowflakeWarehouseResource``)."""
 
-    def open_warehouse(self) -> AbstractContextManager[Warehouse]:
-        """An open warehouse, closed when the block ends."""
+    def open_warehouse(self, *, landing: bool = True) -> AbstractContextManager[Warehouse]:
+        """An open warehouse, closed when the block ends; ``landing=False`` for queries
+        (views, checks, write-back) that need no landing memory bound."""

@@ -30,11 +30,18 @@ class DuckDBWarehouseResource(DuckDBResource):
     memory_limit: str = "128MB"
 
     @contextmanager
-    def open_warehouse(self) -> Iterator[DuckDBWarehouse]:
-        """A ``DuckDBWarehouse`` on a fresh connection, closed afterwards."""
+    def open_warehouse(self, *, landing: bool = True) -> Iterator[DuckDBWarehouse]:
+        """A ``DuckDBWarehouse`` on a fresh connection, closed afterwards.
+
+        Args:
+            landing: apply ``memory_limit``; views and checks pass False (a view over large
+                JSON needs more, and the limit is per database, so it is reset).
+        """
         Path(self.database).parent.mkdir(parents=True, exist_ok=True)
         with self.get_connection() as connection:
-            yield DuckDBWarehouse(connection, self.memory_limit or None)
+            if not landing:
+                connection.execute("RESET memory_limit")
+            yield DuckDBWarehouse(connection, (self.memory_limit if landing else "") or None)
 
 
 class SnowflakeWarehouseResource(dg.ConfigurableResource):  # type: ignore[misc]
@@ -77,8 +84,9 @@ class SnowflakeWarehouseResource(dg.ConfigurableResource):  # type: ignore[misc]
         )
 
     @contextmanager
-    def open_warehouse(self) -> Iterator[SnowflakeWarehouse]:
-        """A ``SnowflakeWarehouse`` on a new connection, closed afterwards."""
+    def open_warehouse(self, *, landing: bool = True) -> Iterator[SnowflakeWarehouse]:
+        """A ``SnowflakeWarehouse`` on a new connection, closed afterwards (``landing`` is
+        DuckDB's memory-limit switch; Snowflake sizes its own compute)."""
         with open_snowflake(self.settings()) as warehouse:
             yield warehouse
 

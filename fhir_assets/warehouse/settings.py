@@ -51,24 +51,27 @@ class WarehouseSettings:
 
 
 @contextmanager
-def open_duckdb(settings: DuckDBSettings) -> Iterator[Warehouse]:
-    """A ``DuckDBWarehouse`` on a new connection to the file (its folder created first)."""
+def open_duckdb(settings: DuckDBSettings, *, landing: bool = True) -> Iterator[Warehouse]:
+    """A ``DuckDBWarehouse`` on a new connection to the file (its folder created first); the
+    memory limit applies when ``landing``."""
     import duckdb
 
     from .duckdb import DuckDBWarehouse
 
     Path(settings.path).parent.mkdir(parents=True, exist_ok=True)
     with duckdb.connect(settings.path) as connection:
-        yield DuckDBWarehouse(connection, settings.memory_limit or None)
+        limit = settings.memory_limit if landing else ""
+        yield DuckDBWarehouse(connection, limit or None)
 
 
-def open_warehouse(settings: WarehouseSettings) -> AbstractContextManager[Warehouse]:
-    """The configured warehouse, open for landing and queries; closed when the block ends.
-
-    Snowflake mode imports only the connector (no Dagster) and opens no DuckDB file.
+def open_warehouse(
+    settings: WarehouseSettings, *, landing: bool = True
+) -> AbstractContextManager[Warehouse]:
+    """The configured warehouse, open for landing (``landing``) or queries; closed when the
+    block ends. Snowflake mode imports only the connector (no Dagster) and opens no DuckDB file.
     """
     if settings.kind == "snowflake":
         from .snowflake import open_snowflake
 
         return open_snowflake(settings.snowflake)
-    return open_duckdb(settings.duckdb)
+    return open_duckdb(settings.duckdb, landing=landing)
