@@ -81,7 +81,7 @@ def demo_warehouse(
         yield WarehouseSettings(
             "snowflake",
             snowflake=dataclasses.replace(
-                snowflake, database="FHIR_DEMO", protocol=emulator["protocol"], **endpoint
+                snowflake, database="FHIR_ASSETS", protocol=emulator["protocol"], **endpoint
             ),
         )
 
