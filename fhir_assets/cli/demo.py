@@ -12,6 +12,7 @@ import os
 import signal
 import subprocess
 import sys
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -74,8 +75,11 @@ def demo_warehouse(
     except ImportError as exc:
         typer.echo("no SNOWFLAKE_ACCOUNT set and no emulator: pip install fakesnow", err=True)
         raise typer.Exit(2) from exc
-    logging.getLogger("uvicorn").setLevel(logging.WARNING)
+    # fakesnow copies Arrow results (a warning per query) and uvicorn logs every request
+    warnings.filterwarnings("ignore", category=UserWarning, module="fakesnow")
     with fakesnow.server() as emulator:
+        for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
+            logging.getLogger(name).setLevel(logging.WARNING)
         typer.echo(f"no SNOWFLAKE_ACCOUNT: Snowflake emulator (fakesnow) on port {emulator['port']}")
         endpoint = {k: emulator[k] for k in ("account", "user", "password", "host", "port")}
         yield WarehouseSettings(
@@ -112,7 +116,9 @@ def demo(
         typer.echo(f"sandbox at {server.base_url}; materializing every raw asset into {where}")
         counts = run_demo(server, settings)
         typer.echo(format_counts(counts, settings.kind))
-    typer.echo(f"\nwarehouse: {where}\nOpen the Dagster UI on the same setup: make ui")
+    typer.echo(f"\nwarehouse: {where}")
+    if settings.kind == "duckdb":
+        typer.echo("Open the Dagster UI on the same setup: make ui")
     if any(c.server != c.warehouse for c in counts):
         raise typer.Exit(1)
 
