@@ -35,12 +35,12 @@ class FhirSettings:
     """The FHIR server and how to authenticate (``repr`` never shows secrets)."""
 
     base_url: str = field(default="", metadata=_env("FHIR_BASE_URL", "FHIR base URL"))
-    client_id: str | None = field(
-        default=None, metadata=_env("FHIR_CLIENT_ID", "SMART client id")
-    )
+    client_id: str | None = field(default=None, metadata=_env("FHIR_CLIENT_ID", "SMART client id"))
     private_key_path: str | None = field(
         default=None,
-        metadata=_env("FHIR_PRIVATE_KEY_PATH", "Backend Services private key file (PEM or JWK)"),
+        metadata=_env(
+            "FHIR_PRIVATE_KEY_PATH", "Backend Services private key file (PEM, JWK or one-key JWKS)"
+        ),
     )
     private_key: str | None = field(
         default=None,
@@ -50,7 +50,11 @@ class FhirSettings:
     client_secret: str | None = field(
         default=None,
         repr=False,
-        metadata=_env("FHIR_CLIENT_SECRET", "client secret", secret=True),
+        metadata=_env(
+            "FHIR_CLIENT_SECRET",
+            "client secret (also a confidential client's in the code flow)",
+            secret=True,
+        ),
     )
     auth_method: str | None = field(
         default=None,
@@ -68,31 +72,52 @@ class FhirSettings:
         default=None, metadata=_env("FHIR_TOKEN_URL", "token endpoint (default: SMART discovery)")
     )
     jku: str | None = field(
-        default=None, metadata=_env("FHIR_JKU", "URL of the client's JWKS, sent as `jku`")
+        default=None,
+        metadata=_env(
+            "FHIR_JKU", "URL of the client's published JWKS, sent as the assertion's `jku`"
+        ),
     )
     token_dir: str | None = field(
-        default=None, metadata=_env("FHIR_TOKEN_DIR", "folder of the encrypted login tokens")
+        default=None,
+        metadata=_env(
+            "FHIR_TOKEN_DIR", "folder of the encrypted login tokens (default ~/.fhir-assets/tokens)"
+        ),
     )
     token_key: str | None = field(
         default=None,
         repr=False,
-        metadata=_env("FHIR_TOKEN_KEY", "their key (default: the OS keyring)", secret=True),
+        metadata=_env(
+            "FHIR_TOKEN_KEY",
+            "their key, Fernet or passphrase (default: the OS keyring)",
+            secret=True,
+        ),
     )
     server_profile: str | None = field(
         default=None,
-        metadata=_env("FHIR_SERVER_PROFILE", "epic, oracle, hapi, sekmet, generic (detected)"),
+        metadata=_env(
+            "FHIR_SERVER_PROFILE",
+            "epic, oracle (cerner), hapi, sekmet, generic (default: detected)",
+        ),
     )
     patient_group: str | None = field(
-        default=None, metadata=_env("FHIR_PATIENT_GROUP", "Group of the patients to sync (Epic)")
+        default=None,
+        metadata=_env("FHIR_PATIENT_GROUP", "Group whose members are searched per patient (Epic)"),
     )
     requests_per_s: float | None = field(
-        default=None, metadata=_env("FHIR_REQUESTS_PER_S", "client-side rate limit (profile's)")
+        default=None,
+        metadata=_env(
+            "FHIR_REQUESTS_PER_S",
+            "client-side rate limit shared by a run's threads (default: the profile's)",
+        ),
     )
     workers: int | None = field(
-        default=None, metadata=_env("FHIR_SYNC_WORKERS", "parallel searches per asset (profile's)")
+        default=None,
+        metadata=_env("FHIR_SYNC_WORKERS", "parallel searches per asset (default: the profile's)"),
     )
 
-    def server(self, resource_types: tuple[str, ...] = (), scopes: str | None = None) -> ServerSettings:
+    def server(
+        self, resource_types: tuple[str, ...] = (), scopes: str | None = None
+    ) -> ServerSettings:
         """The client library's settings for these types (``scopes`` overrides FHIR_SCOPES).
 
         Raises:
@@ -121,7 +146,9 @@ class SyncSettings:
 
     resource_types: str | None = field(
         default=None,
-        metadata=_env("FHIR_RESOURCE_TYPES", "comma-separated subset of the catalog (all)"),
+        metadata=_env(
+            "FHIR_RESOURCE_TYPES", "comma-separated subset of the catalog (default: all)"
+        ),
     )
     partitions: str = field(
         default="daily",
@@ -132,7 +159,7 @@ class SyncSettings:
         metadata=_env("FHIR_SYNC_START", "first partition day, UTC (older data joins it)"),
     )
     sync_lag_minutes: float = field(
-        default=10.0, metadata=_env("FHIR_SYNC_LAG_MINUTES", "windows this close to now wait")
+        default=10.0, metadata=_env("FHIR_SYNC_LAG_MINUTES", "safety lag before a window is synced")
     )
     validation: str = field(
         default="fast", metadata=_env("FHIR_VALIDATION", "fast, or full (R4B models)")
@@ -161,7 +188,10 @@ class WriteSettings:
         metadata=_env("FHIR_WRITE_CONFLICT_POLICY", "fail, server-wins or client-wins"),
     )
     server_validate: bool = field(
-        default=False, metadata=_env("FHIR_WRITE_SERVER_VALIDATE", "1: `$validate` first")
+        default=False,
+        metadata=_env(
+            "FHIR_WRITE_SERVER_VALIDATE", "1: also `$validate` on the server before writing"
+        ),
     )
     batch_size: int = field(
         default=100, metadata=_env("FHIR_WRITE_BATCH_SIZE", "resources per transaction")
@@ -202,7 +232,9 @@ class Settings:
     secrets_from_env: bool = False
 
     @classmethod
-    def from_environ(cls, environ: Mapping[str, str], *, secrets_from_env: bool = False) -> Settings:
+    def from_environ(
+        cls, environ: Mapping[str, str], *, secrets_from_env: bool = False
+    ) -> Settings:
         """Every section read from ``environ`` (variables left unset keep their defaults).
 
         Raises:
