@@ -11,14 +11,14 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
+from fhir_assets.assets.defs import build_defs
 from fhir_assets.assets.raw import build_raw_asset
 from fhir_assets.catalog import select
-from fhir_assets.assets.defs import build_defs
-from fhir_assets.settings import Settings
 from fhir_assets.fhir import load_private_key, token_source
 from fhir_assets.fhir.keys import generate_private_key, public_jwks, write_private_key
 from fhir_assets.resources import FhirServerResource
 from fhir_assets.sandbox import Sandbox
+from fhir_assets.settings import Settings
 from fhir_assets.warehouse.resources import DuckDBWarehouseResource
 
 pytestmark = pytest.mark.xdist_group("auth_resources")

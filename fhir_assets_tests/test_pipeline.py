@@ -9,9 +9,9 @@ import duckdb
 
 from fhir_assets.assets.raw import build_raw_assets
 from fhir_assets.catalog import CATALOG, select
-from fhir_assets.sandbox.demo import format_counts, run_demo, warehouse_counts
 from fhir_assets.resources import FhirServerResource
 from fhir_assets.sandbox import Sandbox
+from fhir_assets.sandbox.demo import format_counts, run_demo, warehouse_counts
 from fhir_assets.warehouse.resources import DuckDBWarehouseResource
 from fhir_assets.warehouse.settings import DuckDBSettings, WarehouseSettings
 

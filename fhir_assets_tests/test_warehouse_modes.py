@@ -45,7 +45,9 @@ def warehouse(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Wareho
         "patient": dg.AssetIn(key=["fhir", "patient"]),
     }
 )
-def observations_per_patient(observation: pd.DataFrame, patient: pd.DataFrame) -> dg.MaterializeResult:
+def observations_per_patient(
+    observation: pd.DataFrame, patient: pd.DataFrame
+) -> dg.MaterializeResult:
     """What a user writes: plain pandas over our raw table and our view."""
     live = observation[~observation["deleted"].astype(bool)]
     return dg.MaterializeResult(
@@ -97,7 +99,10 @@ def test_the_scenario_runs_alike_in_both_warehouses(
     assert view["rows"] == view["dagster/row_count"] == expected["Patient"]
 
     user = metadata(result, "observations_per_patient")
-    assert (user["observations"], user["patients"]) == (expected["Observation"], expected["Patient"])
+    assert (user["observations"], user["patients"]) == (
+        expected["Observation"],
+        expected["Patient"],
+    )
     assert user["columns"].startswith("id,version_id,last_updated,resource")
 
     written = metadata(result, "fhir_writeback", "abnormal_count_observation")

@@ -93,9 +93,7 @@ def build_warehouse_resources(settings: Settings) -> dict[str, Any]:
             for name in ("password", "private_key_password")
             if settings.secrets_from_env and getattr(warehouse.snowflake, name)
         }
-        landing: Any = SnowflakeWarehouseResource(
-            **snowflake_config(warehouse.snowflake, secrets)
-        )
+        landing: Any = SnowflakeWarehouseResource(**snowflake_config(warehouse.snowflake, secrets))
         io_manager = build_io_manager(warehouse, secrets)
     else:
         from ..warehouse.resources import DuckDBWarehouseResource
@@ -157,8 +155,8 @@ def build_defs(settings: Settings) -> dg.Definitions:
 def build_bulk_defs(settings: Settings) -> dg.Definitions:
     """Bulk Data exports: the ``bulk_land`` job, its export partitions and its two sensors, and
     the raw assets' partition backfill sensor (all stopped by default)."""
-    from .bulk import BulkExportResource, build_bulk_asset, build_bulk_job
     from ..sensors import build_backfill_sensor, build_export_sensor, build_raw_backfill_sensor
+    from .bulk import BulkExportResource, build_bulk_asset, build_bulk_job
 
     bulk_settings, sync = settings.bulk, settings.sync
     bulk = BulkExportResource(

@@ -21,8 +21,8 @@ import typer
 
 from .common import (
     HOME,
-    PORT,
     POPULATION,
+    PORT,
     SANDBOX_PORT,
     SEED,
     environ,
@@ -80,7 +80,9 @@ def demo_warehouse(
     with fakesnow.server() as emulator:
         for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
             logging.getLogger(name).setLevel(logging.WARNING)
-        typer.echo(f"no SNOWFLAKE_ACCOUNT: Snowflake emulator (fakesnow) on port {emulator['port']}")
+        typer.echo(
+            f"no SNOWFLAKE_ACCOUNT: Snowflake emulator (fakesnow) on port {emulator['port']}"
+        )
         endpoint = {k: emulator[k] for k in ("account", "user", "password", "host", "port")}
         yield WarehouseSettings(
             "snowflake",

@@ -48,9 +48,7 @@ def demo_instance(home: Path) -> DagsterInstance:
     return DagsterInstance.from_config(str(dagster_home(home)))
 
 
-def sandbox_settings(
-    sandbox: Sandbox, warehouse: WarehouseSettings, **environ: str
-) -> Settings:
+def sandbox_settings(sandbox: Sandbox, warehouse: WarehouseSettings, **environ: str) -> Settings:
     """Settings pointing at the sandbox and ``warehouse`` (``environ``: more ``FHIR_*``)."""
     settings = Settings.from_environ(sandbox.environment() | environ)
     return dataclasses.replace(settings, warehouse=warehouse)

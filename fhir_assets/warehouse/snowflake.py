@@ -48,7 +48,9 @@ class SnowflakeSettings:
     account: str = field(default="", metadata=_env("SNOWFLAKE_ACCOUNT", "account identifier"))
     user: str = field(default="", metadata=_env("SNOWFLAKE_USER", "user (a service user)"))
     password: str | None = field(
-        default=None, repr=False, metadata={**_env("SNOWFLAKE_PASSWORD", "password"), "secret": True}
+        default=None,
+        repr=False,
+        metadata={**_env("SNOWFLAKE_PASSWORD", "password"), "secret": True},
     )
     private_key_path: str | None = field(
         default=None,
@@ -101,12 +103,12 @@ def connect(settings: SnowflakeSettings) -> Any:
     """A snowflake-connector-python connection; close it when done.
 
     Raises:
-        ValueError: no account or user, or no database (the landing needs a current database).
+        ValueError: no account (or host) or no user.
     """
-    if not (settings.account or settings.host) or not settings.user or not settings.database:
+    if not (settings.account or settings.host) or not settings.user:
         raise ValueError(
-            "Snowflake mode needs SNOWFLAKE_ACCOUNT (or SNOWFLAKE_HOST), SNOWFLAKE_USER and "
-            "SNOWFLAKE_DATABASE"
+            "Snowflake mode needs SNOWFLAKE_ACCOUNT (or SNOWFLAKE_HOST), SNOWFLAKE_USER and, for "
+            "the pipeline, SNOWFLAKE_DATABASE"
         )
     import snowflake.connector
 
