@@ -15,12 +15,16 @@ import types
 import typing
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
-from .fhir.errors import ConfigurationError
-from .fhir.settings import ServerSettings
 from .warehouse.settings import DuckDBSettings, WarehouseSettings
 from .warehouse.snowflake import SnowflakeSettings
+
+if TYPE_CHECKING:
+    from .fhir.settings import ServerSettings
+
+# The FHIR client library (fhir_assets.fhir: authlib, requests) is imported only where it is
+# used: it costs about a second, which `fhir-assets land` and the IO managers should not pay.
 
 T = TypeVar("T")
 TRUE = ("1", "true", "yes", "on")
@@ -123,6 +127,9 @@ class FhirSettings:
         Raises:
             ConfigurationError: no base URL.
         """
+        from .fhir.errors import ConfigurationError
+        from .fhir.settings import ServerSettings
+
         if not self.base_url:
             raise ConfigurationError("set FHIR_BASE_URL to the FHIR server's base URL")
         return ServerSettings(
@@ -256,6 +263,8 @@ def load(cls: type[T], environ: Mapping[str, str]) -> T:
     try:
         return cls(**values)
     except ValueError as exc:
+        from .fhir.errors import ConfigurationError
+
         raise ConfigurationError(str(exc)) from exc
 
 
@@ -267,6 +276,8 @@ def _parse(name: str, text: str, kind: Any) -> Any:
             return text.strip().lower() in TRUE
         return kind(text.strip()) if kind in (int, float) else text
     except ValueError as exc:
+        from .fhir.errors import ConfigurationError
+
         raise ConfigurationError(f"{name}={text!r} is not a valid {kind.__name__}") from exc
 
 
