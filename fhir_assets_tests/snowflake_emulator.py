@@ -8,7 +8,13 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import fakesnow
+
 from fhir_assets.warehouse.snowflake import SnowflakeSettings, connect
+
+# fakesnow.server() runs `import fakesnow.server`, which rebinds the package attribute to the
+# submodule: a second call in the same process would call a module. Keep the function.
+START_SERVER = fakesnow.server
 
 BOOTSTRAP = Path(__file__).resolve().parent.parent / "deploy" / "snowflake" / "bootstrap.sql"
 # Statements fakesnow cannot run, each marked in bootstrap.sql with `-- emulator: skip (why)`.
@@ -18,11 +24,9 @@ SKIP = re.compile(r"--\s*emulator:\s*skip")
 @contextmanager
 def emulator_settings(database: str = "FHIR_ASSETS") -> Iterator[SnowflakeSettings]:
     """A fresh fakesnow server on a free 127.0.0.1 port, as connection settings."""
-    import fakesnow
-
     logging.getLogger("uvicorn").setLevel(logging.WARNING)
     logging.getLogger("uvicorn.access").setLevel(logging.WARNING)
-    with fakesnow.server() as server:
+    with START_SERVER() as server:
         yield SnowflakeSettings(
             account=server["account"],
             user=server["user"],

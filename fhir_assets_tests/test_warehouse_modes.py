@@ -133,3 +133,49 @@ def test_snowflake_key_pair_settings_reach_the_connector(tmp_path: Path) -> None
     assert args["private_key_file_pwd"] == "not-shown"
     assert "password" not in args
     assert "not-shown" not in repr(settings)
+
+
+def test_demo_counts_come_back_from_the_emulator(sandbox: Sandbox) -> None:
+    """`fhir-assets demo --warehouse snowflake`'s core: land, then count rows in Snowflake."""
+    from fhir_assets.catalog import select
+    from fhir_assets.sandbox.demo import format_counts, run_demo
+
+    catalog = select("Patient,Condition")
+    with emulator_settings() as snowflake, dg.instance_for_test() as instance:
+        counts = run_demo(
+            sandbox, WarehouseSettings("snowflake", snowflake=snowflake), catalog, instance
+        )
+    assert [(c.table, c.warehouse) for c in counts] == [
+        (f"fhir_raw.{s.table}", sandbox.counts([s.resource_type])[s.resource_type]) for s in catalog
+    ]
+    assert format_counts(counts, "snowflake").splitlines()[0].split() == [
+        "table",
+        "server",
+        "snowflake",
+    ]
+
+
+def test_snowflake_audit_writer_appends_records() -> None:
+    from datetime import UTC, datetime
+
+    from fhir_assets.warehouse.snowflake import connect
+    from fhir_assets.writeback import AuditRecord, audit_writer
+
+    record = AuditRecord(
+        datetime(2026, 12, 1, tzinfo=UTC), "run-1", "https://ehr.example/fhir", "tx-1", 1,
+        "Observation", "o1", "urn:x|p1", "update", "ab" * 32, 200, "updated", "2", None,
+    )  # fmt: skip
+    with emulator_settings() as settings:
+        connection = connect(settings)
+        try:
+            writer = audit_writer("snowflake", connection)
+            writer.record([record, record])
+            writer.record([])
+            with connection.cursor() as cursor:
+                cursor.execute(
+                    "SELECT run_id, resource_id, http_status, outcome FROM fhir_audit.writes"
+                )
+                rows = cursor.fetchall()
+        finally:
+            connection.close()
+    assert rows == [("run-1", "o1", 200, "updated")] * 2
