@@ -19,7 +19,6 @@ from ..settings import FhirSettings, Settings, SnowflakeSettings, SyncSettings, 
 from ..views.library import load_views
 from ..warehouse.io_managers import IO_MANAGER_KEY, build_io_manager
 from ..warehouse.landing import LandingOptions
-from ..warehouse.settings import WarehouseSettings
 from .checks import build_raw_checks
 from .raw import build_raw_assets
 from .views import build_view_assets
@@ -183,5 +182,3 @@ def build_all_defs(settings: Settings) -> dg.Definitions:
     """The code location: REST sync, views, write-back and bulk exports."""
     return dg.Definitions.merge(build_defs(settings), build_bulk_defs(settings))
 
-
-__all__ = ["WarehouseSettings", "build_all_defs", "build_bulk_defs", "build_defs"]

@@ -43,6 +43,8 @@ def build_io_manager(
         sf = settings.snowflake
         endpoint = {"host": sf.host, "port": sf.port, "protocol": sf.protocol}
         config = {
+            # the IO manager's config requires an account; with an explicit host (an emulator,
+            # a private link) the connector does not use it to find the endpoint
             "account": sf.account or "emulator",
             "user": sf.user,
             "password": sf.password,
