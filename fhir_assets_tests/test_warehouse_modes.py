@@ -179,3 +179,17 @@ def test_snowflake_audit_writer_appends_records() -> None:
         finally:
             connection.close()
     assert rows == [("run-1", "o1", 200, "updated")] * 2
+
+
+def test_writeback_demo_dry_runs_twice(sandbox: Sandbox, tmp_path: Path) -> None:
+    """`fhir-assets writeback --dry-run`: the demo lands the whole history, then diffs."""
+    from fhir_assets.sandbox.writeback_demo import format_reports, run_writeback_demo
+
+    warehouse = WarehouseSettings(duckdb=DuckDBSettings(path=str(tmp_path / "wb.duckdb")))
+    with dg.instance_for_test() as instance:
+        reports = run_writeback_demo(sandbox, warehouse, dry_run=True, instance=instance)
+    patients = sandbox.counts(["Patient"])["Patient"]
+    assert [(r["dry_run"], r["resources"], r["failed"]) for r in reports] == [
+        (True, patients, 0)
+    ] * 2
+    assert format_reports(reports).count("dry run") == 2

@@ -43,6 +43,7 @@ def run_writeback_demo(
         sandbox,
         warehouse,
         FHIR_RESOURCE_TYPES="Patient,Observation",
+        FHIR_PARTITIONS="none",  # one run lands the whole history before scoring
         FHIR_WRITE_SCOPES="system/*.read system/*.write",
     )
     config = {**QUIET, "ops": {WRITEBACK_OP: {"config": {"dry_run": dry_run}}}}
