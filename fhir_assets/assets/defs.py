@@ -181,4 +181,3 @@ def build_bulk_defs(settings: Settings) -> dg.Definitions:
 def build_all_defs(settings: Settings) -> dg.Definitions:
     """The code location: REST sync, views, write-back and bulk exports."""
     return dg.Definitions.merge(build_defs(settings), build_bulk_defs(settings))
-
