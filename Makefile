@@ -7,7 +7,7 @@ UV     := $(BIN)/uv
 # pytest workers: one per core (2 on CI)
 WORKERS ?= auto
 
-.PHONY: install demo ui sandbox test lint typecheck unit bench lock clean prod-local
+.PHONY: install demo demo-snowflake ui sandbox test lint typecheck unit bench lock clean prod-local
 
 install: $(STAMP)
 
@@ -24,6 +24,11 @@ $(STAMP): requirements.lock pyproject.toml
 ## demo: local FHIR sandbox with synthetic data -> every raw asset -> DuckDB, then row counts
 demo: install
 	$(BIN)/fhir-assets demo
+
+## demo-snowflake: the same demo landing into Snowflake: SNOWFLAKE_* if set, else a local
+## Snowflake emulator (fakesnow, reached through the real connector); row counts from Snowflake
+demo-snowflake: install
+	$(BIN)/fhir-assets demo --warehouse snowflake
 
 ## ui: the Dagster UI on 127.0.0.1:3000 against the same sandbox and DuckDB file
 ui: install

@@ -7,19 +7,23 @@ from dataclasses import replace
 
 from .catalog import ResourceSpec
 from .fhir.client import FhirClient
-from .fhir.profiles import apply_profile, build_queries, group_patient_ids, resolve_profile
+from .fhir.profiles import (
+    ServerProfile,
+    apply_profile,
+    build_queries,
+    group_patient_ids,
+    resolve_profile,
+)
 from .fhir.ratelimit import shared_rate_file
 from .fhir.search import WindowSync
 from .fhir.window import Query, Window
 from .resources import FhirServerResource
 
 
-def build_window_sync(client: FhirClient, fhir: FhirServerResource) -> WindowSync:
-    """A :class:`WindowSync` for the resource's server: profile resolved, headers and rate set.
-
-    The resource's ``page_size`` caps the profile's (Epic wants 100, the resource default is 500).
-    The rate limit is shared through a file by every step process of every run on this machine.
-    """
+def use_server_profile(client: FhirClient, fhir: FhirServerResource) -> ServerProfile:
+    """Resolve the server's profile and apply it to ``client`` (vendor headers, rate limit), for
+    searches and Bulk Data alike. The rate limit is shared through a file by every step process
+    of every run on this machine."""
     profile = resolve_profile(client, fhir.server_profile)
     apply_profile(
         client,
@@ -28,6 +32,15 @@ def build_window_sync(client: FhirClient, fhir: FhirServerResource) -> WindowSyn
         requests_per_s=fhir.requests_per_s,
         shared_file=shared_rate_file(fhir.base_url),
     )
+    return profile
+
+
+def build_window_sync(client: FhirClient, fhir: FhirServerResource) -> WindowSync:
+    """A :class:`WindowSync` for the resource's server: profile resolved, headers and rate set.
+
+    The resource's ``page_size`` caps the profile's (Epic wants 100, the resource default is 500).
+    """
+    profile = use_server_profile(client, fhir)
     profile = replace(profile, page_size=min(profile.page_size, fhir.page_size))
     return WindowSync(client, profile, workers=fhir.workers)
 

@@ -11,13 +11,14 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
+from fhir_assets.assets.defs import build_defs
 from fhir_assets.assets.raw import build_raw_asset
 from fhir_assets.catalog import select
-from fhir_assets.definitions import build_definitions
 from fhir_assets.fhir import load_private_key, token_source
 from fhir_assets.fhir.keys import generate_private_key, public_jwks, write_private_key
 from fhir_assets.resources import FhirServerResource
 from fhir_assets.sandbox import Sandbox
+from fhir_assets.settings import Settings
 from fhir_assets.warehouse.resources import DuckDBWarehouseResource
 
 pytestmark = pytest.mark.xdist_group("auth_resources")
@@ -155,14 +156,17 @@ def test_raw_asset_fails_fast_when_scopes_do_not_cover_its_type(
     )
 
 
-def test_definitions_pass_secrets_as_env_vars(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("FHIR_BASE_URL", "https://ehr.example/fhir")
-    monkeypatch.setenv("FHIR_CLIENT_ID", "client")
-    monkeypatch.setenv("FHIR_CLIENT_SECRET", SECRET)
-    monkeypatch.setenv("FHIR_AUTH_METHOD", "client-secret-post")
-    monkeypatch.setenv("FHIR_RESOURCE_TYPES", "Patient,Observation")
-    fhir = build_definitions().resources["fhir"]
+def test_definitions_pass_secrets_as_env_vars() -> None:
+    environ = {
+        "FHIR_BASE_URL": "https://ehr.example/fhir",
+        "FHIR_CLIENT_ID": "client",
+        "FHIR_CLIENT_SECRET": SECRET,
+        "FHIR_AUTH_METHOD": "client-secret-post",
+        "FHIR_RESOURCE_TYPES": "Patient,Observation",
+    }
+    fhir = build_defs(Settings.from_environ(environ, secrets_from_env=True)).resources["fhir"]
     assert isinstance(fhir.client_secret, dg.EnvVar)
+    assert fhir.private_key is None and fhir.token_key is None
     assert fhir.client_secret.env_var_name == "FHIR_CLIENT_SECRET"
     assert fhir.resource_types == ["Patient", "Observation"]
     assert fhir.scopes is None  # computed from the types and the server's SMART version

@@ -31,11 +31,11 @@ def dagster_env(tmp_path: Path) -> dict[str, str]:
     )
 
 
-def test_definitions_expose_one_raw_asset_per_catalog_type(monkeypatch) -> None:
-    monkeypatch.setenv("FHIR_BASE_URL", ENV["FHIR_BASE_URL"])
-    from fhir_assets.definitions import build_definitions
+def test_definitions_expose_one_raw_asset_per_catalog_type() -> None:
+    from fhir_assets.assets.defs import build_defs
+    from fhir_assets.settings import Settings
 
-    defs = build_definitions()
+    defs = build_defs(Settings.from_environ(ENV))
     keys = {key.to_user_string() for key in defs.resolve_all_asset_keys()}
     assert {f"fhir_raw/{spec.table}" for spec in CATALOG} <= keys
     assert "fhir_raw/explanationofbenefit" in keys

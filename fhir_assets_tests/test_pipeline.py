@@ -9,10 +9,15 @@ import duckdb
 
 from fhir_assets.assets.raw import build_raw_assets
 from fhir_assets.catalog import CATALOG, select
-from fhir_assets.demo import format_counts, run_demo, warehouse_counts
 from fhir_assets.resources import FhirServerResource
 from fhir_assets.sandbox import Sandbox
+from fhir_assets.sandbox.demo import format_counts, run_demo, warehouse_counts
 from fhir_assets.warehouse.resources import DuckDBWarehouseResource
+from fhir_assets.warehouse.settings import DuckDBSettings, WarehouseSettings
+
+
+def duckdb_at(path: Path) -> WarehouseSettings:
+    return WarehouseSettings(duckdb=DuckDBSettings(path=str(path)))
 
 
 def materialize(sandbox: Sandbox, path: Path, types: str) -> dg.ExecuteInProcessResult:
@@ -35,7 +40,7 @@ def test_raw_assets_land_exactly_what_the_server_holds(sandbox: Sandbox, tmp_pat
     result = materialize(sandbox, path, "Patient,Observation,Claim")
     assert result.success
     expected = sandbox.counts([s.resource_type for s in catalog])
-    assert warehouse_counts(path, catalog) == expected
+    assert warehouse_counts(duckdb_at(path), catalog) == expected
     assert all(n > 0 for n in expected.values())
     with duckdb.connect(str(path), read_only=True) as con:
         row = con.execute(
@@ -69,7 +74,7 @@ def test_materializing_twice_gives_the_same_table(sandbox: Sandbox, tmp_path: Pa
 
 def test_demo_lands_every_catalog_type_with_equal_counts(sandbox: Sandbox, tmp_path: Path) -> None:
     with dg.DagsterInstance.ephemeral() as instance:
-        counts = run_demo(sandbox, tmp_path / "demo.duckdb", instance=instance)
+        counts = run_demo(sandbox, duckdb_at(tmp_path / "demo.duckdb"), instance=instance)
     assert [c.resource_type for c in counts] == [s.resource_type for s in CATALOG]
     assert all(c.server == c.warehouse for c in counts), format_counts(counts)
     assert sum(c.server for c in counts) > 3000

@@ -5,9 +5,12 @@ The export sensor (``fhir_assets.sensors``) kicks exports off and requests a run
 ``bulk_land`` when the manifest is ready, passing the status URL in the run config; launched by
 hand (a new partition, no config) the asset kicks off an export itself. Killed mid-download, a
 rerun of the partition resumes from the state file in the partition's folder: no second kick-off.
+Every raw table the export landed gets a materialization of its raw asset (counts and table
+metadata, as a REST sync records), so lineage, eager views and checks see bulk landings too.
 """
 
 # No `from __future__ import annotations`: Dagster reads the real `context` annotation object.
+import dataclasses
 import logging
 import time
 from collections.abc import Collection
@@ -18,7 +21,7 @@ import dagster as dg
 from dagster import AssetExecutionContext
 from pydantic import Field
 
-from ..catalog import BY_TYPE
+from ..catalog import BY_TYPE, ResourceSpec
 from ..fhir.bulk import (
     BulkClient,
     BulkOptions,
@@ -34,10 +37,13 @@ from ..fhir.bulk import (
 from ..fhir.client import FhirClient, redact
 from ..fhir.names import check_resource_type
 from ..resources import FhirServerResource
+from ..sync import use_server_profile
 from ..warehouse.export_folder import deleted_types, land_deletions
 from ..warehouse.files import folder_entries
 from ..warehouse.landing import LandingOptions, LandingResult, land
+from ..warehouse.layout import RAW_SCHEMA
 from ..warehouse.protocol import Provenance, Warehouse, WarehouseOpener
+from .tables import table_metadata
 
 log = logging.getLogger(__name__)
 EXPORTS = dg.DynamicPartitionsDefinition(name="fhir_bulk_export")
@@ -149,8 +155,44 @@ def land_export(
     return results
 
 
-def build_bulk_asset(options: LandingOptions | None = None) -> dg.AssetsDefinition:
-    """The partitioned asset ``["fhir_bulk", "export"]``: download one export, land it."""
+COUNTS = ("seen", "landed", "updated", "deleted", "unchanged", "quarantined")
+
+
+def raw_materializations(
+    warehouse: Warehouse,
+    landed: list[LandingResult],
+    catalog: tuple[ResourceSpec, ...],
+    server: str,
+    source_counts: dict[str, int] | None,
+) -> list[dg.AssetMaterialization]:
+    """One materialization per raw asset of ``catalog`` the export landed, with the metadata a
+    REST sync records (``source_count`` only for a full export: an incremental one does not
+    say how many resources the server holds)."""
+    by_type: dict[str, list[LandingResult]] = {}
+    for result in landed:  # resources and tombstones of a type are two landings
+        by_type.setdefault(result.resource_type, []).append(result)
+    events = []
+    for spec in catalog:
+        results = by_type.get(spec.resource_type)
+        if not results:
+            continue
+        metadata: dict[str, object] = {
+            name: sum(getattr(r, name) for r in results) for name in COUNTS
+        }
+        metadata["source_server"] = server
+        if source_counts is not None:
+            metadata["source_count"] = source_counts.get(spec.resource_type, 0)
+        metadata |= table_metadata(warehouse, RAW_SCHEMA, spec.table)
+        key = dg.AssetKey([RAW_SCHEMA, spec.table])
+        events.append(dg.AssetMaterialization(asset_key=key, metadata=metadata))  # type: ignore[arg-type]
+    return events
+
+
+def build_bulk_asset(
+    options: LandingOptions | None = None, catalog: tuple[ResourceSpec, ...] = ()
+) -> dg.AssetsDefinition:
+    """The partitioned asset ``["fhir_bulk", "export"]``: download one export, land it, and
+    record a materialization of each raw asset of ``catalog`` it landed."""
 
     @dg.asset(
         key=BULK_KEY,
@@ -172,21 +214,30 @@ def build_bulk_asset(options: LandingOptions | None = None) -> dg.AssetsDefiniti
         def log(progress: Progress) -> None:
             context.log.info(progress.message)
 
-        with fhir.get_client() as client, BulkClient(client, bulk.options()) as exporter:
+        with fhir.get_client() as client:
+            profile = use_server_profile(client, fhir)  # vendor headers, rate limit
+            bulk_options = dataclasses.replace(bulk.options(), group_only=profile.bulk_group_only)
             # a resumed export keeps its request: only a new one asks the server for its types
             resumed = ExportState.load(folder).request is not None
             request = bulk.request(config.since or None, None if resumed else client)
             request = seed_state(folder, request, config)
-            result = run_export(exporter, request, folder, log)
+            with BulkClient(client, bulk_options) as exporter:
+                result = run_export(exporter, request, folder, log)
         moment = result.manifest.transaction_time
         server = redact(fhir.base_url)
         provenance = Provenance(
             server, context.partition_key, datetime.now(UTC), datetime.fromisoformat(moment)
         )
+        full = request.since is None
         with landing.open_warehouse() as warehouse:
             landed = land_export(
                 warehouse, result, provenance, options or LandingOptions(), request.types
             )
+            events = raw_materializations(
+                warehouse, landed, catalog, server, result.counts() if full else None
+            )
+        for event in events:
+            context.log_event(event)
         for issue in result.fatal:
             context.log.warning("export error file: %s", issue)
         return dg.MaterializeResult(

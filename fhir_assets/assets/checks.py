@@ -66,7 +66,7 @@ def build_raw_check(
         metadata = {
             k: v.value for k, v in (materialization.metadata if materialization else {}).items()
         }
-        with landing.open_warehouse() as warehouse:
+        with landing.open_warehouse(landing=False) as warehouse:
             yield count_check(warehouse, spec.table, metadata)
             yield unique_check(warehouse, spec.table)
             yield future_check(warehouse, spec.table, now())

@@ -17,9 +17,11 @@ from ..resources import FhirServerResource
 from ..sync import build_sync_queries, build_window_sync
 from ..warehouse.batches import Entry
 from ..warehouse.inputs import resource_entries
+from ..warehouse.io_managers import raw_table_metadata
 from ..warehouse.landing import LandingOptions, land
 from ..warehouse.layout import RAW_SCHEMA
 from ..warehouse.protocol import Provenance, WarehouseOpener
+from .tables import table_metadata
 
 GROUP = "fhir_raw"
 
@@ -28,6 +30,8 @@ def build_raw_asset(
     spec: ResourceSpec,
     partitioning: Partitioning | None = None,
     options: LandingOptions | None = None,
+    warehouse_kind: str = "duckdb",
+    io_manager_key: str | None = None,
 ) -> dg.AssetsDefinition:
     """The raw asset ``["fhir_raw", "<type lower>"]`` for one resource type.
 
@@ -37,14 +41,18 @@ def build_raw_asset(
     It lands through ``warehouse.landing.land`` with the ``landing`` resource (validated,
     merged, quarantined) rather than returning a DataFrame to an IO manager: dagster-duckdb's
     and dagster-snowflake's ``DbIOManager`` empty the table (or partition) before writing, which
-    defeats MERGE, and they need the whole output in memory.
+    defeats MERGE, and they need the whole output in memory. ``io_manager_key`` (``fhir_io`` in
+    ``build_defs``) is there for reading: downstream assets load the table as a DataFrame
+    (``warehouse/io_managers.py``).
     """
 
     @dg.asset(
         name=spec.table,
         key_prefix=[RAW_SCHEMA],
         group_name=GROUP,
-        kinds={"fhir"},
+        kinds={"fhir", warehouse_kind},
+        io_manager_key=io_manager_key,
+        metadata=raw_table_metadata(partitioning is not None),
         description=f"Every FHIR {spec.resource_type} on the server, one row per resource "
         f"(raw JSON plus id, version and lastUpdated).",
         tags={"fhir/resource_type": spec.resource_type},
@@ -74,6 +82,7 @@ def build_raw_asset(
 
             with landing.open_warehouse() as warehouse:
                 result = land(warehouse, spec.resource_type, entries(), provenance, options)
+                table = table_metadata(warehouse, RAW_SCHEMA, spec.table)
             source_count = count_at_source(client, spec.resource_type, window)
         seconds = time.monotonic() - started
         return dg.MaterializeResult(
@@ -87,6 +96,7 @@ def build_raw_asset(
                 "window": str(window),
                 "duration_s": round(seconds, 3),
                 "resources_per_s": round(result.seen / seconds, 1) if seconds else 0.0,
+                **table,
             }
         )
 
@@ -108,6 +118,11 @@ def build_raw_assets(
     catalog: tuple[ResourceSpec, ...],
     partitioning: Partitioning | None = None,
     options: LandingOptions | None = None,
+    warehouse_kind: str = "duckdb",
+    io_manager_key: str | None = None,
 ) -> list[dg.AssetsDefinition]:
     """Raw assets for every catalog entry (partitioned by ``_lastUpdated`` when given)."""
-    return [build_raw_asset(spec, partitioning, options) for spec in catalog]
+    return [
+        build_raw_asset(spec, partitioning, options, warehouse_kind, io_manager_key)
+        for spec in catalog
+    ]

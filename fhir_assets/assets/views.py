@@ -1,7 +1,8 @@
-"""One asset per ViewDefinition: ``["fhir", "<view>"]``, a table built inside DuckDB.
+"""One asset per ViewDefinition: ``["fhir", "<view>"]``, a table built inside the warehouse.
 
-The view's SQL runs in the warehouse (``create or replace table fhir.<view> as ...``) over the
-raw table of its resource type, so nothing passes through Python.
+The view's SQL is compiled for the warehouse's dialect and runs there
+(``CREATE OR REPLACE TABLE fhir.<view> AS ...``) over the raw table of its resource type, so
+nothing passes through Python, in DuckDB and in Snowflake alike.
 """
 
 # No `from __future__ import annotations`: Dagster reads the real `context` annotation object.
@@ -10,19 +11,23 @@ from collections.abc import Iterable
 
 import dagster as dg
 from dagster import AssetExecutionContext
-from dagster_duckdb import DuckDBResource
 
 from ..views.definition import ViewDefinition
 from ..views.runner import VIEW_SCHEMA, materialize
 from ..warehouse.layout import RAW_SCHEMA
+from ..warehouse.protocol import WarehouseOpener
+from .tables import table_metadata
 
 GROUP = "fhir_views"
 
 
-def build_view_asset(view: ViewDefinition) -> dg.AssetsDefinition:
+def build_view_asset(
+    view: ViewDefinition, warehouse_kind: str = "duckdb", io_manager_key: str | None = None
+) -> dg.AssetsDefinition:
     """The asset ``["fhir", view.name]``, downstream of ``["fhir_raw", <type lower>]``.
 
-    It re-materializes when the raw asset changes (eager automation condition).
+    It re-materializes when the raw asset changes (eager automation condition); downstream
+    assets load its table through ``io_manager_key`` (``fhir_io`` in ``build_defs``).
     """
     upstream = dg.AssetKey([RAW_SCHEMA, view.resource.lower()])
 
@@ -31,16 +36,20 @@ def build_view_asset(view: ViewDefinition) -> dg.AssetsDefinition:
         key_prefix=[VIEW_SCHEMA],
         group_name=GROUP,
         deps=[upstream],
-        kinds={"duckdb", "sql"},
+        kinds={warehouse_kind, "sql"},
+        io_manager_key=io_manager_key,
         automation_condition=dg.AutomationCondition.eager(),
         description=f"SQL on FHIR view {view.name!r} over {view.resource}: "
         + ", ".join(column.name for column in view.columns),
         tags={"fhir/resource_type": view.resource},
     )
-    def view_asset(context: AssetExecutionContext, duckdb: DuckDBResource) -> dg.MaterializeResult:
+    def view_asset(
+        context: AssetExecutionContext, landing: dg.ResourceParam[WarehouseOpener]
+    ) -> dg.MaterializeResult:
         started = time.monotonic()
-        with duckdb.get_connection() as con:
-            rows = materialize(con, view)
+        with landing.open_warehouse(landing=False) as warehouse:
+            rows = materialize(warehouse, view)
+            table = table_metadata(warehouse, VIEW_SCHEMA, view.name)
         seconds = time.monotonic() - started
         context.log.info(f"view {view.name}: {rows} rows in {seconds:.2f} s")
         return dg.MaterializeResult(
@@ -48,13 +57,17 @@ def build_view_asset(view: ViewDefinition) -> dg.AssetsDefinition:
                 "rows": rows,
                 "columns": len(view.columns),
                 "duration_s": round(seconds, 3),
-                "dagster/row_count": rows,
+                **table,
             }
         )
 
     return view_asset
 
 
-def build_view_assets(views: Iterable[ViewDefinition]) -> list[dg.AssetsDefinition]:
+def build_view_assets(
+    views: Iterable[ViewDefinition],
+    warehouse_kind: str = "duckdb",
+    io_manager_key: str | None = None,
+) -> list[dg.AssetsDefinition]:
     """View assets for every view."""
-    return [build_view_asset(view) for view in views]
+    return [build_view_asset(view, warehouse_kind, io_manager_key) for view in views]

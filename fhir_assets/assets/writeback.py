@@ -1,9 +1,9 @@
-"""Write-back assets: rows of a DuckDB table -> FHIR resources -> the server, in transactions.
+"""Write-back assets: rows of a warehouse table -> FHIR resources -> the server, in transactions.
 
 ``build_writeback_asset`` makes one asset per target: it reads the source table in batches,
 maps each row with a plain function, and hands each batch to a :class:`Writer` (one transaction
 per batch). Run config ``dry_run: true`` validates and diffs against the server without writing.
-Every attempt lands in ``fhir_audit.writes`` in the same DuckDB file.
+Every attempt lands in ``fhir_audit.writes`` in the same warehouse (DuckDB or Snowflake).
 """
 
 # No `from __future__ import annotations`: Dagster reads the real `context` annotation object.
@@ -13,28 +13,28 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import dagster as dg
-import duckdb as duckdb_lib
 from dagster import AssetExecutionContext
-from dagster_duckdb import DuckDBResource
 from pydantic import Field
 
 from ..fhir.client import FhirClient, redact
 from ..resources import FhirServerResource
+from ..views.definition import NAME
+from ..warehouse.protocol import Warehouse, WarehouseOpener
 from ..writeback import (
-    DuckDBAuditWriter,
     ResourceOutcome,
     WritePolicy,
     Writer,
+    audit_writer,
     granted_scope,
     permits_write,
     summarize,
 )
 from ..writeback.example import (
     SCORE_SCHEMA,
-    SCORE_SQL,
     SCORE_SYSTEM,
     SCORE_TABLE,
     abnormal_count_observation,
+    score_sql,
 )
 from ..writeback.policy import ConflictMode
 
@@ -64,15 +64,20 @@ def require_write_scope(client: FhirClient, resource_type: str) -> str:
     return granted
 
 
-def read_batches(
-    con: duckdb_lib.DuckDBPyConnection, key: dg.AssetKey, size: int
-) -> Iterator[list[Row]]:
-    """The source table of ``key`` (schema.table) in batches of dict rows, streamed."""
-    table = ".".join(f'"{part}"' for part in key.path)  # asset keys come from code
-    cursor = con.cursor()
+def read_batches(warehouse: Warehouse, key: dg.AssetKey, size: int) -> Iterator[list[Row]]:
+    """The source table of ``key`` (schema.table) in batches of dict rows, streamed through a
+    DB-API cursor of the warehouse's connection (DuckDB's and Snowflake's both have one).
+
+    Names are plain identifiers, used unquoted (Snowflake folds them to upper case, as it
+    does when the table is created); column names come back lower-cased.
+    """
+    if not all(NAME.match(part) for part in key.path):
+        raise dg.Failure(description=f"source table {key.path} is not schema.table of names")
+    table = ".".join(key.path)
+    cursor = warehouse.connection.cursor()
     try:
-        cursor.execute(f"select * from {table}")  # noqa: S608
-        columns = [d[0] for d in cursor.description or ()]
+        cursor.execute(f"select * from {table}")  # noqa: S608 (validated names)
+        columns = [str(d[0]).lower() for d in cursor.description or ()]
         while rows := cursor.fetchmany(size):
             yield [dict(zip(columns, row, strict=True)) for row in rows]
     finally:
@@ -103,12 +108,13 @@ def build_writeback_asset(
     policy: WritePolicy,
     key_prefix: Sequence[str] = (GROUP,),
     description: str | None = None,
+    warehouse_kind: str = "duckdb",
 ) -> dg.AssetsDefinition:
     """An asset that writes the rows of ``source_asset_key``'s table back as ``resource_type``.
 
     Args:
         name: the asset name (under ``key_prefix``).
-        source_asset_key: the DuckDB table (schema.table) to read.
+        source_asset_key: the warehouse table (schema.table) to read.
         resource_type: the FHIR type written; the write scope is checked for it.
         to_resource: row (column -> value) -> resource carrying ``policy.identifier_system``.
         batch_size: resources per transaction.
@@ -121,7 +127,7 @@ def build_writeback_asset(
         key_prefix=list(key_prefix),
         group_name=GROUP,
         deps=[source],
-        kinds={"fhir", "duckdb"},
+        kinds={"fhir", warehouse_kind},
         tags={"fhir/resource_type": resource_type},
         description=description
         or f"Writes {source.to_user_string()} back to the FHIR server as {resource_type}.",
@@ -130,16 +136,17 @@ def build_writeback_asset(
         context: AssetExecutionContext,
         config: WritebackConfig,
         fhir_writer: FhirServerResource,
-        duckdb: DuckDBResource,
+        landing: dg.ResourceParam[WarehouseOpener],
     ) -> dg.MaterializeResult[None]:
         started = time.monotonic()
         outcomes: list[ResourceOutcome] = []
         batches = 0
-        with fhir_writer.get_client() as client, duckdb.get_connection() as con:
+        with fhir_writer.get_client() as client, landing.open_warehouse(landing=False) as warehouse:
             if not config.dry_run:
                 require_write_scope(client, resource_type)
-            writer = Writer(client, policy, DuckDBAuditWriter(con), run_id=context.run.run_id)
-            for rows in read_batches(con, source, batch_size):
+            audit = audit_writer(warehouse.dialect.name, warehouse.connection)
+            writer = Writer(client, policy, audit, run_id=context.run.run_id)
+            for rows in read_batches(warehouse, source, batch_size):
                 resources, unmapped = map_rows(rows, to_resource, resource_type)
                 write = writer.dry_run if config.dry_run else writer.write
                 outcomes += unmapped + write(resources)
@@ -176,7 +183,11 @@ def outcome_metadata(
 
 
 def build_abnormal_count_assets(
-    batch_size: int = 100, *, on_conflict: ConflictMode = "fail", server_validate: bool = False
+    batch_size: int = 100,
+    *,
+    on_conflict: ConflictMode = "fail",
+    server_validate: bool = False,
+    warehouse: str = "duckdb",
 ) -> list[dg.AssetsDefinition]:
     """The example: a per-patient abnormal-observation count, written back as Observations."""
     policy = WritePolicy(SCORE_SYSTEM, on_conflict=on_conflict, server_validate=server_validate)
@@ -186,16 +197,18 @@ def build_abnormal_count_assets(
         key_prefix=[SCORE_SCHEMA],
         group_name=GROUP,
         deps=[dg.AssetKey(["fhir_raw", "patient"]), dg.AssetKey(["fhir_raw", "observation"])],
-        kinds={"duckdb"},
+        kinds={warehouse},
         description="Per patient, how many Observations are interpreted as abnormal.",
     )
-    def abnormal_count(context: AssetExecutionContext, duckdb: DuckDBResource) -> None:
-        with duckdb.get_connection() as con:
-            con.execute(f"create schema if not exists {SCORE_SCHEMA}")
-            con.execute(SCORE_SQL)
+    def abnormal_count(
+        context: AssetExecutionContext, landing: dg.ResourceParam[WarehouseOpener]
+    ) -> dg.MaterializeResult:
+        with landing.open_warehouse(landing=False) as wh:
+            wh.fetch(f"create schema if not exists {SCORE_SCHEMA}")
+            wh.fetch(score_sql(wh.dialect.name))
             count = f"select count(*) from {SCORE_SCHEMA}.{SCORE_TABLE}"  # noqa: S608 (constants)
-            rows = con.execute(count).fetchone()
-        context.add_output_metadata({"patients": int(rows[0]) if rows else 0})
+            [(rows,)] = wh.fetch(count)
+        return dg.MaterializeResult(metadata={"patients": int(rows)})
 
     writeback = build_writeback_asset(
         "abnormal_count_observation",
@@ -204,5 +217,6 @@ def build_abnormal_count_assets(
         abnormal_count_observation,
         batch_size,
         policy=policy,
+        warehouse_kind=warehouse,
     )
     return [abnormal_count, writeback]

@@ -43,6 +43,7 @@ class ServerProfile:
         patient_date_params: per type, the clinical-date parameter to window per-patient searches
             by when ``_lastUpdated`` is unsupported; types absent here are fetched whole.
         software_names: lower-case ``software.name``/``publisher`` fragments that detect it.
+        bulk_group_only: Bulk Data exports only at ``Group/{id}`` level (no system/patient).
     """
 
     name: str
@@ -60,6 +61,7 @@ class ServerProfile:
     )
     patient_date_params: Mapping[str, str] = field(default_factory=lambda: _frozen({}))
     software_names: tuple[str, ...] = ()
+    bulk_group_only: bool = False
 
 
 GENERIC = ServerProfile(name="generic")
@@ -101,6 +103,8 @@ EPIC = ServerProfile(
         }
     ),
     software_names=("epic",),
+    # Epic's Bulk Data export is Group-level only (a Group registered for the client).
+    bulk_group_only=True,
 )
 
 ORACLE = ServerProfile(
@@ -111,6 +115,8 @@ ORACLE = ServerProfile(
     # Cerner rejects repeated parameters (``_type=A&_type=B``) and wants them comma-joined.
     join_repeated=True,
     software_names=("cerner", "oracle", "millennium"),
+    # Oracle Health exports Group/{id} only (a bulk Group configured per client).
+    bulk_group_only=True,
 )
 
 HAPI = ServerProfile(

@@ -1,9 +1,9 @@
 """How to reach and authenticate with one FHIR server, and the client built from that.
 
-:class:`ServerSettings` is plain configuration (the Dagster resource and the CLI both fill it from
-``FHIR_*`` environment variables); :func:`connect` turns it into a ready :class:`FhirClient`, and
-:func:`token_source` gives the one token cache per server and client that every client of this
-process shares.
+:class:`ServerSettings` is plain configuration (built from ``fhir_assets.settings.FhirSettings``,
+the one place the ``FHIR_*`` variables are spelled, by the Dagster resource and the CLI);
+:func:`connect` turns it into a ready :class:`FhirClient`, and :func:`token_source` gives the one
+token cache per server and client that every client of this process shares.
 """
 
 from __future__ import annotations
@@ -68,35 +68,6 @@ class ServerSettings:
     token_key: str | None = field(default=None, repr=False)
     timeout_s: float = 60.0
     retry: RetryPolicy = field(default_factory=RetryPolicy)
-
-    @classmethod
-    def from_environ(
-        cls, environ: Mapping[str, str], *, resource_types: Iterable[str] = ()
-    ) -> ServerSettings:
-        """Settings from ``FHIR_*`` variables in ``environ`` (the CLI passes ``os.environ``).
-
-        Raises:
-            ConfigurationError: ``FHIR_BASE_URL`` is not set.
-        """
-        if not environ.get("FHIR_BASE_URL"):
-            raise ConfigurationError("set FHIR_BASE_URL to the FHIR server's base URL")
-
-        def get(name: str) -> str | None:
-            return environ.get(name) or None
-
-        return cls(
-            base_url=environ["FHIR_BASE_URL"],
-            client_id=get("FHIR_CLIENT_ID"),
-            private_key=get("FHIR_PRIVATE_KEY") or get("FHIR_PRIVATE_KEY_PATH"),
-            client_secret=get("FHIR_CLIENT_SECRET"),
-            auth_method=get("FHIR_AUTH_METHOD"),
-            scopes=get("FHIR_SCOPES"),
-            resource_types=tuple(resource_types),
-            token_url=get("FHIR_TOKEN_URL"),
-            jku=get("FHIR_JKU"),
-            token_dir=get("FHIR_TOKEN_DIR"),
-            token_key=get("FHIR_TOKEN_KEY"),
-        )
 
     def method(self) -> str:
         """The auth method: the configured one, else inferred from the credentials that are set.

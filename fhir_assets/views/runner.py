@@ -1,9 +1,10 @@
-"""Running compiled views inside DuckDB: over raw tables, or over an NDJSON file."""
+"""Running compiled views inside the warehouse (DuckDB or Snowflake) over raw tables, or inside
+DuckDB over an NDJSON file."""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import duckdb
 
@@ -12,27 +13,31 @@ from .compiler import CompiledView, compile_view
 from .definition import NAME, ViewDefinition
 from .errors import ViewDefinitionError
 
+if TYPE_CHECKING:
+    from ..warehouse.protocol import Warehouse
+
 VIEW_SCHEMA = "fhir"
 NDJSON_TABLE = "ndjson_resources"
 
 
-def materialize(con: duckdb.DuckDBPyConnection, view: ViewDefinition) -> int:
-    """``create or replace table fhir.<view> as <compiled view>`` over ``fhir_raw``.
+def materialize(warehouse: Warehouse, view: ViewDefinition) -> int:
+    """``CREATE OR REPLACE TABLE fhir.<view> AS <compiled view>`` over ``fhir_raw``, compiled
+    for the warehouse's dialect and run inside it (no row passes through Python).
 
     Args:
-        con: a DuckDB connection to the warehouse file.
-        view: the view to build.
+        warehouse: an open landing warehouse (``warehouse.protocol.Warehouse``).
+        view: the view to build; its name is validated (``NAME``), so it is used unquoted
+            (Snowflake folds it to upper case like every other table of ours).
 
     Returns:
         The number of rows in the new table.
     """
-    compiled = compile_view(view, "duckdb")
+    compiled = compile_view(view, warehouse.dialect.name)
     schema, name = identifier(VIEW_SCHEMA), identifier(view.name)
-    con.execute(f"CREATE SCHEMA IF NOT EXISTS {identifier(schema)}")
-    # quoted as well: a view may be named like a keyword (``order``)
-    con.execute(f'CREATE OR REPLACE TABLE {identifier(schema)}."{name}" AS {compiled.sql}')
-    row = con.execute(f'SELECT count(*) FROM {identifier(schema)}."{name}"').fetchone()
-    return int(row[0]) if row else 0
+    warehouse.fetch(f"CREATE SCHEMA IF NOT EXISTS {identifier(schema)}")
+    warehouse.fetch(f"CREATE OR REPLACE TABLE {identifier(schema, name)} AS {compiled.sql}")
+    [(rows,)] = warehouse.fetch(f"SELECT COUNT(*) FROM {identifier(schema, name)}")
+    return int(rows)
 
 
 def load_ndjson(con: duckdb.DuckDBPyConnection, path: Path, resource_type: str) -> str:

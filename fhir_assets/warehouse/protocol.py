@@ -84,9 +84,12 @@ class LandingSession(Protocol):
 
 
 class Warehouse(Protocol):
-    """A warehouse the landing code can write to and the asset checks can query."""
+    """A warehouse the landing code can write to and the asset checks, views and write-back
+    query. ``connection`` is its DB-API connection (DuckDB's or snowflake-connector's), for
+    streaming reads through a cursor."""
 
     dialect: Dialect
+    connection: Any
 
     def fetch(self, query: str) -> list[tuple[Any, ...]]:
         """Run a query and return its rows."""
@@ -102,5 +105,6 @@ class WarehouseOpener(Protocol):
     """A Dagster resource that opens a landing warehouse (``DuckDBWarehouseResource``,
     ``SnowflakeWarehouseResource``)."""
 
-    def open_warehouse(self) -> AbstractContextManager[Warehouse]:
-        """An open warehouse, closed when the block ends."""
+    def open_warehouse(self, *, landing: bool = True) -> AbstractContextManager[Warehouse]:
+        """An open warehouse, closed when the block ends; ``landing=False`` for queries
+        (views, checks, write-back) that need no landing memory bound."""

@@ -4,7 +4,8 @@ Each batch becomes a Parquet file PUT to a stage of this landing as it is built 
 stays one batch); ``finish`` loads them with one COPY INTO into a staging table and applies one
 MERGE, so a large landing costs a handful of statements, not row inserts. The staging tables
 are dropped afterwards; the temporary stage goes with the session. Importing this module costs
-seconds (the Snowflake connector via dagster-snowflake): import it only in Snowflake mode.
+about a second (the connector is imported when a connection opens); no Dagster here, so the CLI
+lands into Snowflake without starting Dagster.
 """
 
 from __future__ import annotations
@@ -20,7 +21,6 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
-from dagster_snowflake import SnowflakeResource
 
 from . import sql
 from .layout import RAW_SCHEMA
@@ -30,6 +30,99 @@ from .protocol import Outcome, Provenance
 QUARANTINE_STAGE_DDL = (
     "resource_type VARCHAR, source VARCHAR, line BIGINT, error VARCHAR, raw VARCHAR"
 )
+
+
+def _env(name: str, help: str) -> dict[str, Any]:
+    return {"env": name, "help": help}
+
+
+@dataclass(frozen=True, slots=True)
+class SnowflakeSettings:
+    """How to reach Snowflake: an account, or (``host``/``port``/``protocol``) any endpoint
+    speaking its protocol, such as the fakesnow emulator. ``repr`` never shows secrets.
+
+    Key-pair auth (``private_key_path``, PKCS#8 PEM) is what a service user should use; the
+    password is for trials and the emulator.
+    """
+
+    account: str = field(default="", metadata=_env("SNOWFLAKE_ACCOUNT", "account identifier"))
+    user: str = field(default="", metadata=_env("SNOWFLAKE_USER", "user (a service user)"))
+    password: str | None = field(
+        default=None,
+        repr=False,
+        metadata={**_env("SNOWFLAKE_PASSWORD", "password"), "secret": True},
+    )
+    private_key_path: str | None = field(
+        default=None,
+        metadata=_env("SNOWFLAKE_PRIVATE_KEY_PATH", "key-pair auth: PKCS#8 PEM private key file"),
+    )
+    private_key_password: str | None = field(
+        default=None,
+        repr=False,
+        metadata={**_env("SNOWFLAKE_PRIVATE_KEY_PASSWORD", "its passphrase"), "secret": True},
+    )
+    role: str | None = field(default=None, metadata=_env("SNOWFLAKE_ROLE", "role"))
+    warehouse: str | None = field(
+        default=None, metadata=_env("SNOWFLAKE_WAREHOUSE", "virtual warehouse (compute)")
+    )
+    database: str = field(default="", metadata=_env("SNOWFLAKE_DATABASE", "database"))
+    schema: str | None = field(
+        default=None, metadata=_env("SNOWFLAKE_SCHEMA", "default schema of the session")
+    )
+    host: str | None = field(
+        default=None, metadata=_env("SNOWFLAKE_HOST", "host (default: from the account)")
+    )
+    port: int | None = field(default=None, metadata=_env("SNOWFLAKE_PORT", "port (default 443)"))
+    protocol: str | None = field(
+        default=None, metadata=_env("SNOWFLAKE_PROTOCOL", "`https` (default) or `http`")
+    )
+
+    def connect_args(self) -> dict[str, Any]:
+        """Keyword arguments of ``snowflake.connector.connect`` (unset values left out)."""
+        args: dict[str, Any] = {
+            "account": self.account,
+            "user": self.user,
+            "password": self.password,
+            "private_key_file": self.private_key_path,
+            "private_key_file_pwd": self.private_key_password,
+            "role": self.role,
+            "warehouse": self.warehouse,
+            "database": self.database,
+            "schema": self.schema,
+            "host": self.host,
+            "port": self.port,
+            "protocol": self.protocol,
+            "application": "fhir-assets",
+            # no connector telemetry sent out of band (to Snowflake, or to an emulator's 404)
+            "session_parameters": {"CLIENT_OUT_OF_BAND_TELEMETRY_ENABLED": False},
+        }
+        return {name: value for name, value in args.items() if value not in (None, "")}
+
+
+def connect(settings: SnowflakeSettings) -> Any:
+    """A snowflake-connector-python connection; close it when done.
+
+    Raises:
+        ValueError: no account (or host) or no user.
+    """
+    if not (settings.account or settings.host) or not settings.user:
+        raise ValueError(
+            "Snowflake mode needs SNOWFLAKE_ACCOUNT (or SNOWFLAKE_HOST), SNOWFLAKE_USER and, for "
+            "the pipeline, SNOWFLAKE_DATABASE"
+        )
+    import snowflake.connector
+
+    return snowflake.connector.connect(**settings.connect_args())
+
+
+@contextmanager
+def open_snowflake(settings: SnowflakeSettings) -> Iterator[SnowflakeWarehouse]:
+    """A ``SnowflakeWarehouse`` on a new connection, closed afterwards."""
+    connection = connect(settings)
+    try:
+        yield SnowflakeWarehouse(connection)
+    finally:
+        connection.close()
 
 
 class SnowflakeWarehouse:
@@ -179,13 +272,3 @@ class SnowflakeLanding:
             f"COPY INTO {sql.identifier(table)} FROM @{sql.identifier(self.stage_name)}/{folder} "
             "FILE_FORMAT = (TYPE = PARQUET) MATCH_BY_COLUMN_NAME = CASE_INSENSITIVE"
         )
-
-
-class SnowflakeWarehouseResource(SnowflakeResource):
-    """dagster-snowflake's ``SnowflakeResource`` that also opens a landing warehouse."""
-
-    @contextmanager
-    def open_warehouse(self) -> Iterator[SnowflakeWarehouse]:
-        """A ``SnowflakeWarehouse`` on a connection from ``get_connection``."""
-        with self.get_connection() as connection:
-            yield SnowflakeWarehouse(connection)

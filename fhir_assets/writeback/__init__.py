@@ -4,7 +4,14 @@ No Dagster here: :class:`Writer` is usable from a script; ``fhir_assets.assets.w
 into assets.
 """
 
-from .audit import AuditRecord, AuditWriter, DuckDBAuditWriter, request_hash
+from .audit import (
+    AuditRecord,
+    AuditWriter,
+    DuckDBAuditWriter,
+    SnowflakeAuditWriter,
+    audit_writer,
+    request_hash,
+)
 from .outcome import ResourceOutcome, summarize
 from .policy import WritePolicy
 from .scopes import granted_scope, permits_write
@@ -16,8 +23,10 @@ __all__ = [
     "AuditWriter",
     "DuckDBAuditWriter",
     "ResourceOutcome",
+    "SnowflakeAuditWriter",
     "WritePolicy",
     "Writer",
+    "audit_writer",
     "granted_scope",
     "permits_write",
     "request_hash",

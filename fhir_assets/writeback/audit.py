@@ -2,7 +2,7 @@
 
 A row says who wrote what, when, how and with which result, but never the resource itself: the
 request is identified by the SHA-256 of its canonical JSON. Writers implement the tiny
-:class:`AuditWriter` protocol; DuckDB is here, a Snowflake writer can follow the same shape.
+:class:`AuditWriter` protocol: one for DuckDB, one for Snowflake (:func:`audit_writer` picks).
 
 Every entry of a transaction is recorded as ``sending`` before the transaction goes out, and
 again with its result once the answer (or the failure) is in; a ``sending`` row with no later
@@ -125,12 +125,58 @@ class DuckDBAuditWriter:
 
     def unsettled(self, server: str) -> list[AuditRecord]:
         """See :meth:`AuditWriter.unsettled`."""
-        rows = self._con.execute(
-            f"SELECT * FROM {identifier(AUDIT_SCHEMA, AUDIT_TABLE)} AS s "  # noqa: S608
-            "WHERE s.server = ? AND s.outcome = ? AND NOT EXISTS (SELECT 1 FROM "
-            f"{identifier(AUDIT_SCHEMA, AUDIT_TABLE)} AS r WHERE r.outcome <> ? "
-            "AND r.transaction_id = s.transaction_id AND r.resource_type = s.resource_type "
-            "AND r.request_hash IS NOT DISTINCT FROM s.request_hash) ORDER BY s.recorded_at",
-            [server, SENDING, SENDING],
-        ).fetchall()
+        rows = self._con.execute(unsettled_query("?"), [server, SENDING, SENDING]).fetchall()
         return [AuditRecord(*row) for row in rows]
+
+
+def unsettled_query(mark: str) -> str:
+    """The query of :meth:`AuditWriter.unsettled`, with ``mark`` as the bind placeholder."""
+    return (
+        f"SELECT * FROM {identifier(AUDIT_SCHEMA, AUDIT_TABLE)} AS s "  # noqa: S608
+        f"WHERE s.server = {mark} AND s.outcome = {mark} AND NOT EXISTS (SELECT 1 FROM "
+        f"{identifier(AUDIT_SCHEMA, AUDIT_TABLE)} AS r WHERE r.outcome <> {mark} "
+        "AND r.transaction_id = s.transaction_id AND r.resource_type = s.resource_type "
+        "AND r.request_hash IS NOT DISTINCT FROM s.request_hash) ORDER BY s.recorded_at"
+    )
+
+
+class SnowflakeAuditWriter:
+    """Appends audit records to ``fhir_audit.writes`` in Snowflake (created if absent).
+
+    Args:
+        connection: an open snowflake-connector-python connection; the caller owns it.
+    """
+
+    def __init__(self, connection: Any) -> None:
+        self._con = connection
+        with self._con.cursor() as cursor:
+            cursor.execute(f"CREATE SCHEMA IF NOT EXISTS {identifier(AUDIT_SCHEMA)}")
+            columns = f"({COLUMNS_SQL})"
+            cursor.execute(
+                f"CREATE TABLE IF NOT EXISTS {identifier(AUDIT_SCHEMA, AUDIT_TABLE)} {columns}"
+            )
+
+    def record(self, records: Sequence[AuditRecord]) -> None:
+        """Insert the records in one multi-row statement (the connector binds client side)."""
+        if not records:
+            return
+        row = "(" + ", ".join(["%s"] * len(fields(AuditRecord))) + ")"
+        values = ", ".join([row] * len(records))
+        with self._con.cursor() as cursor:
+            cursor.execute(
+                f"INSERT INTO {identifier(AUDIT_SCHEMA, AUDIT_TABLE)} VALUES {values}",  # noqa: S608
+                [value for r in records for value in astuple(r)],
+            )
+
+    def unsettled(self, server: str) -> list[AuditRecord]:
+        """See :meth:`AuditWriter.unsettled`."""
+        with self._con.cursor() as cursor:
+            cursor.execute(unsettled_query("%s"), [server, SENDING, SENDING])
+            return [AuditRecord(*row) for row in cursor.fetchall()]
+
+
+def audit_writer(dialect: str, connection: Any) -> AuditWriter:
+    """The audit writer of a warehouse connection (``dialect``: ``duckdb`` or ``snowflake``)."""
+    if dialect == "snowflake":
+        return SnowflakeAuditWriter(connection)
+    return DuckDBAuditWriter(connection)

@@ -35,6 +35,30 @@ where not p.deleted
 order by p.id
 """  # noqa: S608 (constants only)
 
+# The same table in Snowflake SQL: the codes are found with LATERAL FLATTEN over the VARIANT;
+# each Observation counts once however many of its codings match.
+SNOWFLAKE_SCORE_SQL = f"""
+create or replace table {SCORE_SCHEMA}.{SCORE_TABLE} as
+with matches as (
+    select distinct o.source_server, o.id, o.resource:subject:reference::varchar as subject
+    from fhir_raw.observation o,
+         lateral flatten(input => o.resource:interpretation) i,
+         lateral flatten(input => i.value:coding) c
+    where not o.deleted and c.value:code::varchar in ({", ".join(repr(c) for c in ABNORMAL_CODES)})
+),
+abnormal as (select subject, count(*) as n from matches group by subject)
+select p.id as patient_id, coalesce(a.n, 0)::integer as abnormal_count
+from fhir_raw.patient p
+left join abnormal a on a.subject = 'Patient/' || p.id
+where not p.deleted
+order by p.id
+"""  # noqa: S608 (constants only)
+
+
+def score_sql(dialect: str) -> str:
+    """The statement building the score table in the warehouse of ``dialect``."""
+    return SNOWFLAKE_SCORE_SQL if dialect == "snowflake" else SCORE_SQL
+
 
 def abnormal_count_observation(row: Mapping[str, Any]) -> dict[str, Any]:
     """The Observation written back for one row of the score table.

@@ -149,3 +149,38 @@ def test_deleted_files_mixing_types_become_tombstones_of_each_type(tmp_path: Pat
     assert patients == [("p0", False), ("p1", True)]
     assert observations == [("o1", True)]
     assert quarantined == [("deleted/00002.Bundle.ndjson", 2)]
+
+
+def test_bulk_export_records_a_materialization_per_raw_asset(
+    sandbox: Sandbox, tmp_path: Path
+) -> None:
+    from fhir_assets.catalog import select
+
+    landing = DuckDBWarehouseResource(database=str(tmp_path / "warehouse.duckdb"))
+    bulk = BulkExportResource(folder=str(tmp_path / "exports"), types="Patient,Observation")
+    fhir = FhirServerResource(
+        base_url=sandbox.base_url,
+        client_id=sandbox.client.client_id,
+        private_key_path=str(sandbox.client.private_key_path),
+        scopes=SCOPE,
+    )
+    instance = dg.DagsterInstance.ephemeral()
+    instance.add_dynamic_partitions(EXPORTS.name, ["by-hand"])
+    result = dg.materialize(
+        [build_bulk_asset(catalog=select("Patient,Observation,Encounter"))],
+        partition_key="by-hand",
+        resources={"fhir": fhir, "bulk": bulk, "landing": landing},
+        instance=instance,
+    )
+    assert result.success
+    expected = sandbox.counts(["Patient", "Observation"])
+    for resource_type, n in expected.items():
+        key = dg.AssetKey(["fhir_raw", resource_type.lower()])
+        event = instance.get_latest_materialization_event(key)
+        assert event is not None and event.asset_materialization is not None
+        metadata = {k: v.value for k, v in event.asset_materialization.metadata.items()}
+        assert metadata["landed"] == metadata["source_count"] == n
+        assert metadata["dagster/row_count"] == n
+        assert metadata["source_server"] == sandbox.base_url
+    # Encounter was not exported, so its raw asset records nothing
+    assert instance.get_latest_materialization_event(dg.AssetKey(["fhir_raw", "encounter"])) is None

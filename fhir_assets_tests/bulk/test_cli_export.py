@@ -101,3 +101,17 @@ def test_cancel_deletes_the_job_recorded_in_the_folder(tmp_path: Path) -> None:
         runs = [subprocess.run(argv, env=env, capture_output=True, text=True) for _ in range(2)]
     assert [r.stdout.strip() for r in runs] == ["export job deleted", "no open job"]
     assert server.paths("DELETE") == ["/fhir/status"]
+
+
+def test_export_authenticates_with_the_key_text_like_the_assets(
+    sandbox: Sandbox, tmp_path: Path
+) -> None:
+    """FHIR_PRIVATE_KEY (the key's text, no file) works for `export` as for the assets."""
+    env = os.environ | sandbox.environment() | {"FHIR_SCOPES": SCOPE}
+    env["FHIR_PRIVATE_KEY"] = Path(env.pop("FHIR_PRIVATE_KEY_PATH")).read_text()
+    argv = [*CLI, "--out", str(tmp_path), "--type", "Patient"]
+    done = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    counts = dict(line.split() for line in done.stdout.splitlines() if line.startswith("Patient"))
+    assert int(counts["Patient"]) == sandbox.counts(["Patient"])["Patient"]
+    assert "BEGIN" not in done.stdout + done.stderr  # the key is never echoed

@@ -100,11 +100,11 @@ def test_unfinished_partitions_are_missing_or_failed_ones(
     assert unfinished(statuses) == expected
 
 
-def test_definitions_carry_the_bulk_job_partitions_and_sensors(monkeypatch) -> None:  # type: ignore[no-untyped-def]
-    monkeypatch.setenv("FHIR_BASE_URL", "http://127.0.0.1:9/fhir")
-    from fhir_assets.definitions import build_bulk_definitions, build_definitions
+def test_definitions_carry_the_bulk_job_partitions_and_sensors() -> None:
+    from fhir_assets.assets.defs import build_all_defs
+    from fhir_assets.settings import Settings
 
-    defs = dg.Definitions.merge(build_definitions(), build_bulk_definitions())
+    defs = build_all_defs(Settings.from_environ({"FHIR_BASE_URL": "http://127.0.0.1:9/fhir"}))
     assert defs.resolve_job_def("bulk_land").partitions_def.name == "fhir_bulk_export"  # type: ignore[union-attr]
     assert {s.name for s in defs.sensors or ()} >= {
         "fhir_bulk_export_sensor",

@@ -7,7 +7,6 @@ from pathlib import Path
 import dagster as dg
 import duckdb
 import pytest
-from dagster_duckdb import DuckDBResource
 
 from fhir_assets.assets.raw import build_raw_assets
 from fhir_assets.assets.views import build_view_assets
@@ -53,7 +52,6 @@ def warehouse(sandbox: Sandbox, tmp_path_factory: pytest.TempPathFactory) -> Pat
         resources={
             "fhir": fhir,
             "landing": DuckDBWarehouseResource(database=str(path)),
-            "duckdb": DuckDBResource(database=str(path)),
         },
     )
     assert result.success
@@ -98,18 +96,16 @@ def test_patient_view_columns_typed(warehouse: Path) -> None:
     assert types == {"id": "VARCHAR", "active": "BOOLEAN", "family_name": "VARCHAR"}
 
 
-def test_definitions_register_view_assets_with_raw_deps(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    from fhir_assets.definitions import build_definitions
+def test_definitions_register_view_assets_with_raw_deps(tmp_path: Path) -> None:
+    from fhir_assets.assets.defs import build_defs
+    from fhir_assets.settings import Settings
 
     (tmp_path / "mine.json").write_text(
         '{"name": "obs_ids", "resource": "Observation",'
         ' "select": [{"column": [{"name": "id", "path": "id"}]}]}'
     )
-    monkeypatch.setenv("FHIR_VIEWS_DIR", str(tmp_path))
-    monkeypatch.setenv("FHIR_RESOURCE_TYPES", "Patient,Observation")
-    graph = build_definitions().resolve_asset_graph()
+    environ = {"FHIR_VIEWS_DIR": str(tmp_path), "FHIR_RESOURCE_TYPES": "Patient,Observation"}
+    graph = build_defs(Settings.from_environ(environ)).resolve_asset_graph()
     keys = {key.to_user_string() for key in graph.get_all_asset_keys()}
     assert {"fhir/patient", "fhir/observation", "fhir/obs_ids"} <= keys
     assert "fhir/encounter" not in keys  # Encounter is not synced, so its default view is off

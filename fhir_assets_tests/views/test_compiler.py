@@ -18,6 +18,7 @@ from fhir_assets.views import (
 )
 from fhir_assets.views.library import DEFAULTS_DIR, load_views
 from fhir_assets.views.runner import materialize
+from fhir_assets.warehouse.duckdb import DuckDBWarehouse
 
 PATIENTS = [
     {"resourceType": "Patient", "id": "p1", "name": [{"family": "A", "given": ["x", "y"]}]},
@@ -91,8 +92,9 @@ def test_materialize_creates_table_in_fhir_schema(warehouse: duckdb.DuckDBPyConn
     parsed = parse_view(
         view(column("id", "id"), column("name.family.first()", "family"), name="pt")
     )
-    assert materialize(warehouse, parsed) == 2
-    assert materialize(warehouse, parsed) == 2  # idempotent: replaced, not appended
+    opened = DuckDBWarehouse(warehouse)  # materialize runs in any landing warehouse
+    assert materialize(opened, parsed) == 2
+    assert materialize(opened, parsed) == 2  # idempotent: replaced, not appended
     rows = warehouse.execute('SELECT id, family FROM fhir."pt" ORDER BY id').fetchall()
     assert rows == [("p1", "A"), ("p2", "B")]
 

@@ -24,7 +24,7 @@ def duckdb_resource(tmp_path: Path) -> DuckDBWarehouseResource:
 @pytest.fixture
 def fake_snowflake() -> Iterator[Any]:
     """The Snowflake resource on the in-process emulator (one fresh in-memory account)."""
-    from fhir_assets.warehouse.snowflake import SnowflakeWarehouseResource
+    from fhir_assets.warehouse.resources import SnowflakeWarehouseResource
 
     with fakesnow.patch():
         yield SnowflakeWarehouseResource(

@@ -23,26 +23,22 @@ pytestmark = [
 
 
 def test_scenario_gives_the_same_tables_in_snowflake_as_in_duckdb(tmp_path: Path) -> None:
-    from fhir_assets.warehouse.snowflake import SnowflakeWarehouseResource
+    from fhir_assets.settings import load
+    from fhir_assets.views.library import load_views
+    from fhir_assets.views.runner import materialize
+    from fhir_assets.warehouse.snowflake import SnowflakeSettings, open_snowflake
 
-    env = os.environ
     database = f"FHIR_ASSETS_TEST_{uuid.uuid4().hex[:8].upper()}"
-    resource = SnowflakeWarehouseResource(
-        account=env["SNOWFLAKE_ACCOUNT"],
-        user=env["SNOWFLAKE_USER"],
-        password=env.get("SNOWFLAKE_PASSWORD"),
-        private_key_path=env.get("SNOWFLAKE_PRIVATE_KEY_PATH"),
-        role=env.get("SNOWFLAKE_ROLE"),
-        warehouse=env.get("SNOWFLAKE_WAREHOUSE"),
-    )
-    with resource.open_warehouse() as warehouse:
+    settings = load(SnowflakeSettings, os.environ)  # key pair or password, role, warehouse
+    [view] = [v for v in load_views(None, {"Patient"}) if v.name == "patient"]
+    with open_snowflake(settings) as warehouse:
         warehouse.execute(f"CREATE DATABASE {database}")
         try:
             warehouse.execute(f"USE DATABASE {database}")
             run_scenario(warehouse)
-            snowflake = (current(warehouse), quarantine(warehouse))
+            snowflake = (current(warehouse), quarantine(warehouse), materialize(warehouse, view))
         finally:
             warehouse.execute(f"DROP DATABASE IF EXISTS {database}")
     with DuckDBWarehouseResource(database=str(tmp_path / "w.duckdb")).open_warehouse() as duck:
         run_scenario(duck)
-        assert snowflake == (current(duck), quarantine(duck))
+        assert snowflake == (current(duck), quarantine(duck), materialize(duck, view))

@@ -8,7 +8,6 @@ from typing import Any
 import dagster as dg
 import duckdb
 import pytest
-from dagster_duckdb import DuckDBResource
 
 from fhir_assets.assets.raw import build_raw_assets
 from fhir_assets.assets.writeback import build_abnormal_count_assets, build_writeback_asset
@@ -36,7 +35,6 @@ def resources(server: Sandbox, path: Path, scopes: str = "system/*.*") -> dict[s
         "fhir": FhirServerResource(**fhir, scopes="system/*.read"),
         "fhir_writer": FhirServerResource(**fhir, scopes=scopes),
         "landing": DuckDBWarehouseResource(database=str(path)),
-        "duckdb": DuckDBResource(database=str(path)),
     }
 
 
@@ -159,13 +157,11 @@ def test_writeback_asset_fails_the_run_when_rows_cannot_be_written(
 @pytest.mark.parametrize(
     ("types", "raw"), [("Patient,Observation", {"patient", "observation"}), ("Encounter", set())]
 )
-def test_definitions_include_the_writeback_example(
-    monkeypatch: pytest.MonkeyPatch, types: str, raw: set[str]
-) -> None:
-    from fhir_assets.definitions import build_definitions
+def test_definitions_include_the_writeback_example(types: str, raw: set[str]) -> None:
+    from fhir_assets.assets.defs import build_defs
+    from fhir_assets.settings import Settings
 
-    monkeypatch.setenv("FHIR_RESOURCE_TYPES", types)
-    defs = build_definitions()
+    defs = build_defs(Settings.from_environ({"FHIR_RESOURCE_TYPES": types}))
     dg.Definitions.validate_loadable(defs)
 
     selected = defs.resolve_job_def("writeback_example").asset_layer.selected_asset_keys

@@ -6,11 +6,12 @@ ever prints an access token, a refresh token, a secret or a private key.
 
 from __future__ import annotations
 
-import os
 from datetime import UTC, datetime
 from pathlib import Path
 
 import typer
+
+from .common import environ
 
 keys_app = typer.Typer(help="Client keys for SMART Backend Services.", no_args_is_help=True)
 auth_app = typer.Typer(help="Check and obtain SMART access tokens.", no_args_is_help=True)
@@ -25,8 +26,8 @@ def keys_generate(
     """Write a new private key and PATH.jwks.json, and print the public JWKS to register."""
     import json
 
-    from .fhir.errors import ConfigurationError
-    from .fhir.keys import generate_private_key, public_jwks, write_private_key
+    from ..fhir.errors import ConfigurationError
+    from ..fhir.keys import generate_private_key, public_jwks, write_private_key
 
     if out.exists() and not force:
         typer.echo(f"{out} exists; pass --force to replace it", err=True)
@@ -42,11 +43,13 @@ def keys_generate(
 
 
 def _settings():  # type: ignore[no-untyped-def]
-    from .catalog import select
-    from .fhir import ServerSettings
+    """The client settings of ``FHIR_*`` (the same ``Settings`` the assets are built from)."""
+    from ..catalog import select
+    from ..settings import FhirSettings, SyncSettings, load
 
-    types = [spec.resource_type for spec in select(os.environ.get("FHIR_RESOURCE_TYPES"))]
-    return ServerSettings.from_environ(os.environ, resource_types=types)
+    env = environ()
+    types = tuple(spec.resource_type for spec in select(load(SyncSettings, env).resource_types))
+    return load(FhirSettings, env).server(types)
 
 
 def _expiry(expires_at: float) -> str:
@@ -60,7 +63,7 @@ def auth_check() -> None:
 
     Exits 1 if no token can be had or the scopes do not cover FHIR_RESOURCE_TYPES.
     """
-    from .fhir import FhirError, require_read, token_source
+    from ..fhir import FhirError, require_read, token_source
 
     try:
         settings = _settings()
@@ -89,8 +92,8 @@ def auth_login(
     """Authorization code + PKCE: approve in a browser, then store the tokens encrypted."""
     import webbrowser
 
-    from .fhir import CodeClient, FhirError, discover, login
-    from .fhir.settings import requested_scopes, token_store
+    from ..fhir import CodeClient, FhirError, discover, login
+    from ..fhir.settings import requested_scopes, token_store
 
     try:
         settings = _settings()
@@ -123,6 +126,6 @@ def auth_login(
 @auth_app.command("new-key")
 def auth_new_key() -> None:
     """Print a new random key for FHIR_TOKEN_KEY (encrypts stored tokens)."""
-    from .fhir.token_store import new_key
+    from ..fhir.token_store import new_key
 
     typer.echo(new_key())

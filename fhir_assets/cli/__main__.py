@@ -1,0 +1,5 @@
+"""``python -m fhir_assets.cli``."""
+
+from . import app
+
+app()

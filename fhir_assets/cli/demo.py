@@ -1,0 +1,205 @@
+"""``fhir-assets sandbox | demo | writeback | ui``: the local sandbox and what runs on it.
+
+These commands start Dagster (inside the command, never at import).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import logging
+import os
+import signal
+import subprocess
+import sys
+import warnings
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import typer
+
+from .common import (
+    HOME,
+    POPULATION,
+    PORT,
+    SANDBOX_PORT,
+    SEED,
+    environ,
+    interrupt_on_sigterm,
+    sandbox,
+    wait_for_signal,
+)
+
+if TYPE_CHECKING:
+    from ..warehouse.settings import WarehouseSettings
+
+
+def sandbox_command(
+    home: Path = HOME, population: int = POPULATION, seed: int = SEED, port: int = PORT
+) -> None:
+    """Run a local FHIR R4 server with synthetic patients and SMART auth, until Ctrl-C."""
+    from ..sandbox.server import describe
+
+    interrupt_on_sigterm()
+    typer.echo("starting the FHIR sandbox (the first start generates and loads the data)...")
+    with sandbox(home, population, seed, port) as server:
+        typer.echo(describe(server))
+        typer.echo("Ctrl-C stops it.", err=True)
+        wait_for_signal()
+
+
+@contextlib.contextmanager
+def demo_warehouse(
+    kind: str | None, home: Path, duckdb_path: Path | None
+) -> Iterator[WarehouseSettings]:
+    """The demo's ``WarehouseSettings``: FHIR_WAREHOUSE's (or ``kind``); DuckDB in ``home``
+    by default; Snowflake from SNOWFLAKE_*, or a local fakesnow emulator when no account or
+    host is set (the ``dev`` extra)."""
+    from ..settings import load
+    from ..warehouse.settings import DuckDBSettings, WarehouseSettings
+
+    settings = load(WarehouseSettings, environ())
+    kind = kind or settings.kind
+    if kind == "duckdb":
+        path = str(duckdb_path or home / "warehouse.duckdb")
+        duckdb = DuckDBSettings(path=path, memory_limit=settings.duckdb.memory_limit)
+        yield WarehouseSettings("duckdb", duckdb=duckdb)
+        return
+    snowflake = settings.snowflake
+    if snowflake.account or snowflake.host:
+        yield dataclasses.replace(settings, kind=kind)
+        return
+    try:
+        import fakesnow
+    except ImportError as exc:
+        typer.echo("no SNOWFLAKE_ACCOUNT set and no emulator: pip install fakesnow", err=True)
+        raise typer.Exit(2) from exc
+    # fakesnow copies Arrow results (a warning per query) and uvicorn logs every request
+    warnings.filterwarnings("ignore", category=UserWarning, module="fakesnow")
+    with fakesnow.server() as emulator:
+        for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
+            logging.getLogger(name).setLevel(logging.WARNING)
+        typer.echo(
+            f"no SNOWFLAKE_ACCOUNT: Snowflake emulator (fakesnow) on port {emulator['port']}"
+        )
+        endpoint = {k: emulator[k] for k in ("account", "user", "password", "host", "port")}
+        yield WarehouseSettings(
+            "snowflake",
+            snowflake=dataclasses.replace(
+                snowflake, database="FHIR_ASSETS", protocol=emulator["protocol"], **endpoint
+            ),
+        )
+
+
+def demo(
+    home: Path = HOME,
+    population: int = POPULATION,
+    seed: int = SEED,
+    duckdb_path: Path = typer.Option(
+        None, "--duckdb", help="DuckDB file (default HOME/warehouse.duckdb)"
+    ),
+    warehouse: str = typer.Option(
+        None, "--warehouse", help="duckdb or snowflake (default FHIR_WAREHOUSE, else duckdb)"
+    ),
+    sandbox_port: int = SANDBOX_PORT,
+) -> None:
+    """Sandbox -> every raw asset -> the warehouse, then print row counts per table."""
+    from ..sandbox.demo import format_counts, run_demo
+
+    logging.basicConfig(level=logging.WARNING)
+    interrupt_on_sigterm()
+    typer.echo("starting the FHIR sandbox (the first start generates and loads the data)...")
+    with (
+        demo_warehouse(warehouse, home, duckdb_path) as settings,
+        sandbox(home, population, seed, sandbox_port) as server,
+    ):
+        where = describe_warehouse(settings)
+        typer.echo(f"sandbox at {server.base_url}; materializing every raw asset into {where}")
+        counts = run_demo(server, settings)
+        typer.echo(format_counts(counts, settings.kind))
+    typer.echo(f"\nwarehouse: {where}")
+    if settings.kind == "duckdb":
+        typer.echo("Open the Dagster UI on the same setup: make ui")
+    if any(c.server != c.warehouse for c in counts):
+        raise typer.Exit(1)
+
+
+def describe_warehouse(settings: WarehouseSettings) -> str:
+    """Where the demo lands: the DuckDB file, or the Snowflake endpoint and database."""
+    if settings.kind == "snowflake":
+        sf = settings.snowflake
+        return f"Snowflake {sf.host or sf.account}:{sf.port or 443} database {sf.database}"
+    return f"DuckDB file {settings.duckdb.path}"
+
+
+def writeback(
+    home: Path = HOME,
+    population: int = POPULATION,
+    seed: int = SEED,
+    dry_run: bool = typer.Option(False, "--dry-run", help="validate and diff; write nothing"),
+    warehouse: str = typer.Option(None, "--warehouse", help="duckdb or snowflake"),
+) -> None:
+    """Sandbox -> land Patient/Observation -> per-patient score -> write back (twice)."""
+    from ..sandbox.writeback_demo import format_reports, run_writeback_demo
+
+    logging.basicConfig(level=logging.WARNING)
+    with (
+        demo_warehouse(warehouse, home, home / "writeback.duckdb") as settings,
+        sandbox(home, population, seed) as server,
+    ):
+        where = describe_warehouse(settings)
+        typer.echo(f"sandbox at {server.base_url}; writing back from {where}")
+        reports = run_writeback_demo(server, settings, dry_run=dry_run)
+    typer.echo(format_reports(reports))
+    typer.echo(f"\naudit trail: table fhir_audit.writes in {where}")
+    if any(report["failed"] for report in reports):
+        raise typer.Exit(1)
+
+
+def ui(
+    home: Path = HOME,
+    population: int = POPULATION,
+    seed: int = SEED,
+    port: int = typer.Option(3000, "--port", help="Dagster UI port on 127.0.0.1"),
+    sandbox_port: int = SANDBOX_PORT,
+) -> None:
+    """Start the sandbox and the Dagster UI (dagster dev) wired to it, until Ctrl-C."""
+    from ..sandbox.demo import dagster_home
+
+    interrupt_on_sigterm()
+    with sandbox(home, population, seed, sandbox_port) as server:
+        env = (
+            os.environ
+            | server.environment()
+            | {
+                "FHIR_DUCKDB_PATH": str(home.resolve() / "warehouse.duckdb"),
+                "DAGSTER_HOME": str(dagster_home(home)),
+            }
+        )
+        dagster = Path(sys.executable).parent / "dagster"
+        typer.echo(f"sandbox at {server.base_url}; Dagster UI at http://127.0.0.1:{port}")
+        # dagster dev started from a non-interactive shell ignores SIGINT/SIGTERM unless the
+        # default handlers are restored; it runs in its own process group so it can be stopped.
+        process = subprocess.Popen(  # noqa: S603 (fixed argv)
+            [str(dagster), "dev", "-w", "workspace.yaml", "-h", "127.0.0.1", "-p", str(port)],
+            env=env,
+            start_new_session=True,
+            preexec_fn=lambda: [
+                signal.signal(s, signal.SIG_DFL)  # type: ignore[func-returns-value]
+                for s in (signal.SIGINT, signal.SIGTERM)
+            ],
+        )
+        try:
+            wait_for_signal(process)
+        finally:
+            os.killpg(process.pid, signal.SIGTERM)
+            process.wait(timeout=60)
+
+
+def register(app: typer.Typer) -> None:
+    """Add the sandbox commands to ``app``."""
+    app.command("sandbox")(sandbox_command)
+    app.command()(demo)
+    app.command()(writeback)
+    app.command()(ui)
