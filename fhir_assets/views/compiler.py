@@ -16,7 +16,7 @@ from .errors import UnsupportedError, ViewDefinitionError
 from .expressions import ExpressionCompiler
 from .fhirpath import Constant, Node
 from .functions import exists_sql
-from .plan import Branch, Columns, Empty, ForEach, Nulls, Repeat, expand
+from .plan import Branch, Columns, Empty, ForEach, Nulls, Present, Repeat, expand
 from .snowflake_dialect import SnowflakeDialect
 from .values import Context
 
@@ -80,7 +80,12 @@ class BranchWriter:
         self.stages.append(
             f"{collect} AS (SELECT {self.columns('p')}, {array} AS c FROM {self.previous} p)"
         )
-        u = self.dialect.unnest("q.c", "u")
+        d, array = self.dialect, "q.c"
+        if op.outer:
+            array = d.null_row(array, d.array_empty(array))
+        elif op.nullable:
+            array = d.null_row(array, f"q.f{op.parent} IS NULL")
+        u = d.unnest(array, "u", outer=op.outer or op.nullable)
         self.stages.append(
             f"{expand_} AS (SELECT {self.columns('q')}, {u.value} AS f{op.ctx}, "
             f"{u.index} AS i{op.ctx} FROM {collect} q, {u.clause})"
@@ -127,13 +132,16 @@ class BranchWriter:
         self.carried += [f"f{n}", f"i{n}"]
         self.previous = stage
 
-    def output(self, column: Column, ctx: int) -> None:
+    def output(self, column: Column, ctx: int, nullable: bool) -> None:
         value = self.compiler.compile(column.path, self.context(ctx, "p"))
         kind = column_kind(column)
         if column.collection:
             sql = self.dialect.coll_typed(self.compiler.coll(value), kind)
         else:
             sql = self.compiler.scalar(value, kind, f"column {column.name!r} ({column.text})")
+        if nullable and column.path != Constant("rowIndex"):
+            # forEachOrNull's NULL row: every column of the body is NULL (%rowIndex is 0)
+            sql = f"CASE WHEN p.f{ctx} IS NULL THEN NULL ELSE {sql} END"
         self.projections[column.name] = sql
 
     def write(self, branch: Branch) -> None:
@@ -144,9 +152,16 @@ class BranchWriter:
                 self.repeat(op)
             elif isinstance(op, Empty):
                 self.empty(op)
+            elif isinstance(op, Present):
+                stage = self.name()
+                self.stages.append(
+                    f"{stage} AS (SELECT {self.columns('p')} FROM {self.previous} p "
+                    f"WHERE p.f{op.ctx} IS NOT NULL)"
+                )
+                self.previous = stage
             elif isinstance(op, Columns):
                 for column in op.columns:
-                    self.output(column, op.ctx)
+                    self.output(column, op.ctx, op.nullable)
             elif isinstance(op, Nulls):
                 for column in op.columns:
                     self.projections[column.name] = self.null(column)

@@ -162,8 +162,18 @@ class Dialect(ABC):
 
     # rows
     @abstractmethod
-    def unnest(self, array: str, alias: str) -> Unnest:
-        """Expand an array column; ``Unnest.value`` is what a stage stores for the item."""
+    def unnest(self, array: str, alias: str, outer: bool = False) -> Unnest:
+        """Expand an array column; ``Unnest.value`` is what a stage stores for the item.
+
+        ``outer``: the array may be ``null_row``'s, whose item must be stored as NULL."""
+
+    @abstractmethod
+    def null_row(self, array: str, condition: str) -> str:
+        """``array``, or one NULL item where ``condition`` holds (forEachOrNull's NULL row)."""
+
+    @abstractmethod
+    def array_empty(self, array: str) -> str:
+        """Whether an array value (from ``coll_array``) has no items."""
 
     def focus(self, stored: str) -> str:
         """The JSON item of a stored forEach focus column (see ``unnest``)."""

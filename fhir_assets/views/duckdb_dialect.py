@@ -149,7 +149,13 @@ class DuckDBDialect(Dialect):
         convert["decimal"] = self.to_number(x)
         return f"list_transform({coll}, lambda {x}: {convert.get(kind, self.to_text(x))})"
 
-    def unnest(self, array: str, alias: str) -> Unnest:
+    def null_row(self, array: str, condition: str) -> str:
+        return f"CASE WHEN {condition} THEN [CAST(NULL AS JSON)] ELSE {array} END"
+
+    def array_empty(self, array: str) -> str:
+        return f"(COALESCE(len({array}), 0) = 0)"
+
+    def unnest(self, array: str, alias: str, outer: bool = False) -> Unnest:
         return Unnest(
             f"unnest({array}) WITH ORDINALITY AS {alias}(value, ordinal)",
             f"{alias}.value",

@@ -194,11 +194,26 @@ class SnowflakeDialect(Dialect):
     def coll_typed(self, coll: Pipeline, kind: str) -> str:
         return self.coll_array(coll)
 
-    def unnest(self, array: str, alias: str) -> Unnest:
+    def null_row(self, array: str, condition: str) -> str:
+        # ARRAY_CONSTRUCT(NULL) is one undefined item: FLATTEN gives it one row, value NULL
+        return f"CASE WHEN {condition} THEN ARRAY_CONSTRUCT(NULL) ELSE {array} END"
+
+    def array_empty(self, array: str) -> str:
+        return f"(COALESCE(ARRAY_SIZE({array}), 0) = 0)"
+
+    def unnest(self, array: str, alias: str, outer: bool = False) -> Unnest:
         # The item is stored wrapped in a one-element array and read back with GET_PATH(.., '[0]'):
         # same value in Snowflake, and the emulator then unquotes it on CAST(... AS VARCHAR).
         value = f"ARRAY_CONSTRUCT({item(alias)})"
-        return Unnest(f"LATERAL FLATTEN(input => {array}) {alias}", value, f"{alias}.index")
+        if not outer:
+            return Unnest(f"LATERAL FLATTEN(input => {array}) {alias}", value, f"{alias}.index")
+        # OUTER => TRUE as well, in case FLATTEN skips the undefined item: then it still emits
+        # one row (value and index NULL). The emulator ignores OUTER but keeps the NULL item.
+        return Unnest(
+            f"LATERAL FLATTEN(input => {array}, OUTER => TRUE) {alias}",
+            f"IFF({item(alias)} IS NULL, NULL, {value})",
+            f"COALESCE({alias}.index, 0)",
+        )
 
     def focus(self, stored: str) -> str:
         return f"GET_PATH({stored}, '[0]')"
