@@ -85,10 +85,11 @@ class BranchWriter:
             array = d.null_row(array, d.array_empty(array))
         elif op.nullable:
             array = d.null_row(array, f"q.f{op.parent} IS NULL")
-        u = d.unnest(array, "u", outer=op.outer or op.nullable)
+        u = d.select_unnest(array) or d.unnest(array, "u", outer=op.outer or op.nullable)
+        source = f"{collect} q, {u.clause}" if u.clause else f"{collect} q"
         self.stages.append(
             f"{expand_} AS (SELECT {self.columns('q')}, {u.value} AS f{op.ctx}, "
-            f"{u.index} AS i{op.ctx} FROM {collect} q, {u.clause})"
+            f"{u.index} AS i{op.ctx} FROM {source})"
         )
         self.carried += [f"f{op.ctx}", f"i{op.ctx}"]
         self.previous = expand_
@@ -181,13 +182,19 @@ def column_kind(column: Column) -> str:
 
 
 def base_stage(compiler: ExpressionCompiler, view: ViewDefinition, table: str, rid: bool) -> str:
-    """The resources the view reads: not deleted, passing every ``where`` path."""
+    """The resources the view reads: not deleted, passing every ``where`` path.
+
+    Call it after the branches are written: it adds the top-level elements they read (``h``).
+    """
     conditions = ["NOT COALESCE(r.deleted, FALSE)"]
     resource = Context("r.resource", "0", "r.resource")
     for where in view.where:
         value = compiler.compile(where, resource)
         conditions.append(compiler.scalar(value, "boolean", "where path"))
     number = ", ROW_NUMBER() OVER () AS rid" if rid else ""
+    if compiler.hoisted is not None:
+        names = list(compiler.hoisted) or ["id"]
+        number += f", {compiler.dialect.hoist('r.resource', names)} AS h"
     return (
         f"base AS (SELECT r.resource AS f0{number} FROM {table} r WHERE {' AND '.join(conditions)})"
     )
@@ -218,7 +225,9 @@ def compile_view(
     branches = expand(view.root)
     needs_rid = any(isinstance(op, Repeat) for branch in branches for op in branch)
     carried = ["f0", "rid"] if needs_rid else ["f0"]
-    stages = [base_stage(compiler, view, table or d.table(view.resource), needs_rid)]
+    if compiler.hoisted is not None:
+        carried.append("h")
+    stages: list[str] = []
     selects = []
     names = [column.name for column in view.columns]
     for number, branch in enumerate(branches):
@@ -227,6 +236,7 @@ def compile_view(
         stages += writer.stages
         projection = ", ".join(f"{writer.projections[n]} AS {quote(n)}" for n in names)
         selects.append(f"SELECT {projection} FROM {writer.previous} p")
+    stages.insert(0, base_stage(compiler, view, table or d.table(view.resource), needs_rid))
     keyword = "WITH RECURSIVE" if needs_rid else "WITH"
     sql = f"{keyword} " + ",\n".join(stages) + "\n" + "\nUNION ALL\n".join(selects)
     columns = tuple(OutputColumn(c.name, column_kind(c), c.collection) for c in view.columns)

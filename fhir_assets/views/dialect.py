@@ -42,6 +42,11 @@ class Dialect(ABC):
     """SQL generation for one warehouse. An instance serves one compilation (alias counter)."""
 
     name: str
+    hoists = False  # whether the compiler reads top-level elements through ``hoist``
+
+    def hoist(self, resource: str, names: list[str]) -> str:
+        """The top-level elements ``names`` of the resource as one array, parsed once."""
+        raise NotImplementedError
 
     def __init__(self) -> None:
         self.counter = count(1)
@@ -166,6 +171,11 @@ class Dialect(ABC):
         """Expand an array column; ``Unnest.value`` is what a stage stores for the item.
 
         ``outer``: the array may be ``null_row``'s, whose item must be stored as NULL."""
+
+    def select_unnest(self, array: str) -> Unnest | None:
+        """An expansion written in the SELECT list (``Unnest.clause`` empty), where the
+        warehouse runs that faster than a lateral join; None: use ``unnest``."""
+        return None
 
     @abstractmethod
     def null_row(self, array: str, condition: str) -> str:

@@ -18,6 +18,13 @@ class DuckDBDialect(Dialect):
     """SQL for DuckDB (embedded warehouse, CLI and conformance tests)."""
 
     name = "duckdb"
+    # DuckDB parses the JSON text again for every json_extract: a view reading k top-level
+    # elements parsed each resource k times (the main cost of k sibling forEachOrNull).
+    hoists = True
+
+    def hoist(self, resource: str, names: list[str]) -> str:
+        paths = ", ".join(self.string(f'$."{name}"') for name in names)
+        return f"json_extract({resource}, [{paths}])"
 
     def string(self, value: str) -> str:
         return "'" + value.replace("'", "''") + "'"
@@ -148,6 +155,11 @@ class DuckDBDialect(Dialect):
         convert = {"boolean": f"CAST({x} AS BOOLEAN)", "integer": self.to_integer(x)}
         convert["decimal"] = self.to_number(x)
         return f"list_transform({coll}, lambda {x}: {convert.get(kind, self.to_text(x))})"
+
+    def select_unnest(self, array: str) -> Unnest:
+        # A SELECT-list unnest is a projection; unnest() in FROM is a correlated lateral join
+        # that DuckDB decorrelates with a join per stage (3-4x slower measured on 20k Patients).
+        return Unnest("", f"unnest({array})", f"generate_subscripts({array}, 1) - 1")
 
     def null_row(self, array: str, condition: str) -> str:
         return f"CASE WHEN {condition} THEN [CAST(NULL AS JSON)] ELSE {array} END"

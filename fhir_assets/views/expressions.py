@@ -10,6 +10,7 @@ JSON forms carry a ``type`` hint ("json" when unknown, else the FHIR type named 
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from . import functions
@@ -18,6 +19,7 @@ from .errors import UnsupportedError, ViewDefinitionError
 from .fhirpath import Binary, Call, Constant, Index, Literal, Member, Negate, Node, This
 from .values import Context, Value
 
+ROOT = re.compile(r"[a-z]\.f0")  # the resource (context 0) in a stage, see compiler.BranchWriter
 NUMERIC = {"integer", "decimal", "positiveInt", "unsignedInt", "integer64"}
 COMPARISONS = {"=": "=", "!=": "<>", "<": "<", "<=": "<=", ">": ">", ">=": ">="}
 ARITHMETIC = {"+", "-", "*", "/"}
@@ -38,6 +40,8 @@ class ExpressionCompiler:
         self.view = view
         self.resource_type = resource
         self.constants = constants
+        # top-level elements of the resource read through one parse (see Dialect.hoist)
+        self.hoisted: dict[str, int] | None = {} if dialect.hoists else None
 
     def fail(self, message: str) -> UnsupportedError:
         return UnsupportedError(f"view {self.view!r}: {message} ({self.dialect.name})")
@@ -94,6 +98,9 @@ class ExpressionCompiler:
         if not name.replace("_", "").isalnum():
             raise self.fail(f"element name {name!r}")
         if value.form == "item":
+            if self.hoisted is not None and ROOT.fullmatch(value.sql):
+                number = self.hoisted.setdefault(name, len(self.hoisted) + 1)
+                return Value("raw", f"{value.sql[:-2]}h[{number}]", hint)
             return Value("raw", self.dialect.field(value.sql, name), hint)
         if value.form == "scalar":
             raise self.fail(f"navigation .{name} on a literal or computed value")
