@@ -56,6 +56,8 @@ class BranchWriter:
         self.stages: list[str] = []
         self.previous = "base"
         self.projections: dict[str, str] = {}
+        # the FHIR type of each context's items, where the models know it
+        self.types: dict[int, str | None] = {0: compiler.resource_type}
 
     def name(self) -> str:
         return f"{self.prefix}_{len(self.stages) + 1}"
@@ -64,19 +66,20 @@ class BranchWriter:
         return ", ".join(f"{alias}.{column}" for column in self.carried)
 
     def context(self, ctx: int, alias: str) -> Context:
+        kind = self.types.get(ctx)
         if ctx == 0:
-            return Context(f"{alias}.f0", "0", f"{alias}.f0")
-        return Context(self.dialect.focus(f"{alias}.f{ctx}"), f"{alias}.i{ctx}", f"{alias}.f0")
+            return Context(f"{alias}.f0", "0", f"{alias}.f0", kind)
+        focus = self.dialect.focus(f"{alias}.f{ctx}")
+        return Context(focus, f"{alias}.i{ctx}", f"{alias}.f0", kind)
 
     def collection(self, path_ctx: Context, path: Node) -> Any:
         return self.compiler.coll(self.compiler.compile(path, path_ctx))
 
-    def array(self, path_ctx: Context, path: Node) -> str:
-        return self.dialect.coll_array(self.collection(path_ctx, path))
-
     def for_each(self, op: ForEach) -> None:
         collect, expand_ = self.name(), f"{self.prefix}_{len(self.stages) + 2}"
-        array = self.array(self.context(op.parent, "p"), op.path)
+        value = self.compiler.compile(op.path, self.context(op.parent, "p"))
+        self.types[op.ctx] = value.fhir
+        array = self.dialect.coll_array(self.compiler.coll(value))
         self.stages.append(
             f"{collect} AS (SELECT {self.columns('p')}, {array} AS c FROM {self.previous} p)"
         )
@@ -134,6 +137,14 @@ class BranchWriter:
         self.previous = stage
 
     def output(self, column: Column, ctx: int, nullable: bool) -> None:
+        try:
+            self.projection(column, ctx, nullable)
+        except UnsupportedError as exc:
+            if " at position " in str(exc):
+                raise
+            raise UnsupportedError(f"{exc} in column {column.name!r} ({column.text})") from exc
+
+    def projection(self, column: Column, ctx: int, nullable: bool) -> None:
         value = self.compiler.compile(column.path, self.context(ctx, "p"))
         kind = column_kind(column)
         if column.collection:
@@ -187,7 +198,7 @@ def base_stage(compiler: ExpressionCompiler, view: ViewDefinition, table: str, r
     Call it after the branches are written: it adds the top-level elements they read (``h``).
     """
     conditions = ["NOT COALESCE(r.deleted, FALSE)"]
-    resource = Context("r.resource", "0", "r.resource")
+    resource = Context("r.resource", "0", "r.resource", view.resource)
     for where in view.where:
         value = compiler.compile(where, resource)
         conditions.append(compiler.scalar(value, "boolean", "where path"))

@@ -118,7 +118,7 @@ class SnowflakeDialect(Dialect):
 
     def number_text(self, item: str) -> str:
         raise UnsupportedError(
-            "lowBoundary()/highBoundary() of a decimal: Snowflake's VARIANT does not keep the "
+            "unsupported lowBoundary()/highBoundary() of a decimal: Snowflake's VARIANT does not keep the "
             "number's written precision (1.0 is stored as 1)"
         )
 

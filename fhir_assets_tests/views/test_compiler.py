@@ -62,7 +62,8 @@ def test_compile_unsupported_construct_is_named(path: str, construct: str, diale
 
 
 def test_compile_snowflake_decimal_boundary_raises() -> None:
-    parsed = parse_view(view(column("value.ofType(decimal).lowBoundary()", type="decimal")))
+    observation = view(column("value.ofType(Quantity).value.lowBoundary()", type="decimal"))
+    parsed = parse_view({**observation, "resource": "Observation"})
     compile_view(parsed, "duckdb")
     with pytest.raises(UnsupportedError, match="precision"):
         compile_view(parsed, "snowflake")
