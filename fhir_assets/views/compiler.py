@@ -18,7 +18,7 @@ from .fhirpath import Constant, Node
 from .functions import exists_sql
 from .plan import Branch, Columns, Empty, ForEach, Nulls, Present, Repeat, expand
 from .snowflake_dialect import SnowflakeDialect
-from .values import Context
+from .values import Context, Value
 
 DIALECTS: dict[str, type[Dialect]] = {"duckdb": DuckDBDialect, "snowflake": SnowflakeDialect}
 
@@ -58,6 +58,7 @@ class BranchWriter:
         self.projections: dict[str, str] = {}
         # the FHIR type of each context's items, where the models know it
         self.types: dict[int, str | None] = {0: compiler.resource_type}
+        self.kinds: dict[str, str] = {}  # output kind per column name
 
     def name(self) -> str:
         return f"{self.prefix}_{len(self.stages) + 1}"
@@ -146,7 +147,8 @@ class BranchWriter:
 
     def projection(self, column: Column, ctx: int, nullable: bool) -> None:
         value = self.compiler.compile(column.path, self.context(ctx, "p"))
-        kind = column_kind(column)
+        kind = column_kind(column) if column.type else inferred_kind(value)
+        self.kinds[column.name] = kind
         if column.collection:
             sql = self.dialect.coll_typed(self.compiler.coll(value), kind)
         else:
@@ -190,6 +192,13 @@ class BranchWriter:
 
 def column_kind(column: Column) -> str:
     return output_kind(column.type)
+
+
+def inferred_kind(value: Value) -> str:
+    """An untyped column's kind: a computed value's own, else its FHIR element's type."""
+    if value.form == "scalar":
+        return value.type if value.type in ("boolean", "integer", "decimal") else "string"
+    return output_kind(value.fhir if value.type == "json" else value.type)
 
 
 def base_stage(compiler: ExpressionCompiler, view: ViewDefinition, table: str, rid: bool) -> str:
@@ -241,16 +250,20 @@ def compile_view(
     stages: list[str] = []
     selects = []
     names = [column.name for column in view.columns]
+    kinds: dict[str, str] = {}
     for number, branch in enumerate(branches):
         writer = BranchWriter(compiler, f"b{number}", carried)
         writer.write(branch)
+        kinds = writer.kinds | kinds
         stages += writer.stages
         projection = ", ".join(f"{writer.projections[n]} AS {quote(n)}" for n in names)
         selects.append(f"SELECT {projection} FROM {writer.previous} p")
     stages.insert(0, base_stage(compiler, view, table or d.table(view.resource), needs_rid))
     keyword = "WITH RECURSIVE" if needs_rid else "WITH"
     sql = f"{keyword} " + ",\n".join(stages) + "\n" + "\nUNION ALL\n".join(selects)
-    columns = tuple(OutputColumn(c.name, column_kind(c), c.collection) for c in view.columns)
+    columns = tuple(
+        OutputColumn(c.name, kinds.get(c.name, column_kind(c)), c.collection) for c in view.columns
+    )
     return CompiledView(view, sql, columns)
 
 
