@@ -49,3 +49,24 @@ def run(
     finally:
         con.close()
     typer.echo(f"wrote {output}", err=True)
+
+
+@app.command()
+def sql(
+    view_path: Path = typer.Argument(..., metavar="VIEW.json", help="the ViewDefinition"),
+    dialect: str = typer.Option("duckdb", "--dialect", help="duckdb or snowflake"),
+    table: str | None = typer.Option(
+        None, "--table", help="the raw table to read (default fhir_raw.<resource type>)"
+    ),
+) -> None:
+    """Print the SQL a ViewDefinition compiles to, to review it or paste it into a worksheet."""
+    from .compiler import compile_view
+    from .definition import load_view
+    from .errors import ViewError
+
+    try:
+        compiled = compile_view(load_view(view_path), dialect, table=table)
+    except ViewError as exc:
+        typer.echo(f"view failed: {exc}", err=True)
+        raise typer.Exit(1) from exc
+    typer.echo(compiled.sql)
