@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import csv
+import sys
 from pathlib import Path
+from typing import Any
 
 import typer
 
@@ -10,6 +13,17 @@ app = typer.Typer(help="SQL on FHIR v2 ViewDefinitions.", no_args_is_help=True)
 
 FORMATS = {".csv": "FORMAT csv, HEADER true", ".json": "FORMAT json, ARRAY true"}
 FORMATS[".parquet"] = "FORMAT parquet"
+BATCH = 10_000
+
+
+def print_csv(con: Any, sql: str) -> None:
+    """Rows as CSV on stdout, a batch at a time (the result may not fit in memory)."""
+    cursor = con.execute(sql)
+    out = csv.writer(sys.stdout, lineterminator="\n")
+    out.writerow([column[0] for column in cursor.description])
+    while batch := cursor.fetchmany(BATCH):
+        out.writerows(["" if value is None else value for value in row] for row in batch)
+    sys.stdout.flush()
 
 
 @app.command()
@@ -37,7 +51,7 @@ def run(
     try:
         relation = run_ndjson(load_view(view_path), input_path, con)
         if output is None:
-            typer.echo(relation.df().to_csv(index=False), nl=False)
+            print_csv(con, relation.sql_query())
             return
         # the path is bound as a parameter; the format options are fixed strings
         con.execute(
