@@ -136,7 +136,7 @@ def run_cli(folder: Path) -> dict[str, Any]:
     seconds = time.perf_counter() - started
     if result.exit_code != 0:
         return {"error": result.output[-300:]}
-    row = duckdb.sql(f"SELECT count(*) FROM '{out}'").fetchone()
+    row = duckdb.connect().execute("SELECT count(*) FROM read_parquet(?)", [str(out)]).fetchone()
     return {"rows": int(row[0]) if row else 0, "seconds": seconds}
 
 
@@ -213,16 +213,24 @@ def report(label: str, result: dict[str, Any]) -> None:
     )
 
 
-def main() -> int:
+LABELS = {
+    "engine": "fhir-assets view (compiled DuckDB SQL)",
+    "hand": "hand-written DuckDB JSON SQL",
+    "run": "fhir-assets views run (NDJSON->Parquet)",
+    "pysof": "pysof (NDJSON->CSV)",
+    **{f"k{k}": f"k={k} sibling forEachOrNull (Conditions)" for k in range(1, 7)},
+}
+
+
+def main(names: list[str]) -> int:
+    """Run the named measurements (default: all), in the order of ``LABELS``."""
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         prepare(folder)
-        report("fhir-assets view (compiled DuckDB SQL)", measure("engine", folder))
-        report("hand-written DuckDB JSON SQL", measure("hand", folder))
-        report("fhir-assets views run (NDJSON->Parquet)", measure("run", folder))
-        report("pysof (NDJSON->CSV)", measure("pysof", folder, pysof_env(folder)))
-        for k in range(1, 7):
-            report(f"k={k} sibling forEachOrNull (Conditions)", measure(f"k{k}", folder))
+        for name in LABELS:
+            if not names or name in names:
+                env = pysof_env(folder) if name == "pysof" else None
+                report(LABELS[name], measure(name, folder, env))
     return 0
 
 
@@ -230,4 +238,4 @@ if __name__ == "__main__":
     if len(sys.argv) == 4 and sys.argv[1] == "task":
         sys.stdout.write(json.dumps(task(sys.argv[2], Path(sys.argv[3]))) + "\n")
         sys.exit(0)
-    sys.exit(main())
+    sys.exit(main(sys.argv[1:]))

@@ -191,3 +191,45 @@ class Dialect(ABC):
 
     @abstractmethod
     def table(self, resource_type: str) -> str: ...
+
+    # FHIRPath functions (strings.py); a string's SQL is NULL when empty
+    @abstractmethod
+    def template(self, name: str, value: str, *args: str) -> str:
+        """String function ``name`` (starts, ends, contains, matches, replace, upper...)."""
+
+    @abstractmethod
+    def substring(self, value: str, start: str, length: str | None) -> str: ...
+
+    @abstractmethod
+    def coll_slice(self, coll: Any, start: str, end: str | None) -> tuple[str, Any]:
+        """Items [start, end) as a Value form and SQL (``end`` None: to the last)."""
+
+    @abstractmethod
+    def coll_distinct(self, coll: Any) -> tuple[str, Any]: ...
+
+    @abstractmethod
+    def coll_union(self, colls: list[Any]) -> tuple[str, Any]: ...
+
+    @abstractmethod
+    def coll_as_raw(self, coll: Any) -> str:
+        """A collection as one JSON array value."""
+
+    @abstractmethod
+    def coll_map(self, coll: Any, projection: Callable[[str], str]) -> Any:
+        """The raw values ``projection(item)`` of every item, flattened."""
+
+    @abstractmethod
+    def is_primitive(self, item: str) -> str: ...
+
+    @abstractmethod
+    def scalar_json(self, sql: str) -> str:
+        """A typed SQL value as a JSON item."""
+
+    @abstractmethod
+    def shift_date(self, text: str, n: int, unit: str, width: int) -> str:
+        """Date text of ``width`` 7 (YYYY-MM), 10 or 19 (dateTime to the second) moved by
+        ``n`` ``unit``s, as text of the same width."""
+
+    @abstractmethod
+    def clock(self, which: str) -> str:
+        """today() ('YYYY-MM-DD') or now() (UTC 'YYYY-MM-DDThh:mm:ss.fff') as text."""

@@ -174,5 +174,56 @@ class DuckDBDialect(Dialect):
             f"{alias}.ordinal - 1",
         )
 
+    # FHIRPath functions (strings.py)
+    def template(self, name: str, value: str, *args: str) -> str:
+        forms = {
+            "starts": "starts_with({0}, {1})", "ends": "ends_with({0}, {1})",
+            "contains": "contains({0}, {1})", "matches": "regexp_matches({0}, {1})",
+            "replace": "replace({0}, {1}, {2})", "upper": "upper({0})", "lower": "lower({0})",
+            "length": "length({0})",
+        }  # fmt: skip
+        return forms[name].format(value, *args)
+
+    def substring(self, value: str, start: str, length: str | None) -> str:
+        if length is None:
+            return f"substring({value}, {start} + 1)"
+        return f"substring({value}, {start} + 1, GREATEST({length}, 0))"
+
+    def coll_slice(self, coll: str, start: str, end: str | None) -> tuple[str, str]:
+        stop = f"len({coll})" if end is None else f"GREATEST({end}, 0)"
+        return "coll", f"list_slice({coll}, GREATEST({start}, 0) + 1, {stop})"
+
+    def coll_distinct(self, coll: str) -> tuple[str, str]:
+        return "coll", f"list_distinct({coll})"
+
+    def coll_union(self, colls: list[str]) -> tuple[str, str]:
+        return "coll", f"list_distinct({self.coll_concat(colls)})"
+
+    def coll_as_raw(self, coll: str) -> str:
+        return f"CAST({coll} AS JSON)"
+
+    def coll_map(self, coll: str, projection: Callable[[str], str]) -> str:
+        x = self.fresh("x")
+        return f"flatten(list_transform({coll}, lambda {x}: {self.coll_of_raw(projection(x))}))"
+
+    def is_primitive(self, item: str) -> str:
+        return f"({item} IS NOT NULL AND json_type({item}) NOT IN ('OBJECT', 'ARRAY'))"
+
+    def scalar_json(self, sql: str) -> str:
+        return f"to_json({sql})"
+
+    def clock(self, which: str) -> str:
+        if which == "today":
+            return "strftime(current_date, '%Y-%m-%d')"
+        return "strftime(CAST(get_current_timestamp() AS TIMESTAMP), '%Y-%m-%dT%H:%M:%S.%g')"
+
+    def shift_date(self, text: str, n: int, unit: str, width: int) -> str:
+        if width == 19:
+            moment = f"CAST(substr({text}, 1, 19) AS TIMESTAMP)"
+            return f"strftime({moment} + INTERVAL ({n}) {unit}, '%Y-%m-%dT%H:%M:%S')"
+        day = f"CAST({text} || '-01' AS DATE)" if width == 7 else f"CAST({text} AS DATE)"
+        pattern = "%Y-%m" if width == 7 else "%Y-%m-%d"
+        return f"strftime({day} + INTERVAL ({n}) {unit}, '{pattern}')"
+
     def table(self, resource_type: str) -> str:
         return f"fhir_raw.{resource_type.lower()}"

@@ -13,10 +13,21 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from . import elements, functions
+from . import elements, functions, operators
 from .dialect import Dialect
 from .errors import UnsupportedError, ViewDefinitionError
-from .fhirpath import Binary, Call, Constant, Index, Literal, Member, Negate, Node, This
+from .fhirpath import (
+    Binary,
+    Call,
+    Constant,
+    Index,
+    Literal,
+    Member,
+    Negate,
+    Node,
+    Quantity,
+    This,
+)
 from .values import Context, Value
 
 ROOT = re.compile(r"[a-z]\.f0")  # the resource (context 0) in a stage, see compiler.BranchWriter
@@ -68,6 +79,8 @@ class ExpressionCompiler:
             return self.index(node, ctx)
         if isinstance(node, Binary):
             return self.binary(node, ctx)
+        if isinstance(node, Quantity):
+            raise self.fail("a quantity literal outside date arithmetic")
         if isinstance(node, Negate):
             value = self.number(self.compile(node.operand, ctx))
             return Value("scalar", f"(-{value.sql})", value.type)
@@ -178,12 +191,21 @@ class ExpressionCompiler:
     def boolean(self, node: Node, ctx: Context) -> str:
         return self.scalar(self.compile(node, ctx), "boolean", "an operand of and/or/not/where()")
 
+    def as_json(self, value: Value) -> Value:
+        """A computed scalar as a JSON item (other forms are JSON already)."""
+        if value.form != "scalar":
+            return value
+        return Value("item", self.dialect.scalar_json(str(value.sql)))
+
     def number(self, value: Value) -> Value:
         kind = "integer" if value.type == "integer" else "decimal"
         return Value("scalar", self.scalar(value, kind, "arithmetic operand"), kind)
 
     # operators
     def binary(self, node: Binary, ctx: Context) -> Value:
+        other = operators.binary(self, node, ctx)
+        if other is not None:
+            return other
         logic = LOGIC.get(node.op)
         if logic is not None:
             a, b = self.boolean(node.left, ctx), self.boolean(node.right, ctx)

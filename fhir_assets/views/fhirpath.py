@@ -22,6 +22,14 @@ class Literal:
 
 
 @dataclass(frozen=True, slots=True)
+class Quantity:
+    """A quantity literal: ``1 year``, ``4 'mg'`` (calendar units singular or plural)."""
+
+    value: int | float
+    unit: str
+
+
+@dataclass(frozen=True, slots=True)
 class This:
     """``$this``: the current focus."""
 
@@ -79,7 +87,7 @@ class Negate:
     operand: Node
 
 
-Node = Literal | This | Constant | Member | Call | Index | Binary | Negate
+Node = Literal | Quantity | This | Constant | Member | Call | Index | Binary | Negate
 
 # Binary operators by precedence, loosest first (FHIRPath N1 §"Operator precedence").
 PRECEDENCE: tuple[tuple[str, ...], ...] = (
@@ -94,6 +102,12 @@ PRECEDENCE: tuple[tuple[str, ...], ...] = (
     ("+", "-", "&"),
     ("*", "/", "div", "mod"),
 )
+# calendar duration keywords (FHIRPath N1 §"Quantity"), by their singular name
+CALENDAR = {
+    unit + plural: unit
+    for unit in ("year", "month", "week", "day", "hour", "minute", "second", "millisecond")
+    for plural in ("", "s")
+}
 WORD_OPERATORS = {op for level in PRECEDENCE for op in level if op.isalpha()}
 
 TOKEN = re.compile(
@@ -208,9 +222,15 @@ class Parser:
         if token.kind == "string":
             return Literal(unescape(token.text[1:-1]), "string")
         if token.kind == "number":
+            number = float(token.text) if "." in token.text else int(token.text)
+            unit = self.peek()
+            if unit is not None and (unit.text in CALENDAR or unit.kind == "string"):
+                self.position += 1
+                name = unescape(unit.text[1:-1]) if unit.kind == "string" else unit.text
+                return Quantity(number, CALENDAR.get(name, name))
             if "." in token.text:
-                return Literal(float(token.text), "decimal")
-            return Literal(int(token.text), "integer")
+                return Literal(number, "decimal")
+            return Literal(number, "integer")
         if token.kind == "special":
             return self.special(token.text)
         if token.text == "(":

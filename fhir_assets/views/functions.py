@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from . import boundary, elements
+from . import boundary, elements, strings
 from .errors import UnsupportedError
 from .fhirpath import Binary, Call, Literal, Member, Node
 from .values import Context, Value
@@ -211,4 +211,5 @@ HANDLERS: dict[str, Callable[[ExpressionCompiler, Call, Context], Value]] = {
     "getReferenceKey": reference_key,
     "lowBoundary": boundary_function(low=True),
     "highBoundary": boundary_function(low=False),
+    **strings.HANDLERS,
 }

@@ -218,5 +218,56 @@ class SnowflakeDialect(Dialect):
     def focus(self, stored: str) -> str:
         return f"GET_PATH({stored}, '[0]')"
 
+    # FHIRPath functions (strings.py)
+    def template(self, name: str, value: str, *args: str) -> str:
+        forms = {
+            "starts": "STARTSWITH({0}, {1})", "ends": "ENDSWITH({0}, {1})",
+            "contains": "CONTAINS({0}, {1})", "matches": "(REGEXP_INSTR({0}, {1}) > 0)",
+            "replace": "REPLACE({0}, {1}, {2})", "upper": "UPPER({0})", "lower": "LOWER({0})",
+            "length": "LENGTH({0})",
+        }  # fmt: skip
+        return forms[name].format(value, *args)
+
+    def substring(self, value: str, start: str, length: str | None) -> str:
+        if length is None:
+            return f"SUBSTR({value}, {start} + 1)"
+        return f"SUBSTR({value}, {start} + 1, GREATEST({length}, 0))"
+
+    def coll_slice(self, coll: Pipeline, start: str, end: str | None) -> tuple[str, str]:
+        array = self.coll_array(coll)
+        stop = f"ARRAY_SIZE({array})" if end is None else f"GREATEST({end}, 0)"
+        return "raw", f"ARRAY_SLICE({array}, GREATEST({start}, 0), {stop})"
+
+    def coll_distinct(self, coll: Pipeline) -> tuple[str, str]:
+        return "raw", f"ARRAY_DISTINCT({self.coll_array(coll)})"
+
+    def coll_union(self, colls: list[Pipeline]) -> tuple[str, str]:
+        return "raw", f"ARRAY_DISTINCT({self.coll_concat(colls)})"
+
+    def coll_as_raw(self, coll: Pipeline) -> str:
+        return self.coll_array(coll)
+
+    def coll_map(self, coll: Pipeline, projection: Callable[[str], str]) -> Pipeline:
+        return self.flatten(coll, projection(coll.item))
+
+    def is_primitive(self, item: str) -> str:
+        return f"({item} IS NOT NULL AND TYPEOF({item}) NOT IN ('OBJECT', 'ARRAY'))"
+
+    def scalar_json(self, sql: str) -> str:
+        return f"TO_VARIANT({sql})"
+
+    def clock(self, which: str) -> str:
+        if which == "today":
+            return "TO_VARCHAR(CURRENT_DATE(), 'YYYY-MM-DD')"
+        return "TO_VARCHAR(SYSDATE(), 'YYYY-MM-DD\"T\"HH24:MI:SS.FF3')"
+
+    def shift_date(self, text: str, n: int, unit: str, width: int) -> str:
+        if width == 19:
+            moment = f"TO_TIMESTAMP_NTZ(SUBSTR({text}, 1, 19), 'YYYY-MM-DD\"T\"HH24:MI:SS')"
+            return f"TO_VARCHAR(DATEADD({unit}, {n}, {moment}), 'YYYY-MM-DD\"T\"HH24:MI:SS')"
+        day = f"TO_DATE({text} || '-01')" if width == 7 else f"TO_DATE({text})"
+        pattern = "YYYY-MM" if width == 7 else "YYYY-MM-DD"
+        return f"TO_VARCHAR(DATEADD({unit}, {n}, {day}), '{pattern}')"
+
     def table(self, resource_type: str) -> str:
         return f"fhir_raw.{resource_type.lower()}"

@@ -38,8 +38,12 @@ class Case:
         return f"{self.file}:{self.title}"
 
 
-def cases() -> Iterator[Case]:
-    folder = suite_dir()
+CASES = Path(__file__).resolve().parent / "cases"  # ours, in the suite's format
+
+
+def cases(folder: Path | None = None) -> Iterator[Case]:
+    """The test cases of every JSON file in ``folder`` (default: the official suite)."""
+    folder = folder or suite_dir()
     if folder is None:
         return
     for path in sorted(folder.glob("*.json")):
