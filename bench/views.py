@@ -7,7 +7,8 @@ One run prints rows/s, peak RSS and SQL bytes for:
 (4) pysof (Helios' Rust SQL on FHIR engine), NDJSON file -> CSV, when installed,
 (5) k = 1..6 sibling forEachOrNull selects over ~19k Conditions (compiled SQL over a table).
 
-Each measurement runs in its own process, so its peak RSS is its own (``os.wait4``). The data are
+Each measurement runs in its own process, so its peak RSS is its own (``os.wait4``); the data are
+prepared in a child too, because Linux starts a child's peak RSS at its parent's. The data are
 clinosim's (the sandbox data set) replicated with new ids. Run ``python bench/views.py``; set
 ``PYTHONPATH`` to another checkout to measure that code with the same script.
 """
@@ -93,8 +94,10 @@ def prepare(folder: Path) -> None:
         land(DuckDBWarehouse(con), kind, ndjson_blocks(folder / f"{kind}.ndjson"), provenance)
     con.close()
     size = (folder / "Observation.ndjson").stat().st_size / 1e6
-    print(f"{counts['Observation']:,} Observations ({size:.0f} MB NDJSON), "
-          f"{counts['Condition']:,} Conditions")  # fmt: skip
+    sys.stderr.write(
+        f"{counts['Observation']:,} Observations ({size:.0f} MB NDJSON), "
+        f"{counts['Condition']:,} Conditions\n"
+    )
 
 
 def materialize(folder: Path, sql: str) -> dict[str, Any]:
@@ -121,6 +124,9 @@ def task(name: str, folder: Path) -> dict[str, Any]:
         return run_cli(folder)
     if name == "pysof":
         return run_pysof(folder)
+    if name == "prepare":
+        prepare(folder)
+        return {}
     raise SystemExit(f"unknown task {name}")
 
 
@@ -191,7 +197,7 @@ def pysof_env(folder: Path) -> dict[str, str]:
 def measure(name: str, folder: Path, env: dict[str, str] | None = None) -> dict[str, Any]:
     """Run ``task(name)`` in a child process; add its peak RSS (MB)."""
     argv = [sys.executable, __file__, "task", name, str(folder)]
-    child = subprocess.Popen(argv, stdout=subprocess.PIPE, env=env)  # noqa: S603 (own script)
+    child = subprocess.Popen(argv, stdout=subprocess.PIPE, env=env)
     output = child.stdout.read() if child.stdout else b""
     _, status, usage = os.wait4(child.pid, 0)
     child.returncode = os.waitstatus_to_exitcode(status)
@@ -226,7 +232,7 @@ def main(names: list[str]) -> int:
     """Run the named measurements (default: all), in the order of ``LABELS``."""
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
-        prepare(folder)
+        measure("prepare", folder)
         for name in LABELS:
             if not names or name in names:
                 env = pysof_env(folder) if name == "pysof" else None
