@@ -7,8 +7,8 @@ One run prints rows/s, peak RSS and SQL bytes for:
 (4) pysof (Helios' Rust SQL on FHIR engine), NDJSON file -> CSV, when installed,
 (5) k = 1..6 sibling forEachOrNull selects over ~19k Conditions (compiled SQL over a table).
 
-Each measurement runs in its own process, so its peak RSS is its own (``os.wait4``); the data are
-prepared in a child too, because Linux starts a child's peak RSS at its parent's. The data are
+Each measurement runs in its own process and reports its own peak RSS (``VmHWM``: Linux's
+``ru_maxrss`` of a child starts at its parent's). The data are
 clinosim's (the sandbox data set) replicated with new ids. Run ``python bench/views.py``; set
 ``PYTHONPATH`` to another checkout to measure that code with the same script.
 """
@@ -203,8 +203,16 @@ def measure(name: str, folder: Path, env: dict[str, str] | None = None) -> dict[
     child.returncode = os.waitstatus_to_exitcode(status)
     lines = output.decode().strip().splitlines()
     result: dict[str, Any] = json.loads(lines[-1]) if lines else {"error": f"exit {status}"}
-    result["rss_mb"] = usage.ru_maxrss / 1024
+    result.setdefault("rss_mb", usage.ru_maxrss / 1024)
     return result
+
+
+def peak_rss_mb() -> float:
+    """This process's peak RSS since its exec (``VmHWM``), in MB."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
 
 
 def report(label: str, result: dict[str, Any]) -> None:
@@ -242,6 +250,7 @@ def main(names: list[str]) -> int:
 
 if __name__ == "__main__":
     if len(sys.argv) == 4 and sys.argv[1] == "task":
-        sys.stdout.write(json.dumps(task(sys.argv[2], Path(sys.argv[3]))) + "\n")
+        result = task(sys.argv[2], Path(sys.argv[3]))
+        sys.stdout.write(json.dumps({**result, "rss_mb": peak_rss_mb()}) + "\n")
         sys.exit(0)
     sys.exit(main(sys.argv[1:]))
