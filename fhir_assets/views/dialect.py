@@ -19,13 +19,17 @@ INTEGER_TYPES = {"integer", "positiveInt", "unsignedInt", "integer64"}
 
 
 def output_kind(fhir_type: str | None) -> str:
-    """The SQL kind of a column: boolean, integer, decimal or string."""
+    """The SQL kind of a column: boolean, integer, decimal, timestamp or string."""
     if fhir_type == "boolean":
         return "boolean"
     if fhir_type in INTEGER_TYPES:
         return "integer"
     if fhir_type == "decimal":
         return "decimal"
+    # An instant is complete to the second with a zone (FHIR R4 §2.24.0.1); date and dateTime
+    # may be partial ("1970", "1970-03"), which no DATE/TIMESTAMP holds: they stay text.
+    if fhir_type == "instant":
+        return "timestamp"
     return "string"
 
 
@@ -115,6 +119,10 @@ class Dialect(ABC):
     @abstractmethod
     def to_boolean(self, item: str, message: str) -> str:
         """A JSON boolean as SQL BOOLEAN; anything else raises ``message``."""
+
+    @abstractmethod
+    def to_timestamp(self, text: str) -> str:
+        """An instant's text as a time-zone-aware timestamp."""
 
     @abstractmethod
     def json_compare(self, op: str, left: str, right: str) -> str:

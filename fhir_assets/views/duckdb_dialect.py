@@ -12,6 +12,7 @@ from .dialect import Dialect, Unnest
 NUMBER_TYPES = "('BIGINT', 'UBIGINT', 'DOUBLE')"
 TYPES = {"boolean": "BOOLEAN", "integer": "BIGINT", "decimal": "DOUBLE", "string": "VARCHAR"}
 TYPES["json"] = "JSON"
+TYPES["timestamp"] = "TIMESTAMPTZ"
 
 
 class DuckDBDialect(Dialect):
@@ -90,6 +91,9 @@ class DuckDBDialect(Dialect):
             f"THEN CAST({item} AS BOOLEAN) ELSE {self.error(message, 'boolean', '0')} END"
         )
 
+    def to_timestamp(self, text: str) -> str:
+        return f"CAST({text} AS TIMESTAMPTZ)"
+
     def json_compare(self, op: str, left: str, right: str) -> str:
         return (
             f"CASE WHEN json_type({left}) IN {NUMBER_TYPES} AND json_type({right}) IN "
@@ -154,6 +158,7 @@ class DuckDBDialect(Dialect):
         x = self.fresh("x")
         convert = {"boolean": f"CAST({x} AS BOOLEAN)", "integer": self.to_integer(x)}
         convert["decimal"] = self.to_number(x)
+        convert["timestamp"] = self.to_timestamp(self.to_text(x))
         return f"list_transform({coll}, lambda {x}: {convert.get(kind, self.to_text(x))})"
 
     def select_unnest(self, array: str) -> Unnest:

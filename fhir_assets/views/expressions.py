@@ -169,9 +169,11 @@ class ExpressionCompiler:
         return value
 
     def scalar(self, value: Value, kind: str, what: str) -> str:
-        """One value as SQL of ``kind`` (boolean, integer, decimal, string)."""
+        """One value as SQL of ``kind`` (boolean, integer, decimal, string, timestamp)."""
         value = self.single(value, what)
         d = self.dialect
+        if kind == "timestamp":  # an instant: always complete, with its time zone
+            return d.to_timestamp(self.scalar(value, "string", what))
         if value.form == "scalar":
             if value.type == kind or (kind == "decimal" and value.type == "integer"):
                 return str(value.sql)

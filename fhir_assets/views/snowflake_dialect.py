@@ -17,6 +17,7 @@ from .errors import UnsupportedError
 
 TYPES = {"boolean": "BOOLEAN", "integer": "NUMBER(38,0)", "decimal": "FLOAT", "string": "VARCHAR"}
 TYPES["json"] = "VARIANT"
+TYPES["timestamp"] = "TIMESTAMP_TZ"
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,6 +109,9 @@ class SnowflakeDialect(Dialect):
     def to_boolean(self, item: str, message: str) -> str:
         # A non-boolean JSON string fails the cast with Snowflake's own error.
         return f"CAST({item} AS BOOLEAN)"
+
+    def to_timestamp(self, text: str) -> str:
+        return f"CAST({text} AS TIMESTAMP_TZ)"
 
     def json_compare(self, op: str, left: str, right: str) -> str:
         # VARIANT comparison orders numbers numerically and strings as text.

@@ -6,6 +6,7 @@ import json
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -60,6 +61,8 @@ def resource_types(case: Case) -> set[str]:
 
 
 def normalize(value: Any) -> Any:
+    if isinstance(value, datetime):  # an instant column: compare the moment, in UTC
+        return value.astimezone(UTC).isoformat()
     if isinstance(value, bool) or value is None or isinstance(value, str):
         return value
     if isinstance(value, int | float | Decimal):
