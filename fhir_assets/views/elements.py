@@ -13,7 +13,6 @@ from functools import cache
 from types import NoneType, UnionType
 from typing import Any
 
-
 # FHIR primitive type names (a choice suffix "String" is the primitive "string")
 PRIMITIVES = {
     "base64Binary", "boolean", "canonical", "code", "date", "dateTime", "decimal", "id",

@@ -6,7 +6,6 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from . import boundary, elements, strings
-from .errors import UnsupportedError
 from .fhirpath import Binary, Call, Literal, Member, Node
 from .values import Context, Value
 
@@ -192,7 +191,9 @@ def boundary_function(low: bool) -> Callable[[ExpressionCompiler, Call, Context]
         if value.form == "scalar":
             raise compiler.fail(f"{node.name}() of a literal or computed value", node)
         kind = value.fhir if value.type == "json" and value.fhir else value.type
-        return Value("scalar", boundary.boundary(compiler.dialect, value.sql, kind, low), "boundary")
+        return Value(
+            "scalar", boundary.boundary(compiler.dialect, value.sql, kind, low), "boundary"
+        )
 
     return handler
 

@@ -97,10 +97,9 @@ class Expander:
         split = node.or_null and has_repeat(node)
         outer = node.or_null and not split
         head: Op
-        if node.repeat:
+        if node.repeat or node.for_each is None:
             head = Repeat(node.repeat, ctx, inner)
         else:
-            assert node.for_each is not None
             head = ForEach(node.for_each, ctx, inner, outer, ctx in self.nullable)
             if outer or ctx in self.nullable:
                 self.nullable.add(inner)

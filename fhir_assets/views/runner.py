@@ -77,8 +77,9 @@ def ndjson_source(path: Path, resource_type: str) -> str:
     if not path.is_file():
         raise ViewDefinitionError(f"cannot read NDJSON {path}: not a file")
     d = DuckDBDialect()
+    source = f"read_ndjson_objects({d.string(str(path))})"
     return (
-        f"(SELECT json AS resource, FALSE AS deleted FROM read_ndjson_objects({d.string(str(path))})"
+        f"(SELECT json AS resource, FALSE AS deleted FROM {source}"
         f" WHERE json_extract_string(json, '$.resourceType') = {d.string(resource_type)})"
     )
 

@@ -122,8 +122,8 @@ class SnowflakeDialect(Dialect):
 
     def number_text(self, item: str) -> str:
         raise UnsupportedError(
-            "unsupported lowBoundary()/highBoundary() of a decimal: Snowflake's VARIANT does not keep the "
-            "number's written precision (1.0 is stored as 1)"
+            "unsupported lowBoundary()/highBoundary() of a decimal: Snowflake's VARIANT does not "
+            "keep the number's written precision (1.0 is stored as 1)"
         )
 
     def wrap(self, value: str) -> str:

@@ -133,7 +133,9 @@ def all_(compiler: ExpressionCompiler, node: Call, ctx: Context) -> Value:
         raise compiler.fail("all() over a computed value", node)
 
     def failing(item: str) -> str:
-        criteria = compiler.boolean(node.args[0], Context(item, ctx.index, ctx.resource, value.fhir))
+        criteria = compiler.boolean(
+            node.args[0], Context(item, ctx.index, ctx.resource, value.fhir)
+        )
         return f"NOT COALESCE({criteria}, FALSE)"
 
     failures = compiler.dialect.coll_filter(compiler.coll(value), failing)

@@ -82,12 +82,16 @@ def test_today_and_now_are_the_clock() -> None:
     view = parse_view(
         {
             "resource": "Patient",
-            "select": [{"column": [{"name": "d", "path": "today()"}, {"name": "t", "path": "now()"}]}],
+            "select": [
+                {"column": [{"name": "d", "path": "today()"}, {"name": "t", "path": "now()"}]}
+            ],
         }
     )
     con = duckdb.connect()
     con.execute("CREATE SCHEMA fhir_raw")
-    con.execute("CREATE TABLE fhir_raw.patient AS SELECT '{\"id\": \"p\"}' AS resource, FALSE AS deleted")
+    con.execute(
+        'CREATE TABLE fhir_raw.patient AS SELECT \'{"id": "p"}\' AS resource, FALSE AS deleted'
+    )
     today, now = con.execute(compile_view(view, "duckdb").sql).fetchone()  # type: ignore[misc]
     assert today == date.today().isoformat()
     moment = datetime.fromisoformat(now).replace(tzinfo=UTC)

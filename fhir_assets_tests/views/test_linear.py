@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import time
 import warnings
+from itertools import pairwise
 from typing import Any
 
 import duckdb
@@ -79,7 +80,7 @@ def fetch(cursor: Any, sql: str) -> list[dict[str, Any]]:
 def test_foreachornull_sql_size_linear(dialect: str) -> None:
     sizes = [len(compile_view(parse_view(sibling_view(k)), dialect).sql) for k in range(1, 7)]
     assert sizes[-1] < 50_000
-    steps = [b - a for a, b in zip(sizes, sizes[1:], strict=False)]
+    steps = [b - a for a, b in pairwise(sizes)]
     assert max(steps) <= 2 * min(steps)  # a constant increment per sibling, not a doubling
 
 
@@ -101,7 +102,11 @@ def test_foreachornull_rows_snowflake() -> None:
         warnings.simplefilter("ignore")
         connection = snowflake.connector.connect()
         cursor = connection.cursor()
-        for statement in ("CREATE DATABASE linear", "USE DATABASE linear", "CREATE SCHEMA fhir_raw"):
+        for statement in (
+            "CREATE DATABASE linear",
+            "USE DATABASE linear",
+            "CREATE SCHEMA fhir_raw",
+        ):
             cursor.execute(statement)
         cursor.execute("CREATE TABLE fhir_raw.patient (resource VARIANT, deleted BOOLEAN)")
         for r in resources:

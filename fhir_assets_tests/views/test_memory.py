@@ -48,7 +48,7 @@ def test_views_run_peak_rss_bounded(tmp_path: Path) -> None:
     out = tmp_path / "rows.parquet"
     view = str(DEFAULTS_DIR / "observation.json")
     args = ["views", "run", view, "--input", str(source), "--output", str(out)]
-    result = subprocess.run(  # noqa: S603 (our own CLI, fixed argv)
+    result = subprocess.run(
         [sys.executable, "-c", CHILD, *args], capture_output=True, text=True, check=True
     )
     assert "wrote" in result.stderr
