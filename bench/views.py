@@ -1,32 +1,36 @@
-"""Benchmark: the default Observation view over ~170k synthetic Observations.
+"""Benchmark: views over ~160k synthetic Observations, and k sibling forEachOrNull over Conditions.
 
-Prints rows/s for (1) our engine's compiled DuckDB SQL, (2) hand-written DuckDB JSON SQL selecting
-the same columns, over the same raw table (landed by ``land``, as in production: resource
-compressed with zstd), and (3) pysof (Helios' Rust SQL on FHIR engine),
-NDJSON file -> CSV. Targets: faster than pysof, within 2x of the hand-written SQL.
+One run prints rows/s, peak RSS and SQL bytes for:
+(1) our engine's compiled DuckDB SQL over the landed raw table (resource compressed, as landed),
+(2) hand-written DuckDB JSON SQL selecting the same columns, over the same table,
+(3) ``fhir-assets views run`` (NDJSON file -> Parquet, the CLI path),
+(4) pysof (Helios' Rust SQL on FHIR engine), NDJSON file -> CSV, when installed,
+(5) k = 1..6 sibling forEachOrNull selects over ~19k Conditions (compiled SQL over a table).
 
-The Observations are clinosim's (the sandbox data set) replicated with new ids.
+Each measurement runs in its own process and reports its own peak RSS (``VmHWM``: Linux's
+``ru_maxrss`` of a child starts at its parent's). The data are
+clinosim's (the sandbox data set) replicated with new ids. Run ``python bench/views.py``; set
+``PYTHONPATH`` to another checkout to measure that code with the same script.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import duckdb
 
-from fhir_assets.sandbox.seed import generate, read_ndjson
-from fhir_assets.views import compile_view, load_view
-from fhir_assets.warehouse.duckdb import DuckDBWarehouse
-from fhir_assets.warehouse.inputs import ndjson_blocks
-from fhir_assets.warehouse.landing import land
-from fhir_assets.warehouse.protocol import Provenance
-
-TARGET = 170_000
-VIEW = Path(__file__).resolve().parent.parent / "fhir_assets/views/defaults/observation.json"
+TARGET = 160_000
+CONDITIONS = 19_000
+ROOT = Path(__file__).resolve().parent.parent
+VIEW = ROOT / "fhir_assets/views/defaults/observation.json"
+SIBLINGS = ("identifier", "category", "evidence", "stage", "bodySite", "note")
 
 # The same columns as the default view, written by hand the way an analyst would.
 HAND_WRITTEN = """
@@ -49,74 +53,204 @@ FROM fhir_raw.observation WHERE NOT deleted
 """
 
 
-def synthesize(folder: Path) -> tuple[Path, int]:
-    """Write about TARGET Observations (clinosim's, copied with new ids) to one NDJSON file."""
-    source = generate(folder / "clinosim", population=150, seed=7) / "Observation.ndjson"
-    observations = list(read_ndjson(source))
-    path = folder / "Observation.ndjson"
+def sibling_view(k: int) -> dict[str, Any]:
+    """A Condition view with ``k`` sibling forEachOrNull selects (two columns each)."""
+    base = [{"name": "id", "path": "id"}, {"name": "code", "path": "code.coding.first().code"}]
+    selects: list[dict[str, Any]] = [{"column": base}]
+    for element in SIBLINGS[:k]:
+        text = {"name": f"{element}_text", "path": "$this.text", "type": "string"}
+        index = {"name": f"{element}_index", "path": "%rowIndex", "type": "integer"}
+        selects.append({"forEachOrNull": element, "column": [text, index]})
+    return {"resourceType": "ViewDefinition", "resource": "Condition", "select": selects}
+
+
+def replicate(source: Path, path: Path, target: int) -> int:
+    """Write about ``target`` copies of the resources in ``source`` (new ids) to ``path``."""
+    items = [json.loads(line) for line in source.open() if line.strip()]
     written = 0
     with path.open("w", encoding="utf-8") as out:
-        for copy in range(TARGET // len(observations) + 1):
-            for observation in observations:
-                out.write(json.dumps({**observation, "id": f"{observation['id']}-{copy}"}) + "\n")
+        for copy in range(target // len(items) + 1):
+            for item in items:
+                out.write(json.dumps({**item, "id": f"{item['id']}-{copy}"}) + "\n")
                 written += 1
-    return path, written
+    return written
 
 
-def timed(con: duckdb.DuckDBPyConnection, sql: str) -> tuple[int, float]:
+def prepare(folder: Path) -> None:
+    """The NDJSON inputs and a warehouse file with both raw tables landed."""
+    from fhir_assets.sandbox.seed import generate
+    from fhir_assets.warehouse.duckdb import DuckDBWarehouse
+    from fhir_assets.warehouse.inputs import ndjson_blocks
+    from fhir_assets.warehouse.landing import land
+    from fhir_assets.warehouse.protocol import Provenance
+
+    source = generate(folder / "clinosim", population=150, seed=7)
+    counts = {}
+    for kind, target in (("Observation", TARGET), ("Condition", CONDITIONS)):
+        counts[kind] = replicate(source / f"{kind}.ndjson", folder / f"{kind}.ndjson", target)
+    con = duckdb.connect(str(folder / "bench.duckdb"))
+    provenance = Provenance.now("https://bench.example/fhir", "bench")
+    for kind in counts:
+        land(DuckDBWarehouse(con), kind, ndjson_blocks(folder / f"{kind}.ndjson"), provenance)
+    con.close()
+    size = (folder / "Observation.ndjson").stat().st_size / 1e6
+    sys.stderr.write(
+        f"{counts['Observation']:,} Observations ({size:.0f} MB NDJSON), "
+        f"{counts['Condition']:,} Conditions\n"
+    )
+
+
+def materialize(folder: Path, sql: str) -> dict[str, Any]:
+    con = duckdb.connect(str(folder / "bench.duckdb"), read_only=True)
     started = time.perf_counter()
-    con.execute(f"CREATE OR REPLACE TEMP TABLE result AS {sql}")
+    con.execute(f"CREATE TEMP TABLE result AS {sql}")
     seconds = time.perf_counter() - started
     row = con.execute("SELECT count(*) FROM result").fetchone()
-    return (int(row[0]) if row else 0), seconds
+    return {"rows": int(row[0]) if row else 0, "seconds": seconds, "sql_bytes": len(sql)}
 
 
-def run_pysof(path: Path, folder: Path) -> tuple[int, float] | str:
-    """pysof's rows and seconds, or why it cannot run here."""
+def task(name: str, folder: Path) -> dict[str, Any]:
+    """One measurement, run in a child process (its peak RSS is the measurement's)."""
+    from fhir_assets.views import compile_view, load_view, parse_view
+
+    if name == "engine":
+        return materialize(folder, compile_view(load_view(VIEW), "duckdb").sql)
+    if name == "hand":
+        return materialize(folder, HAND_WRITTEN)
+    if name.startswith("k"):
+        view = parse_view(sibling_view(int(name[1:])))
+        return materialize(folder, compile_view(view, "duckdb").sql)
+    if name == "run":
+        return run_cli(folder)
+    if name == "pysof":
+        return run_pysof(folder)
+    if name == "prepare":
+        prepare(folder)
+        return {}
+    raise SystemExit(f"unknown task {name}")
+
+
+def run_cli(folder: Path) -> dict[str, Any]:
+    from typer.testing import CliRunner
+
+    from fhir_assets.cli import app
+
+    out = folder / "run.parquet"
+    args = ["views", "run", str(VIEW), "--input", str(folder / "Observation.ndjson")]
+    started = time.perf_counter()
+    result = CliRunner().invoke(app, [*args, "--output", str(out)])
+    seconds = time.perf_counter() - started
+    if result.exit_code != 0:
+        return {"error": result.output[-300:]}
+    row = duckdb.connect().execute("SELECT count(*) FROM read_parquet(?)", [str(out)]).fetchone()
+    return {"rows": int(row[0]) if row else 0, "seconds": seconds}
+
+
+def run_pysof(folder: Path) -> dict[str, Any]:
     try:
-        import pysof  # type: ignore[import-untyped]
+        import pysof  # type: ignore[import-not-found]
     except ImportError:
-        return "not installed (pip install pysof)"
+        return {"error": "not installed (pip install pysof into the venv to compare)"}
     view = json.loads(VIEW.read_text())
     started = time.perf_counter()
     try:
-        stats = pysof.process_ndjson_to_file(view, str(path), str(folder / "pysof.csv"), "csv")
+        pysof.process_ndjson_to_file(
+            view, str(folder / "Observation.ndjson"), str(folder / "pysof.csv"), "csv"
+        )
     except NotImplementedError as exc:
-        # pysof 0.2.6 wheels link against glibc >= 2.38; older systems load only the stub
-        return f"installed but its Rust extension does not load ({exc})"
+        return {"error": f"its Rust extension does not load ({exc})"}
     seconds = time.perf_counter() - started
-    rows = stats.get("output_rows") or stats.get("rows_written") or sum(1 for _ in path.open())
-    return int(rows), seconds
+    with (folder / "pysof.csv").open() as rows:
+        count = sum(1 for _ in rows) - 1  # header
+    return {"rows": count, "seconds": seconds}
 
 
-def report(label: str, rows: int, seconds: float) -> float:
-    rate = rows / seconds if seconds else float("inf")
-    print(f"{label:<42} {rows:>9,} rows {seconds:8.2f} s {rate:>12,.0f} rows/s")
-    return rate
+def pysof_env(folder: Path) -> dict[str, str]:
+    """pysof's wheel bundles an OpenSSL built for glibc 2.38: load the system's under its names
+    (PITFALLS.md, "pysof")."""
+    env = dict(os.environ)
+    try:
+        import importlib.util
+
+        spec = importlib.util.find_spec("pysof")
+    except ImportError:
+        return env
+    if spec is None or spec.origin is None:
+        return env
+    libs = Path(spec.origin).parent.parent / "pysof.libs"
+    shim = folder / "pysof-ssl"
+    shim.mkdir(exist_ok=True)
+    names = []
+    for bundled in sorted(libs.glob("lib*.so*")):
+        system = Path("/usr/lib/x86_64-linux-gnu") / (bundled.name.split("-")[0] + ".so.3")
+        if bundled.name.startswith(("libcrypto", "libssl")) and system.exists():
+            link = shim / bundled.name
+            if not link.exists():
+                link.symlink_to(system)
+            names.append(bundled.name)
+    if names:
+        env["LD_LIBRARY_PATH"] = str(shim)
+        env["LD_PRELOAD"] = " ".join(sorted(names))  # libcrypto before libssl
+    return env
 
 
-def main() -> int:
+def measure(name: str, folder: Path, env: dict[str, str] | None = None) -> dict[str, Any]:
+    """Run ``task(name)`` in a child process; add its peak RSS (MB)."""
+    argv = [sys.executable, __file__, "task", name, str(folder)]
+    child = subprocess.Popen(argv, stdout=subprocess.PIPE, env=env)
+    output = child.stdout.read() if child.stdout else b""
+    _, status, usage = os.wait4(child.pid, 0)
+    child.returncode = os.waitstatus_to_exitcode(status)
+    lines = output.decode().strip().splitlines()
+    result: dict[str, Any] = json.loads(lines[-1]) if lines else {"error": f"exit {status}"}
+    result.setdefault("rss_mb", usage.ru_maxrss / 1024)
+    return result
+
+
+def peak_rss_mb() -> float:
+    """This process's peak RSS since its exec (``VmHWM``), in MB."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def report(label: str, result: dict[str, Any]) -> None:
+    if "error" in result:
+        print(f"{label:<40} unavailable: {result['error']}")
+        return
+    rate = result["rows"] / result["seconds"] if result["seconds"] else float("inf")
+    sql = f" {result['sql_bytes'] / 1000:8.1f} KB SQL" if "sql_bytes" in result else ""
+    print(
+        f"{label:<40} {result['rows']:>9,} rows {result['seconds']:7.2f} s "
+        f"{rate:>10,.0f} rows/s {result['rss_mb']:7.0f} MB RSS{sql}"
+    )
+
+
+LABELS = {
+    "engine": "fhir-assets view (compiled DuckDB SQL)",
+    "hand": "hand-written DuckDB JSON SQL",
+    "run": "fhir-assets views run (NDJSON->Parquet)",
+    "pysof": "pysof (NDJSON->CSV)",
+    **{f"k{k}": f"k={k} sibling forEachOrNull (Conditions)" for k in range(1, 7)},
+}
+
+
+def main(names: list[str]) -> int:
+    """Run the named measurements (default: all), in the order of ``LABELS``."""
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
-        path, count = synthesize(folder)
-        print(f"{count:,} Observations in {path.stat().st_size / 1e6:.0f} MB of NDJSON")
-        con = duckdb.connect(str(folder / "bench.duckdb"))
-        started = time.perf_counter()
-        provenance = Provenance.now("https://bench.example/fhir", "bench")
-        land(DuckDBWarehouse(con), "Observation", ndjson_blocks(path), provenance)
-        report("land the NDJSON (fhir_raw.observation)", count, time.perf_counter() - started)
-        compiled = compile_view(load_view(VIEW), "duckdb")
-        ours = report("fhir-assets view (compiled DuckDB SQL)", *timed(con, compiled.sql))
-        hand = report("hand-written DuckDB JSON SQL", *timed(con, HAND_WRITTEN))
-        pysof = run_pysof(path, folder)
-        if isinstance(pysof, str):
-            print(f"pysof: unavailable: {pysof}")
-        else:
-            pysof_rate = report("pysof NDJSON -> CSV", *pysof)
-            print(f"engine rows/s / pysof rows/s: {ours / pysof_rate:.1f} (target > 1)")
-        print(f"engine time / hand-written SQL time: {hand / ours:.2f} (target < 2)")
+        measure("prepare", folder)
+        for name in LABELS:
+            if not names or name in names:
+                env = pysof_env(folder) if name == "pysof" else None
+                report(LABELS[name], measure(name, folder, env))
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    if len(sys.argv) == 4 and sys.argv[1] == "task":
+        result = task(sys.argv[2], Path(sys.argv[3]))
+        sys.stdout.write(json.dumps({**result, "rss_mb": peak_rss_mb()}) + "\n")
+        sys.exit(0)
+    sys.exit(main(sys.argv[1:]))

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import csv
+import sys
 from pathlib import Path
+from typing import Any
 
 import typer
 
@@ -10,6 +13,17 @@ app = typer.Typer(help="SQL on FHIR v2 ViewDefinitions.", no_args_is_help=True)
 
 FORMATS = {".csv": "FORMAT csv, HEADER true", ".json": "FORMAT json, ARRAY true"}
 FORMATS[".parquet"] = "FORMAT parquet"
+BATCH = 10_000
+
+
+def print_csv(con: Any, sql: str) -> None:
+    """Rows as CSV on stdout, a batch at a time (the result may not fit in memory)."""
+    cursor = con.execute(sql)
+    out = csv.writer(sys.stdout, lineterminator="\n")
+    out.writerow([column[0] for column in cursor.description])
+    while batch := cursor.fetchmany(BATCH):
+        out.writerows(["" if value is None else value for value in row] for row in batch)
+    sys.stdout.flush()
 
 
 @app.command()
@@ -37,7 +51,7 @@ def run(
     try:
         relation = run_ndjson(load_view(view_path), input_path, con)
         if output is None:
-            typer.echo(relation.df().to_csv(index=False), nl=False)
+            print_csv(con, relation.sql_query())
             return
         # the path is bound as a parameter; the format options are fixed strings
         con.execute(
@@ -49,3 +63,24 @@ def run(
     finally:
         con.close()
     typer.echo(f"wrote {output}", err=True)
+
+
+@app.command()
+def sql(
+    view_path: Path = typer.Argument(..., metavar="VIEW.json", help="the ViewDefinition"),
+    dialect: str = typer.Option("duckdb", "--dialect", help="duckdb or snowflake"),
+    table: str | None = typer.Option(
+        None, "--table", help="the raw table to read (default fhir_raw.<resource type>)"
+    ),
+) -> None:
+    """Print the SQL a ViewDefinition compiles to, to review it or paste it into a worksheet."""
+    from .compiler import compile_view
+    from .definition import load_view
+    from .errors import ViewError
+
+    try:
+        compiled = compile_view(load_view(view_path), dialect, table=table)
+    except ViewError as exc:
+        typer.echo(f"view failed: {exc}", err=True)
+        raise typer.Exit(1) from exc
+    typer.echo(compiled.sql)

@@ -16,9 +16,9 @@ from .errors import UnsupportedError, ViewDefinitionError
 from .expressions import ExpressionCompiler
 from .fhirpath import Constant, Node
 from .functions import exists_sql
-from .plan import Branch, Columns, Empty, ForEach, Nulls, Repeat, expand
+from .plan import Branch, Columns, Empty, ForEach, Nulls, Present, Repeat, expand
 from .snowflake_dialect import SnowflakeDialect
-from .values import Context
+from .values import Context, Value
 
 DIALECTS: dict[str, type[Dialect]] = {"duckdb": DuckDBDialect, "snowflake": SnowflakeDialect}
 
@@ -56,6 +56,9 @@ class BranchWriter:
         self.stages: list[str] = []
         self.previous = "base"
         self.projections: dict[str, str] = {}
+        # the FHIR type of each context's items, where the models know it
+        self.types: dict[int, str | None] = {0: compiler.resource_type}
+        self.kinds: dict[str, str] = {}  # output kind per column name
 
     def name(self) -> str:
         return f"{self.prefix}_{len(self.stages) + 1}"
@@ -64,26 +67,33 @@ class BranchWriter:
         return ", ".join(f"{alias}.{column}" for column in self.carried)
 
     def context(self, ctx: int, alias: str) -> Context:
+        kind = self.types.get(ctx)
         if ctx == 0:
-            return Context(f"{alias}.f0", "0", f"{alias}.f0")
-        return Context(self.dialect.focus(f"{alias}.f{ctx}"), f"{alias}.i{ctx}", f"{alias}.f0")
+            return Context(f"{alias}.f0", "0", f"{alias}.f0", kind)
+        focus = self.dialect.focus(f"{alias}.f{ctx}")
+        return Context(focus, f"{alias}.i{ctx}", f"{alias}.f0", kind)
 
     def collection(self, path_ctx: Context, path: Node) -> Any:
         return self.compiler.coll(self.compiler.compile(path, path_ctx))
 
-    def array(self, path_ctx: Context, path: Node) -> str:
-        return self.dialect.coll_array(self.collection(path_ctx, path))
-
     def for_each(self, op: ForEach) -> None:
         collect, expand_ = self.name(), f"{self.prefix}_{len(self.stages) + 2}"
-        array = self.array(self.context(op.parent, "p"), op.path)
+        value = self.compiler.compile(op.path, self.context(op.parent, "p"))
+        self.types[op.ctx] = value.fhir
+        array = self.dialect.coll_array(self.compiler.coll(value))
         self.stages.append(
             f"{collect} AS (SELECT {self.columns('p')}, {array} AS c FROM {self.previous} p)"
         )
-        u = self.dialect.unnest("q.c", "u")
+        d, array = self.dialect, "q.c"
+        if op.outer:
+            array = d.null_row(array, d.array_empty(array))
+        elif op.nullable:
+            array = d.null_row(array, f"q.f{op.parent} IS NULL")
+        u = d.select_unnest(array) or d.unnest(array, "u", outer=op.outer or op.nullable)
+        source = f"{collect} q, {u.clause}" if u.clause else f"{collect} q"
         self.stages.append(
             f"{expand_} AS (SELECT {self.columns('q')}, {u.value} AS f{op.ctx}, "
-            f"{u.index} AS i{op.ctx} FROM {collect} q, {u.clause})"
+            f"{u.index} AS i{op.ctx} FROM {source})"
         )
         self.carried += [f"f{op.ctx}", f"i{op.ctx}"]
         self.previous = expand_
@@ -127,13 +137,25 @@ class BranchWriter:
         self.carried += [f"f{n}", f"i{n}"]
         self.previous = stage
 
-    def output(self, column: Column, ctx: int) -> None:
+    def output(self, column: Column, ctx: int, nullable: bool) -> None:
+        try:
+            self.projection(column, ctx, nullable)
+        except UnsupportedError as exc:
+            if " at position " in str(exc):
+                raise
+            raise UnsupportedError(f"{exc} in column {column.name!r} ({column.text})") from exc
+
+    def projection(self, column: Column, ctx: int, nullable: bool) -> None:
         value = self.compiler.compile(column.path, self.context(ctx, "p"))
-        kind = column_kind(column)
+        kind = column_kind(column) if column.type else inferred_kind(value)
+        self.kinds[column.name] = kind
         if column.collection:
             sql = self.dialect.coll_typed(self.compiler.coll(value), kind)
         else:
             sql = self.compiler.scalar(value, kind, f"column {column.name!r} ({column.text})")
+        if nullable and column.path != Constant("rowIndex"):
+            # forEachOrNull's NULL row: every column of the body is NULL (%rowIndex is 0)
+            sql = f"CASE WHEN p.f{ctx} IS NULL THEN NULL ELSE {sql} END"
         self.projections[column.name] = sql
 
     def write(self, branch: Branch) -> None:
@@ -144,9 +166,16 @@ class BranchWriter:
                 self.repeat(op)
             elif isinstance(op, Empty):
                 self.empty(op)
+            elif isinstance(op, Present):
+                stage = self.name()
+                self.stages.append(
+                    f"{stage} AS (SELECT {self.columns('p')} FROM {self.previous} p "
+                    f"WHERE p.f{op.ctx} IS NOT NULL)"
+                )
+                self.previous = stage
             elif isinstance(op, Columns):
                 for column in op.columns:
-                    self.output(column, op.ctx)
+                    self.output(column, op.ctx, op.nullable)
             elif isinstance(op, Nulls):
                 for column in op.columns:
                     self.projections[column.name] = self.null(column)
@@ -165,14 +194,27 @@ def column_kind(column: Column) -> str:
     return output_kind(column.type)
 
 
+def inferred_kind(value: Value) -> str:
+    """An untyped column's kind: a computed value's own, else its FHIR element's type."""
+    if value.form == "scalar":
+        return value.type if value.type in ("boolean", "integer", "decimal") else "string"
+    return output_kind(value.fhir if value.type == "json" else value.type)
+
+
 def base_stage(compiler: ExpressionCompiler, view: ViewDefinition, table: str, rid: bool) -> str:
-    """The resources the view reads: not deleted, passing every ``where`` path."""
+    """The resources the view reads: not deleted, passing every ``where`` path.
+
+    Call it after the branches are written: it adds the top-level elements they read (``h``).
+    """
     conditions = ["NOT COALESCE(r.deleted, FALSE)"]
-    resource = Context("r.resource", "0", "r.resource")
+    resource = Context("r.resource", "0", "r.resource", view.resource)
     for where in view.where:
         value = compiler.compile(where, resource)
         conditions.append(compiler.scalar(value, "boolean", "where path"))
     number = ", ROW_NUMBER() OVER () AS rid" if rid else ""
+    if compiler.hoisted is not None:
+        names = list(compiler.hoisted) or ["id"]
+        number += f", {compiler.dialect.hoist('r.resource', names)} AS h"
     return (
         f"base AS (SELECT r.resource AS f0{number} FROM {table} r WHERE {' AND '.join(conditions)})"
     )
@@ -203,18 +245,25 @@ def compile_view(
     branches = expand(view.root)
     needs_rid = any(isinstance(op, Repeat) for branch in branches for op in branch)
     carried = ["f0", "rid"] if needs_rid else ["f0"]
-    stages = [base_stage(compiler, view, table or d.table(view.resource), needs_rid)]
+    if compiler.hoisted is not None:
+        carried.append("h")
+    stages: list[str] = []
     selects = []
     names = [column.name for column in view.columns]
+    kinds: dict[str, str] = {}
     for number, branch in enumerate(branches):
         writer = BranchWriter(compiler, f"b{number}", carried)
         writer.write(branch)
+        kinds = writer.kinds | kinds
         stages += writer.stages
         projection = ", ".join(f"{writer.projections[n]} AS {quote(n)}" for n in names)
         selects.append(f"SELECT {projection} FROM {writer.previous} p")
+    stages.insert(0, base_stage(compiler, view, table or d.table(view.resource), needs_rid))
     keyword = "WITH RECURSIVE" if needs_rid else "WITH"
     sql = f"{keyword} " + ",\n".join(stages) + "\n" + "\nUNION ALL\n".join(selects)
-    columns = tuple(OutputColumn(c.name, column_kind(c), c.collection) for c in view.columns)
+    columns = tuple(
+        OutputColumn(c.name, kinds.get(c.name, column_kind(c)), c.collection) for c in view.columns
+    )
     return CompiledView(view, sql, columns)
 
 

@@ -19,13 +19,17 @@ INTEGER_TYPES = {"integer", "positiveInt", "unsignedInt", "integer64"}
 
 
 def output_kind(fhir_type: str | None) -> str:
-    """The SQL kind of a column: boolean, integer, decimal or string."""
+    """The SQL kind of a column: boolean, integer, decimal, timestamp or string."""
     if fhir_type == "boolean":
         return "boolean"
     if fhir_type in INTEGER_TYPES:
         return "integer"
     if fhir_type == "decimal":
         return "decimal"
+    # An instant is complete to the second with a zone (FHIR R4 §2.24.0.1); date and dateTime
+    # may be partial ("1970", "1970-03"), which no DATE/TIMESTAMP holds: they stay text.
+    if fhir_type == "instant":
+        return "timestamp"
     return "string"
 
 
@@ -42,6 +46,11 @@ class Dialect(ABC):
     """SQL generation for one warehouse. An instance serves one compilation (alias counter)."""
 
     name: str
+    hoists = False  # whether the compiler reads top-level elements through ``hoist``
+
+    def hoist(self, resource: str, names: list[str]) -> str:
+        """The top-level elements ``names`` of the resource as one array, parsed once."""
+        raise NotImplementedError
 
     def __init__(self) -> None:
         self.counter = count(1)
@@ -112,6 +121,10 @@ class Dialect(ABC):
         """A JSON boolean as SQL BOOLEAN; anything else raises ``message``."""
 
     @abstractmethod
+    def to_timestamp(self, text: str) -> str:
+        """An instant's text as a time-zone-aware timestamp."""
+
+    @abstractmethod
     def json_compare(self, op: str, left: str, right: str) -> str:
         """Compare two JSON items of unknown type (numbers numerically, strings as text)."""
 
@@ -162,8 +175,23 @@ class Dialect(ABC):
 
     # rows
     @abstractmethod
-    def unnest(self, array: str, alias: str) -> Unnest:
-        """Expand an array column; ``Unnest.value`` is what a stage stores for the item."""
+    def unnest(self, array: str, alias: str, outer: bool = False) -> Unnest:
+        """Expand an array column; ``Unnest.value`` is what a stage stores for the item.
+
+        ``outer``: the array may be ``null_row``'s, whose item must be stored as NULL."""
+
+    def select_unnest(self, array: str) -> Unnest | None:
+        """An expansion written in the SELECT list (``Unnest.clause`` empty), where the
+        warehouse runs that faster than a lateral join; None: use ``unnest``."""
+        return None
+
+    @abstractmethod
+    def null_row(self, array: str, condition: str) -> str:
+        """``array``, or one NULL item where ``condition`` holds (forEachOrNull's NULL row)."""
+
+    @abstractmethod
+    def array_empty(self, array: str) -> str:
+        """Whether an array value (from ``coll_array``) has no items."""
 
     def focus(self, stored: str) -> str:
         """The JSON item of a stored forEach focus column (see ``unnest``)."""
@@ -171,3 +199,45 @@ class Dialect(ABC):
 
     @abstractmethod
     def table(self, resource_type: str) -> str: ...
+
+    # FHIRPath functions (strings.py); a string's SQL is NULL when empty
+    @abstractmethod
+    def template(self, name: str, value: str, *args: str) -> str:
+        """String function ``name`` (starts, ends, contains, matches, replace, upper...)."""
+
+    @abstractmethod
+    def substring(self, value: str, start: str, length: str | None) -> str: ...
+
+    @abstractmethod
+    def coll_slice(self, coll: Any, start: str, end: str | None) -> tuple[str, Any]:
+        """Items [start, end) as a Value form and SQL (``end`` None: to the last)."""
+
+    @abstractmethod
+    def coll_distinct(self, coll: Any) -> tuple[str, Any]: ...
+
+    @abstractmethod
+    def coll_union(self, colls: list[Any]) -> tuple[str, Any]: ...
+
+    @abstractmethod
+    def coll_as_raw(self, coll: Any) -> str:
+        """A collection as one JSON array value."""
+
+    @abstractmethod
+    def coll_map(self, coll: Any, projection: Callable[[str], str]) -> Any:
+        """The raw values ``projection(item)`` of every item, flattened."""
+
+    @abstractmethod
+    def is_primitive(self, item: str) -> str: ...
+
+    @abstractmethod
+    def scalar_json(self, sql: str) -> str:
+        """A typed SQL value as a JSON item."""
+
+    @abstractmethod
+    def shift_date(self, text: str, n: int, unit: str, width: int) -> str:
+        """Date text of ``width`` 7 (YYYY-MM), 10 or 19 (dateTime to the second) moved by
+        ``n`` ``unit``s, as text of the same width."""
+
+    @abstractmethod
+    def clock(self, which: str) -> str:
+        """today() ('YYYY-MM-DD') or now() (UTC 'YYYY-MM-DDThh:mm:ss.fff') as text."""

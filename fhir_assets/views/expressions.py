@@ -10,14 +10,27 @@ JSON forms carry a ``type`` hint ("json" when unknown, else the FHIR type named 
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
-from . import functions
+from . import elements, functions, operators
 from .dialect import Dialect
 from .errors import UnsupportedError, ViewDefinitionError
-from .fhirpath import Binary, Call, Constant, Index, Literal, Member, Negate, Node, This
+from .fhirpath import (
+    Binary,
+    Call,
+    Constant,
+    Index,
+    Literal,
+    Member,
+    Negate,
+    Node,
+    Quantity,
+    This,
+)
 from .values import Context, Value
 
+ROOT = re.compile(r"[a-z]\.f0")  # the resource (context 0) in a stage, see compiler.BranchWriter
 NUMERIC = {"integer", "decimal", "positiveInt", "unsignedInt", "integer64"}
 COMPARISONS = {"=": "=", "!=": "<>", "<": "<", "<=": "<=", ">": ">", ">=": ">="}
 ARITHMETIC = {"+", "-", "*", "/"}
@@ -38,16 +51,24 @@ class ExpressionCompiler:
         self.view = view
         self.resource_type = resource
         self.constants = constants
+        # top-level elements of the resource read through one parse (see Dialect.hoist)
+        self.hoisted: dict[str, int] | None = {} if dialect.hoists else None
 
-    def fail(self, message: str) -> UnsupportedError:
-        return UnsupportedError(f"view {self.view!r}: {message} ({self.dialect.name})")
+    def fail(self, message: str, node: Node | None = None) -> UnsupportedError:
+        """An UnsupportedError naming the construct and, for a call, where it is written."""
+        where = ""
+        if isinstance(node, Call | Binary) and node.pos >= 0:
+            where = f" at position {node.pos} of {node.source!r}"
+        return UnsupportedError(
+            f"view {self.view!r}: unsupported {message}{where} ({self.dialect.name})"
+        )
 
     def compile(self, node: Node, ctx: Context) -> Value:
         """Compile one expression tree node in ``ctx``."""
         if isinstance(node, Literal):
             return self.literal(node)
         if isinstance(node, This):
-            return Value("item", ctx.focus)
+            return Value("item", ctx.focus, fhir=ctx.type)
         if isinstance(node, Constant):
             return self.constant(node.name, ctx)
         if isinstance(node, Member):
@@ -58,10 +79,12 @@ class ExpressionCompiler:
             return self.index(node, ctx)
         if isinstance(node, Binary):
             return self.binary(node, ctx)
+        if isinstance(node, Quantity):
+            raise self.fail("a quantity literal outside date arithmetic")
         if isinstance(node, Negate):
             value = self.number(self.compile(node.operand, ctx))
             return Value("scalar", f"(-{value.sql})", value.type)
-        raise self.fail(f"unsupported expression {node!r}")
+        raise self.fail(f"expression {node!r}")
 
     def literal(self, node: Literal) -> Value:
         if node.type == "empty":
@@ -76,30 +99,38 @@ class ExpressionCompiler:
         if name == "rowIndex":
             return Value("scalar", ctx.index, "integer")
         if name in ("resource", "rootResource"):
-            return Value("item", ctx.resource)
+            return Value("item", ctx.resource, fhir=self.resource_type)
         if name not in self.constants:
             raise ViewDefinitionError(f"view {self.view!r}: undefined constant %{name}")
         return self.literal(self.constants[name])
 
     def base(self, node: Node | None, ctx: Context) -> Value:
-        return Value("item", ctx.focus) if node is None else self.compile(node, ctx)
+        return Value("item", ctx.focus, fhir=ctx.type) if node is None else self.compile(node, ctx)
 
     def member(self, node: Member, ctx: Context, hint: str = "json") -> Value:
         if node.base is None and node.name == self.resource_type:
-            return Value("item", ctx.focus)  # "Patient.name": the type name selects the focus
+            # "Patient.name": the type name selects the focus
+            return Value("item", ctx.focus, fhir=self.resource_type)
         return self.navigate(self.base(node.base, ctx), node.name, hint)
 
-    def navigate(self, value: Value, name: str, hint: str = "json") -> Value:
+    def navigate(
+        self, value: Value, name: str, hint: str = "json", fhir: str | None = None
+    ) -> Value:
         """``value.name`` with FHIRPath flattening of repeating elements."""
         if not name.replace("_", "").isalnum():
             raise self.fail(f"element name {name!r}")
+        if fhir is None and (found := elements.element(value.fhir, name)) is not None:
+            fhir = found.type
         if value.form == "item":
-            return Value("raw", self.dialect.field(value.sql, name), hint)
+            if self.hoisted is not None and ROOT.fullmatch(value.sql):
+                number = self.hoisted.setdefault(name, len(self.hoisted) + 1)
+                return Value("raw", f"{value.sql[:-2]}h[{number}]", hint, fhir)
+            return Value("raw", self.dialect.field(value.sql, name), hint, fhir)
         if value.form == "scalar":
             raise self.fail(f"navigation .{name} on a literal or computed value")
         if value.form == "raw" and (raw := self.dialect.raw_nav(value.sql, name)) is not None:
-            return Value("raw", raw, hint)
-        return Value("coll", self.dialect.coll_nav(self.coll(value), name), hint)
+            return Value("raw", raw, hint, fhir)
+        return Value("coll", self.dialect.coll_nav(self.coll(value), name), hint, fhir)
 
     def index(self, node: Index, ctx: Context) -> Value:
         value = self.compile(node.base, ctx)
@@ -110,10 +141,11 @@ class ExpressionCompiler:
         if value.form == "raw":
             item = d.raw_item(value.sql, i)
             guard = f"CASE WHEN {i} = 0 THEN {value.sql} END"
-            return Value("item", f"CASE WHEN {d.is_array(value.sql)} THEN {item} ELSE {guard} END")
+            sql = f"CASE WHEN {d.is_array(value.sql)} THEN {item} ELSE {guard} END"
+            return Value("item", sql, value.type, value.fhir)
         if value.form == "coll":
-            return Value("item", d.coll_item(value.sql, i), value.type)
-        return Value(value.form, f"CASE WHEN {i} = 0 THEN {value.sql} END", value.type)
+            return Value("item", d.coll_item(value.sql, i), value.type, value.fhir)
+        return Value(value.form, f"CASE WHEN {i} = 0 THEN {value.sql} END", value.type, value.fhir)
 
     # conversions
     def coll(self, value: Value) -> Any:
@@ -131,15 +163,17 @@ class ExpressionCompiler:
         d = self.dialect
         message = f"view {self.view!r}: {what} returned more than one value"
         if value.form == "raw":
-            return Value("item", d.raw_single(value.sql, message), value.type)
+            return Value("item", d.raw_single(value.sql, message), value.type, value.fhir)
         if value.form == "coll":
-            return Value("item", d.coll_single(value.sql, message), value.type)
+            return Value("item", d.coll_single(value.sql, message), value.type, value.fhir)
         return value
 
     def scalar(self, value: Value, kind: str, what: str) -> str:
-        """One value as SQL of ``kind`` (boolean, integer, decimal, string)."""
+        """One value as SQL of ``kind`` (boolean, integer, decimal, string, timestamp)."""
         value = self.single(value, what)
         d = self.dialect
+        if kind == "timestamp":  # an instant: always complete, with its time zone
+            return d.to_timestamp(self.scalar(value, "string", what))
         if value.form == "scalar":
             if value.type == kind or (kind == "decimal" and value.type == "integer"):
                 return str(value.sql)
@@ -159,12 +193,21 @@ class ExpressionCompiler:
     def boolean(self, node: Node, ctx: Context) -> str:
         return self.scalar(self.compile(node, ctx), "boolean", "an operand of and/or/not/where()")
 
+    def as_json(self, value: Value) -> Value:
+        """A computed scalar as a JSON item (other forms are JSON already)."""
+        if value.form != "scalar":
+            return value
+        return Value("item", self.dialect.scalar_json(str(value.sql)))
+
     def number(self, value: Value) -> Value:
         kind = "integer" if value.type == "integer" else "decimal"
         return Value("scalar", self.scalar(value, kind, "arithmetic operand"), kind)
 
     # operators
     def binary(self, node: Binary, ctx: Context) -> Value:
+        other = operators.binary(self, node, ctx)
+        if other is not None:
+            return other
         logic = LOGIC.get(node.op)
         if logic is not None:
             a, b = self.boolean(node.left, ctx), self.boolean(node.right, ctx)
@@ -180,7 +223,7 @@ class ExpressionCompiler:
             a = self.scalar(left, "string", "& operand")
             b = self.scalar(right, "string", "& operand")
             return Value("scalar", f"(COALESCE({a}, '') || COALESCE({b}, ''))", "string")
-        raise self.fail(f"operator {node.op!r}")
+        raise self.fail(f"operator {node.op!r}", node)
 
     def compare(self, op: str, left: Value, right: Value) -> str:
         left, right = (

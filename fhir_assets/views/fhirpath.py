@@ -8,7 +8,7 @@ parser follows the FHIRPath N1 grammar (https://hl7.org/fhirpath/N1/grammar.html
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from .errors import FhirPathSyntaxError
 
@@ -19,6 +19,14 @@ class Literal:
 
     value: str | int | float | bool | None
     type: str  # "string", "integer", "decimal", "boolean" or "empty"
+
+
+@dataclass(frozen=True, slots=True)
+class Quantity:
+    """A quantity literal: ``1 year``, ``4 'mg'`` (calendar units singular or plural)."""
+
+    value: int | float
+    unit: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,6 +56,9 @@ class Call:
     base: Node | None
     name: str
     args: tuple[Node, ...]
+    # where the call is written (for error messages; not part of the tree's identity)
+    pos: int = field(default=-1, compare=False)
+    source: str = field(default="", compare=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +76,8 @@ class Binary:
     op: str
     left: Node
     right: Node
+    pos: int = field(default=-1, compare=False)
+    source: str = field(default="", compare=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,7 +87,7 @@ class Negate:
     operand: Node
 
 
-Node = Literal | This | Constant | Member | Call | Index | Binary | Negate
+Node = Literal | Quantity | This | Constant | Member | Call | Index | Binary | Negate
 
 # Binary operators by precedence, loosest first (FHIRPath N1 §"Operator precedence").
 PRECEDENCE: tuple[tuple[str, ...], ...] = (
@@ -89,6 +102,12 @@ PRECEDENCE: tuple[tuple[str, ...], ...] = (
     ("+", "-", "&"),
     ("*", "/", "div", "mod"),
 )
+# calendar duration keywords (FHIRPath N1 §"Quantity"), by their singular name
+CALENDAR = {
+    unit + plural: unit
+    for unit in ("year", "month", "week", "day", "hour", "minute", "second", "millisecond")
+    for plural in ("", "s")
+}
 WORD_OPERATORS = {op for level in PRECEDENCE for op in level if op.isalpha()}
 
 TOKEN = re.compile(
@@ -110,6 +129,7 @@ ESCAPES["t"] = "\t"
 class Token:
     kind: str
     text: str
+    pos: int = 0
 
 
 def unescape(body: str) -> str:
@@ -131,7 +151,7 @@ def tokenize(text: str) -> list[Token]:
         match = TOKEN.match(text, position)
         if match is None or match.lastgroup is None:
             raise FhirPathSyntaxError(f"FHIRPath {text!r}: unexpected character at {position}")
-        tokens.append(Token(match.lastgroup, match[match.lastgroup]))
+        tokens.append(Token(match.lastgroup, match[match.lastgroup], match.start(match.lastgroup)))
         position = match.end()
     return tokens
 
@@ -178,7 +198,7 @@ class Parser:
             if token.kind not in ("op", "ident"):
                 break
             self.position += 1
-            node = Binary(token.text, node, self.binary(level + 1))
+            node = Binary(token.text, node, self.binary(level + 1), token.pos, self.text)
         return node
 
     def unary(self) -> Node:
@@ -202,9 +222,15 @@ class Parser:
         if token.kind == "string":
             return Literal(unescape(token.text[1:-1]), "string")
         if token.kind == "number":
+            number = float(token.text) if "." in token.text else int(token.text)
+            unit = self.peek()
+            if unit is not None and (unit.text in CALENDAR or unit.kind == "string"):
+                self.position += 1
+                name = unescape(unit.text[1:-1]) if unit.kind == "string" else unit.text
+                return Quantity(number, CALENDAR.get(name, name))
             if "." in token.text:
-                return Literal(float(token.text), "decimal")
-            return Literal(int(token.text), "integer")
+                return Literal(number, "decimal")
+            return Literal(number, "integer")
         if token.kind == "special":
             return self.special(token.text)
         if token.text == "(":
@@ -227,23 +253,28 @@ class Parser:
             return Constant(unescape(name[1:-1]) if name.startswith("`") else name)
         raise self.error(f"unsupported {text}")
 
+    def call_follows(self) -> bool:
+        token = self.peek()
+        return token is not None and token.text == "("
+
     def invocation(self, base: Node | None) -> Node:
         token = self.take()
         if token.kind == "delimited":
             name = unescape(token.text[1:-1])
-        elif token.kind == "ident" and token.text not in WORD_OPERATORS:
-            name = token.text
+        elif token.kind == "ident" and (token.text not in WORD_OPERATORS or self.call_follows()):
+            name = token.text  # "contains(" after a dot is the function, not the operator
         else:
             raise self.error(f"expected a name, got {token.text!r}")
         if not self.accept("("):
             return Member(base, name)
+        at = token.pos
         args: list[Node] = []
         if not self.accept(")"):
             args.append(self.binary(0))
             while self.accept(","):
                 args.append(self.binary(0))
             self.take(")")
-        return Call(base, name, tuple(args))
+        return Call(base, name, tuple(args), at, self.text)
 
 
 def parse(text: str) -> Node:

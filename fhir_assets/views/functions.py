@@ -5,8 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from . import boundary
-from .errors import UnsupportedError
+from . import boundary, elements, strings
 from .fhirpath import Binary, Call, Literal, Member, Node
 from .values import Context, Value
 
@@ -14,38 +13,61 @@ if TYPE_CHECKING:
     from .expressions import ExpressionCompiler
 
 # Reference.reference "[base/]Type/id[/_history/v]" (FHIR R4 §2.3.0 Resource references)
+# FHIR primitives whose values are strings: ofType(string) matches them too
+STRINGS = {"code", "id", "markdown", "uri", "url", "canonical", "oid", "uuid", "base64Binary"}
 REFERENCE = "([A-Za-z]+)/([A-Za-z0-9.-]+)(/_history/[A-Za-z0-9.-]+)?$"
 
 
 def type_name(compiler: ExpressionCompiler, node: Call) -> str:
     """The type argument of ofType(T) / getReferenceKey(T) (``FHIR.T`` allowed)."""
     if len(node.args) != 1 or not isinstance(node.args[0], Member):
-        raise compiler.fail(f"{node.name}() needs a type name argument")
+        raise compiler.fail(f"{node.name}() without a type name argument", node)
     return node.args[0].name
 
 
 def arity(compiler: ExpressionCompiler, node: Call, allowed: tuple[int, ...]) -> None:
     if len(node.args) not in allowed:
-        raise compiler.fail(f"{node.name}() takes {' or '.join(map(str, allowed))} arguments")
+        counts = " or ".join(map(str, allowed))
+        raise compiler.fail(f"{node.name}() with {len(node.args)} arguments (takes {counts})", node)
 
 
 def call(compiler: ExpressionCompiler, node: Call, ctx: Context) -> Value:
     """Compile ``base.name(args)``; raise UnsupportedError naming an unknown function."""
     handler = HANDLERS.get(node.name)
     if handler is None:
-        raise compiler.fail(f"FHIRPath function {node.name}()")
+        raise compiler.fail(f"FHIRPath function {node.name}()", node)
     return handler(compiler, node, ctx)
 
 
 def of_type(compiler: ExpressionCompiler, node: Call, ctx: Context) -> Value:
-    # Choice elements are stored as value[x] -> "valueQuantity" (FHIR JSON §"Choice of Data Types")
+    """``element.ofType(T)``: a choice element's ``elementT`` (FHIR JSON §"Choice of Data
+    Types"), or the element itself if its declared type is T; refused if it can never be T."""
     kind = type_name(compiler, node)
     if not isinstance(node.base, Member):
+        raise compiler.fail("ofType() except right after an element (value.ofType(X))", node)
+    name = node.base.name
+    parent = compiler.base(node.base.base, ctx)
+    options = elements.choices(parent.fhir, name)
+    declared = elements.element(parent.fhir, name)
+    if declared is not None and not options:
+        if declared.type != kind and not (kind == "string" and declared.type in STRINGS):
+            raise compiler.fail(
+                f"ofType({kind}) on {parent.fhir}.{name}, which is a {declared.type} "
+                "(never of that type)",
+                node,
+            )
+        return compiler.navigate(parent, name, hint=kind, fhir=declared.type)
+    if options and kind not in options:
         raise compiler.fail(
-            "ofType() is only supported right after a choice element (value.ofType(X))"
+            f"ofType({kind}) on {parent.fhir}.{name}[x], whose types are "
+            f"{', '.join(sorted(options))}",
+            node,
         )
+    if not options and elements.known(parent.fhir):
+        raise compiler.fail(f"ofType({kind}) on {parent.fhir}.{name}: no such element", node)
+    # a choice element, or an element of a type the models do not describe: FHIR JSON naming
     suffix = kind[0].upper() + kind[1:]
-    return compiler.member(Member(node.base.base, node.base.name + suffix), ctx, hint=kind)
+    return compiler.navigate(parent, name + suffix, hint=kind, fhir=kind)
 
 
 def first(compiler: ExpressionCompiler, node: Call, ctx: Context) -> Value:
@@ -53,9 +75,9 @@ def first(compiler: ExpressionCompiler, node: Call, ctx: Context) -> Value:
     value = compiler.base(node.base, ctx)
     d = compiler.dialect
     if value.form == "raw":
-        return Value("item", d.raw_first(value.sql), value.type)
+        return Value("item", d.raw_first(value.sql), value.type, value.fhir)
     if value.form == "coll":
-        return Value("item", d.coll_item(value.sql, "0"), value.type)
+        return Value("item", d.coll_item(value.sql, "0"), value.type, value.fhir)
     return value
 
 
@@ -96,11 +118,13 @@ def filtered(compiler: ExpressionCompiler, value: Value, predicate: Node, ctx: C
     """``value.where(predicate)``: the predicate sees each item as its focus."""
 
     def condition(item: str) -> str:
-        return compiler.boolean(predicate, Context(item, ctx.index, ctx.resource))
+        return compiler.boolean(predicate, Context(item, ctx.index, ctx.resource, value.fhir))
 
     if value.form == "item":
-        return Value("item", f"CASE WHEN {condition(value.sql)} THEN {value.sql} END", value.type)
-    return Value("coll", compiler.dialect.coll_filter(compiler.coll(value), condition), value.type)
+        sql = f"CASE WHEN {condition(value.sql)} THEN {value.sql} END"
+        return Value("item", sql, value.type, value.fhir)
+    coll = compiler.dialect.coll_filter(compiler.coll(value), condition)
+    return Value("coll", coll, value.type, value.fhir)
 
 
 def where(compiler: ExpressionCompiler, node: Call, ctx: Context) -> Value:
@@ -112,7 +136,7 @@ def extension(compiler: ExpressionCompiler, node: Call, ctx: Context) -> Value:
     arity(compiler, node, (1,))
     url = node.args[0]
     if not isinstance(url, Literal) or url.type != "string":
-        raise compiler.fail("extension() needs a string literal url")
+        raise compiler.fail("extension() with a url that is not a string literal", node)
     extensions = compiler.navigate(compiler.base(node.base, ctx), "extension")
     return filtered(compiler, extensions, Binary("=", Member(None, "url"), url), ctx)
 
@@ -165,9 +189,10 @@ def boundary_function(low: bool) -> Callable[[ExpressionCompiler, Call, Context]
         arity(compiler, node, (0,))
         value = compiler.single(compiler.base(node.base, ctx), f"{node.name}()")
         if value.form == "scalar":
-            raise UnsupportedError(f"{node.name}() of a literal or computed value")
+            raise compiler.fail(f"{node.name}() of a literal or computed value", node)
+        kind = value.fhir if value.type == "json" and value.fhir else value.type
         return Value(
-            "scalar", boundary.boundary(compiler.dialect, value.sql, value.type, low), "boundary"
+            "scalar", boundary.boundary(compiler.dialect, value.sql, kind, low), "boundary"
         )
 
     return handler
@@ -187,4 +212,5 @@ HANDLERS: dict[str, Callable[[ExpressionCompiler, Call, Context], Value]] = {
     "getReferenceKey": reference_key,
     "lowBoundary": boundary_function(low=True),
     "highBoundary": boundary_function(low=False),
+    **strings.HANDLERS,
 }

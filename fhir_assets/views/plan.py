@@ -1,9 +1,12 @@
 """A view's select tree expanded into flat branches: each a list of row operations.
 
-A select's rows are the product of its columns, nested selects and unionAll; unionAll and
-forEachOrNull distribute over that product, so a view becomes a UNION ALL of branches without
-alternatives inside. forEachOrNull P {body} is forEach P {body} plus, when P is empty, one row
-of NULLs for the body (SQL on FHIR v2, "forEachOrNull").
+A select's rows are the product of its columns, nested selects and unionAll; unionAll
+distributes over that product, so a view becomes a UNION ALL of branches without alternatives
+inside. forEachOrNull P {body} is forEach P {body} plus, when P is empty, one row of NULLs for
+the body (SQL on FHIR v2, "forEachOrNull"): it is one outer expansion inside its branch (an
+empty P expands to one NULL item), so k sibling forEachOrNull keep one branch, not 2^k. Only a
+forEachOrNull whose body holds a ``repeat`` is still split in two branches (a recursive
+expansion of a NULL row yields no row).
 """
 
 from __future__ import annotations
@@ -17,11 +20,17 @@ from .fhirpath import Node
 
 @dataclass(frozen=True, slots=True)
 class ForEach:
-    """One row per item of ``path`` evaluated in context ``parent``; the item is context ``ctx``."""
+    """One row per item of ``path`` evaluated in context ``parent``; the item is context ``ctx``.
+
+    ``outer``: an empty ``path`` gives one row whose item is NULL (forEachOrNull). ``nullable``:
+    the parent may be such a NULL row, which then passes through as one NULL row.
+    """
 
     path: Node
     parent: int
     ctx: int
+    outer: bool = False
+    nullable: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,11 +51,20 @@ class Empty:
 
 
 @dataclass(frozen=True, slots=True)
+class Present:
+    """Keep the row only if context ``ctx`` is not forEachOrNull's NULL row (which a unionAll
+    below it must yield once, not once per branch)."""
+
+    ctx: int
+
+
+@dataclass(frozen=True, slots=True)
 class Columns:
-    """Output columns evaluated in context ``ctx``."""
+    """Output columns evaluated in context ``ctx``; ``nullable``: NULL where ``ctx`` is NULL."""
 
     columns: tuple[Column, ...]
     ctx: int
+    nullable: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,7 +74,7 @@ class Nulls:
     columns: tuple[Column, ...]
 
 
-Op = ForEach | Repeat | Empty | Columns | Nulls
+Op = ForEach | Repeat | Empty | Present | Columns | Nulls
 Branch = list[Op]
 
 
@@ -70,22 +88,39 @@ class Expander:
 
     def __init__(self) -> None:
         self.ids = count(1)
+        self.nullable: set[int] = set()  # contexts that may be forEachOrNull's NULL row
 
     def select(self, node: Select, ctx: int) -> list[Branch]:
         if node.for_each is None and not node.repeat:
             return self.body(node, ctx)
         inner = next(self.ids)
-        head: Op = (
-            Repeat(node.repeat, ctx, inner) if node.repeat else ForEach(node.for_each, ctx, inner)  # type: ignore[arg-type]
-        )
+        split = node.or_null and has_repeat(node)
+        outer = node.or_null and not split
+        head: Op
+        if node.repeat or node.for_each is None:
+            head = Repeat(node.repeat, ctx, inner)
+        else:
+            head = ForEach(node.for_each, ctx, inner, outer, ctx in self.nullable)
+            if outer or ctx in self.nullable:
+                self.nullable.add(inner)
         branches = [[head, *branch] for branch in self.body(node, inner)]
-        if node.or_null and node.for_each is not None:
+        if split and node.for_each is not None:
             branches.append([Empty(node.for_each, ctx), Nulls(tuple(node.all_columns()))])
         return branches
 
     def body(self, node: Select, ctx: int) -> list[Branch]:
-        parts: list[list[Branch]] = [[[Columns(node.columns, ctx)]]]
+        parts: list[list[Branch]] = [[[Columns(node.columns, ctx, ctx in self.nullable)]]]
         parts += [self.select(child, ctx) for child in node.selects]
         if node.union:
-            parts.append([branch for child in node.union for branch in self.select(child, ctx)])
+            alternatives = []
+            for number, child in enumerate(node.union):
+                guard: Branch = [Present(ctx)] if number and ctx in self.nullable else []
+                alternatives += [[*guard, *branch] for branch in self.select(child, ctx)]
+            parts.append(alternatives)
         return [[op for branch in combination for op in branch] for combination in product(*parts)]
+
+
+def has_repeat(node: Select) -> bool:
+    """Whether a ``repeat`` sits anywhere below ``node``."""
+    children = (*node.selects, *node.union)
+    return any(child.repeat or has_repeat(child) for child in children)

@@ -17,6 +17,7 @@ from .errors import UnsupportedError
 
 TYPES = {"boolean": "BOOLEAN", "integer": "NUMBER(38,0)", "decimal": "FLOAT", "string": "VARCHAR"}
 TYPES["json"] = "VARIANT"
+TYPES["timestamp"] = "TIMESTAMP_TZ"
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,6 +110,9 @@ class SnowflakeDialect(Dialect):
         # A non-boolean JSON string fails the cast with Snowflake's own error.
         return f"CAST({item} AS BOOLEAN)"
 
+    def to_timestamp(self, text: str) -> str:
+        return f"CAST({text} AS TIMESTAMP_TZ)"
+
     def json_compare(self, op: str, left: str, right: str) -> str:
         # VARIANT comparison orders numbers numerically and strings as text.
         return f"{left} {op} {right}"
@@ -118,8 +122,8 @@ class SnowflakeDialect(Dialect):
 
     def number_text(self, item: str) -> str:
         raise UnsupportedError(
-            "lowBoundary()/highBoundary() of a decimal: Snowflake's VARIANT does not keep the "
-            "number's written precision (1.0 is stored as 1)"
+            "unsupported lowBoundary()/highBoundary() of a decimal: Snowflake's VARIANT does not "
+            "keep the number's written precision (1.0 is stored as 1)"
         )
 
     def wrap(self, value: str) -> str:
@@ -194,14 +198,80 @@ class SnowflakeDialect(Dialect):
     def coll_typed(self, coll: Pipeline, kind: str) -> str:
         return self.coll_array(coll)
 
-    def unnest(self, array: str, alias: str) -> Unnest:
+    def null_row(self, array: str, condition: str) -> str:
+        # ARRAY_CONSTRUCT(NULL) is one undefined item: FLATTEN gives it one row, value NULL
+        return f"CASE WHEN {condition} THEN ARRAY_CONSTRUCT(NULL) ELSE {array} END"
+
+    def array_empty(self, array: str) -> str:
+        return f"(COALESCE(ARRAY_SIZE({array}), 0) = 0)"
+
+    def unnest(self, array: str, alias: str, outer: bool = False) -> Unnest:
         # The item is stored wrapped in a one-element array and read back with GET_PATH(.., '[0]'):
         # same value in Snowflake, and the emulator then unquotes it on CAST(... AS VARCHAR).
         value = f"ARRAY_CONSTRUCT({item(alias)})"
-        return Unnest(f"LATERAL FLATTEN(input => {array}) {alias}", value, f"{alias}.index")
+        if not outer:
+            return Unnest(f"LATERAL FLATTEN(input => {array}) {alias}", value, f"{alias}.index")
+        # OUTER => TRUE as well, in case FLATTEN skips the undefined item: then it still emits
+        # one row (value and index NULL). The emulator ignores OUTER but keeps the NULL item.
+        return Unnest(
+            f"LATERAL FLATTEN(input => {array}, OUTER => TRUE) {alias}",
+            f"IFF({item(alias)} IS NULL, NULL, {value})",
+            f"COALESCE({alias}.index, 0)",
+        )
 
     def focus(self, stored: str) -> str:
         return f"GET_PATH({stored}, '[0]')"
+
+    # FHIRPath functions (strings.py)
+    def template(self, name: str, value: str, *args: str) -> str:
+        forms = {
+            "starts": "STARTSWITH({0}, {1})", "ends": "ENDSWITH({0}, {1})",
+            "contains": "CONTAINS({0}, {1})", "matches": "(REGEXP_INSTR({0}, {1}) > 0)",
+            "replace": "REPLACE({0}, {1}, {2})", "upper": "UPPER({0})", "lower": "LOWER({0})",
+            "length": "LENGTH({0})",
+        }  # fmt: skip
+        return forms[name].format(value, *args)
+
+    def substring(self, value: str, start: str, length: str | None) -> str:
+        if length is None:
+            return f"SUBSTR({value}, {start} + 1)"
+        return f"SUBSTR({value}, {start} + 1, GREATEST({length}, 0))"
+
+    def coll_slice(self, coll: Pipeline, start: str, end: str | None) -> tuple[str, str]:
+        array = self.coll_array(coll)
+        stop = f"ARRAY_SIZE({array})" if end is None else f"GREATEST({end}, 0)"
+        return "raw", f"ARRAY_SLICE({array}, GREATEST({start}, 0), {stop})"
+
+    def coll_distinct(self, coll: Pipeline) -> tuple[str, str]:
+        return "raw", f"ARRAY_DISTINCT({self.coll_array(coll)})"
+
+    def coll_union(self, colls: list[Pipeline]) -> tuple[str, str]:
+        return "raw", f"ARRAY_DISTINCT({self.coll_concat(colls)})"
+
+    def coll_as_raw(self, coll: Pipeline) -> str:
+        return self.coll_array(coll)
+
+    def coll_map(self, coll: Pipeline, projection: Callable[[str], str]) -> Pipeline:
+        return self.flatten(coll, projection(coll.item))
+
+    def is_primitive(self, item: str) -> str:
+        return f"({item} IS NOT NULL AND TYPEOF({item}) NOT IN ('OBJECT', 'ARRAY'))"
+
+    def scalar_json(self, sql: str) -> str:
+        return f"TO_VARIANT({sql})"
+
+    def clock(self, which: str) -> str:
+        if which == "today":
+            return "TO_VARCHAR(CURRENT_DATE(), 'YYYY-MM-DD')"
+        return "TO_VARCHAR(SYSDATE(), 'YYYY-MM-DD\"T\"HH24:MI:SS.FF3')"
+
+    def shift_date(self, text: str, n: int, unit: str, width: int) -> str:
+        if width == 19:
+            moment = f"TO_TIMESTAMP_NTZ(SUBSTR({text}, 1, 19), 'YYYY-MM-DD\"T\"HH24:MI:SS')"
+            return f"TO_VARCHAR(DATEADD({unit}, {n}, {moment}), 'YYYY-MM-DD\"T\"HH24:MI:SS')"
+        day = f"TO_DATE({text} || '-01')" if width == 7 else f"TO_DATE({text})"
+        pattern = "YYYY-MM" if width == 7 else "YYYY-MM-DD"
+        return f"TO_VARCHAR(DATEADD({unit}, {n}, {day}), '{pattern}')"
 
     def table(self, resource_type: str) -> str:
         return f"fhir_raw.{resource_type.lower()}"

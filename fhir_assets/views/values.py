@@ -14,12 +14,13 @@ class Value:
     NULL is empty, an array stands for its items), ``coll`` (a dialect collection of JSON items)
     or ``scalar`` (a typed SQL value, NULL is empty). ``type``: for ``scalar`` the SQL kind
     (boolean, string, integer, decimal, boundary); for JSON forms a FHIR type hint from ofType()
-    or "json" when unknown.
+    or "json" when unknown. ``fhir``: the FHIR type of the items where the models know it.
     """
 
     form: str
     sql: Any
     type: str = "json"
+    fhir: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,3 +30,4 @@ class Context:
     focus: str
     index: str
     resource: str
+    type: str | None = None  # the focus's FHIR type, where known

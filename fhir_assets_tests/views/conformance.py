@@ -6,6 +6,7 @@ import json
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -38,8 +39,12 @@ class Case:
         return f"{self.file}:{self.title}"
 
 
-def cases() -> Iterator[Case]:
-    folder = suite_dir()
+CASES = Path(__file__).resolve().parent / "cases"  # ours, in the suite's format
+
+
+def cases(folder: Path | None = None) -> Iterator[Case]:
+    """The test cases of every JSON file in ``folder`` (default: the official suite)."""
+    folder = folder or suite_dir()
     if folder is None:
         return
     for path in sorted(folder.glob("*.json")):
@@ -56,6 +61,8 @@ def resource_types(case: Case) -> set[str]:
 
 
 def normalize(value: Any) -> Any:
+    if isinstance(value, datetime):  # an instant column: compare the moment, in UTC
+        return value.astimezone(UTC).isoformat()
     if isinstance(value, bool) or value is None or isinstance(value, str):
         return value
     if isinstance(value, int | float | Decimal):

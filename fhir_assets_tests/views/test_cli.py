@@ -83,3 +83,38 @@ def test_views_run_reports_invalid_view(ndjson: Path, tmp_path: Path) -> None:
     code, _, err = invoke(str(bad), "--input", str(ndjson))
     assert code == 1
     assert "FHIRPath '@@'" in err
+
+
+@pytest.mark.parametrize("dialect", ["duckdb", "snowflake"])
+def test_views_sql_prints_the_compiled_query(dialect: str, ndjson: Path) -> None:
+    result = CliRunner().invoke(app, ["views", "sql", VIEW, "--dialect", dialect])
+    assert result.exit_code == 0
+    assert result.stdout.startswith("WITH ")
+    if dialect == "duckdb":  # the printed SQL runs as printed
+        con = duckdb.connect()
+        con.execute("CREATE SCHEMA fhir_raw")
+        con.execute(
+            "CREATE TABLE fhir_raw.observation AS SELECT json AS resource, FALSE AS deleted "
+            "FROM read_ndjson_objects(?) WHERE json->>'resourceType' = 'Observation'",
+            [str(ndjson)],
+        )
+        ids = sorted(row[0] for row in con.execute(result.stdout).fetchall())
+        assert ids == ["o0", "o1", "o2"]
+    else:
+        assert "FLATTEN" in result.stdout or "GET_PATH" in result.stdout
+
+
+def test_views_sql_reports_unsupported_function(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.json"
+    bad.write_text(
+        '{"resource": "Patient", "select": [{"column": [{"name": "x", "path": "name.trace()"}]}]}'
+    )
+    result = CliRunner().invoke(app, ["views", "sql", str(bad)])
+    assert result.exit_code == 1
+    assert "unsupported FHIRPath function trace() at position 5" in result.stderr
+
+
+def test_views_sql_rejects_unknown_dialect() -> None:
+    result = CliRunner().invoke(app, ["views", "sql", VIEW, "--dialect", "oracle"])
+    assert result.exit_code == 1
+    assert "unknown SQL dialect" in result.stderr

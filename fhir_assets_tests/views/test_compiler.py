@@ -49,21 +49,24 @@ def warehouse(tmp_path: Path) -> duckdb.DuckDBPyConnection:
 @pytest.mark.parametrize(
     ("path", "construct"),
     [
-        ("name.family.last()", "last()"),
-        ("name.family | name.given", "'|'"),
-        ("name.family ~ 'A'", "'~'"),
-        ("name.select(family)", "select()"),
-        ("name.first().ofType(HumanName)", "ofType()"),
+        ("name.family.trace()", "function trace() at position 12"),
+        ("gender.memberOf('http://x')", "function memberOf(): needs a terminology service"),
+        ("link.other.resolve()", "function resolve(): references are not resolved"),
+        ("name.first().ofType(HumanName)", "ofType() except right after an element"),
+        ("name.ofType(string)", "ofType(string) on Patient.name, which is a HumanName"),
+        ("deceased.ofType(Quantity)", "whose types are boolean, dateTime at position 9"),
+        ("birthDate + 1 'mg'", "date arithmetic with a 'mg' quantity at position 10"),
     ],
 )
 @pytest.mark.parametrize("dialect", ["duckdb", "snowflake"])
 def test_compile_unsupported_construct_is_named(path: str, construct: str, dialect: str) -> None:
-    with pytest.raises(UnsupportedError, match=re.escape(construct)):
+    with pytest.raises(UnsupportedError, match="unsupported .*" + re.escape(construct)):
         compile_view(parse_view(view(column(path))), dialect)
 
 
 def test_compile_snowflake_decimal_boundary_raises() -> None:
-    parsed = parse_view(view(column("value.ofType(decimal).lowBoundary()", type="decimal")))
+    observation = view(column("value.ofType(Quantity).value.lowBoundary()", type="decimal"))
+    parsed = parse_view({**observation, "resource": "Observation"})
     compile_view(parsed, "duckdb")
     with pytest.raises(UnsupportedError, match="precision"):
         compile_view(parsed, "snowflake")
@@ -140,3 +143,34 @@ def test_load_views_user_folder_overrides_and_adds(tmp_path: Path) -> None:
 def test_load_views_missing_folder_fails(tmp_path: Path) -> None:
     with pytest.raises(ViewDefinitionError, match="does not exist"):
         load_views(tmp_path / "nope")
+
+
+def test_untyped_columns_take_the_element_type(warehouse: duckdb.DuckDBPyConnection) -> None:
+    columns = [
+        column("active", "active"),
+        column("multipleBirthInteger", "births"),
+        column("meta.lastUpdated", "updated"),
+        column("birthDate", "birth"),  # a date may be partial ("1970"): text
+        column("name.count()", "names"),
+        column("id", "declared", type="integer"),
+    ]
+    compiled = compile_view(parse_view(view(*columns)))
+    kinds = {c.name: c.kind for c in compiled.columns}
+    assert kinds == {
+        "active": "boolean",
+        "births": "integer",
+        "updated": "timestamp",
+        "birth": "string",
+        "names": "integer",
+        "declared": "integer",
+    }
+    described = warehouse.execute(f"DESCRIBE {compiled.sql}").fetchall()
+    types = {row[0]: row[1] for row in described}
+    assert types == {
+        "active": "BOOLEAN",
+        "births": "BIGINT",
+        "updated": "TIMESTAMP WITH TIME ZONE",
+        "birth": "VARCHAR",
+        "names": "BIGINT",
+        "declared": "BIGINT",
+    }
