@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import logging
 from pathlib import Path
 
 import typer
@@ -38,7 +37,6 @@ def land(
     from ..warehouse.protocol import Provenance
     from ..warehouse.settings import WarehouseSettings, open_warehouse
 
-    logging.basicConfig(level=logging.WARNING)
     env = environ()
     sync = load(SyncSettings, env)
     root = folder.resolve()
@@ -84,12 +82,12 @@ def export(
     Authenticates like the assets (every FHIR_* auth setting: Backend Services, client secret,
     FHIR_PRIVATE_KEY, FHIR_JKU, ...); the options override single settings.
     """
-    from ..fhir import FhirError, connect
+    from ..fhir import connect
     from ..fhir.bulk import BulkClient, BulkOptions, ExportRequest, cancel_export, format_instant
     from ..fhir.bulk import run_export as run
     from ..settings import FhirSettings, load
+    from .probe import checked_server
 
-    logging.basicConfig(level=logging.WARNING)
     interrupt_on_sigterm()
     overrides = {
         "base_url": base_url,
@@ -100,26 +98,27 @@ def export(
     fhir = dataclasses.replace(
         load(FhirSettings, environ()), **{k: v for k, v in overrides.items() if v}
     )
-    try:
-        settings = fhir.server(scopes=scopes or fhir.scopes or "system/*.read")
-        request = ExportRequest(
-            "group" if group and level == "system" else level,  # --group alone means group level
-            group,
-            tuple(t.strip() for t in (types or "").split(",") if t.strip()),
-            format_instant(since) if since else None,
-            tuple(type_filter),
-        )
-        with (
-            connect(settings) as client,
-            BulkClient(client, BulkOptions(max_connections=max_connections)) as bulk,
-        ):
-            if cancel:
-                typer.echo("export job deleted" if cancel_export(bulk, out) else "no open job")
-                return
-            result = run(bulk, request, out, lambda p: typer.echo(_progress_line(p), err=True))
-    except (FhirError, ValueError) as exc:
-        typer.echo(f"export failed: {exc}", err=True)
-        raise typer.Exit(1) from exc
+    # Failures (unreachable host, not a FHIR server, bad key, refused export) reach the
+    # CliGroup, which prints them as "error: ..." with the fix.
+    # --cancel only DELETEs the status URL recorded in --out: no need to probe the base URL.
+    settings = checked_server(
+        fhir, scopes=scopes or fhir.scopes or "system/*.read", probe=not cancel
+    )
+    request = ExportRequest(
+        "group" if group and level == "system" else level,  # --group alone means group level
+        group,
+        tuple(t.strip() for t in (types or "").split(",") if t.strip()),
+        format_instant(since) if since else None,
+        tuple(type_filter),
+    )
+    with (
+        connect(settings) as client,
+        BulkClient(client, BulkOptions(max_connections=max_connections)) as bulk,
+    ):
+        if cancel:
+            typer.echo("export job deleted" if cancel_export(bulk, out) else "no open job")
+            return
+        result = run(bulk, request, out, lambda p: typer.echo(_progress_line(p), err=True))
     for resource_type, n in sorted(result.counts().items()):
         typer.echo(f"{resource_type:<28}{n:>10}")
     typer.echo(f"transactionTime (next --since): {result.manifest.transaction_time}")
