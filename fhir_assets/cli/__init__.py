@@ -13,7 +13,7 @@ from __future__ import annotations
 import typer
 
 from ..views.cli import app as views_app
-from . import data, demo
+from . import data, demo, doctor
 from .auth import auth_app, keys_app
 from .errors import CliGroup
 
@@ -57,5 +57,6 @@ app.add_typer(auth_app, name="auth")
 app.add_typer(views_app, name="views")
 data.register(app)
 demo.register(app)
+doctor.register(app)
 
 __all__ = ["app"]
