@@ -21,17 +21,8 @@ def _rows(stdout: str) -> dict[str, str]:
 def test_doctor_passes_on_the_sandbox(run: Run, sandbox: Sandbox) -> None:
     done = run("doctor", env=sandbox.environment())
     assert done.returncode == 0, done.stdout + done.stderr
-    assert _rows(done.stdout) == {
-        name: "pass"
-        for name in (
-            "configuration",
-            "FHIR server",
-            "SMART configuration",
-            "token",
-            "scopes",
-            "warehouse",
-        )  # fmt: skip
-    }
+    names = ("configuration", "FHIR server", "SMART configuration", "token", "scopes", "warehouse")
+    assert _rows(done.stdout) == dict.fromkeys(names, "pass")
     assert "FHIR 4.0.1" in done.stdout
 
 
