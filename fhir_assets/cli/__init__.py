@@ -13,7 +13,7 @@ from __future__ import annotations
 import typer
 
 from ..views.cli import app as views_app
-from . import data, demo, doctor
+from . import data, demo, doctor, sync
 from .auth import auth_app, keys_app
 from .errors import CliGroup
 
@@ -58,5 +58,6 @@ app.add_typer(views_app, name="views")
 data.register(app)
 demo.register(app)
 doctor.register(app)
+sync.register(app)
 
 __all__ = ["app"]
