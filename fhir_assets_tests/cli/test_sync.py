@@ -38,7 +38,7 @@ def test_sync_lands_the_servers_counts_and_a_rerun_nothing_new(
         for resource_type, count in expected.items():
             table = f"fhir_raw.{resource_type.lower()}"
             [(rows_landed, servers)] = db.execute(
-                f"SELECT COUNT(*), LIST(DISTINCT source_server) FROM {table}"
+                f"SELECT COUNT(*), LIST(DISTINCT source_server) FROM {table}"  # noqa: S608
             ).fetchall()
             assert rows_landed == count
             assert servers == [sandbox.base_url]
