@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import dataclasses
+import re
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
 from .common import environ, interrupt_on_sigterm
+
+if TYPE_CHECKING:
+    from .progress import Bars
 
 
 def land(
@@ -32,10 +37,11 @@ def land(
     from datetime import UTC, datetime
 
     from ..settings import SyncSettings, load
-    from ..warehouse.files import land_folder, plan_folder, transaction_time
-    from ..warehouse.landing import LandingOptions
+    from ..warehouse.files import folder_entries, plan_folder, transaction_time
+    from ..warehouse.landing import LandingOptions, land
     from ..warehouse.protocol import Provenance
     from ..warehouse.settings import WarehouseSettings, open_warehouse
+    from .progress import bars, counted_blocks
 
     env = environ()
     sync = load(SyncSettings, env)
@@ -52,8 +58,14 @@ def land(
     options = LandingOptions(validation=validation or sync.validation, history=history)
     typer.echo(f"{'type':26} {'seen':>9} {'landed':>9} {'updated':>9} {'deleted':>9} "
                f"{'unchanged':>9} {'quarantined':>11}")  # fmt: skip
-    with open_warehouse(load(WarehouseSettings, env)) as warehouse:
-        for r in land_folder(warehouse, plan, root, provenance, options):
+    with open_warehouse(load(WarehouseSettings, env)) as warehouse, bars("bytes") as shown:
+        for resource_type, paths in sorted(plan.files.items()):
+            # land_folder's loop, with a bar per type fed by the blocks read
+            plain = all(p.suffix != ".gz" for p in paths)  # a .gz file's size is not its bytes
+            task = shown.add(resource_type, sum(p.stat().st_size for p in paths) if plain else None)
+            blocks = counted_blocks(folder_entries(paths, root), shown, task)
+            r = land(warehouse, resource_type, blocks, provenance, options)
+            shown.finish(task)
             typer.echo(f"{r.resource_type:26} {r.seen:9d} {r.landed:9d} {r.updated:9d} "
                        f"{r.deleted:9d} {r.unchanged:9d} {r.quarantined:11d}")  # fmt: skip
     if plan.unknown:
@@ -87,6 +99,7 @@ def export(
     from ..fhir.bulk import run_export as run
     from ..settings import FhirSettings, load
     from .probe import checked_server
+    from .progress import bars
 
     interrupt_on_sigterm()
     overrides = {
@@ -118,7 +131,8 @@ def export(
         if cancel:
             typer.echo("export job deleted" if cancel_export(bulk, out) else "no open job")
             return
-        result = run(bulk, request, out, lambda p: typer.echo(_progress_line(p), err=True))
+        with bars("files") as shown:
+            result = run(bulk, request, out, _ExportProgress(shown))
     for resource_type, n in sorted(result.counts().items()):
         typer.echo(f"{resource_type:<28}{n:>10}")
     typer.echo(f"transactionTime (next --since): {result.manifest.transaction_time}")
@@ -129,10 +143,27 @@ def export(
         raise typer.Exit(1)
 
 
-def _progress_line(progress: object) -> str:
-    done, total = getattr(progress, "files_done", 0), getattr(progress, "files_total", 0)
-    counter = f"[{done}/{total}] " if total else ""
-    return f"{counter}{getattr(progress, 'message', '')}"
+class _ExportProgress:
+    """The export's steps as lines, and a bar over its files (resources, MB, rate, ETA)."""
+
+    def __init__(self, shown: Bars) -> None:
+        self.bars = shown
+        self.task: int | None = None
+
+    def __call__(self, progress: object) -> None:
+        phase = getattr(progress, "phase", "")
+        done, total = getattr(progress, "files_done", 0), getattr(progress, "files_total", 0)
+        megabytes = f"export {getattr(progress, 'bytes_done', 0) / 1e6:,.1f} MB"
+        if self.task is None and phase in ("manifest", "file") and total:
+            self.task = self.bars.add("export 0.0 MB", total)
+            self.bars.advance(self.task, done)
+        if self.task is not None and phase == "file":
+            lines = re.search(r"(\d+) lines$", getattr(progress, "message", ""))
+            self.bars.advance(self.task, 1, int(lines.group(1)) if lines else 0,
+                              description=megabytes)  # fmt: skip
+        counter = f"[{done}/{total}] " if total else ""
+        if not self.bars.shown or phase != "file":  # the bar shows files done
+            self.bars.log(f"{counter}{getattr(progress, 'message', '')}")
 
 
 def register(app: typer.Typer) -> None:

@@ -21,8 +21,22 @@ from .common import environ, interrupt_on_sigterm
 if TYPE_CHECKING:
     from ..catalog import ResourceSpec
     from ..fhir.search import WindowSync
+    from ..fhir.window import Window
     from ..warehouse.landing import LandingOptions, LandingResult
     from ..warehouse.protocol import Provenance, Warehouse
+    from .progress import Bars
+
+
+@dataclass(frozen=True, slots=True)
+class SyncRun:
+    """What every type's sync in one command shares."""
+
+    warehouse: Warehouse
+    window_sync: WindowSync
+    target: Target
+    provenance: Provenance
+    options: LandingOptions
+    bars: Bars
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,6 +75,7 @@ def sync(
     from ..warehouse.protocol import Provenance
     from ..warehouse.settings import open_warehouse
     from .probe import checked_server
+    from .progress import bars
 
     interrupt_on_sigterm()
     settings = Settings.from_environ(environ())
@@ -79,42 +94,60 @@ def sync(
                     fhir.requests_per_s, fhir.workers)  # fmt: skip
     typer.echo(f"{'type':26} {'window':>52} {'seen':>8} {'landed':>8} {'updated':>8} "
                f"{'unchanged':>9} {'quarantined':>11}")  # fmt: skip
-    with connect(server) as client, open_warehouse(settings.warehouse) as warehouse:
+    with (
+        connect(server) as client,
+        open_warehouse(settings.warehouse) as warehouse,
+        bars("resources") as shown,
+    ):
         window_sync = build_window_sync(client, target)  # type: ignore[arg-type]
+        run = SyncRun(warehouse, window_sync, target, provenance, options, shown)
         for spec in specs:
-            _sync_type(warehouse, window_sync, target, spec, (start, end), provenance, options)
+            _sync_type(run, spec, (start, end))
 
 
 def _sync_type(
-    warehouse: Warehouse,
-    window_sync: WindowSync,
-    target: Target,
-    spec: ResourceSpec,
-    bounds: tuple[datetime | None, datetime],
-    provenance: Provenance,
-    options: LandingOptions,
+    run: SyncRun, spec: ResourceSpec, bounds: tuple[datetime | None, datetime]
 ) -> LandingResult | None:
     from ..fhir.window import EPOCH, Window
     from ..sync import build_sync_queries
     from ..warehouse.inputs import resource_entries
     from ..warehouse.landing import land
 
-    start = bounds[0] or _newest(warehouse, spec.table, provenance.source_server) or EPOCH
+    server = run.provenance.source_server
+    start = bounds[0] or _newest(run.warehouse, spec.table, server) or EPOCH
     if start >= bounds[1]:
         typer.echo(f"{spec.resource_type:26} nothing to sync: --since is not before --until")
         return None
     window = Window(start, bounds[1])
-    queries = build_sync_queries(window_sync, target, spec, [window])  # type: ignore[arg-type]
+    queries = build_sync_queries(run.window_sync, run.target, spec, [window])  # type: ignore[arg-type]
+    task = run.bars.add(spec.resource_type, _count(run, spec.resource_type, window))
 
     def entries() -> Iterator[Any]:
-        for number, page in enumerate(window_sync.pages(queries), 1):
-            source = f"{provenance.source_server}/{spec.resource_type} search page {number}"
+        for number, page in enumerate(run.window_sync.pages(queries), 1):
+            source = f"{server}/{spec.resource_type} search page {number}"
             yield from resource_entries(source, page)
+            run.bars.advance(task, len(page), len(page))
 
-    r = land(warehouse, spec.resource_type, entries(), provenance, options)
+    r = land(run.warehouse, spec.resource_type, entries(), run.provenance, run.options)
+    run.bars.finish(task)
     typer.echo(f"{r.resource_type:26} {window!s:>52} {r.seen:8d} {r.landed:8d} {r.updated:8d} "
                f"{r.unchanged:9d} {r.quarantined:11d}")  # fmt: skip
     return r
+
+
+def _count(run: SyncRun, resource_type: str, window: Window) -> int | None:
+    """The server's count for the window, for the bar's ETA (only when a bar is shown)."""
+    from ..fhir.errors import FhirError
+
+    if not run.bars.shown:
+        return None
+    try:
+        total = run.window_sync.client.get(
+            resource_type, [("_summary", "count"), *window.params()]
+        ).get("total")
+    except FhirError:
+        return None
+    return total if isinstance(total, int) else None
 
 
 def _newest(warehouse: Warehouse, table: str, server: str) -> datetime | None:
