@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import typer
 
-from ..views.cli import app as views_app
 from . import data, demo, doctor, sync
 from .auth import auth_app, keys_app
 from .errors import CliGroup
@@ -23,6 +22,9 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    # click's plain help: rich's help rendering imports markdown-it and rich's layout and cost
+    # 0.4 s of `fhir-assets --help` here.
+    rich_markup_mode=None,
 )
 
 
@@ -54,7 +56,7 @@ def main(
 
 app.add_typer(keys_app, name="keys")
 app.add_typer(auth_app, name="auth")
-app.add_typer(views_app, name="views")
+# `views` is added by CliGroup when it runs (fhir_assets.views.cli, imported lazily)
 data.register(app)
 demo.register(app)
 doctor.register(app)

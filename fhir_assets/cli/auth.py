@@ -13,8 +13,12 @@ import typer
 
 from .common import environ
 
-keys_app = typer.Typer(help="Client keys for SMART Backend Services.", no_args_is_help=True)
-auth_app = typer.Typer(help="Check and obtain SMART access tokens.", no_args_is_help=True)
+keys_app = typer.Typer(
+    help="Client keys for SMART Backend Services.", no_args_is_help=True, rich_markup_mode=None
+)
+auth_app = typer.Typer(
+    help="Check and obtain SMART access tokens.", no_args_is_help=True, rich_markup_mode=None
+)
 
 
 @keys_app.command("generate")

@@ -14,6 +14,10 @@ from .common import environ, interrupt_on_sigterm
 if TYPE_CHECKING:
     from .progress import Bars
 
+# warehouse.files.PATTERNS (a test keeps them equal): importing that module imports the
+# landing code, which `land` of a folder without NDJSON need not pay for.
+NDJSON_PATTERNS = ("*.ndjson", "*.ndjson.gz")
+
 
 def land(
     folder: Path = typer.Argument(..., exists=True, file_okay=False, help="folder of NDJSON"),
@@ -36,6 +40,13 @@ def land(
     import uuid
     from datetime import UTC, datetime
 
+    root = folder.resolve()
+    # Nothing to land: say so before importing the landing code (pyarrow, DuckDB), whose
+    # import is most of this command's start-up.
+    if not any(p.is_file() for pattern in NDJSON_PATTERNS for p in root.rglob(pattern)):
+        typer.echo(f"no .ndjson or .ndjson.gz files in {root}", err=True)
+        return
+
     from ..settings import SyncSettings, load
     from ..warehouse.files import folder_entries, plan_folder, transaction_time
     from ..warehouse.landing import LandingOptions, land
@@ -45,7 +56,6 @@ def land(
 
     env = environ()
     sync = load(SyncSettings, env)
-    root = folder.resolve()
     plan = plan_folder(root)
     for path in plan.unknown:
         typer.echo(f"cannot tell the resource type of {path}: name it <Type>.ndjson", err=True)
