@@ -106,7 +106,7 @@ class CliGroup(TyperGroup):
             import importlib
 
             sub_app = importlib.import_module(self.lazy[name][0]).app
-            self.add_command(typer.main.get_command(sub_app), name)
+            self.add_command(typer.main.get_group(sub_app), name)  # a group even of one command
         return super().get_command(ctx, name)
 
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
@@ -127,6 +127,8 @@ class CliGroup(TyperGroup):
             return super().invoke(ctx)
         except (click.exceptions.ClickException, click.exceptions.Exit, click.exceptions.Abort):
             raise
+        except BrokenPipeError:  # `fhir-assets ... | head`: the reader left; nothing to say
+            raise typer.Exit(1) from None
         except Exception as exc:
             if ctx.params.get("debug"):
                 raise
