@@ -116,7 +116,7 @@ def _resources_column() -> Any:
     from rich.progress import ProgressColumn
     from rich.text import Text
 
-    class ResourcesColumn(ProgressColumn):  # type: ignore[misc]
+    class ResourcesColumn(ProgressColumn):
         """``1,234 res 456/s``: resources so far and their rate."""
 
         def render(self, task: Any) -> Text:

@@ -156,20 +156,24 @@ def _newest(warehouse: Warehouse, table: str, server: str) -> datetime | None:
     The next search starts there (``ge``), so a resource updated in the same millisecond as the
     newest one is not missed; the one already landed comes back as ``unchanged``.
     """
+    from ..warehouse.layout import RAW_SCHEMA
     from ..warehouse.sql import qualified
 
-    query = (
-        f"SELECT MAX(last_updated) FROM {qualified(table)} "  # noqa: S608 - catalog name, literal
-        f"WHERE source_server = {warehouse.dialect.literal(server)}"
+    literal = warehouse.dialect.literal
+    exists = (
+        "SELECT COUNT(*) FROM information_schema.tables WHERE "  # noqa: S608 - literals
+        f"LOWER(table_schema) = {literal(RAW_SCHEMA)} AND LOWER(table_name) = {literal(table)}"
     )
-    try:
-        [(newest,)] = warehouse.fetch(query)
-    except Exception:
+    if not warehouse.fetch(exists)[0][0]:  # never landed: sync everything
         return None
-    if newest is None:
-        return None
-    if isinstance(newest, str):
+    [(newest,)] = warehouse.fetch(
+        f"SELECT MAX(last_updated) FROM {qualified(table)} "  # noqa: S608 - catalog name, literal
+        f"WHERE source_server = {literal(server)}"
+    )
+    if isinstance(newest, str):  # a driver that returns timestamps as text
         newest = datetime.fromisoformat(newest)
+    if not isinstance(newest, datetime):
+        return None
     return newest if newest.tzinfo else newest.replace(tzinfo=UTC)
 
 
