@@ -81,3 +81,32 @@ def test_sync_and_doctor_run_without_importing_dagster(sandbox: Sandbox, tmp_pat
     )
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "[]"
+
+
+def test_sync_into_the_snowflake_emulator_continues_from_its_high_water_mark(
+    run: Run, sandbox: Sandbox
+) -> None:
+    from fhir_assets_tests.snowflake_emulator import apply_bootstrap, emulator_settings
+
+    with emulator_settings(database="FHIR_ASSETS") as snowflake:
+        apply_bootstrap(snowflake)
+        env = sandbox.environment() | {
+            "FHIR_WAREHOUSE": "snowflake",
+            "SNOWFLAKE_ACCOUNT": snowflake.account,
+            "SNOWFLAKE_USER": snowflake.user,
+            "SNOWFLAKE_PASSWORD": snowflake.password or "",
+            "SNOWFLAKE_DATABASE": snowflake.database,
+            "SNOWFLAKE_HOST": snowflake.host or "",
+            "SNOWFLAKE_PORT": str(snowflake.port),
+            "SNOWFLAKE_PROTOCOL": snowflake.protocol or "",
+        }
+        first = run("sync", "--type", "Patient", env=env)
+        again = run("sync", "--type", "Patient", env=env)
+    assert first.returncode == 0, first.stderr
+    assert again.returncode == 0, again.stderr
+    expected = sandbox.counts(["Patient"])["Patient"]
+    assert int(_table(first.stdout)["Patient"][3]) == expected
+    start, _, seen, landed, updated, unchanged, _ = _table(again.stdout)["Patient"]
+    assert start != "1970-01-01T00:00:00.000Z"
+    assert (landed, updated) == ("0", "0")
+    assert int(unchanged) == int(seen) < expected
