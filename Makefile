@@ -19,6 +19,8 @@ $(STAMP): requirements.lock pyproject.toml
 	@test -x $(UV) || $(BIN)/python -m pip install --quiet "uv==0.13.9"
 	$(UV) pip sync --quiet --compile-bytecode --python $(BIN)/python requirements.lock
 	$(UV) pip install --quiet --python $(BIN)/python --no-deps -e .
+	@# the package itself is installed editable: compile it too (PYTHONDONTWRITEBYTECODE=1 here)
+	$(BIN)/python -m compileall -q fhir_assets
 	@touch $@
 
 ## demo: local FHIR sandbox with synthetic data -> every raw asset -> DuckDB, then row counts

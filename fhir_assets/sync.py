@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import replace
+from typing import TYPE_CHECKING
 
 from .catalog import ResourceSpec
 from .fhir.client import FhirClient
@@ -17,7 +18,9 @@ from .fhir.profiles import (
 from .fhir.ratelimit import shared_rate_file
 from .fhir.search import WindowSync
 from .fhir.window import Query, Window
-from .resources import FhirServerResource
+
+if TYPE_CHECKING:  # the Dagster resource; `fhir-assets sync` passes a plain object instead
+    from .resources import FhirServerResource
 
 
 def use_server_profile(client: FhirClient, fhir: FhirServerResource) -> ServerProfile:

@@ -13,8 +13,12 @@ import typer
 
 from .common import environ
 
-keys_app = typer.Typer(help="Client keys for SMART Backend Services.", no_args_is_help=True)
-auth_app = typer.Typer(help="Check and obtain SMART access tokens.", no_args_is_help=True)
+keys_app = typer.Typer(
+    help="Client keys for SMART Backend Services.", no_args_is_help=True, rich_markup_mode=None
+)
+auth_app = typer.Typer(
+    help="Check and obtain SMART access tokens.", no_args_is_help=True, rich_markup_mode=None
+)
 
 
 @keys_app.command("generate")
@@ -63,24 +67,28 @@ def auth_check() -> None:
 
     Exits 1 if no token can be had or the scopes do not cover FHIR_RESOURCE_TYPES.
     """
-    from ..fhir import FhirError, require_read, token_source
+    from ..fhir import require_read, token_source
+    from ..settings import FhirSettings, load
+    from .probe import capability_statement, check_private_key
 
-    try:
-        settings = _settings()
-        tokens = token_source(settings)
-        if tokens is None:
-            typer.echo(f"{settings.base_url}: no client configured (open server), nothing to check")
-            return
-        token = tokens.token()
-        typer.echo(f"server        : {settings.base_url}\nauth method   : {settings.method()}")
-        typer.echo(f"token endpoint: {getattr(tokens, 'token_url', '?')}")
-        typer.echo(f"granted scopes: {token.scope or '(none stated)'}")
-        typer.echo(f"expires       : {_expiry(token.expires_at)}")
-        require_read(token.scope, settings.resource_types)
-        typer.echo(f"covers        : {len(settings.resource_types)} resource types")
-    except FhirError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(1) from None
+    settings = _settings()
+    capability_statement(settings.base_url)
+    fhir = load(FhirSettings, environ())
+    check_private_key(None if fhir.private_key else fhir.private_key_path)
+    tokens = token_source(settings)
+    if tokens is None:
+        typer.echo(
+            f"{settings.base_url}: a FHIR server; no client configured (FHIR_CLIENT_ID unset), "
+            "so requests go without a token"
+        )
+        return
+    token = tokens.token()
+    typer.echo(f"server        : {settings.base_url}\nauth method   : {settings.method()}")
+    typer.echo(f"token endpoint: {getattr(tokens, 'token_url', '?')}")
+    typer.echo(f"granted scopes: {token.scope or '(none stated)'}")
+    typer.echo(f"expires       : {_expiry(token.expires_at)}")
+    require_read(token.scope, settings.resource_types)
+    typer.echo(f"covers        : {len(settings.resource_types)} resource types")
 
 
 @auth_app.command("login")
@@ -92,27 +100,25 @@ def auth_login(
     """Authorization code + PKCE: approve in a browser, then store the tokens encrypted."""
     import webbrowser
 
-    from ..fhir import CodeClient, FhirError, discover, login
+    from ..fhir import CodeClient, discover, login
     from ..fhir.settings import requested_scopes, token_store
+    from .probe import capability_statement
 
-    try:
-        settings = _settings()
-        config = discover(settings.base_url, timeout=settings.timeout_s)
-        store = token_store(settings)
-        token = login(
-            config,
-            base_url=settings.base_url,
-            client=CodeClient(settings.client_id or "", settings.client_secret),
-            scope=requested_scopes(settings, config),
-            store=store,
-            open_browser=(lambda url: None) if no_browser else webbrowser.open,
-            echo=typer.echo,
-            timeout=timeout,
-            port=port,
-        )
-    except FhirError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(1) from None
+    settings = _settings()
+    capability_statement(settings.base_url)
+    config = discover(settings.base_url, timeout=settings.timeout_s)
+    store = token_store(settings)
+    token = login(
+        config,
+        base_url=settings.base_url,
+        client=CodeClient(settings.client_id or "", settings.client_secret),
+        scope=requested_scopes(settings, config),
+        store=store,
+        open_browser=(lambda url: None) if no_browser else webbrowser.open,
+        echo=typer.echo,
+        timeout=timeout,
+        port=port,
+    )
     typer.echo(f"logged in; granted scopes: {token.scope or '(none stated)'}")
     typer.echo(
         f"access token expires {_expiry(token.expires_at)}; refresh token: "

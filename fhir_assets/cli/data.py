@@ -3,12 +3,23 @@
 from __future__ import annotations
 
 import dataclasses
-import logging
+import re
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import typer
 
 from .common import environ, interrupt_on_sigterm
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+
+    from ..warehouse.batches import Block
+    from .progress import Bars
+
+# warehouse.files.PATTERNS (a test keeps them equal): importing that module imports the
+# landing code, which `land` of a folder without NDJSON need not pay for.
+NDJSON_PATTERNS = ("*.ndjson", "*.ndjson.gz")
 
 
 def land(
@@ -37,10 +48,17 @@ def land(
     The warehouse is FHIR_WAREHOUSE (duckdb: FHIR_DUCKDB_PATH, default
     .fhir-assets/warehouse.duckdb; snowflake: SNOWFLAKE_* variables).
     """
-    import dataclasses
     import itertools
     import uuid
     from datetime import UTC, datetime
+
+    root = folder.resolve()
+    # Nothing to land: say so before importing the landing code (pyarrow, DuckDB), whose
+    # import is most of this command's start-up. (A directory named like input is no file, but
+    # planning the folder reports it.)
+    if not any(True for pattern in NDJSON_PATTERNS for _ in root.rglob(pattern)):
+        typer.echo(f"no .ndjson or .ndjson.gz files in {root}", err=True)
+        return
 
     from ..catalog import BY_TYPE
     from ..settings import SyncSettings, load
@@ -55,15 +73,14 @@ def land(
     from ..warehouse.landing import LandingOptions
     from ..warehouse.protocol import Provenance
     from ..warehouse.settings import WarehouseSettings, open_warehouse
+    from .progress import bars, counted_blocks
 
-    logging.basicConfig(level=logging.WARNING)
     env = environ()
     sync = load(SyncSettings, env)
     warehouse_settings = load(WarehouseSettings, env)
     if memory_limit:
         duckdb = dataclasses.replace(warehouse_settings.duckdb, memory_limit=memory_limit)
         warehouse_settings = dataclasses.replace(warehouse_settings, duckdb=duckdb)
-    root = folder.resolve()
     plan, deleted = split_deletions(plan_folder(root), root)
     for path in plan.unknown:
         typer.echo(f"cannot tell the resource type of {path}: name it <Type>.ndjson", err=True)
@@ -84,20 +101,32 @@ def land(
     )
     broken: list[str] = []
     options = LandingOptions(validation=validation or sync.validation, history=history)
+    tasks: dict[str, int] = {}
     try:
-        with open_warehouse(warehouse_settings) as warehouse:
-            typer.echo(f"{'type':26} {'seen':>9} {'landed':>9} {'updated':>9} {'deleted':>9} "
-                       f"{'unchanged':>9} {'quarantined':>11}")  # fmt: skip
+        with open_warehouse(warehouse_settings) as warehouse, bars("bytes") as shown:
+
+            def watch(resource_type: str, paths: list[Path], blocks: Iterable[Block]) -> Any:
+                """A bar per type, moved by the bytes of its blocks."""
+                plain = all(p.suffix != ".gz" for p in paths)  # a .gz file's size is not its bytes
+                total = sum(p.stat().st_size for p in paths) if plain else None
+                tasks[resource_type] = task = shown.add(resource_type, total)
+                return counted_blocks(blocks, shown, task)
+
             results = itertools.chain(
-                land_folder(warehouse, plan, root, provenance, options, broken),
+                land_folder(warehouse, plan, root, provenance, options, broken, watch),
                 land_deletions(warehouse, deleted, root, provenance, options, BY_TYPE),
             )
-            for r in combine_by_type(results):  # a type's resources and tombstones: one row
-                typer.echo(f"{r.resource_type:26} {r.seen:9d} {r.landed:9d} {r.updated:9d} "
-                           f"{r.deleted:9d} {r.unchanged:9d} {r.quarantined:11d}")  # fmt: skip
+            combined = combine_by_type(results)  # a type's resources and tombstones: one row
+            for task in tasks.values():
+                shown.finish(task)
     except WarehouseError as exc:
         typer.echo(f"land failed: {exc}", err=True)
         raise typer.Exit(1) from exc
+    typer.echo(f"{'type':26} {'seen':>9} {'landed':>9} {'updated':>9} {'deleted':>9} "
+               f"{'unchanged':>9} {'quarantined':>11}")  # fmt: skip
+    for r in combined:
+        typer.echo(f"{r.resource_type:26} {r.seen:9d} {r.landed:9d} {r.updated:9d} "
+                   f"{r.deleted:9d} {r.unchanged:9d} {r.quarantined:11d}")  # fmt: skip
     for problem in broken:
         typer.echo(f"not landed whole: {problem}", err=True)
     if plan.unknown or plan.unreadable or broken:
@@ -126,12 +155,13 @@ def export(
     Authenticates like the assets (every FHIR_* auth setting: Backend Services, client secret,
     FHIR_PRIVATE_KEY, FHIR_JKU, ...); the options override single settings.
     """
-    from ..fhir import FhirError, connect
+    from ..fhir import connect
     from ..fhir.bulk import BulkClient, BulkOptions, ExportRequest, cancel_export, format_instant
     from ..fhir.bulk import run_export as run
     from ..settings import FhirSettings, load
+    from .probe import checked_server
+    from .progress import bars
 
-    logging.basicConfig(level=logging.WARNING)
     interrupt_on_sigterm()
     overrides = {
         "base_url": base_url,
@@ -142,26 +172,28 @@ def export(
     fhir = dataclasses.replace(
         load(FhirSettings, environ()), **{k: v for k, v in overrides.items() if v}
     )
-    try:
-        settings = fhir.server(scopes=scopes or fhir.scopes or "system/*.read")
-        request = ExportRequest(
-            "group" if group and level == "system" else level,  # --group alone means group level
-            group,
-            tuple(t.strip() for t in (types or "").split(",") if t.strip()),
-            format_instant(since) if since else None,
-            tuple(type_filter),
-        )
-        with (
-            connect(settings) as client,
-            BulkClient(client, BulkOptions(max_connections=max_connections)) as bulk,
-        ):
-            if cancel:
-                typer.echo("export job deleted" if cancel_export(bulk, out) else "no open job")
-                return
-            result = run(bulk, request, out, lambda p: typer.echo(_progress_line(p), err=True))
-    except (FhirError, ValueError) as exc:
-        typer.echo(f"export failed: {exc}", err=True)
-        raise typer.Exit(1) from exc
+    # Failures (unreachable host, not a FHIR server, bad key, refused export) reach the
+    # CliGroup, which prints them as "error: ..." with the fix.
+    # --cancel only DELETEs the status URL recorded in --out: no need to probe the base URL.
+    settings = checked_server(
+        fhir, scopes=scopes or fhir.scopes or "system/*.read", probe=not cancel
+    )
+    request = ExportRequest(
+        "group" if group and level == "system" else level,  # --group alone means group level
+        group,
+        tuple(t.strip() for t in (types or "").split(",") if t.strip()),
+        format_instant(since) if since else None,
+        tuple(type_filter),
+    )
+    with (
+        connect(settings) as client,
+        BulkClient(client, BulkOptions(max_connections=max_connections)) as bulk,
+    ):
+        if cancel:
+            typer.echo("export job deleted" if cancel_export(bulk, out) else "no open job")
+            return
+        with bars("files") as shown:
+            result = run(bulk, request, out, _ExportProgress(shown))
     for resource_type, n in sorted(result.counts().items()):
         typer.echo(f"{resource_type:<28}{n:>10}")
     typer.echo(f"transactionTime (next --since): {result.manifest.transaction_time}")
@@ -172,10 +204,27 @@ def export(
         raise typer.Exit(1)
 
 
-def _progress_line(progress: object) -> str:
-    done, total = getattr(progress, "files_done", 0), getattr(progress, "files_total", 0)
-    counter = f"[{done}/{total}] " if total else ""
-    return f"{counter}{getattr(progress, 'message', '')}"
+class _ExportProgress:
+    """The export's steps as lines, and a bar over its files (resources, MB, rate, ETA)."""
+
+    def __init__(self, shown: Bars) -> None:
+        self.bars = shown
+        self.task: int | None = None
+
+    def __call__(self, progress: object) -> None:
+        phase = getattr(progress, "phase", "")
+        done, total = getattr(progress, "files_done", 0), getattr(progress, "files_total", 0)
+        megabytes = f"export {getattr(progress, 'bytes_done', 0) / 1e6:,.1f} MB"
+        if self.task is None and phase in ("manifest", "file") and total:
+            self.task = self.bars.add("export 0.0 MB", total)
+            self.bars.advance(self.task, done)
+        if self.task is not None and phase == "file":
+            lines = re.search(r"(\d+) lines$", getattr(progress, "message", ""))
+            self.bars.advance(self.task, 1, int(lines.group(1)) if lines else 0,
+                              description=megabytes)  # fmt: skip
+        counter = f"[{done}/{total}] " if total else ""
+        if not self.bars.shown or phase != "file":  # the bar shows files done
+            self.bars.log(f"{counter}{getattr(progress, 'message', '')}")
 
 
 def register(app: typer.Typer) -> None:

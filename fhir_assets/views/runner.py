@@ -83,11 +83,11 @@ def ndjson_source(path: Path, resource_type: str) -> str:
         raise ViewDefinitionError(f"invalid resource type {resource_type!r}")
     if not path.is_file():
         raise ViewDefinitionError(f"cannot read NDJSON {path}: not a file")
-    d = DuckDBDialect()
-    source = f"read_ndjson_objects({d.string(str(path))})"
+    d = DuckDBDialect()  # the path and type go in as quoted string literals
     return (
-        f"(SELECT json AS resource, FALSE AS deleted FROM {source}"
-        f" WHERE json_extract_string(json, '$.resourceType') = {d.string(resource_type)})"
+        f"(SELECT json AS resource, FALSE AS deleted FROM read_ndjson_objects("
+        f"{d.string(str(path))}) WHERE json_extract_string(json, '$.resourceType') = "
+        f"{d.string(resource_type)})"
     )
 
 

@@ -18,7 +18,7 @@ import itertools
 import os
 import re
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -34,6 +34,8 @@ from .protocol import Provenance, Warehouse
 from .tombstones import DELETE_URL
 
 PATTERNS = ("*.ndjson", "*.ndjson.gz")
+# What a caller may wrap around a type's blocks: (type, its files, blocks) -> the same blocks.
+Watch = Callable[[str, list[Path], Iterable[Block]], Iterable[Block]]
 _KNOWN = {name.lower(): name for name in BY_TYPE}
 
 
@@ -151,10 +153,14 @@ def land_folder(
     provenance: Provenance,
     options: LandingOptions | None = None,
     broken: list[str] | None = None,
+    watch: Watch | None = None,
 ) -> Iterator[LandingResult]:
     """Land every type of ``plan`` in turn, yielding each type's result when done; files that
-    could not be read to their end are added to ``broken`` (``readable_blocks``)."""
+    could not be read to their end are added to ``broken`` (``readable_blocks``). ``watch``
+    sees each type's blocks on their way in (the CLI's progress bars)."""
     for resource_type, paths in sorted(plan.files.items()):
         check_resource_type(resource_type, BY_TYPE, source=f"{paths[0].name}")
-        entries = folder_entries(paths, root, broken)
+        entries: Iterable[Block] = folder_entries(paths, root, broken)
+        if watch is not None:
+            entries = watch(resource_type, paths, entries)
         yield land(warehouse, resource_type, entries, provenance, options)

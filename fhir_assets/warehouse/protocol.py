@@ -5,11 +5,12 @@ from __future__ import annotations
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, NamedTuple, Protocol
-
-import pyarrow as pa
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
 from .sql import Dialect
+
+if TYPE_CHECKING:  # annotations only: fhir_assets.settings, so every command, imports this
+    import pyarrow as pa
 
 
 @dataclass(frozen=True, slots=True)

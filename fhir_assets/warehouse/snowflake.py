@@ -16,16 +16,17 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
-
-import duckdb
-import pyarrow as pa
-import pyarrow.parquet as pq
+from typing import TYPE_CHECKING, Any
 
 from . import sql
 from .layout import RAW_SCHEMA
-from .lines import checked_rows
 from .protocol import Outcome, Provenance
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+# duckdb, pyarrow and the line checker are imported where a landing uses them: this module
+# also holds SnowflakeSettings, which `fhir_assets.settings` (and so every command) imports.
 
 QUARANTINE_STAGE_DDL = (
     "resource_type VARCHAR, source VARCHAR, line BIGINT, error VARCHAR, raw VARCHAR"
@@ -209,6 +210,10 @@ class SnowflakeLanding:
     def stage_lines(self, lines: pa.Table, resource_type: str) -> list[int]:
         """Check JSON lines on a local in-memory DuckDB (as the DuckDB landing does), stage
         those that pass; return the positions (``n``) of those that do not."""
+        import duckdb
+
+        from .lines import checked_rows
+
         if self.checker is None:
             self.checker = duckdb.connect()
         rows, rejected = checked_rows(self.checker, lines, resource_type)
@@ -256,6 +261,8 @@ class SnowflakeLanding:
 
     def _put(self, rows: pa.Table, name: str) -> None:
         path = self.folder / name
+        import pyarrow.parquet as pq
+
         path.parent.mkdir(exist_ok=True)
         pq.write_table(rows, path)
         # Parquet is compressed already: AUTO_COMPRESS=FALSE keeps the name COPY expects.

@@ -114,6 +114,8 @@ class HostileServer:
         path = seen.path.split("?", 1)[0]
         if path == "/token":
             return self._echo_token(seen)
+        if path == "/fhir/metadata":  # a FHIR server, so the CLI's probe lets it through
+            return _json(200, {"resourceType": "CapabilityStatement", "fhirVersion": "4.0.1"})
         if path == "/fhir/.well-known/smart-configuration":
             return _json(200, {"token_endpoint": self.origin + "/token"})
         if path.endswith("$export"):

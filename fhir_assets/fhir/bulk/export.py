@@ -261,8 +261,14 @@ class BulkClient:
             ok = response.status_code < 300 or response.status_code == 404
             if response.status_code == 403:
                 # sekmet (the sandbox) wants a delete scope (system/*.*) to DELETE a job; servers
-                # differ here. The job then stays until the server expires it.
-                log.warning("the token's scopes do not permit DELETE of the export job")
+                # differ here. The job then stays until the server expires it. One warning.
+                log.warning(
+                    "the server refused to DELETE export job %s (HTTP 403): the token's scopes "
+                    "do not allow it (ask for system/*.* to clean up); the server will expire "
+                    "the job itself",
+                    redact(job.status_url),
+                )
+                return False
             log.log(
                 logging.INFO if ok else logging.WARNING,
                 "DELETE %s answered HTTP %s",
