@@ -21,7 +21,7 @@ from ..warehouse.io_managers import IO_MANAGER_KEY, build_io_manager
 from ..warehouse.landing import LandingOptions
 from ..warehouse.settings import WarehouseSettings
 from .checks import build_raw_checks
-from .raw import build_raw_assets
+from .raw import build_raw_assets, fhir_pool
 from .views import build_view_assets
 from .writeback import build_abnormal_count_assets
 
@@ -116,7 +116,8 @@ def build_defs(settings: Settings) -> dg.Definitions:
     partitioning = build_partitioning(settings.sync)
     kind = settings.warehouse.kind
     options = landing_options(settings.sync)
-    raw_assets = build_raw_assets(catalog, partitioning, options, kind, IO_MANAGER_KEY)
+    pool = fhir_pool(settings.fhir.base_url)
+    raw_assets = build_raw_assets(catalog, partitioning, options, kind, IO_MANAGER_KEY, pool)
     types = {spec.resource_type for spec in catalog}
     views = load_views(settings.sync.views_dir, types)
     write = settings.write

@@ -1,9 +1,16 @@
-"""One raw asset per catalog entry: search the FHIR server, land every resource of the type."""
+"""One raw asset per catalog entry: search the FHIR server, land every resource of the type.
+
+A sync pages the server into a local spool first (``spool.py``) and opens the warehouse only to
+land what it spooled, so a DuckDB file is locked for the write, not the fetch (``lock.py``).
+"""
 
 # No `from __future__ import annotations`: Dagster reads the real `context` annotation object.
+import tempfile
 import time
-from collections.abc import Iterator
 from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
 
 import dagster as dg
 from dagster import AssetExecutionContext
@@ -15,15 +22,21 @@ from ..fhir.window import Window, format_instant
 from ..partitions import Partitioning, sync_windows
 from ..resources import FhirServerResource
 from ..sync import build_sync_queries, build_window_sync
-from ..warehouse.batches import Entry
-from ..warehouse.inputs import resource_entries
 from ..warehouse.io_managers import raw_table_metadata
 from ..warehouse.landing import LandingOptions, land
 from ..warehouse.layout import RAW_SCHEMA
 from ..warehouse.protocol import Provenance, WarehouseOpener
+from .lock import wait_for_write_lock
+from .spool import Spool
 from .tables import table_metadata
 
 GROUP = "fhir_raw"
+
+
+def fhir_pool(base_url: str) -> str:
+    """The Dagster pool of a FHIR server, ``fhir:<host>``: every step that talks to the server
+    queues on it, so its limit in ``dagster.yaml`` bounds the requests of all runs together."""
+    return f"fhir:{urlsplit(base_url).hostname or 'unknown'}"
 
 
 def build_raw_asset(
@@ -32,6 +45,7 @@ def build_raw_asset(
     options: LandingOptions | None = None,
     warehouse_kind: str = "duckdb",
     io_manager_key: str | None = None,
+    pool: str | None = None,
 ) -> dg.AssetsDefinition:
     """The raw asset ``["fhir_raw", "<type lower>"]`` for one resource type.
 
@@ -43,7 +57,7 @@ def build_raw_asset(
     and dagster-snowflake's ``DbIOManager`` empty the table (or partition) before writing, which
     defeats MERGE, and they need the whole output in memory. ``io_manager_key`` (``fhir_io`` in
     ``build_defs``) is there for reading: downstream assets load the table as a DataFrame
-    (``warehouse/io_managers.py``).
+    (``warehouse/io_managers.py``). ``pool`` is the FHIR server's pool (:func:`fhir_pool`).
     """
 
     @dg.asset(
@@ -58,49 +72,64 @@ def build_raw_asset(
         tags={"fhir/resource_type": spec.resource_type},
         partitions_def=partitioning.partitions_def() if partitioning else None,
         backfill_policy=dg.BackfillPolicy.single_run() if partitioning else None,
+        pool=pool,
     )
     def raw_asset(
         context: AssetExecutionContext,
         fhir: FhirServerResource,
         landing: dg.ResourceParam[WarehouseOpener],
     ) -> dg.MaterializeResult:
-        started_at = datetime.now(UTC)
-        started = time.monotonic()
-        fhir.require_read(spec.resource_type)  # granted scopes checked before any data is pulled
-        time_window = context.partition_time_window if partitioning else None
-        window, windows = sync_windows(partitioning, time_window, started_at)
-        server = redact(fhir.base_url)
-        provenance = Provenance(server, context.run.run_id, started_at)
-        with fhir.get_client() as client:
-            sync = build_window_sync(client, fhir)
-
-            def entries() -> Iterator[Entry]:
-                queries = build_sync_queries(sync, fhir, spec, windows)
-                for number, page in enumerate(sync.pages(queries), 1):
-                    source = f"{server}/{spec.resource_type} search page {number}"
-                    yield from resource_entries(source, page)
-
-            with landing.open_warehouse() as warehouse:
-                result = land(warehouse, spec.resource_type, entries(), provenance, options)
-                table = table_metadata(warehouse, RAW_SCHEMA, spec.table)
-            source_count = count_at_source(client, spec.resource_type, window)
-        seconds = time.monotonic() - started
-        return dg.MaterializeResult(
-            metadata={
-                **sync.metadata(),
-                "resources": result.seen,
-                "source_count": source_count,
-                "source_count_until": window.end.isoformat(),
-                "source_server": server,
-                **result.metadata(),
-                "window": str(window),
-                "duration_s": round(seconds, 3),
-                "resources_per_s": round(result.seen / seconds, 1) if seconds else 0.0,
-                **table,
-            }
-        )
+        return sync_raw(context, spec, partitioning, options, fhir, landing)
 
     return raw_asset
+
+
+def sync_raw(
+    context: AssetExecutionContext,
+    spec: ResourceSpec,
+    partitioning: Partitioning | None,
+    options: LandingOptions | None,
+    fhir: FhirServerResource,
+    landing: WarehouseOpener,
+) -> dg.MaterializeResult:
+    """Page the server into a spool (no warehouse open), then land the spool in one short open."""
+    started_at = datetime.now(UTC)
+    started = time.monotonic()
+    fhir.require_read(spec.resource_type)  # granted scopes checked before any data is pulled
+    time_window = context.partition_time_window if partitioning else None
+    window, windows = sync_windows(partitioning, time_window, started_at)
+    server = redact(fhir.base_url)
+    provenance = Provenance(server, context.run.run_id, started_at)
+    with tempfile.TemporaryDirectory(prefix="fhir-spool-") as folder, fhir.get_client() as client:
+        sync = build_window_sync(client, fhir)
+        spool = Spool(Path(folder))
+        queries = build_sync_queries(sync, fhir, spec, windows)
+        for number, page in enumerate(sync.pages(queries), 1):
+            spool.write(f"{server}/{spec.resource_type} search page {number}", page)
+        source_count = count_at_source(client, spec.resource_type, window)
+        fetched_s = time.monotonic() - started
+        database = getattr(landing, "database", None)  # DuckDB: wait for a foreign lock first
+        if isinstance(database, str):
+            wait_for_write_lock(database, context.log.warning)
+        with landing.open_warehouse() as warehouse:
+            result = land(warehouse, spec.resource_type, spool.entries(), provenance, options)
+            table = table_metadata(warehouse, RAW_SCHEMA, spec.table)
+    seconds = time.monotonic() - started
+    metadata: dict[str, Any] = {
+        **sync.metadata(),
+        "resources": result.seen,
+        "source_count": source_count,
+        "source_count_until": window.end.isoformat(),
+        "source_server": server,
+        **result.metadata(),
+        "window": str(window),
+        "fetch_s": round(fetched_s, 3),
+        "write_s": round(seconds - fetched_s, 3),
+        "duration_s": round(seconds, 3),
+        "resources_per_s": round(result.seen / seconds, 1) if seconds else 0.0,
+        **table,
+    }
+    return dg.MaterializeResult(metadata=metadata)
 
 
 def count_at_source(client: FhirClient, resource_type: str, window: Window) -> int | None:
@@ -120,9 +149,10 @@ def build_raw_assets(
     options: LandingOptions | None = None,
     warehouse_kind: str = "duckdb",
     io_manager_key: str | None = None,
+    pool: str | None = None,
 ) -> list[dg.AssetsDefinition]:
     """Raw assets for every catalog entry (partitioned by ``_lastUpdated`` when given)."""
     return [
-        build_raw_asset(spec, partitioning, options, warehouse_kind, io_manager_key)
+        build_raw_asset(spec, partitioning, options, warehouse_kind, io_manager_key, pool)
         for spec in catalog
     ]
