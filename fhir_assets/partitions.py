@@ -81,7 +81,8 @@ class Partitioning:
         return Window(first, end)
 
     def pieces(self, window: Window) -> list[Window]:
-        """One window per partition unit (the history before ``start`` is one piece)."""
+        """One window per partition unit (the history before ``start`` is one piece): how ranges
+        were searched before adaptive windows (``bench/backfill.py`` compares the two)."""
         if window.start < self.start < window.end:
             return [
                 Window(window.start, self.start),
@@ -105,13 +106,17 @@ class Partitioning:
 def sync_windows(
     partitioning: Partitioning | None, time_window: tuple[datetime, datetime] | None, now: datetime
 ) -> tuple[Window, list[Window]]:
-    """The window a run covers and its pieces (one per worker task).
+    """The window a run covers and the windows it searches.
 
     Unpartitioned runs cover the whole history up to ``now``; partitioned runs their partition
-    (range), cut at ``now - lag``, in one piece per day (or hour).
+    or partition range (a single-run backfill), cut at ``now - lag``. Either way the run starts
+    from **one** window: the search splits it by time only where the server's count exceeds the
+    profile's budget (``fhir.search``), so a year of daily partitions costs about as many
+    requests as its pages, not one search per day and type. Dagster still records every
+    partition of the range.
     """
     if partitioning is None or time_window is None:
         whole = Window(EPOCH, now)
         return whole, [whole]
     whole = partitioning.window(*time_window)
-    return whole, partitioning.pieces(whole)
+    return whole, [whole]
