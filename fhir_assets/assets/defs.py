@@ -20,7 +20,7 @@ from ..views.library import load_views
 from ..warehouse.io_managers import IO_MANAGER_KEY, build_io_manager
 from ..warehouse.landing import LandingOptions
 from ..warehouse.settings import WarehouseSettings
-from .checks import build_raw_checks
+from .checks import build_reference_checks
 from .raw import build_raw_assets, fhir_pool
 from .views import build_view_assets
 from .writeback import build_abnormal_count_assets
@@ -110,6 +110,14 @@ def landing_options(sync: SyncSettings) -> LandingOptions:
     return LandingOptions(validation=sync.validation, history=sync.history)
 
 
+def sync_executor(warehouse_kind: str) -> dg.ExecutorDefinition:
+    """How ``sync_all`` runs its steps. DuckDB: in one process, one type after another (one
+    writer per file anyway, and a process per type costs seconds of imports each); Snowflake:
+    Dagster's multiprocess executor, one process per type (or a pod, with a Kubernetes one
+    configured on the deployment)."""
+    return dg.in_process_executor if warehouse_kind == "duckdb" else dg.multiprocess_executor
+
+
 def build_defs(settings: Settings) -> dg.Definitions:
     """Raw, view and write-back assets, checks, jobs, schedule and resources for ``settings``."""
     catalog = select(settings.sync.resource_types)
@@ -117,7 +125,15 @@ def build_defs(settings: Settings) -> dg.Definitions:
     kind = settings.warehouse.kind
     options = landing_options(settings.sync)
     pool = fhir_pool(settings.fhir.base_url)
-    raw_assets = build_raw_assets(catalog, partitioning, options, kind, IO_MANAGER_KEY, pool)
+    raw_assets = build_raw_assets(
+        catalog,
+        partitioning,
+        options,
+        kind,
+        IO_MANAGER_KEY,
+        pool,
+        max_invalid_share=settings.sync.max_invalid_share,
+    )
     types = {spec.resource_type for spec in catalog}
     views = load_views(settings.sync.views_dir, types)
     write = settings.write
@@ -132,10 +148,14 @@ def build_defs(settings: Settings) -> dg.Definitions:
         server_validate=write.server_validate,
         warehouse=kind,
     )
-    sync_all = dg.define_asset_job("sync_all", selection=dg.AssetSelection.groups("fhir_raw"))
+    sync_all = dg.define_asset_job(
+        "sync_all",
+        selection=dg.AssetSelection.groups("fhir_raw"),
+        executor_def=sync_executor(kind),
+    )
     return dg.Definitions(
         assets=[*raw_assets, *build_view_assets(views, kind, IO_MANAGER_KEY), *writeback],
-        asset_checks=build_raw_checks(catalog, max_invalid_share=settings.sync.max_invalid_share),
+        asset_checks=build_reference_checks(catalog),
         jobs=[
             sync_all,
             # the write-back example and the raw tables it reads (when they are in the catalog)

@@ -26,6 +26,7 @@ from ..warehouse.io_managers import raw_table_metadata
 from ..warehouse.landing import LandingOptions, land
 from ..warehouse.layout import RAW_SCHEMA
 from ..warehouse.protocol import Provenance, WarehouseOpener
+from .checks import raw_check_results, raw_check_specs
 from .lock import wait_for_write_lock
 from .spool import Spool
 from .tables import table_metadata
@@ -46,6 +47,8 @@ def build_raw_asset(
     warehouse_kind: str = "duckdb",
     io_manager_key: str | None = None,
     pool: str | None = None,
+    *,
+    max_invalid_share: float = 0.01,
 ) -> dg.AssetsDefinition:
     """The raw asset ``["fhir_raw", "<type lower>"]`` for one resource type.
 
@@ -58,6 +61,7 @@ def build_raw_asset(
     defeats MERGE, and they need the whole output in memory. ``io_manager_key`` (``fhir_io`` in
     ``build_defs``) is there for reading: downstream assets load the table as a DataFrame
     (``warehouse/io_managers.py``). ``pool`` is the FHIR server's pool (:func:`fhir_pool`).
+    The table's checks (``checks.py``) run in the same step, right after the landing.
     """
 
     @dg.asset(
@@ -73,13 +77,14 @@ def build_raw_asset(
         partitions_def=partitioning.partitions_def() if partitioning else None,
         backfill_policy=dg.BackfillPolicy.single_run() if partitioning else None,
         pool=pool,
+        check_specs=raw_check_specs(spec),
     )
     def raw_asset(
         context: AssetExecutionContext,
         fhir: FhirServerResource,
         landing: dg.ResourceParam[WarehouseOpener],
     ) -> dg.MaterializeResult:
-        return sync_raw(context, spec, partitioning, options, fhir, landing)
+        return sync_raw(context, spec, partitioning, options, fhir, landing, max_invalid_share)
 
     return raw_asset
 
@@ -91,8 +96,10 @@ def sync_raw(
     options: LandingOptions | None,
     fhir: FhirServerResource,
     landing: WarehouseOpener,
+    max_invalid_share: float = 0.01,
 ) -> dg.MaterializeResult:
-    """Page the server into a spool (no warehouse open), then land the spool in one short open."""
+    """Page the server into a spool (no warehouse open), then land the spool and check the table
+    in one short open."""
     started_at = datetime.now(UTC)
     started = time.monotonic()
     fhir.require_read(spec.resource_type)  # granted scopes checked before any data is pulled
@@ -106,7 +113,11 @@ def sync_raw(
         queries = build_sync_queries(sync, fhir, spec, windows)
         for number, page in enumerate(sync.pages(queries), 1):
             spool.write(f"{server}/{spec.resource_type} search page {number}", page)
-        source_count = count_at_source(client, spec.resource_type, window)
+        source = {
+            "source_count": count_at_source(client, spec.resource_type, window),
+            "source_count_until": window.end.isoformat(),
+            "source_server": server,
+        }
         fetched_s = time.monotonic() - started
         database = getattr(landing, "database", None)  # DuckDB: wait for a foreign lock first
         if isinstance(database, str):
@@ -114,14 +125,13 @@ def sync_raw(
         with landing.open_warehouse() as warehouse:
             result = land(warehouse, spec.resource_type, spool.entries(), provenance, options)
             table = table_metadata(warehouse, RAW_SCHEMA, spec.table)
+            landed = {**source, **result.metadata()}
+            checks = raw_check_results(warehouse, spec, landed, max_invalid_share)
     seconds = time.monotonic() - started
     metadata: dict[str, Any] = {
         **sync.metadata(),
         "resources": result.seen,
-        "source_count": source_count,
-        "source_count_until": window.end.isoformat(),
-        "source_server": server,
-        **result.metadata(),
+        **landed,
         "window": str(window),
         "fetch_s": round(fetched_s, 3),
         "write_s": round(seconds - fetched_s, 3),
@@ -129,7 +139,7 @@ def sync_raw(
         "resources_per_s": round(result.seen / seconds, 1) if seconds else 0.0,
         **table,
     }
-    return dg.MaterializeResult(metadata=metadata)
+    return dg.MaterializeResult(metadata=metadata, check_results=checks)
 
 
 def count_at_source(client: FhirClient, resource_type: str, window: Window) -> int | None:
@@ -150,9 +160,20 @@ def build_raw_assets(
     warehouse_kind: str = "duckdb",
     io_manager_key: str | None = None,
     pool: str | None = None,
+    *,
+    max_invalid_share: float = 0.01,
 ) -> list[dg.AssetsDefinition]:
-    """Raw assets for every catalog entry (partitioned by ``_lastUpdated`` when given)."""
+    """Raw assets for every catalog entry (partitioned by ``_lastUpdated`` when given), each
+    with its checks."""
     return [
-        build_raw_asset(spec, partitioning, options, warehouse_kind, io_manager_key, pool)
+        build_raw_asset(
+            spec,
+            partitioning,
+            options,
+            warehouse_kind,
+            io_manager_key,
+            pool,
+            max_invalid_share=max_invalid_share,
+        )
         for spec in catalog
     ]
