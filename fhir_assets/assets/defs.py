@@ -147,6 +147,7 @@ def build_defs(settings: Settings) -> dg.Definitions:
         on_conflict=write.conflict_policy,  # type: ignore[arg-type]
         server_validate=write.server_validate,
         warehouse=kind,
+        pool=pool,
     )
     sync_all = dg.define_asset_job(
         "sync_all",
@@ -193,7 +194,9 @@ def build_bulk_defs(settings: Settings) -> dg.Definitions:
         raw_keys = [dg.AssetKey(["fhir_raw", spec.table]) for spec in catalog]
         sensors.append(build_raw_backfill_sensor(raw_keys, partitioning.partitions_def()))
     return dg.Definitions(
-        assets=[build_bulk_asset(landing_options(sync), catalog)],
+        assets=[
+            build_bulk_asset(landing_options(sync), catalog, fhir_pool(settings.fhir.base_url))
+        ],
         jobs=[build_bulk_job()],
         sensors=sensors,
         resources={"bulk": bulk},

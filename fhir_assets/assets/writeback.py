@@ -109,6 +109,7 @@ def build_writeback_asset(
     key_prefix: Sequence[str] = (GROUP,),
     description: str | None = None,
     warehouse_kind: str = "duckdb",
+    pool: str | None = None,
 ) -> dg.AssetsDefinition:
     """An asset that writes the rows of ``source_asset_key``'s table back as ``resource_type``.
 
@@ -131,6 +132,7 @@ def build_writeback_asset(
         tags={"fhir/resource_type": resource_type},
         description=description
         or f"Writes {source.to_user_string()} back to the FHIR server as {resource_type}.",
+        pool=pool,  # the FHIR server's (fhir:<host>)
     )
     def writeback(
         context: AssetExecutionContext,
@@ -188,6 +190,7 @@ def build_abnormal_count_assets(
     on_conflict: ConflictMode = "fail",
     server_validate: bool = False,
     warehouse: str = "duckdb",
+    pool: str | None = None,
 ) -> list[dg.AssetsDefinition]:
     """The example: a per-patient abnormal-observation count, written back as Observations."""
     policy = WritePolicy(SCORE_SYSTEM, on_conflict=on_conflict, server_validate=server_validate)
@@ -218,5 +221,6 @@ def build_abnormal_count_assets(
         batch_size,
         policy=policy,
         warehouse_kind=warehouse,
+        pool=pool,
     )
     return [abnormal_count, writeback]

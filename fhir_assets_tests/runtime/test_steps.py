@@ -6,7 +6,7 @@ from __future__ import annotations
 import dagster as dg
 import pytest
 
-from fhir_assets.assets.defs import build_defs
+from fhir_assets.assets.defs import build_all_defs, build_defs
 from fhir_assets.settings import Settings
 
 TYPES = "Patient,Encounter,Practitioner"
@@ -38,9 +38,16 @@ def test_sync_all_steps_and_executor(warehouse: str, executor: dg.ExecutorDefini
     assert {"source_count", "id_unique", "no_future_last_updated", "invalid_share"} == checks
 
 
-def test_raw_assets_queue_on_their_servers_pool() -> None:
-    defs = build_defs(Settings.from_environ(ENV))
-    job = defs.resolve_job_def("sync_all")
-    pools = {node.name: node.definition.pool for node in job.graph.nodes}
-    assert pools["fhir_raw__patient"] == "fhir:fhir.example.org"
-    assert pools["fhir_raw__encounter"] == "fhir:fhir.example.org"
+def test_every_step_that_talks_to_the_server_queues_on_its_pool() -> None:
+    environ = ENV | {"FHIR_RESOURCE_TYPES": "Patient,Observation"}
+    defs = build_all_defs(Settings.from_environ(environ))
+    pools = {
+        node.name: node.definition.pool
+        for job in ("sync_all", "writeback_example", "bulk_land")
+        for node in defs.resolve_job_def(job).graph.nodes
+    }
+    server = "fhir:fhir.example.org"
+    assert pools["fhir_raw__patient"] == pools["fhir_raw__observation"] == server
+    assert pools["fhir_writeback__abnormal_count_observation"] == server
+    assert pools["fhir_bulk__export"] == server
+    assert pools["raw_patient_references"] is None  # warehouse only
