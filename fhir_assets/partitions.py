@@ -9,7 +9,6 @@ little in the past, and the schedule only runs complete partitions.
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -18,10 +17,6 @@ import dagster as dg
 
 from .fhir.errors import ConfigurationError
 from .fhir.window import EPOCH, Window
-
-# backfill_policy is "beta" in dagster 1.13 and warns once per asset; single-run backfills are the
-# documented way to run a partition range in one run (PITFALLS.md), so the warning is noise.
-warnings.filterwarnings("ignore", message="Parameter `backfill_policy`", category=dg.BetaWarning)
 
 DAILY_FORMAT = "%Y-%m-%d"
 HOURLY_FORMAT = "%Y-%m-%d-%H:%M"
