@@ -98,6 +98,19 @@ class Partitioning:
         return start.strftime(self.fmt) if start >= self.start else None
 
 
+def backfill_condition() -> dg.AutomationCondition:
+    """When a raw partition is (re)synced by ``fhir_raw_backfill_sensor``: it is missing or its
+    last run failed, it is complete (not the latest, still-running window), and no queued or
+    running run or backfill targets it. The sensor emits what it finds as one Dagster backfill,
+    which the single-run backfill policy runs as one run per range."""
+    condition = dg.AutomationCondition
+    return (
+        ~condition.in_latest_time_window()
+        & (condition.missing() | condition.execution_failed())
+        & ~condition.in_progress()
+    ).with_label("missing or failed, complete, not in flight")
+
+
 def sync_windows(
     partitioning: Partitioning | None, time_window: tuple[datetime, datetime] | None, now: datetime
 ) -> tuple[Window, list[Window]]:

@@ -192,7 +192,7 @@ def build_bulk_defs(settings: Settings) -> dg.Definitions:
     catalog = select(sync.resource_types)
     if partitioning is not None:  # the raw assets' time partitions, backfilled by sync_all
         raw_keys = [dg.AssetKey(["fhir_raw", spec.table]) for spec in catalog]
-        sensors.append(build_raw_backfill_sensor(raw_keys, partitioning.partitions_def()))
+        sensors.append(build_raw_backfill_sensor(raw_keys))
     return dg.Definitions(
         assets=[
             build_bulk_asset(landing_options(sync), catalog, fhir_pool(settings.fhir.base_url))

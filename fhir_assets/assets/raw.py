@@ -19,7 +19,7 @@ from ..catalog import ResourceSpec
 from ..fhir.client import FhirClient, redact
 from ..fhir.errors import RequestError
 from ..fhir.window import Window, format_instant
-from ..partitions import Partitioning, sync_windows
+from ..partitions import Partitioning, backfill_condition, sync_windows
 from ..resources import FhirServerResource
 from ..sync import build_sync_queries, build_window_sync
 from ..warehouse.io_managers import raw_table_metadata
@@ -76,6 +76,7 @@ def build_raw_asset(
         tags={"fhir/resource_type": spec.resource_type},
         partitions_def=partitioning.partitions_def() if partitioning else None,
         backfill_policy=dg.BackfillPolicy.single_run() if partitioning else None,
+        automation_condition=backfill_condition() if partitioning else None,
         pool=pool,
         check_specs=raw_check_specs(spec),
     )
