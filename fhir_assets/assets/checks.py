@@ -64,9 +64,12 @@ def raw_check_results(
     return results
 
 
-def build_reference_checks(catalog: tuple[ResourceSpec, ...]) -> list[dg.AssetChecksDefinition]:
+def build_reference_checks(
+    catalog: tuple[ResourceSpec, ...], pool: str | None = None
+) -> list[dg.AssetChecksDefinition]:
     """(warn) Patient references resolve, for every type that has them: one step for all types
-    (it reads two tables, so it runs after the Patient table is landed, not inside each asset)."""
+    (it reads two tables, so it runs after the Patient table is landed, not inside each asset).
+    ``pool``: ``duckdb`` in DuckDB mode."""
     keys = {
         dg.AssetKey([RAW_SCHEMA, spec.table]): spec
         for spec in catalog
@@ -80,7 +83,7 @@ def build_reference_checks(catalog: tuple[ResourceSpec, ...]) -> list[dg.AssetCh
         dg.AssetCheckSpec("patient_references", asset=key, additional_deps=deps) for key in keys
     ]
 
-    @dg.multi_asset_check(specs=specs, name="raw_patient_references", can_subset=True)
+    @dg.multi_asset_check(specs=specs, name="raw_patient_references", can_subset=True, pool=pool)
     def reference_checks(
         context: dg.AssetCheckExecutionContext, landing: dg.ResourceParam[WarehouseOpener]
     ) -> Iterator[dg.AssetCheckResult]:

@@ -21,6 +21,7 @@ from ..warehouse.io_managers import IO_MANAGER_KEY, build_io_manager
 from ..warehouse.landing import LandingOptions
 from ..warehouse.settings import WarehouseSettings
 from .checks import build_reference_checks
+from .lock import DUCKDB_POOL
 from .raw import build_raw_assets, fhir_pool
 from .views import build_view_assets
 from .writeback import build_abnormal_count_assets
@@ -124,7 +125,8 @@ def build_defs(settings: Settings) -> dg.Definitions:
     partitioning = build_partitioning(settings.sync)
     kind = settings.warehouse.kind
     options = landing_options(settings.sync)
-    pool = fhir_pool(settings.fhir.base_url)
+    pool = fhir_pool(settings.fhir.base_url)  # steps that talk to the server
+    file_pool = DUCKDB_POOL if kind == "duckdb" else None  # steps that only work in the file
     raw_assets = build_raw_assets(
         catalog,
         partitioning,
@@ -155,8 +157,12 @@ def build_defs(settings: Settings) -> dg.Definitions:
         executor_def=sync_executor(kind),
     )
     return dg.Definitions(
-        assets=[*raw_assets, *build_view_assets(views, kind, IO_MANAGER_KEY), *writeback],
-        asset_checks=build_reference_checks(catalog),
+        assets=[
+            *raw_assets,
+            *build_view_assets(views, kind, IO_MANAGER_KEY, file_pool),
+            *writeback,
+        ],
+        asset_checks=build_reference_checks(catalog, file_pool),
         jobs=[
             sync_all,
             # the write-back example and the raw tables it reads (when they are in the catalog)

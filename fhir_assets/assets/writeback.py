@@ -37,6 +37,7 @@ from ..writeback.example import (
     score_sql,
 )
 from ..writeback.policy import ConflictMode
+from .lock import DUCKDB_POOL
 
 GROUP = "fhir_writeback"
 Row = dict[str, Any]
@@ -192,7 +193,8 @@ def build_abnormal_count_assets(
     warehouse: str = "duckdb",
     pool: str | None = None,
 ) -> list[dg.AssetsDefinition]:
-    """The example: a per-patient abnormal-observation count, written back as Observations."""
+    """The example: a per-patient abnormal-observation count, written back as Observations
+    (``pool``: the FHIR server's, for the write-back; the count queues on ``duckdb``)."""
     policy = WritePolicy(SCORE_SYSTEM, on_conflict=on_conflict, server_validate=server_validate)
 
     @dg.asset(
@@ -202,6 +204,7 @@ def build_abnormal_count_assets(
         deps=[dg.AssetKey(["fhir_raw", "patient"]), dg.AssetKey(["fhir_raw", "observation"])],
         kinds={warehouse},
         description="Per patient, how many Observations are interpreted as abnormal.",
+        pool=DUCKDB_POOL if warehouse == "duckdb" else None,
     )
     def abnormal_count(
         context: AssetExecutionContext, landing: dg.ResourceParam[WarehouseOpener]

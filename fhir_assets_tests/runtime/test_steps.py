@@ -38,6 +38,18 @@ def test_sync_all_steps_and_executor(warehouse: str, executor: dg.ExecutorDefini
     assert {"source_count", "id_unique", "no_future_last_updated", "invalid_share"} == checks
 
 
+def test_views_queue_on_the_duckdb_pool_in_duckdb_mode_only() -> None:
+    for warehouse, pool in (("duckdb", "duckdb"), ("snowflake", None)):
+        environ = ENV | {"FHIR_WAREHOUSE": warehouse, "SNOWFLAKE_ACCOUNT": "acme"}
+        defs = build_defs(Settings.from_environ(environ))
+        graph = defs.resolve_asset_graph()
+        views = [key for key in graph.get_all_asset_keys() if key.path[0] == "fhir"]
+        assert views
+        job = defs.resolve_implicit_global_asset_job_def()
+        pools = {node.name: node.definition.pool for node in job.graph.nodes}
+        assert {pools["__".join(key.path)] for key in views} == {pool}
+
+
 def test_every_step_that_talks_to_the_server_queues_on_its_pool() -> None:
     environ = ENV | {"FHIR_RESOURCE_TYPES": "Patient,Observation"}
     defs = build_all_defs(Settings.from_environ(environ))
@@ -50,4 +62,5 @@ def test_every_step_that_talks_to_the_server_queues_on_its_pool() -> None:
     assert pools["fhir_raw__patient"] == pools["fhir_raw__observation"] == server
     assert pools["fhir_writeback__abnormal_count_observation"] == server
     assert pools["fhir_bulk__export"] == server
-    assert pools["raw_patient_references"] is None  # warehouse only
+    assert pools["raw_patient_references"] == "duckdb"  # only works in the file
+    assert pools["fhir_writeback__patient_abnormal_count"] == "duckdb"
