@@ -14,6 +14,7 @@ from urllib.parse import urlsplit
 
 import dagster as dg
 from dagster import AssetExecutionContext
+from dagster_duckdb import DuckDBResource
 
 from ..catalog import ResourceSpec
 from ..fhir.client import FhirClient, redact
@@ -120,9 +121,8 @@ def sync_raw(
             "source_server": server,
         }
         fetched_s = time.monotonic() - started
-        database = getattr(landing, "database", None)  # DuckDB: wait for a foreign lock first
-        if isinstance(database, str):
-            wait_for_write_lock(database, context.log.warning)
+        if isinstance(landing, DuckDBResource):  # wait for a foreign lock on the file first
+            wait_for_write_lock(landing.database, context.log.warning)
         with landing.open_warehouse() as warehouse:
             result = land(warehouse, spec.resource_type, spool.entries(), provenance, options)
             table = table_metadata(warehouse, RAW_SCHEMA, spec.table)
