@@ -9,7 +9,6 @@ little in the past, and the schedule only runs complete partitions.
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -18,10 +17,6 @@ import dagster as dg
 
 from .fhir.errors import ConfigurationError
 from .fhir.window import EPOCH, Window
-
-# backfill_policy is "beta" in dagster 1.13 and warns once per asset; single-run backfills are the
-# documented way to run a partition range in one run (PITFALLS.md), so the warning is noise.
-warnings.filterwarnings("ignore", message="Parameter `backfill_policy`", category=dg.BetaWarning)
 
 DAILY_FORMAT = "%Y-%m-%d"
 HOURLY_FORMAT = "%Y-%m-%d-%H:%M"
@@ -81,7 +76,8 @@ class Partitioning:
         return Window(first, end)
 
     def pieces(self, window: Window) -> list[Window]:
-        """One window per partition unit (the history before ``start`` is one piece)."""
+        """One window per partition unit (the history before ``start`` is one piece): how ranges
+        were searched before adaptive windows (``bench/backfill.py`` compares the two)."""
         if window.start < self.start < window.end:
             return [
                 Window(window.start, self.start),
@@ -102,16 +98,33 @@ class Partitioning:
         return start.strftime(self.fmt) if start >= self.start else None
 
 
+def backfill_condition() -> dg.AutomationCondition:
+    """When a raw partition is (re)synced by ``fhir_raw_backfill_sensor``: it is missing or its
+    last run failed, it is complete (not the latest, still-running window), and no queued or
+    running run or backfill targets it. The sensor emits what it finds as one Dagster backfill,
+    which the single-run backfill policy runs as one run per range."""
+    condition = dg.AutomationCondition
+    return (
+        ~condition.in_latest_time_window()
+        & (condition.missing() | condition.execution_failed())
+        & ~condition.in_progress()
+    ).with_label("missing or failed, complete, not in flight")
+
+
 def sync_windows(
     partitioning: Partitioning | None, time_window: tuple[datetime, datetime] | None, now: datetime
 ) -> tuple[Window, list[Window]]:
-    """The window a run covers and its pieces (one per worker task).
+    """The window a run covers and the windows it searches.
 
     Unpartitioned runs cover the whole history up to ``now``; partitioned runs their partition
-    (range), cut at ``now - lag``, in one piece per day (or hour).
+    or partition range (a single-run backfill), cut at ``now - lag``. Either way the run starts
+    from **one** window: the search splits it by time only where the server's count exceeds the
+    profile's budget (``fhir.search``), so a year of daily partitions costs about as many
+    requests as its pages, not one search per day and type. Dagster still records every
+    partition of the range.
     """
     if partitioning is None or time_window is None:
         whole = Window(EPOCH, now)
         return whole, [whole]
     whole = partitioning.window(*time_window)
-    return whole, partitioning.pieces(whole)
+    return whole, [whole]

@@ -2,16 +2,16 @@
 
 # No `from __future__ import annotations`: Dagster inspects the real annotation objects.
 
+from typing import Any
+
 import dagster as dg
-from dagster._core.definitions.unresolved_asset_job_definition import UnresolvedAssetJobDefinition
 
 from .partitions import Partitioning
 
 
-def build_sync_schedule(
-    job: dg.JobDefinition | UnresolvedAssetJobDefinition, partitioning: Partitioning
-) -> dg.ScheduleDefinition:
-    """Run ``job`` for the newest complete partition, a few minutes after it closes.
+def build_sync_schedule(job: Any, partitioning: Partitioning) -> dg.ScheduleDefinition:
+    """Run ``job`` (a job, or what ``define_asset_job`` returns: its type is not public API)
+    for the newest complete partition, a few minutes after it closes.
 
     Each day (or hour) at ``lag + 5`` minutes past the boundary: the partition that ended then
     is complete (its last writes are older than ``lag``). A run key per partition keeps one run

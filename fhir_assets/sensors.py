@@ -165,59 +165,19 @@ def build_backfill_sensor(tick_s: int = 300) -> dg.SensorDefinition:
     return backfill_sensor
 
 
-def ranges(keys: set[str], ordered: list[str]) -> list[tuple[str, str]]:
-    """The contiguous runs of ``keys`` within ``ordered`` (all partition keys, in order)."""
-    index = {key: n for n, key in enumerate(ordered)}
-    found: list[tuple[str, str]] = []
-    for key in sorted(keys, key=index.__getitem__):
-        if found and index[key] == index[found[-1][1]] + 1:
-            found[-1] = (found[-1][0], key)
-        else:
-            found.append((key, key))
-    return found
-
-
 def build_raw_backfill_sensor(
-    asset_keys: list[dg.AssetKey],
-    partitions_def: dg.PartitionsDefinition,
-    job_name: str = "sync_all",
-    tick_s: int = 600,
-    retry_s: float = 3600.0,
-) -> dg.SensorDefinition:
-    """Finds time partitions of the raw assets that are missing or failed (an outage, a new
-    resource type) and requests one run per contiguous range: the raw assets have a single-run
-    backfill policy, so a range is one run, as a Dagster backfill of it would be. A range is
-    requested again at most every ``retry_s`` seconds (the cursor remembers when)."""
-
-    @dg.sensor(
-        name="fhir_raw_backfill_sensor",
-        job_name=job_name,
+    asset_keys: list[dg.AssetKey], tick_s: int = 600
+) -> dg.AutomationConditionSensorDefinition:
+    """Backfills raw-asset partitions that are missing or failed (an outage, a new resource
+    type) through Dagster's declarative automation: each raw asset's ``backfill_condition``
+    (``partitions.py``) picks the partitions, never one that a queued or running run or backfill
+    targets, and the sensor emits them as a Dagster backfill (one run per range, by the
+    single-run backfill policy)."""
+    return dg.AutomationConditionSensorDefinition(
+        "fhir_raw_backfill_sensor",
+        target=dg.AssetSelection.assets(*asset_keys),
         minimum_interval_seconds=tick_s,
         default_status=dg.DefaultSensorStatus.STOPPED,
+        emit_backfills=True,
         description="Backfills raw-asset partitions that are missing or failed.",
     )
-    def raw_backfill_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult:
-        instance = context.instance
-        keys = partitions_def.get_partition_keys(dynamic_partitions_store=instance)
-        missing: set[str] = set()
-        for asset_key in asset_keys:
-            statuses = instance.get_status_by_partition(asset_key, keys, partitions_def) or {}
-            missing |= set(unfinished({k: statuses.get(k) for k in keys}))
-        asked: dict[str, float] = orjson.loads(context.cursor) if context.cursor else {}
-        now, requests = time.time(), []
-        for start, end in ranges(missing, keys):
-            if now - asked.get(f"{start}..{end}", 0.0) < retry_s:
-                continue
-            asked[f"{start}..{end}"] = now
-            tags = {  # the tags Dagster's own backfills put on a single-run range
-                "dagster/asset_partition_range_start": start,
-                "dagster/asset_partition_range_end": end,
-                "fhir/backfill": "raw",
-            }
-            requests.append(dg.RunRequest(tags=tags))
-        cursor = orjson.dumps(asked).decode()
-        if not requests:
-            return dg.SensorResult(skip_reason="no raw partitions to backfill", cursor=cursor)
-        return dg.SensorResult(run_requests=requests, cursor=cursor)
-
-    return raw_backfill_sensor

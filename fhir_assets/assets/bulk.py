@@ -189,10 +189,13 @@ def raw_materializations(
 
 
 def build_bulk_asset(
-    options: LandingOptions | None = None, catalog: tuple[ResourceSpec, ...] = ()
+    options: LandingOptions | None = None,
+    catalog: tuple[ResourceSpec, ...] = (),
+    pool: str | None = None,
 ) -> dg.AssetsDefinition:
     """The partitioned asset ``["fhir_bulk", "export"]``: download one export, land it, and
-    record a materialization of each raw asset of ``catalog`` it landed."""
+    record a materialization of each raw asset of ``catalog`` it landed. ``pool``: the FHIR
+    server's (``fhir:<host>``)."""
 
     @dg.asset(
         key=BULK_KEY,
@@ -200,6 +203,7 @@ def build_bulk_asset(
         group_name="fhir_bulk",
         kinds={"fhir"},
         description="One Bulk Data $export per partition, landed into the fhir_raw tables.",
+        pool=pool,
     )
     def bulk_export(
         context: AssetExecutionContext,
@@ -260,4 +264,4 @@ def build_bulk_asset(
 
 def build_bulk_job():  # type: ignore[no-untyped-def]
     """``bulk_land``: materialize one export partition (run by the sensor or by hand)."""
-    return dg.define_asset_job(BULK_JOB, selection=[BULK_KEY], partitions_def=EXPORTS)
+    return dg.define_asset_job(BULK_JOB, selection=[BULK_KEY])  # partitions from the asset

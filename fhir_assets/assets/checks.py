@@ -1,4 +1,4 @@
-"""Asset checks on every raw table, built from the catalog.
+"""Asset checks on every raw table, declared and evaluated by the raw asset itself.
 
 Per type: the current (not deleted) row count equals what the asset saw at the source
 (``source_count`` in its materialization metadata: the search total or a manifest count); ids
@@ -31,51 +31,69 @@ NO_PATIENT_REFERENCE = {"Patient", "Practitioner", "PractitionerRole", "Organiza
 CLOCK_SKEW = timedelta(minutes=5)  # servers' clocks run a little ahead of ours
 
 
-def build_raw_checks(
-    catalog: tuple[ResourceSpec, ...],
-    *,
+def raw_check_specs(spec: ResourceSpec) -> list[dg.AssetCheckSpec]:
+    """The checks of one raw table, declared by its asset (``check_specs``): they run inside the
+    asset's step, on the connection it landed with, rather than as a step (a process) of their own.
+    """
+    key = dg.AssetKey([RAW_SCHEMA, spec.table])
+    names = ["source_count", "id_unique", "no_future_last_updated", "invalid_share"]
+    return [dg.AssetCheckSpec(name, asset=key) for name in names]
+
+
+def raw_check_results(
+    warehouse: Warehouse,
+    spec: ResourceSpec,
+    metadata: dict[str, Any],
     max_invalid_share: float = 0.01,
     now: Callable[[], datetime] = lambda: datetime.now(UTC),
-) -> list[dg.AssetChecksDefinition]:
-    """The checks of every catalog entry's raw table.
+) -> list[dg.AssetCheckResult]:
+    """Evaluate :func:`raw_check_specs` right after a landing.
 
     Args:
-        catalog: the types with raw assets.
+        warehouse: the warehouse the asset landed into (still open).
+        metadata: the landing's metadata (``source_server``, ``source_count``, ``seen``...).
         max_invalid_share: the check fails when quarantined / seen exceeds this.
         now: the clock, for the future-``last_updated`` check.
     """
-    return [build_raw_check(spec, max_invalid_share, now) for spec in catalog]
+    results = [
+        count_check(warehouse, spec.table, metadata),
+        unique_check(warehouse, spec.table),
+        future_check(warehouse, spec.table, now()),
+        share_check(metadata, max_invalid_share),
+    ]
+    return results
 
 
-def build_raw_check(
-    spec: ResourceSpec, max_invalid_share: float, now: Callable[[], datetime]
-) -> dg.AssetChecksDefinition:
-    """One multi-check over ``fhir_raw.<type>``."""
-    key = dg.AssetKey([RAW_SCHEMA, spec.table])
-    names = ["source_count", "id_unique", "no_future_last_updated", "invalid_share"]
-    specs = [dg.AssetCheckSpec(name, asset=key) for name in names]
-    if spec.resource_type not in NO_PATIENT_REFERENCE:
-        specs.append(dg.AssetCheckSpec("patient_references", asset=key))
+def build_reference_checks(
+    catalog: tuple[ResourceSpec, ...], pool: str | None = None
+) -> list[dg.AssetChecksDefinition]:
+    """(warn) Patient references resolve, for every type that has them: one step for all types
+    (it reads two tables, so it runs after the Patient table is landed, not inside each asset).
+    ``pool``: ``duckdb`` in DuckDB mode."""
+    keys = {
+        dg.AssetKey([RAW_SCHEMA, spec.table]): spec
+        for spec in catalog
+        if spec.resource_type not in NO_PATIENT_REFERENCE
+    }
+    if not keys:
+        return []
+    patient = dg.AssetKey([RAW_SCHEMA, "patient"])
+    deps = [patient] if any(spec.resource_type == "Patient" for spec in catalog) else []
+    specs = [
+        dg.AssetCheckSpec("patient_references", asset=key, additional_deps=deps) for key in keys
+    ]
 
-    @dg.multi_asset_check(specs=specs, name=f"{spec.table}_checks")
-    def raw_checks(
+    @dg.multi_asset_check(specs=specs, name="raw_patient_references", can_subset=True, pool=pool)
+    def reference_checks(
         context: dg.AssetCheckExecutionContext, landing: dg.ResourceParam[WarehouseOpener]
     ) -> Iterator[dg.AssetCheckResult]:
-        event = context.instance.get_latest_materialization_event(key)
-        materialization = event.asset_materialization if event else None
-        metadata = {
-            k: v.value for k, v in (materialization.metadata if materialization else {}).items()
-        }
         with landing.open_warehouse(landing=False) as warehouse:
-            yield count_check(warehouse, spec.table, metadata)
-            yield unique_check(warehouse, spec.table)
-            yield future_check(warehouse, spec.table, now())
-            yield share_check(metadata, max_invalid_share)
-            if spec.resource_type not in NO_PATIENT_REFERENCE:
+            for check_key in sorted(context.selected_asset_check_keys, key=str):
+                spec = keys[check_key.asset_key]
                 field = PATIENT_REFERENCE.get(spec.resource_type, "subject")
-                yield reference_check(warehouse, spec.table, field)
+                yield reference_check(warehouse, spec.table, field, check_key.asset_key)
 
-    return raw_checks
+    return [reference_checks]
 
 
 def scalar(warehouse: Warehouse, query: str) -> int:
@@ -147,12 +165,19 @@ def share_check(metadata: dict[str, Any], max_share: float) -> dg.AssetCheckResu
     )
 
 
-def reference_check(warehouse: Warehouse, table: str, field: str) -> dg.AssetCheckResult:
-    """(warn) Every ``<field>.reference`` of the form ``Patient/<id>`` has a landed Patient."""
+def reference_check(
+    warehouse: Warehouse, table: str, field: str, asset_key: dg.AssetKey | None = None
+) -> dg.AssetCheckResult:
+    """(warn) Every ``<field>.reference`` of the form ``Patient/<id>`` has a landed Patient
+    (``asset_key`` names the asset when one check step covers several)."""
     name, severity = "patient_references", dg.AssetCheckSeverity.WARN
     if scalar(warehouse, sql.table_exists("patient")) == 0:
         return dg.AssetCheckResult(
-            check_name=name, passed=False, severity=severity, description="no Patient table"
+            asset_key=asset_key,
+            check_name=name,
+            passed=False,
+            severity=severity,
+            description="no Patient table",
         )
     ref = sql.json_text(warehouse.dialect, "r.resource", f"{field}.reference")
     dangling = scalar(
@@ -163,6 +188,7 @@ def reference_check(warehouse: Warehouse, table: str, field: str) -> dg.AssetChe
         f"WHERE NOT r.deleted AND {ref} LIKE 'Patient/%' AND p.id IS NULL",
     )
     return dg.AssetCheckResult(
+        asset_key=asset_key,
         check_name=name,
         passed=dangling == 0,
         severity=severity,

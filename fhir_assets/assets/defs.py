@@ -19,8 +19,9 @@ from ..settings import FhirSettings, Settings, SnowflakeSettings, SyncSettings, 
 from ..views.library import load_views
 from ..warehouse.io_managers import IO_MANAGER_KEY, build_io_manager
 from ..warehouse.landing import LandingOptions
-from .checks import build_raw_checks
-from .raw import build_raw_assets
+from .checks import build_reference_checks
+from .lock import DUCKDB_POOL
+from .raw import build_raw_assets, fhir_pool
 from .views import build_view_assets
 from .writeback import build_abnormal_count_assets
 
@@ -111,13 +112,31 @@ def landing_options(sync: SyncSettings) -> LandingOptions:
     return LandingOptions(validation=sync.validation, history=sync.history)
 
 
+def sync_executor(warehouse_kind: str) -> dg.ExecutorDefinition:
+    """How ``sync_all`` runs its steps. DuckDB: in one process, one type after another (one
+    writer per file anyway, and a process per type costs seconds of imports each); Snowflake:
+    Dagster's multiprocess executor, one process per type (or a pod, with a Kubernetes one
+    configured on the deployment)."""
+    return dg.in_process_executor if warehouse_kind == "duckdb" else dg.multiprocess_executor
+
+
 def build_defs(settings: Settings) -> dg.Definitions:
     """Raw, view and write-back assets, checks, jobs, schedule and resources for ``settings``."""
     catalog = select(settings.sync.resource_types)
     partitioning = build_partitioning(settings.sync)
     kind = settings.warehouse.kind
     options = landing_options(settings.sync)
-    raw_assets = build_raw_assets(catalog, partitioning, options, kind, IO_MANAGER_KEY)
+    pool = fhir_pool(settings.fhir.base_url)  # steps that talk to the server
+    file_pool = DUCKDB_POOL if kind == "duckdb" else None  # steps that only work in the file
+    raw_assets = build_raw_assets(
+        catalog,
+        partitioning,
+        options,
+        kind,
+        IO_MANAGER_KEY,
+        pool,
+        max_invalid_share=settings.sync.max_invalid_share,
+    )
     types = {spec.resource_type for spec in catalog}
     views = load_views(settings.sync.views_dir, types)
     write = settings.write
@@ -131,11 +150,20 @@ def build_defs(settings: Settings) -> dg.Definitions:
         on_conflict=write.conflict_policy,  # type: ignore[arg-type]
         server_validate=write.server_validate,
         warehouse=kind,
+        pool=pool,
     )
-    sync_all = dg.define_asset_job("sync_all", selection=dg.AssetSelection.groups("fhir_raw"))
+    sync_all = dg.define_asset_job(
+        "sync_all",
+        selection=dg.AssetSelection.groups("fhir_raw"),
+        executor_def=sync_executor(kind),
+    )
     return dg.Definitions(
-        assets=[*raw_assets, *build_view_assets(views, kind, IO_MANAGER_KEY), *writeback],
-        asset_checks=build_raw_checks(catalog, max_invalid_share=settings.sync.max_invalid_share),
+        assets=[
+            *raw_assets,
+            *build_view_assets(views, kind, IO_MANAGER_KEY, file_pool),
+            *writeback,
+        ],
+        asset_checks=build_reference_checks(catalog, file_pool),
         jobs=[
             sync_all,
             # the write-back example and the raw tables it reads (when they are in the catalog)
@@ -172,9 +200,11 @@ def build_bulk_defs(settings: Settings) -> dg.Definitions:
     catalog = select(sync.resource_types)
     if partitioning is not None:  # the raw assets' time partitions, backfilled by sync_all
         raw_keys = [dg.AssetKey(["fhir_raw", spec.table]) for spec in catalog]
-        sensors.append(build_raw_backfill_sensor(raw_keys, partitioning.partitions_def()))
+        sensors.append(build_raw_backfill_sensor(raw_keys))
     return dg.Definitions(
-        assets=[build_bulk_asset(landing_options(sync), catalog)],
+        assets=[
+            build_bulk_asset(landing_options(sync), catalog, fhir_pool(settings.fhir.base_url))
+        ],
         jobs=[build_bulk_job()],
         sensors=sensors,
         resources={"bulk": bulk},

@@ -1,29 +1,44 @@
-"""One raw asset per catalog entry: search the FHIR server, land every resource of the type."""
+"""One raw asset per catalog entry: search the FHIR server, land every resource of the type.
+
+A sync pages the server into a local spool first (``spool.py``) and opens the warehouse only to
+land what it spooled, so a DuckDB file is locked for the write, not the fetch (``lock.py``).
+"""
 
 # No `from __future__ import annotations`: Dagster reads the real `context` annotation object.
+import tempfile
 import time
-from collections.abc import Iterator
 from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
 
 import dagster as dg
 from dagster import AssetExecutionContext
+from dagster_duckdb import DuckDBResource
 
 from ..catalog import ResourceSpec
 from ..fhir.client import FhirClient, redact
 from ..fhir.errors import RequestError
 from ..fhir.window import Window, format_instant
-from ..partitions import Partitioning, sync_windows
+from ..partitions import Partitioning, backfill_condition, sync_windows
 from ..resources import FhirServerResource
 from ..sync import build_sync_queries, build_window_sync
-from ..warehouse.batches import Entry
-from ..warehouse.inputs import resource_entries
 from ..warehouse.io_managers import raw_table_metadata
 from ..warehouse.landing import LandingOptions, land
 from ..warehouse.layout import RAW_SCHEMA
 from ..warehouse.protocol import Provenance, WarehouseOpener
+from .checks import raw_check_results, raw_check_specs
+from .lock import wait_for_write_lock
+from .spool import Spool
 from .tables import table_metadata
 
 GROUP = "fhir_raw"
+
+
+def fhir_pool(base_url: str) -> str:
+    """The Dagster pool of a FHIR server, ``fhir:<host>``: every step that talks to the server
+    queues on it, so its limit in ``dagster.yaml`` bounds the requests of all runs together."""
+    return f"fhir:{urlsplit(base_url).hostname or 'unknown'}"
 
 
 def build_raw_asset(
@@ -32,6 +47,9 @@ def build_raw_asset(
     options: LandingOptions | None = None,
     warehouse_kind: str = "duckdb",
     io_manager_key: str | None = None,
+    pool: str | None = None,
+    *,
+    max_invalid_share: float = 0.01,
 ) -> dg.AssetsDefinition:
     """The raw asset ``["fhir_raw", "<type lower>"]`` for one resource type.
 
@@ -43,7 +61,8 @@ def build_raw_asset(
     and dagster-snowflake's ``DbIOManager`` empty the table (or partition) before writing, which
     defeats MERGE, and they need the whole output in memory. ``io_manager_key`` (``fhir_io`` in
     ``build_defs``) is there for reading: downstream assets load the table as a DataFrame
-    (``warehouse/io_managers.py``).
+    (``warehouse/io_managers.py``). ``pool`` is the FHIR server's pool (:func:`fhir_pool`).
+    The table's checks (``checks.py``) run in the same step, right after the landing.
     """
 
     @dg.asset(
@@ -58,49 +77,70 @@ def build_raw_asset(
         tags={"fhir/resource_type": spec.resource_type},
         partitions_def=partitioning.partitions_def() if partitioning else None,
         backfill_policy=dg.BackfillPolicy.single_run() if partitioning else None,
+        automation_condition=backfill_condition() if partitioning else None,
+        pool=pool,
+        check_specs=raw_check_specs(spec),
     )
     def raw_asset(
         context: AssetExecutionContext,
         fhir: FhirServerResource,
         landing: dg.ResourceParam[WarehouseOpener],
     ) -> dg.MaterializeResult:
-        started_at = datetime.now(UTC)
-        started = time.monotonic()
-        fhir.require_read(spec.resource_type)  # granted scopes checked before any data is pulled
-        time_window = context.partition_time_window if partitioning else None
-        window, windows = sync_windows(partitioning, time_window, started_at)
-        server = redact(fhir.base_url)
-        provenance = Provenance(server, context.run.run_id, started_at)
-        with fhir.get_client() as client:
-            sync = build_window_sync(client, fhir)
-
-            def entries() -> Iterator[Entry]:
-                queries = build_sync_queries(sync, fhir, spec, windows)
-                for number, page in enumerate(sync.pages(queries), 1):
-                    source = f"{server}/{spec.resource_type} search page {number}"
-                    yield from resource_entries(source, page)
-
-            with landing.open_warehouse() as warehouse:
-                result = land(warehouse, spec.resource_type, entries(), provenance, options)
-                table = table_metadata(warehouse, RAW_SCHEMA, spec.table)
-            source_count = count_at_source(client, spec.resource_type, window)
-        seconds = time.monotonic() - started
-        return dg.MaterializeResult(
-            metadata={
-                **sync.metadata(),
-                "resources": result.seen,
-                "source_count": source_count,
-                "source_count_until": window.end.isoformat(),
-                "source_server": server,
-                **result.metadata(),
-                "window": str(window),
-                "duration_s": round(seconds, 3),
-                "resources_per_s": round(result.seen / seconds, 1) if seconds else 0.0,
-                **table,
-            }
-        )
+        return sync_raw(context, spec, partitioning, options, fhir, landing, max_invalid_share)
 
     return raw_asset
+
+
+def sync_raw(
+    context: AssetExecutionContext,
+    spec: ResourceSpec,
+    partitioning: Partitioning | None,
+    options: LandingOptions | None,
+    fhir: FhirServerResource,
+    landing: WarehouseOpener,
+    max_invalid_share: float = 0.01,
+) -> dg.MaterializeResult:
+    """Page the server into a spool (no warehouse open), then land the spool and check the table
+    in one short open."""
+    started_at = datetime.now(UTC)
+    started = time.monotonic()
+    fhir.require_read(spec.resource_type)  # granted scopes checked before any data is pulled
+    time_window = context.partition_time_window if partitioning else None
+    window, windows = sync_windows(partitioning, time_window, started_at)
+    server = redact(fhir.base_url)
+    provenance = Provenance(server, context.run.run_id, started_at)
+    with tempfile.TemporaryDirectory(prefix="fhir-spool-") as folder, fhir.get_client() as client:
+        sync = build_window_sync(client, fhir)
+        spool = Spool(Path(folder))
+        queries = build_sync_queries(sync, fhir, spec, windows)
+        for number, page in enumerate(sync.pages(queries), 1):
+            spool.write(f"{server}/{spec.resource_type} search page {number}", page)
+        source = {
+            "source_count": count_at_source(client, spec.resource_type, window),
+            "source_count_until": window.end.isoformat(),
+            "source_server": server,
+        }
+        fetched_s = time.monotonic() - started
+        if isinstance(landing, DuckDBResource):  # wait for a foreign lock on the file first
+            wait_for_write_lock(landing.database, context.log.warning)
+        with landing.open_warehouse() as warehouse:
+            result = land(warehouse, spec.resource_type, spool.entries(), provenance, options)
+            table = table_metadata(warehouse, RAW_SCHEMA, spec.table)
+            landed = {**source, **result.metadata()}
+            checks = raw_check_results(warehouse, spec, landed, max_invalid_share)
+    seconds = time.monotonic() - started
+    metadata: dict[str, Any] = {
+        **sync.metadata(),
+        "resources": result.seen,
+        **landed,
+        "window": str(window),
+        "fetch_s": round(fetched_s, 3),
+        "write_s": round(seconds - fetched_s, 3),
+        "duration_s": round(seconds, 3),
+        "resources_per_s": round(result.seen / seconds, 1) if seconds else 0.0,
+        **table,
+    }
+    return dg.MaterializeResult(metadata=metadata, check_results=checks)
 
 
 def count_at_source(client: FhirClient, resource_type: str, window: Window) -> int | None:
@@ -120,9 +160,21 @@ def build_raw_assets(
     options: LandingOptions | None = None,
     warehouse_kind: str = "duckdb",
     io_manager_key: str | None = None,
+    pool: str | None = None,
+    *,
+    max_invalid_share: float = 0.01,
 ) -> list[dg.AssetsDefinition]:
-    """Raw assets for every catalog entry (partitioned by ``_lastUpdated`` when given)."""
+    """Raw assets for every catalog entry (partitioned by ``_lastUpdated`` when given), each
+    with its checks."""
     return [
-        build_raw_asset(spec, partitioning, options, warehouse_kind, io_manager_key)
+        build_raw_asset(
+            spec,
+            partitioning,
+            options,
+            warehouse_kind,
+            io_manager_key,
+            pool,
+            max_invalid_share=max_invalid_share,
+        )
         for spec in catalog
     ]

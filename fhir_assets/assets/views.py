@@ -22,7 +22,10 @@ GROUP = "fhir_views"
 
 
 def build_view_asset(
-    view: ViewDefinition, warehouse_kind: str = "duckdb", io_manager_key: str | None = None
+    view: ViewDefinition,
+    warehouse_kind: str = "duckdb",
+    io_manager_key: str | None = None,
+    pool: str | None = None,
 ) -> dg.AssetsDefinition:
     """The asset ``["fhir", view.name]``, downstream of ``["fhir_raw", <type lower>]``.
 
@@ -42,6 +45,7 @@ def build_view_asset(
         description=f"SQL on FHIR view {view.name!r} over {view.resource}: "
         + ", ".join(column.name for column in view.columns),
         tags={"fhir/resource_type": view.resource},
+        pool=pool,  # "duckdb" in DuckDB mode: one writer of the file at a time
     )
     def view_asset(
         context: AssetExecutionContext, landing: dg.ResourceParam[WarehouseOpener]
@@ -68,6 +72,7 @@ def build_view_assets(
     views: Iterable[ViewDefinition],
     warehouse_kind: str = "duckdb",
     io_manager_key: str | None = None,
+    pool: str | None = None,
 ) -> list[dg.AssetsDefinition]:
     """View assets for every view."""
-    return [build_view_asset(view, warehouse_kind, io_manager_key) for view in views]
+    return [build_view_asset(view, warehouse_kind, io_manager_key, pool) for view in views]

@@ -37,6 +37,7 @@ from ..writeback.example import (
     score_sql,
 )
 from ..writeback.policy import ConflictMode
+from .lock import DUCKDB_POOL
 
 GROUP = "fhir_writeback"
 Row = dict[str, Any]
@@ -109,6 +110,7 @@ def build_writeback_asset(
     key_prefix: Sequence[str] = (GROUP,),
     description: str | None = None,
     warehouse_kind: str = "duckdb",
+    pool: str | None = None,
 ) -> dg.AssetsDefinition:
     """An asset that writes the rows of ``source_asset_key``'s table back as ``resource_type``.
 
@@ -131,6 +133,7 @@ def build_writeback_asset(
         tags={"fhir/resource_type": resource_type},
         description=description
         or f"Writes {source.to_user_string()} back to the FHIR server as {resource_type}.",
+        pool=pool,  # the FHIR server's (fhir:<host>)
     )
     def writeback(
         context: AssetExecutionContext,
@@ -188,8 +191,10 @@ def build_abnormal_count_assets(
     on_conflict: ConflictMode = "fail",
     server_validate: bool = False,
     warehouse: str = "duckdb",
+    pool: str | None = None,
 ) -> list[dg.AssetsDefinition]:
-    """The example: a per-patient abnormal-observation count, written back as Observations."""
+    """The example: a per-patient abnormal-observation count, written back as Observations
+    (``pool``: the FHIR server's, for the write-back; the count queues on ``duckdb``)."""
     policy = WritePolicy(SCORE_SYSTEM, on_conflict=on_conflict, server_validate=server_validate)
 
     @dg.asset(
@@ -199,6 +204,7 @@ def build_abnormal_count_assets(
         deps=[dg.AssetKey(["fhir_raw", "patient"]), dg.AssetKey(["fhir_raw", "observation"])],
         kinds={warehouse},
         description="Per patient, how many Observations are interpreted as abnormal.",
+        pool=DUCKDB_POOL if warehouse == "duckdb" else None,
     )
     def abnormal_count(
         context: AssetExecutionContext, landing: dg.ResourceParam[WarehouseOpener]
@@ -218,5 +224,6 @@ def build_abnormal_count_assets(
         batch_size,
         policy=policy,
         warehouse_kind=warehouse,
+        pool=pool,
     )
     return [abnormal_count, writeback]

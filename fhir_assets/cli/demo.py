@@ -165,13 +165,14 @@ def ui(
     sandbox_port: int = SANDBOX_PORT,
 ) -> None:
     """Start the sandbox and the Dagster UI (dagster dev) wired to it, until Ctrl-C."""
-    from ..sandbox.demo import dagster_home
+    from ..sandbox.demo import dagster_home, demo_environment
 
     interrupt_on_sigterm()
     with sandbox(home, population, seed, sandbox_port) as server:
         env = (
             os.environ
             | server.environment()
+            | demo_environment()  # the partitions the demo filled
             | {
                 "FHIR_DUCKDB_PATH": str(home.resolve() / "warehouse.duckdb"),
                 "DAGSTER_HOME": str(dagster_home(home)),

@@ -127,7 +127,7 @@ class RetryPolicy:
             retry=tenacity.retry_if_exception_type((IncompleteBodyError, ResponseFormatError)),
             stop=tenacity.stop_after_attempt(self.attempts + 1),
             wait=tenacity.wait_exponential_jitter(
-                initial=self.backoff_s, max=self.max_backoff_s, jitter=self.backoff_s
+                multiplier=self.backoff_s, max=self.max_backoff_s, jitter=self.backoff_s
             ),
             sleep=self.sleep,
             before_sleep=lambda state: stats.add_retry(state.upcoming_sleep),

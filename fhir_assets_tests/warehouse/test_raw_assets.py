@@ -9,7 +9,7 @@ from typing import Any
 import dagster as dg
 import pytest
 
-from fhir_assets.assets.checks import build_raw_checks
+from fhir_assets.assets.checks import build_reference_checks
 from fhir_assets.assets.raw import build_raw_assets
 from fhir_assets.catalog import select
 from fhir_assets.resources import FhirServerResource
@@ -30,7 +30,7 @@ def materialize(sandbox: Sandbox, landing: Any) -> dg.ExecuteInProcessResult:
         scopes=client.scopes,
     )
     return dg.materialize(
-        [*build_raw_assets(CATALOG), *build_raw_checks(CATALOG)],
+        [*build_raw_assets(CATALOG), *build_reference_checks(CATALOG)],
         resources={"fhir": fhir, "landing": landing},
         instance=dg.DagsterInstance.ephemeral(),
     )

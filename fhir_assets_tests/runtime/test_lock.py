@@ -1,0 +1,147 @@
+"""The DuckDB lock: a raw sync holds it only to write; a foreign holder is waited for, named by PID,
+then reported in one sentence. Real files, real processes."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import dagster as dg
+import duckdb
+import pytest
+
+from fhir_assets.assets.defs import build_defs
+from fhir_assets.assets.lock import wait_for_write_lock
+from fhir_assets.catalog import select
+from fhir_assets.sandbox import Sandbox
+from fhir_assets.settings import Settings
+
+TYPES = "Patient,Encounter,Condition"
+# Opens the file read-only for HOLD seconds, closes it for GAP seconds, until the stop file exists.
+READER = """
+import os, sys, time, duckdb
+path, stop, count = sys.argv[1], sys.argv[2], sys.argv[5]
+hold, gap = float(sys.argv[3]), float(sys.argv[4])
+n = 0
+while not os.path.exists(stop):
+    try:
+        con = duckdb.connect(path, read_only=True)
+    except duckdb.IOException:
+        time.sleep(0.05)
+        continue
+    con.execute("select count(*) from information_schema.tables").fetchall()
+    n += 1
+    open(count, "w").write(str(n))
+    time.sleep(hold)
+    con.close()
+    time.sleep(gap)
+"""
+
+
+@pytest.fixture
+def reader(tmp_path: Path) -> Iterator[tuple[Path, Callable[..., subprocess.Popen[bytes]]]]:
+    """Start a process that keeps opening ``path`` read-only (like a notebook between queries)."""
+    started: list[subprocess.Popen[bytes]] = []
+    stop = tmp_path / "stop-reader"
+    count = tmp_path / "reader-opens"
+
+    def start(path: Path, hold: float, gap: float) -> subprocess.Popen[bytes]:
+        args = [str(path), str(stop), str(hold), str(gap), str(count)]
+        process = subprocess.Popen([sys.executable, "-c", READER, *args])
+        started.append(process)
+        deadline = time.monotonic() + 30
+        while not count.exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        return process
+
+    yield count, start
+    stop.touch()
+    for process in started:
+        process.terminate()  # a reader may be mid-hold; it owns nothing worth a clean exit
+        process.wait(timeout=30)
+
+
+def make_file(path: Path) -> None:
+    with duckdb.connect(str(path)) as con:
+        con.execute("create table t as select 1 as x")
+
+
+def test_wait_for_write_lock_names_the_holder_and_fails_in_one_sentence(
+    tmp_path: Path, reader
+) -> None:
+    path = tmp_path / "held.duckdb"
+    make_file(path)
+    _, start = reader
+    holder = start(path, hold=60.0, gap=0.0)
+    said: list[str] = []
+    with pytest.raises(dg.Failure) as failure:
+        wait_for_write_lock(str(path), said.append, wait_s=1.0)
+    assert said and f"PID {holder.pid}" in said[0]
+    assert f"still held by PID {holder.pid}" in str(failure.value)
+    assert "close that connection" in str(failure.value)
+
+
+def test_wait_for_write_lock_returns_once_the_holder_lets_go(tmp_path: Path, reader) -> None:
+    path = tmp_path / "busy.duckdb"
+    make_file(path)
+    _, start = reader
+    holder = start(path, hold=2.0, gap=30.0)
+    said: list[str] = []
+    started = time.monotonic()
+    wait_for_write_lock(str(path), said.append, wait_s=20.0)
+    assert time.monotonic() - started < 15
+    assert said == [] or f"PID {holder.pid}" in said[0]
+    with duckdb.connect(str(path)) as con:  # free now: this process can write
+        con.execute("insert into t values (2)")
+
+
+def multiprocess_sync() -> dg.JobDefinition:
+    """``sync_all``'s assets under Dagster's default multiprocess executor, settings from the
+    environment (rebuilt in every step process)."""
+    defs = build_defs(Settings.from_environ(os.environ))
+    job = dg.define_asset_job(
+        "sync_multiprocess",
+        selection=dg.AssetSelection.groups("fhir_raw"),
+        executor_def=dg.multiprocess_executor,
+    )
+    return dg.Definitions.merge(defs, dg.Definitions(jobs=[job])).resolve_job_def(job.name)
+
+
+def test_multiprocess_sync_succeeds_while_a_reader_opens_the_file_between_writes(
+    sandbox: Sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, reader
+) -> None:
+    path = tmp_path / "warehouse.duckdb"
+    home = tmp_path / "dagster"
+    home.mkdir()
+    (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
+    environ = sandbox.environment() | {
+        "FHIR_RESOURCE_TYPES": TYPES,
+        "FHIR_PARTITIONS": "none",
+        "FHIR_DUCKDB_PATH": str(path),
+        "DAGSTER_HOME": str(home),
+    }
+    for name, value in environ.items():
+        monkeypatch.setenv(name, value)
+    make_file(path)
+    count, start = reader
+    start(path, hold=1.5, gap=0.5)
+    with dg.DagsterInstance.get() as instance:
+        result = dg.execute_job(dg.reconstructable(multiprocess_sync), instance=instance)
+        steps = [e for e in result.all_events if e.is_step_success]
+        assert result.success, [e.message for e in result.all_events if e.is_failure]
+    # each raw asset (its checks inside), and one step for the patient-reference checks
+    assert len(steps) == len(TYPES.split(",")) + 1
+    assert int(count.read_text()) > 3  # the reader kept opening the file during the run
+    catalog = select(TYPES)
+    with duckdb.connect(str(path), read_only=True) as con:  # read-only beside the reader
+        landed = {
+            spec.resource_type: con.execute(
+                f"select count(*) from fhir_raw.{spec.table} where not deleted"  # noqa: S608
+            ).fetchone()[0]
+            for spec in catalog
+        }
+    assert landed == sandbox.counts([spec.resource_type for spec in catalog])
