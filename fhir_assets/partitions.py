@@ -9,7 +9,9 @@ little in the past, and the schedule only runs complete partitions.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import warnings
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
@@ -128,3 +130,20 @@ def sync_windows(
         return whole, [whole]
     whole = partitioning.window(*time_window)
     return whole, [whole]
+
+
+@contextmanager
+def single_run_backfills() -> Iterator[None]:
+    """Silence only Dagster's BetaWarning about ``backfill_policy`` while a raw asset is defined.
+
+    Single-run backfills (``BackfillPolicy.single_run()``) are the documented way to run a
+    partition range in one run (PITFALLS.md), and the parameter is beta in dagster 1.13: without
+    this, every process that loads the code location prints the warning once per asset (23
+    times for ``make demo``). Scoped to the decorator call: every other warning, Dagster's
+    deprecations included, still shows.
+    """
+    with warnings.catch_warnings():
+        warnings.filterwarnings(
+            "ignore", message="Parameter `backfill_policy`", category=dg.BetaWarning
+        )
+        yield

@@ -20,7 +20,7 @@ from ..catalog import ResourceSpec
 from ..fhir.client import FhirClient, redact
 from ..fhir.errors import RequestError
 from ..fhir.window import Window, format_instant
-from ..partitions import Partitioning, backfill_condition, sync_windows
+from ..partitions import Partitioning, backfill_condition, single_run_backfills, sync_windows
 from ..resources import FhirServerResource
 from ..sync import build_sync_queries, build_window_sync
 from ..warehouse.io_managers import raw_table_metadata
@@ -65,22 +65,25 @@ def build_raw_asset(
     The table's checks (``checks.py``) run in the same step, right after the landing.
     """
 
-    @dg.asset(
-        name=spec.table,
-        key_prefix=[RAW_SCHEMA],
-        group_name=GROUP,
-        kinds={"fhir", warehouse_kind},
-        io_manager_key=io_manager_key,
-        metadata=raw_table_metadata(partitioning is not None),
-        description=f"Every FHIR {spec.resource_type} on the server, one row per resource "
-        f"(raw JSON plus id, version and lastUpdated).",
-        tags={"fhir/resource_type": spec.resource_type},
-        partitions_def=partitioning.partitions_def() if partitioning else None,
-        backfill_policy=dg.BackfillPolicy.single_run() if partitioning else None,
-        automation_condition=backfill_condition() if partitioning else None,
-        pool=pool,
-        check_specs=raw_check_specs(spec),
-    )
+    with single_run_backfills():
+        decorator = dg.asset(
+            name=spec.table,
+            key_prefix=[RAW_SCHEMA],
+            group_name=GROUP,
+            kinds={"fhir", warehouse_kind},
+            io_manager_key=io_manager_key,
+            metadata=raw_table_metadata(partitioning is not None),
+            description=f"Every FHIR {spec.resource_type} on the server, one row per resource "
+            f"(raw JSON plus id, version and lastUpdated).",
+            tags={"fhir/resource_type": spec.resource_type},
+            partitions_def=partitioning.partitions_def() if partitioning else None,
+            backfill_policy=dg.BackfillPolicy.single_run() if partitioning else None,
+            automation_condition=backfill_condition() if partitioning else None,
+            pool=pool,
+            check_specs=raw_check_specs(spec),
+        )
+
+    @decorator
     def raw_asset(
         context: AssetExecutionContext,
         fhir: FhirServerResource,
