@@ -207,11 +207,15 @@ def build_abnormal_count_assets(
         pool=DUCKDB_POOL if warehouse == "duckdb" else None,
     )
     def abnormal_count(
-        context: AssetExecutionContext, landing: dg.ResourceParam[WarehouseOpener]
+        context: AssetExecutionContext,
+        fhir_writer: FhirServerResource,
+        landing: dg.ResourceParam[WarehouseOpener],
     ) -> dg.MaterializeResult:
+        # only the rows of the server written back to: the tables keep every server's rows
+        server = redact(fhir_writer.base_url)
         with landing.open_warehouse(landing=False) as wh:
             wh.fetch(f"create schema if not exists {SCORE_SCHEMA}")
-            wh.fetch(score_sql(wh.dialect.name))
+            wh.fetch(score_sql(wh.dialect.name, wh.dialect.literal(server)))
             count = f"select count(*) from {SCORE_SCHEMA}.{SCORE_TABLE}"  # noqa: S608 (constants)
             [(rows,)] = wh.fetch(count)
         return dg.MaterializeResult(metadata={"patients": int(rows)})

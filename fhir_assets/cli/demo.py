@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import fcntl
 import logging
 import os
 import signal
@@ -144,7 +145,9 @@ def writeback(
     from ..sandbox.writeback_demo import format_reports, run_writeback_demo
 
     logging.basicConfig(level=logging.WARNING)
+    interrupt_on_sigterm()  # SIGTERM unwinds the with-blocks below, so the sandbox stops
     with (
+        exclusive(home, "writeback"),
         demo_warehouse(warehouse, home, home / "writeback.duckdb") as settings,
         sandbox(home, population, seed) as server,
     ):
@@ -155,6 +158,21 @@ def writeback(
     typer.echo(f"\naudit trail: table fhir_audit.writes in {where}")
     if any(report["failed"] for report in reports):
         raise typer.Exit(1)
+
+
+@contextlib.contextmanager
+def exclusive(home: Path, command: str) -> Iterator[None]:
+    """One ``command`` at a time on ``home``: runs share its DuckDB file and Dagster instance
+    (whose first use creates SQLite tables: two at once failed with "table jobs already
+    exists"), so a second run waits for the first, saying so."""
+    home.mkdir(parents=True, exist_ok=True)
+    with (home / f".{command}.lock").open("w") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            typer.echo(f"another fhir-assets {command} is running on {home}; waiting", err=True)
+            fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
 
 
 def ui(

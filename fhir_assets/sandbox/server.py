@@ -8,6 +8,7 @@ start works on a copy, so writes (tests, write-back demos) never change the cach
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import fcntl
 import json
 import logging
@@ -17,6 +18,7 @@ import signal
 import socket
 import sqlite3
 import subprocess
+import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -35,6 +37,16 @@ log = logging.getLogger(__name__)
 
 DEFAULT_CLIENT_ID = "fhir-assets-demo"
 SEED_VERSION = 1  # bump when the seeding code changes what lands in the cache
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
+
+
+def die_with_parent() -> None:
+    """In the forked child before exec: get SIGTERM when the starting process dies, even by
+    kill -9, so a sandbox is never left running re-parented to PID 1 (Linux only; elsewhere
+    the context manager's stop is the only guard). The signal follows the thread that started
+    the server, which is the caller of ``Sandbox.start``."""
+    if sys.platform.startswith("linux"):
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 @dataclass(frozen=True, slots=True)
@@ -220,7 +232,8 @@ class Sandbox:
             cwd=workdir,
             stdout=log_file,
             stderr=subprocess.STDOUT,
-            start_new_session=True,
+            start_new_session=True,  # its own process group, stopped as one in _terminate
+            preexec_fn=die_with_parent,
             env={**os.environ, "SEKMET_CONFIG": str(settings_path)},
         )
         self._wait_ready(workdir / "server.log")

@@ -16,13 +16,15 @@ SCORE_SCHEMA = "fhir_writeback"
 SCORE_TABLE = "patient_abnormal_count"
 ABNORMAL_CODES = ("A", "AA", "H", "HH", "HU", "L", "LL", "LU", ">", "<")
 
-# One row per live patient; the raw tables hold the JSON exactly as the server sent it.
+# One row per live patient of one server ({server}: its source_server literal); the raw tables
+# hold the JSON exactly as the server sent it. Rows of other servers (e.g. earlier sandbox
+# ports) are left out: their ids mean nothing on the server written back to.
 SCORE_SQL = f"""
 create or replace table {SCORE_SCHEMA}.{SCORE_TABLE} as
 with abnormal as (
     select json_extract_string(resource, '$.subject.reference') as subject, count(*) as n
     from fhir_raw.observation
-    where not deleted
+    where not deleted and source_server = {{server}}
       and list_has_any(
             json_extract_string(resource, '$.interpretation[*].coding[*].code'),
             {list(ABNORMAL_CODES)!r})
@@ -31,7 +33,7 @@ with abnormal as (
 select p.id as patient_id, coalesce(a.n, 0)::integer as abnormal_count
 from fhir_raw.patient p
 left join abnormal a on a.subject = 'Patient/' || p.id
-where not p.deleted
+where not p.deleted and p.source_server = {{server}}
 order by p.id
 """  # noqa: S608 (constants only)
 
@@ -44,20 +46,23 @@ with matches as (
     from fhir_raw.observation o,
          lateral flatten(input => o.resource:interpretation) i,
          lateral flatten(input => i.value:coding) c
-    where not o.deleted and c.value:code::varchar in ({", ".join(repr(c) for c in ABNORMAL_CODES)})
+    where not o.deleted and o.source_server = {{server}}
+      and c.value:code::varchar in ({", ".join(repr(c) for c in ABNORMAL_CODES)})
 ),
 abnormal as (select subject, count(*) as n from matches group by subject)
 select p.id as patient_id, coalesce(a.n, 0)::integer as abnormal_count
 from fhir_raw.patient p
 left join abnormal a on a.subject = 'Patient/' || p.id
-where not p.deleted
+where not p.deleted and p.source_server = {{server}}
 order by p.id
 """  # noqa: S608 (constants only)
 
 
-def score_sql(dialect: str) -> str:
-    """The statement building the score table in the warehouse of ``dialect``."""
-    return SNOWFLAKE_SCORE_SQL if dialect == "snowflake" else SCORE_SQL
+def score_sql(dialect: str, server: str) -> str:
+    """The statement building the score table in the warehouse of ``dialect`` from the rows of
+    ``server`` (a quoted SQL string literal of the redacted base URL)."""
+    template = SNOWFLAKE_SCORE_SQL if dialect == "snowflake" else SCORE_SQL
+    return template.format(server=server)
 
 
 def abnormal_count_observation(row: Mapping[str, Any]) -> dict[str, Any]:

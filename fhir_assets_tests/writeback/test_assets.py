@@ -167,3 +167,25 @@ def test_definitions_include_the_writeback_example(types: str, raw: set[str]) ->
     selected = defs.resolve_job_def("writeback_example").asset_layer.selected_asset_keys
     assert {WRITEBACK_KEY, dg.AssetKey(["fhir_writeback", "patient_abnormal_count"])} <= selected
     assert {k.path[1] for k in selected if k.path[0] == "fhir_raw"} == raw
+
+
+def test_abnormal_count_scores_only_the_server_written_back_to(
+    make_sandbox: Any, tmp_path: Path
+) -> None:
+    """Rows of another server (an earlier sandbox port: the same patient ids) stay out of the
+    score, so each patient is written once ("the identifier appears twice" before)."""
+    path = tmp_path / "warehouse.duckdb"
+    earlier, current = make_sandbox(), make_sandbox()
+    for server in (earlier, current):
+        assert dg.materialize(RAW, resources=resources(server, path)).success
+    result = run(EXAMPLE, resources(current, path))
+    assert result.success
+    patients = current.counts(["Patient"])["Patient"]
+    metadata = writeback_metadata(result)
+    assert (metadata["created"], metadata["failed"], metadata["resources"]) == (
+        patients,
+        0,
+        patients,
+    )
+    with earlier.fhir_client() as client:
+        assert scores_on_server(client) == []
