@@ -73,7 +73,7 @@ def wait_for_location(base: str, process: subprocess.Popen[bytes]) -> None:
 
 def start_ui(port: int, log: Path) -> subprocess.Popen[bytes]:
     """``fhir-assets ui`` in its own process group (stopped as a group by ``stop_ui``)."""
-    argv = [str(CLI), "ui", "--port", str(port), "--sandbox-port", "0"]
+    argv = [str(CLI), "ui", "--port", str(port)]
     with log.open("wb") as sink:
         return subprocess.Popen(argv, stdout=sink, stderr=subprocess.STDOUT, start_new_session=True)
 
@@ -202,7 +202,9 @@ def main() -> int:
     shutil.rmtree(OUT, ignore_errors=True)
     OUT.mkdir(parents=True)
     if "--no-demo" not in sys.argv:
-        demo = subprocess.run([str(CLI), "demo", "--sandbox-port", "0"], check=False)
+        # make demo's own flow, on its sandbox port: rows are keyed by the server's URL, so a
+        # demo on another port would land a second copy into the same warehouse
+        demo = subprocess.run([str(CLI), "demo"], check=False)
         if demo.returncode:
             print("fhir-assets demo failed: nothing to check in the UI", file=sys.stderr)
             return 1
