@@ -19,6 +19,7 @@ import time
 import urllib.request
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 HOME = Path(os.environ.get("FHIR_ASSETS_HOME", ".fhir-assets")).resolve()
 OUT = HOME / "ui-check"
@@ -92,21 +93,21 @@ def stop_ui(process: subprocess.Popen[bytes]) -> None:
 class Browser:
     """One headless Chromium page on the UI; each ``show`` saves a full-page screenshot."""
 
-    def __init__(self, page: object, base: str) -> None:
+    def __init__(self, page: Any, base: str) -> None:
         self.page, self.base = page, base
 
     def show(self, path: str, name: str, ready: str) -> str:
         """Open ``path``, wait until ``ready`` is on the page, screenshot it; the page's text."""
         page = self.page
-        page.goto(self.base + path, wait_until="domcontentloaded")  # type: ignore[attr-defined]
-        page.get_by_text(ready).first.wait_for(timeout=60_000)  # type: ignore[attr-defined]
-        page.wait_for_load_state("networkidle")  # type: ignore[attr-defined]
-        page.wait_for_timeout(3000)  # type: ignore[attr-defined]
-        skip = page.get_by_role("button", name="Skip")  # type: ignore[attr-defined]
+        page.goto(self.base + path, wait_until="domcontentloaded")
+        page.get_by_text(ready).first.wait_for(timeout=60_000)
+        page.wait_for_load_state("networkidle")
+        page.wait_for_timeout(3000)
+        skip = page.get_by_role("button", name="Skip")
         if skip.count():  # the first visit's "Join the Dagster community" dialog
             skip.first.click()
-        page.screenshot(path=str(OUT / f"{name}.png"), full_page=True)  # type: ignore[attr-defined]
-        return str(page.inner_text("body"))  # type: ignore[attr-defined]
+        page.screenshot(path=str(OUT / f"{name}.png"), full_page=True)
+        return str(page.inner_text("body"))
 
 
 def check(results: list[tuple[str, bool]], name: str, ok: bool) -> None:
