@@ -7,7 +7,7 @@ UV     := $(BIN)/uv
 # pytest workers: one per core (2 on CI)
 WORKERS ?= auto
 
-.PHONY: install demo demo-snowflake ui sandbox test lint typecheck unit bench lock clean prod-local
+.PHONY: install demo demo-snowflake ui ui-check sandbox test lint typecheck unit bench lock clean prod-local
 
 install: $(STAMP)
 
@@ -35,6 +35,15 @@ demo-snowflake: install
 ## ui: the Dagster UI on 127.0.0.1:3000 against the same sandbox and DuckDB file
 ui: install
 	$(BIN)/fhir-assets ui
+
+## ui-check: make demo's flow, then the Dagster UI in headless Chromium (Debian's chromium, driven
+## by Playwright): raw assets materialized with every partition filled, views materialized;
+## screenshots in .fhir-assets/ui-check/. Not part of `make test` (installs chromium via apt).
+ui-check: install
+	@test -x /usr/bin/chromium || (apt-get update -qq && apt-get install -y -qq chromium)
+	@# Playwright drives the system Chromium (never `playwright install`); kept out of the lock
+	@$(BIN)/python -c 'import playwright' 2>/dev/null || $(UV) pip install --quiet --python $(BIN)/python playwright
+	$(BIN)/python -m fhir_assets_tests.ui.ui_check
 
 ## sandbox: just the seeded FHIR server, until Ctrl-C
 sandbox: install
