@@ -147,10 +147,18 @@ class BranchWriter:
 
     def projection(self, column: Column, ctx: int, nullable: bool) -> None:
         value = self.compiler.compile(column.path, self.context(ctx, "p"))
-        kind = column_kind(column) if column.type else inferred_kind(value)
+        kind = column_kind(column) if column.type or column.hint else inferred_kind(value)
         self.kinds[column.name] = kind
         if column.collection:
             sql = self.dialect.coll_typed(self.compiler.coll(value), kind)
+        elif column.hint:
+            text = self.compiler.scalar(value, "string", f"column {column.name!r} ({column.text})")
+            message = (
+                f"view {self.compiler.view!r}: column {column.name!r} is tagged ansi/type "
+                f"{column.hint.upper()} but holds a partial or malformed {column.hint} "
+                "(remove the tag to keep the FHIR text)"
+            )
+            sql = self.dialect.complete_date(text, column.hint, message)
         else:
             sql = self.compiler.scalar(value, kind, f"column {column.name!r} ({column.text})")
         if nullable and column.path != Constant("rowIndex"):
@@ -191,7 +199,7 @@ class BranchWriter:
 
 
 def column_kind(column: Column) -> str:
-    return output_kind(column.type)
+    return column.hint or output_kind(column.type)
 
 
 def inferred_kind(value: Value) -> str:
