@@ -16,6 +16,7 @@ import pytest
 
 from fhir_assets.views import ViewDefinition, compile_view, parse_view
 from fhir_assets.views.errors import UnsupportedError
+from fhir_assets.views.library import load_views
 
 pytestmark = pytest.mark.filterwarnings("ignore:Arrow output:UserWarning")
 COMPLETE = [
@@ -135,3 +136,9 @@ def test_unknown_ansi_type_is_refused() -> None:
     }
     with pytest.raises(UnsupportedError, match="unsupported"):
         parse_view(raw)
+
+
+def test_default_patient_view_types_birth_date() -> None:
+    (patient,) = [v for v in load_views() if v.resource == "Patient"]
+    kinds = {c.name: c.kind for c in compile_view(patient, "duckdb").columns}
+    assert kinds["birth_date"] == "date"
