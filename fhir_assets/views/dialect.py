@@ -37,7 +37,8 @@ def output_kind(fhir_type: str | None) -> str:
 # its offset (FHIR requires one whenever a time is given)
 COMPLETE = {
     "date": r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$",
-    "timestamp": r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?(Z|[+-][0-9]{2}:[0-9]{2})$",
+    "timestamp": r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?"
+    r"(Z|[+-][0-9]{2}:[0-9]{2})$",
 }
 
 
@@ -78,6 +79,10 @@ class Dialect(ABC):
     def error(self, message: str, kind: str, witness: str) -> str:
         """An expression that raises ``message`` when evaluated (``witness``: a row-dependent
         integer SQL expression, so the optimizer cannot evaluate it ahead of time)."""
+
+    @abstractmethod
+    def int_range(self, count: int) -> str:
+        """An array of the integers 0..count-1 (unionAll's alternative numbers)."""
 
     @abstractmethod
     def full_match(self, text: str, pattern: str) -> str:

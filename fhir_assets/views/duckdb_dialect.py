@@ -37,6 +37,9 @@ class DuckDBDialect(Dialect):
     def error(self, message: str, kind: str, witness: str) -> str:
         return f"CAST(error({self.string(message)}) AS {self.sql_type(kind)})"
 
+    def int_range(self, count: int) -> str:
+        return f"range({count})"
+
     def full_match(self, text: str, pattern: str) -> str:
         return f"regexp_full_match({text}, {self.string(pattern)})"
 

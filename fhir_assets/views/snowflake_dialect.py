@@ -60,6 +60,9 @@ class SnowflakeDialect(Dialect):
         text = f"{self.string(message)} || LEFT(CAST({witness} AS VARCHAR), 0)"
         return f"CAST(CAST({text} AS BOOLEAN) AS {self.sql_type(kind)})"
 
+    def int_range(self, count: int) -> str:
+        return "ARRAY_CONSTRUCT(" + ", ".join(str(n) for n in range(count)) + ")"
+
     def full_match(self, text: str, pattern: str) -> str:
         return f"REGEXP_LIKE({text}, {self.string(pattern)})"
 
