@@ -16,7 +16,7 @@ from .errors import UnsupportedError, ViewDefinitionError
 from .expressions import ExpressionCompiler
 from .fhirpath import Constant, Node
 from .functions import exists_sql
-from .plan import Branch, Columns, Empty, ForEach, Nulls, Present, Repeat, expand
+from .plan import Branch, Choose, Columns, Empty, ForEach, Nulls, Op, Present, Repeat, When, expand
 from .snowflake_dialect import SnowflakeDialect
 from .values import Context, Value
 
@@ -59,6 +59,12 @@ class BranchWriter:
         # the FHIR type of each context's items, where the models know it
         self.types: dict[int, str | None] = {0: compiler.resource_type}
         self.kinds: dict[str, str] = {}  # output kind per column name
+        self.guard: list[tuple[int, int]] = []  # the unionAll alternatives the op belongs to
+        self.cases: dict[str, list[str]] = {}  # per column: WHEN ... THEN ... of each alternative
+
+    def guarded(self, alias: str) -> str:
+        """SQL true on the rows of the current unionAll alternative(s)."""
+        return " AND ".join(f"{alias}.a{var} = {number}" for var, number in self.guard)
 
     def name(self) -> str:
         return f"{self.prefix}_{len(self.stages) + 1}"
@@ -89,7 +95,10 @@ class BranchWriter:
             array = d.null_row(array, d.array_empty(array))
         elif op.nullable:
             array = d.null_row(array, f"q.f{op.parent} IS NULL")
-        u = d.select_unnest(array) or d.unnest(array, "u", outer=op.outer or op.nullable)
+        if self.guard:  # the other alternatives' rows pass through as one NULL item
+            array = d.null_row(array, f"NOT ({self.guarded('q')})")
+        outer = op.outer or op.nullable or bool(self.guard)
+        u = d.select_unnest(array) or d.unnest(array, "u", outer=outer)
         source = f"{collect} q, {u.clause}" if u.clause else f"{collect} q"
         self.stages.append(
             f"{expand_} AS (SELECT {self.columns('q')}, {u.value} AS f{op.ctx}, "
@@ -147,10 +156,18 @@ class BranchWriter:
 
     def projection(self, column: Column, ctx: int, nullable: bool) -> None:
         value = self.compiler.compile(column.path, self.context(ctx, "p"))
-        kind = column_kind(column) if column.type else inferred_kind(value)
+        kind = column_kind(column) if column.type or column.hint else inferred_kind(value)
         self.kinds[column.name] = kind
         if column.collection:
             sql = self.dialect.coll_typed(self.compiler.coll(value), kind)
+        elif column.hint:
+            text = self.compiler.scalar(value, "string", f"column {column.name!r} ({column.text})")
+            message = (
+                f"view {self.compiler.view!r}: column {column.name!r} is tagged ansi/type "
+                f"{column.hint.upper()} but holds a partial or malformed {column.hint} "
+                "(remove the tag to keep the FHIR text)"
+            )
+            sql = self.dialect.complete_date(text, column.hint, message)
         else:
             sql = self.compiler.scalar(value, kind, f"column {column.name!r} ({column.text})")
         if nullable and column.path != Constant("rowIndex"):
@@ -158,27 +175,65 @@ class BranchWriter:
             sql = f"CASE WHEN p.f{ctx} IS NULL THEN NULL ELSE {sql} END"
         self.projections[column.name] = sql
 
+    def choose(self, op: Choose) -> None:
+        """Copy each row once per alternative (once if it belongs to another alternative)."""
+        d, stage = self.dialect, self.name()
+        array = d.int_range(op.count)
+        if self.guard:
+            array = f"CASE WHEN {self.guarded('p')} THEN {array} ELSE {d.int_range(1)} END"
+        u = d.select_unnest(array) or d.unnest(array, "u")
+        source = f"{self.previous} p, {u.clause}" if u.clause else f"{self.previous} p"
+        self.stages.append(
+            f"{stage} AS (SELECT {self.columns('p')}, {u.index} AS a{op.var} FROM {source})"
+        )
+        self.carried.append(f"a{op.var}")
+        self.previous = stage
+
     def write(self, branch: Branch) -> None:
         for op in branch:
-            if isinstance(op, ForEach):
-                self.for_each(op)
-            elif isinstance(op, Repeat):
-                self.repeat(op)
-            elif isinstance(op, Empty):
-                self.empty(op)
-            elif isinstance(op, Present):
-                stage = self.name()
-                self.stages.append(
-                    f"{stage} AS (SELECT {self.columns('p')} FROM {self.previous} p "
-                    f"WHERE p.f{op.ctx} IS NOT NULL)"
+            self.dispatch(op)
+        for name, cases in self.cases.items():
+            self.projections[name] = f"CASE {' '.join(cases)} END"
+
+    def dispatch(self, op: Op) -> None:
+        if isinstance(op, When):
+            self.guard.append((op.var, op.number))
+            self.dispatch(op.op)
+            self.guard.pop()
+        elif isinstance(op, Choose):
+            self.choose(op)
+        elif isinstance(op, Columns) and self.guard:
+            for column in op.columns:
+                self.output(column, op.ctx, op.nullable)
+                sql = self.projections.pop(column.name)
+                self.cases.setdefault(column.name, []).append(
+                    f"WHEN {self.guarded('p')} THEN {sql}"
                 )
-                self.previous = stage
-            elif isinstance(op, Columns):
-                for column in op.columns:
-                    self.output(column, op.ctx, op.nullable)
-            elif isinstance(op, Nulls):
-                for column in op.columns:
-                    self.projections[column.name] = self.null(column)
+        else:
+            self.operation(op)
+
+    def operation(self, op: Op) -> None:
+        if isinstance(op, ForEach):
+            self.for_each(op)
+        elif isinstance(op, Repeat):
+            self.repeat(op)
+        elif isinstance(op, Empty):
+            self.empty(op)
+        elif isinstance(op, Present):
+            stage = self.name()
+            keep = f"p.f{op.ctx} IS NOT NULL"
+            if self.guard:
+                keep = f"{keep} OR NOT ({self.guarded('p')})"
+            self.stages.append(
+                f"{stage} AS (SELECT {self.columns('p')} FROM {self.previous} p WHERE {keep})"
+            )
+            self.previous = stage
+        elif isinstance(op, Columns):
+            for column in op.columns:
+                self.output(column, op.ctx, op.nullable)
+        elif isinstance(op, Nulls):
+            for column in op.columns:
+                self.projections[column.name] = self.null(column)
 
     def null(self, column: Column) -> str:
         """A column of forEachOrNull's null row: NULL, except %rowIndex which is 0."""
@@ -191,7 +246,7 @@ class BranchWriter:
 
 
 def column_kind(column: Column) -> str:
-    return output_kind(column.type)
+    return column.hint or output_kind(column.type)
 
 
 def inferred_kind(value: Value) -> str:

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
 
-from .errors import ViewDefinitionError
+from .errors import UnsupportedError, ViewDefinitionError
 from .fhirpath import Literal, Node, parse
 
 # The spec restricts column and view names to database-friendly identifiers.
@@ -45,6 +45,8 @@ class Column:
     text: str
     type: str | None
     collection: bool
+    # the warehouse type the author asked for with an ``ansi/type`` tag ("date", "timestamp")
+    hint: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,7 +110,37 @@ def parse_column(raw: Any) -> Column:
     kind = raw.get("type")
     if kind is not None and not isinstance(kind, str):
         raise fail(f"column {name!r}: type must be a string")
-    return Column(name, parse(path), path, kind, raw.get("collection") is True)
+    collection = raw.get("collection") is True
+    return Column(name, parse(path), path, kind, collection, type_hint(name, raw, collection))
+
+
+# ``ansi/type`` tag values -> the typed column kinds they select. A FHIR dateTime carries its
+# offset whenever it has a time, so TIMESTAMP keeps it (TIMESTAMPTZ / TIMESTAMP_TZ).
+ANSI_TYPES = {"DATE": "date", "TIMESTAMP": "timestamp", "TIMESTAMP WITH TIME ZONE": "timestamp"}
+
+
+def type_hint(name: str, raw: dict[str, Any], collection: bool) -> str | None:
+    """The column's ``ansi/type`` tag (the spec's "database type hints") as a column kind.
+
+    date and dateTime values may be partial ("1970", "1970-03"): SQL-on-FHIR v2 leaves them
+    text unless the author tags the column, asserting complete values (the spec's example
+    "relies on the birth dates being full dates"). Untagged columns keep their text.
+    """
+    tags = raw.get("tag", [])
+    if not isinstance(tags, list) or not all(isinstance(tag, dict) for tag in tags):
+        raise fail(f"column {name!r}: tag must be a list of {{name, value}} objects")
+    values = [tag.get("value") for tag in tags if tag.get("name") == "ansi/type"]
+    if not values:
+        return None
+    value = str(values[0]).strip().upper()
+    if value not in ANSI_TYPES:
+        raise UnsupportedError(
+            f"column {name!r}: ansi/type {values[0]!r} is unsupported (supported: "
+            f"{', '.join(ANSI_TYPES)})"
+        )
+    if collection:
+        raise UnsupportedError(f"column {name!r}: ansi/type on a collection is unsupported")
+    return ANSI_TYPES[value]
 
 
 def parse_path(raw: Any, what: str) -> Node:

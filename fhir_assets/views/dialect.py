@@ -33,6 +33,15 @@ def output_kind(fhir_type: str | None) -> str:
     return "string"
 
 
+# the text a typed date column accepts: a complete FHIR date, or a dateTime to the second with
+# its offset (FHIR requires one whenever a time is given)
+COMPLETE = {
+    "date": r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$",
+    "timestamp": r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?"
+    r"(Z|[+-][0-9]{2}:[0-9]{2})$",
+}
+
+
 @dataclass(frozen=True, slots=True)
 class Unnest:
     """A FROM-clause item expanding an array column, and the SQL of its item and 0-based index."""
@@ -70,6 +79,25 @@ class Dialect(ABC):
     def error(self, message: str, kind: str, witness: str) -> str:
         """An expression that raises ``message`` when evaluated (``witness``: a row-dependent
         integer SQL expression, so the optimizer cannot evaluate it ahead of time)."""
+
+    @abstractmethod
+    def int_range(self, count: int) -> str:
+        """An array of the integers 0..count-1 (unionAll's alternative numbers)."""
+
+    @abstractmethod
+    def full_match(self, text: str, pattern: str) -> str:
+        """Whether ``text`` matches the anchored regular expression ``pattern``."""
+
+    def complete_date(self, text: str, kind: str, message: str) -> str:
+        """FHIR date/dateTime text as a DATE or TIMESTAMP (``kind``); a partial value raises.
+
+        A partial value ("1970", "1970-03") has no DATE: casting it to the period's start would
+        invent a day, NULL would lose it, so the query fails with ``message`` instead.
+        """
+        typed = f"CAST({text} AS {self.sql_type(kind)})"
+        check = self.full_match(text, COMPLETE[kind])
+        fail = self.error(message, kind, f"LENGTH({text})")
+        return f"CASE WHEN {text} IS NULL THEN NULL WHEN {check} THEN {typed} ELSE {fail} END"
 
     @abstractmethod
     def regexp_group(self, text: str, pattern: str, group: int) -> str: ...

@@ -12,6 +12,7 @@ from .dialect import Dialect, Unnest
 NUMBER_TYPES = "('BIGINT', 'UBIGINT', 'DOUBLE')"
 TYPES = {"boolean": "BOOLEAN", "integer": "BIGINT", "decimal": "DOUBLE", "string": "VARCHAR"}
 TYPES["json"] = "JSON"
+TYPES["date"] = "DATE"
 TYPES["timestamp"] = "TIMESTAMPTZ"
 
 
@@ -35,6 +36,12 @@ class DuckDBDialect(Dialect):
 
     def error(self, message: str, kind: str, witness: str) -> str:
         return f"CAST(error({self.string(message)}) AS {self.sql_type(kind)})"
+
+    def int_range(self, count: int) -> str:
+        return f"range({count})"
+
+    def full_match(self, text: str, pattern: str) -> str:
+        return f"regexp_full_match({text}, {self.string(pattern)})"
 
     def regexp_group(self, text: str, pattern: str, group: int) -> str:
         return f"nullif(regexp_extract({text}, {self.string(pattern)}, {group}), '')"

@@ -6,7 +6,10 @@ inside. forEachOrNull P {body} is forEach P {body} plus, when P is empty, one ro
 the body (SQL on FHIR v2, "forEachOrNull"): it is one outer expansion inside its branch (an
 empty P expands to one NULL item), so k sibling forEachOrNull keep one branch, not 2^k. Only a
 forEachOrNull whose body holds a ``repeat`` is still split in two branches (a recursive
-expansion of a NULL row yields no row).
+expansion of a NULL row yields no row). A unionAll is one branch as well: ``Choose`` copies
+the row once per alternative and each alternative's ops are ``When``-guarded to its copies, so
+sibling unionAlls add ops instead of multiplying branches (alternatives that are themselves
+several branches, or hold a ``repeat``, still become branches).
 """
 
 from __future__ import annotations
@@ -74,7 +77,25 @@ class Nulls:
     columns: tuple[Column, ...]
 
 
-Op = ForEach | Repeat | Empty | Present | Columns | Nulls
+@dataclass(frozen=True, slots=True)
+class Choose:
+    """One copy of the row per unionAll alternative, numbered 0..count-1 in column ``a<var>``."""
+
+    var: int
+    count: int
+
+
+@dataclass(frozen=True, slots=True)
+class When:
+    """``op`` of unionAll alternative ``number`` (of ``Choose`` ``var``): other copies of the row
+    pass through it untouched (one NULL item for a forEach, no filter, no column)."""
+
+    var: int
+    number: int
+    op: Op
+
+
+Op = ForEach | Repeat | Empty | Present | Columns | Nulls | Choose | When
 Branch = list[Op]
 
 
@@ -89,6 +110,7 @@ class Expander:
     def __init__(self) -> None:
         self.ids = count(1)
         self.nullable: set[int] = set()  # contexts that may be forEachOrNull's NULL row
+        self.choices = count(1)
 
     def select(self, node: Select, ctx: int) -> list[Branch]:
         if node.for_each is None and not node.repeat:
@@ -112,12 +134,28 @@ class Expander:
         parts: list[list[Branch]] = [[[Columns(node.columns, ctx, ctx in self.nullable)]]]
         parts += [self.select(child, ctx) for child in node.selects]
         if node.union:
-            alternatives = []
-            for number, child in enumerate(node.union):
-                guard: Branch = [Present(ctx)] if number and ctx in self.nullable else []
-                alternatives += [[*guard, *branch] for branch in self.select(child, ctx)]
-            parts.append(alternatives)
+            parts.append(self.union(node, ctx))
         return [[op for branch in combination for op in branch] for combination in product(*parts)]
+
+    def union(self, node: Select, ctx: int) -> list[Branch]:
+        """unionAll: one branch of guarded alternatives (linear SQL), or one branch per
+        alternative where an alternative has several branches or a recursive ``repeat``."""
+        alternatives = []
+        for number, child in enumerate(node.union):
+            guard: Branch = [Present(ctx)] if number and ctx in self.nullable else []
+            alternatives.append([[*guard, *branch] for branch in self.select(child, ctx)])
+        if any(len(branches) != 1 or not linear(branches[0]) for branches in alternatives):
+            return [branch for branches in alternatives for branch in branches]
+        var = next(self.choices)
+        chosen: Branch = [Choose(var, len(alternatives))]
+        for number, (branch,) in enumerate(alternatives):
+            chosen += [When(var, number, op) for op in branch]
+        return [chosen]
+
+
+def linear(branch: Branch) -> bool:
+    """Whether every op of an alternative can pass the other alternatives' rows through."""
+    return all(isinstance(op, ForEach | Present | Columns | Choose | When) for op in branch)
 
 
 def has_repeat(node: Select) -> bool:

@@ -17,6 +17,7 @@ from .errors import UnsupportedError
 
 TYPES = {"boolean": "BOOLEAN", "integer": "NUMBER(38,0)", "decimal": "FLOAT", "string": "VARCHAR"}
 TYPES["json"] = "VARIANT"
+TYPES["date"] = "DATE"
 TYPES["timestamp"] = "TIMESTAMP_TZ"
 
 
@@ -58,6 +59,12 @@ class SnowflakeDialect(Dialect):
         # ("Boolean value '<message>' is not recognized"). The witness keeps it row-dependent.
         text = f"{self.string(message)} || LEFT(CAST({witness} AS VARCHAR), 0)"
         return f"CAST(CAST({text} AS BOOLEAN) AS {self.sql_type(kind)})"
+
+    def int_range(self, count: int) -> str:
+        return "ARRAY_CONSTRUCT(" + ", ".join(str(n) for n in range(count)) + ")"
+
+    def full_match(self, text: str, pattern: str) -> str:
+        return f"REGEXP_LIKE({text}, {self.string(pattern)})"
 
     def regexp_group(self, text: str, pattern: str, group: int) -> str:
         return f"REGEXP_SUBSTR({text}, {self.string(pattern)}, 1, 1, 'e', {group})"

@@ -6,7 +6,7 @@ import json
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -63,6 +63,8 @@ def resource_types(case: Case) -> set[str]:
 def normalize(value: Any) -> Any:
     if isinstance(value, datetime):  # an instant column: compare the moment, in UTC
         return value.astimezone(UTC).isoformat()
+    if isinstance(value, date):  # an ansi/type DATE column
+        return value.isoformat()
     if isinstance(value, bool) or value is None or isinstance(value, str):
         return value
     if isinstance(value, int | float | Decimal):

@@ -1,0 +1,144 @@
+"""Columns tagged ``ansi/type`` DATE / TIMESTAMP come out typed; partial values fail loudly.
+
+Run on DuckDB and on the Snowflake SQL (fakesnow), over a table of hand-made Patients.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import warnings
+from collections.abc import Iterator
+from typing import Any
+
+import duckdb
+import pytest
+
+from fhir_assets.views import ViewDefinition, compile_view, parse_view
+from fhir_assets.views.errors import UnsupportedError
+from fhir_assets.views.library import load_views
+
+pytestmark = pytest.mark.filterwarnings("ignore:Arrow output:UserWarning")
+COMPLETE = [
+    {"resourceType": "Patient", "id": "a", "birthDate": "1970-03-04"},
+    {"resourceType": "Patient", "id": "b", "deceasedDateTime": "2020-05-06T07:08:09+02:00"},
+    {"resourceType": "Patient", "id": "c"},
+]
+PARTIAL_DATE = {"resourceType": "Patient", "id": "p", "birthDate": "1970"}
+PARTIAL_MOMENT = {"resourceType": "Patient", "id": "q", "deceasedDateTime": "2020-05-06"}
+
+
+def view(tagged: bool = True) -> ViewDefinition:
+    def column(name: str, path: str, fhir: str, ansi: str) -> dict[str, Any]:
+        tag = [{"name": "ansi/type", "value": ansi}] if tagged else []
+        return {"name": name, "path": path, "type": fhir, "tag": tag}
+
+    return parse_view(
+        {
+            "resourceType": "ViewDefinition",
+            "name": "typed",
+            "resource": "Patient",
+            "status": "active",
+            "select": [
+                {
+                    "column": [
+                        {"name": "id", "path": "id", "type": "id"},
+                        column("birth", "birthDate", "date", "DATE"),
+                        column("died", "deceased.ofType(dateTime)", "dateTime", "TIMESTAMP"),
+                    ]
+                }
+            ],
+        }
+    )
+
+
+def duck_rows(resources: list[dict[str, Any]], sql: str) -> list[tuple[Any, ...]]:
+    con = duckdb.connect()
+    con.execute("CREATE SCHEMA fhir_raw")
+    con.execute("CREATE TABLE fhir_raw.patient (resource JSON, deleted BOOLEAN)")
+    for item in resources:
+        con.execute("INSERT INTO fhir_raw.patient VALUES (?, FALSE)", [json.dumps(item)])
+    con.execute("SET TimeZone = 'UTC'")
+    return sorted(con.execute(sql).fetchall(), key=lambda row: row[0])
+
+
+@pytest.fixture
+def snow() -> Iterator[Any]:
+    fakesnow = pytest.importorskip("fakesnow")
+    import snowflake.connector
+
+    with warnings.catch_warnings(), fakesnow.patch():
+        warnings.simplefilter("ignore")
+        connection = snowflake.connector.connect(database="views", schema="fhir_raw")
+        cursor = connection.cursor()
+        cursor.execute("CREATE DATABASE IF NOT EXISTS views")
+        cursor.execute("CREATE SCHEMA IF NOT EXISTS views.fhir_raw")
+        cursor.execute("USE SCHEMA views.fhir_raw")
+        cursor.execute("CREATE TABLE fhir_raw.patient (resource VARIANT, deleted BOOLEAN)")
+        yield cursor
+        connection.close()
+
+
+def snow_rows(cursor: Any, resources: list[dict[str, Any]], sql: str) -> list[tuple[Any, ...]]:
+    for item in resources:
+        cursor.execute(
+            "INSERT INTO fhir_raw.patient SELECT PARSE_JSON(%s), FALSE", (json.dumps(item),)
+        )
+    cursor.execute(sql)
+    return sorted(cursor.fetchall(), key=lambda row: row[0])
+
+
+def check_typed(rows: list[tuple[Any, ...]]) -> None:
+    assert [row[0] for row in rows] == ["a", "b", "c"]
+    assert rows[0][1] == dt.date(1970, 3, 4) and rows[0][2] is None
+    died = rows[1][2]
+    assert isinstance(died, dt.datetime) and died.tzinfo is not None
+    assert died == dt.datetime(2020, 5, 6, 5, 8, 9, tzinfo=dt.UTC)  # the +02:00 offset kept
+    assert rows[2][1:] == (None, None)
+
+
+def test_tagged_columns_are_typed_on_duckdb() -> None:
+    compiled = compile_view(view(), "duckdb")
+    assert [(c.name, c.kind) for c in compiled.columns][1:] == [
+        ("birth", "date"),
+        ("died", "timestamp"),
+    ]
+    check_typed(duck_rows(COMPLETE, compiled.sql))
+
+
+def test_tagged_columns_are_typed_on_snowflake(snow: Any) -> None:
+    check_typed(snow_rows(snow, COMPLETE, compile_view(view(), "snowflake").sql))
+
+
+@pytest.mark.parametrize("partial", [PARTIAL_DATE, PARTIAL_MOMENT], ids=["date", "dateTime"])
+def test_partial_value_fails_loudly_not_lost_or_invented(partial: dict[str, Any]) -> None:
+    with pytest.raises(duckdb.Error, match="partial or malformed"):
+        duck_rows([*COMPLETE, partial], compile_view(view(), "duckdb").sql)
+
+
+def test_partial_value_fails_on_snowflake(snow: Any) -> None:
+    with pytest.raises(Exception, match="partial or malformed"):
+        snow_rows(snow, [*COMPLETE, PARTIAL_DATE], compile_view(view(), "snowflake").sql)
+
+
+def test_untagged_columns_keep_the_fhir_text() -> None:
+    compiled = compile_view(view(tagged=False), "duckdb")
+    rows = duck_rows([*COMPLETE, PARTIAL_DATE], compiled.sql)
+    assert [row[1] for row in rows] == ["1970-03-04", None, None, "1970"]
+    assert rows[1][2] == "2020-05-06T07:08:09+02:00"
+
+
+def test_unknown_ansi_type_is_refused() -> None:
+    raw = {
+        "resourceType": "ViewDefinition",
+        "resource": "Patient",
+        "select": [{"column": [{"name": "x", "path": "id", "tag": [{"name": "ansi/type"}]}]}],
+    }
+    with pytest.raises(UnsupportedError, match="unsupported"):
+        parse_view(raw)
+
+
+def test_default_patient_view_types_birth_date() -> None:
+    (patient,) = [v for v in load_views() if v.resource == "Patient"]
+    kinds = {c.name: c.kind for c in compile_view(patient, "duckdb").columns}
+    assert kinds["birth_date"] == "date"
