@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 import math
+import warnings
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from decimal import Decimal
@@ -129,3 +131,25 @@ def run_snowflake(
                 values[column.name] = json.loads(values[column.name])
         rows.append(values)
     return names, rows
+
+
+@contextmanager
+def fakesnow_views() -> Iterator[Any]:
+    """A connection to the Snowflake emulator (fakesnow, patched in) with the current schema
+    ``views.fhir_raw``, where the compiled views look for their raw tables; closed afterwards."""
+    import pytest
+
+    fakesnow = pytest.importorskip("fakesnow")
+    import snowflake.connector
+
+    with warnings.catch_warnings(), fakesnow.patch():
+        warnings.simplefilter("ignore")
+        connection = snowflake.connector.connect(database="views", schema="fhir_raw")
+        cursor = connection.cursor()
+        cursor.execute("CREATE DATABASE IF NOT EXISTS views")
+        cursor.execute("CREATE SCHEMA IF NOT EXISTS views.fhir_raw")
+        cursor.execute("USE SCHEMA views.fhir_raw")
+        try:
+            yield connection
+        finally:
+            connection.close()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import warnings
 from collections.abc import Iterator
 from itertools import islice
 from typing import Any
@@ -15,7 +14,7 @@ from fhir_assets.sandbox import Sandbox
 from fhir_assets.views import ViewDefinition, compile_view
 from fhir_assets.views.library import load_views
 
-from .conformance import canonical
+from .conformance import canonical, fakesnow_views
 
 # fakesnow's cursor warns that it copies Arrow results; irrelevant here
 pytestmark = pytest.mark.filterwarnings("ignore:Arrow output:UserWarning")
@@ -32,16 +31,8 @@ def resources(sandbox: Sandbox) -> dict[str, list[dict[str, Any]]]:
 
 @pytest.fixture(scope="module")
 def snowflake(resources: dict[str, list[dict[str, Any]]]) -> Iterator[Any]:
-    fakesnow = pytest.importorskip("fakesnow")
-    import snowflake.connector
-
-    with warnings.catch_warnings(), fakesnow.patch():
-        warnings.simplefilter("ignore")
-        connection = snowflake.connector.connect(database="views", schema="fhir_raw")
+    with fakesnow_views() as connection:
         cursor = connection.cursor()
-        cursor.execute("CREATE DATABASE IF NOT EXISTS views")
-        cursor.execute("CREATE SCHEMA IF NOT EXISTS views.fhir_raw")
-        cursor.execute("USE SCHEMA views.fhir_raw")
         for kind, items in resources.items():
             table = f"fhir_raw.{kind.lower()}"
             cursor.execute(f"CREATE TABLE {table} (id VARCHAR, resource VARIANT, deleted BOOLEAN)")
@@ -51,7 +42,6 @@ def snowflake(resources: dict[str, list[dict[str, Any]]]) -> Iterator[Any]:
                     (item["id"], json.dumps(item)),
                 )
         yield connection
-        connection.close()
 
 
 @pytest.fixture(scope="module")

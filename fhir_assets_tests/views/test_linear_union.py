@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import warnings
 from itertools import pairwise, product
 from typing import Any
 
@@ -12,7 +11,7 @@ import pytest
 
 from fhir_assets.views import compile_view, parse_view
 
-from .conformance import canonical
+from .conformance import canonical, fakesnow_views
 
 PATIENTS = [
     {
@@ -76,16 +75,8 @@ def test_unionall_rows_duckdb(k: int) -> None:
 
 @pytest.mark.filterwarnings("ignore:Arrow output:UserWarning")
 def test_unionall_rows_snowflake() -> None:
-    fakesnow = pytest.importorskip("fakesnow")
-    import snowflake.connector
-
-    with warnings.catch_warnings(), fakesnow.patch():
-        warnings.simplefilter("ignore")
-        connection = snowflake.connector.connect(database="views", schema="fhir_raw")
+    with fakesnow_views() as connection:
         cursor = connection.cursor()
-        cursor.execute("CREATE DATABASE IF NOT EXISTS views")
-        cursor.execute("CREATE SCHEMA IF NOT EXISTS views.fhir_raw")
-        cursor.execute("USE SCHEMA views.fhir_raw")
         cursor.execute("CREATE TABLE fhir_raw.patient (resource VARIANT, deleted BOOLEAN)")
         for item in PATIENTS:
             cursor.execute(
@@ -94,5 +85,4 @@ def test_unionall_rows_snowflake() -> None:
         cursor.execute(compile_view(parse_view(sibling_unions(2)), "snowflake").sql)
         names = [d[0] for d in cursor.description]
         rows = [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
-        connection.close()
     assert canonical(rows) == canonical(expected(2))

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import warnings
 from collections.abc import Iterator
 from typing import Any
 
@@ -17,6 +16,8 @@ import pytest
 from fhir_assets.views import ViewDefinition, compile_view, parse_view
 from fhir_assets.views.errors import UnsupportedError
 from fhir_assets.views.library import load_views
+
+from .conformance import fakesnow_views
 
 pytestmark = pytest.mark.filterwarnings("ignore:Arrow output:UserWarning")
 COMPLETE = [
@@ -64,19 +65,10 @@ def duck_rows(resources: list[dict[str, Any]], sql: str) -> list[tuple[Any, ...]
 
 @pytest.fixture
 def snow() -> Iterator[Any]:
-    fakesnow = pytest.importorskip("fakesnow")
-    import snowflake.connector
-
-    with warnings.catch_warnings(), fakesnow.patch():
-        warnings.simplefilter("ignore")
-        connection = snowflake.connector.connect(database="views", schema="fhir_raw")
+    with fakesnow_views() as connection:
         cursor = connection.cursor()
-        cursor.execute("CREATE DATABASE IF NOT EXISTS views")
-        cursor.execute("CREATE SCHEMA IF NOT EXISTS views.fhir_raw")
-        cursor.execute("USE SCHEMA views.fhir_raw")
         cursor.execute("CREATE TABLE fhir_raw.patient (resource VARIANT, deleted BOOLEAN)")
         yield cursor
-        connection.close()
 
 
 def snow_rows(cursor: Any, resources: list[dict[str, Any]], sql: str) -> list[tuple[Any, ...]]:
