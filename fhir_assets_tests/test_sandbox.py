@@ -36,6 +36,23 @@ def test_writes_to_one_sandbox_never_reach_the_cache(
     assert second.counts(["Patient"])["Patient"] == before
 
 
+def test_a_sandbox_that_loses_its_port_takes_another_and_serves_its_own_data(
+    sandbox: Sandbox, make_sandbox: Callable[..., Sandbox]
+) -> None:
+    # Two `make demo`s at once both find the default port free; the loser must not talk to the
+    # winner's server (another client, another database) but bind a port of its own.
+    loser = make_sandbox(port=sandbox.port)
+    assert loser.port != sandbox.port
+    with loser.fhir_client() as client:
+        client.request(
+            "POST",
+            "Patient",
+            json={"resourceType": "Patient", "gender": "other"},
+            headers={"Content-Type": "application/fhir+json"},
+        )
+    assert loser.counts(["Patient"])["Patient"] == sandbox.counts(["Patient"])["Patient"] + 1
+
+
 def test_derived_claims_are_deterministic_and_reference_their_encounter() -> None:
     encounter = {
         "id": "enc-0abc12",

@@ -65,6 +65,10 @@ class SandboxClient:
         return {"keys": [public]}
 
 
+class PortTaken(RuntimeError):
+    """The sandbox server could not bind its port: another process holds it."""
+
+
 def free_port() -> int:
     """A port on 127.0.0.1 that nothing listens on right now."""
     with socket.socket() as probe:
@@ -223,6 +227,15 @@ class Sandbox:
         )
 
     def _launch(self, workdir: Path) -> None:
+        try:
+            self._serve(workdir)
+        except PortTaken:
+            # Another process took the port between our check and our bind (two `make demo`s at
+            # once): take any free port rather than fail.
+            self.port = free_port()
+            self._serve(workdir)
+
+    def _serve(self, workdir: Path) -> None:
         self.port = self.port or free_port()
         settings_path = workdir / "settings.yaml"
         settings_path.write_text(yaml.safe_dump(self._settings(workdir)))
@@ -269,9 +282,15 @@ class Sandbox:
         deadline = time.monotonic() + timeout
         process = self._process
         while process is not None and time.monotonic() < deadline:
+            log = log_path.read_text(errors="replace")
             if process.poll() is not None:
-                tail = log_path.read_text(errors="replace")[-2000:]
-                raise RuntimeError(f"the sandbox server exited at start:\n{tail}")
+                if "address already in use" in log:
+                    raise PortTaken(self.port)
+                raise RuntimeError(f"the sandbox server exited at start:\n{log[-2000:]}")
+            # Only our own server counts: another one may answer on this port if it won the bind.
+            if "Uvicorn running on" not in log:
+                time.sleep(0.2)
+                continue
             with contextlib.suppress(requests.RequestException):
                 if requests.get(f"{self.base_url}/metadata", timeout=2).status_code == 200:
                     return
