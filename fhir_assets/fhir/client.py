@@ -213,6 +213,14 @@ class FhirClient:
         )
 
 
+def sent_token(response: requests.Response) -> tuple[str, ...]:
+    """The bearer token the request of ``response`` carried (none: empty), to scrub from echoes."""
+    request = getattr(response, "request", None)
+    header = request.headers.get("Authorization", "") if request is not None else ""
+    scheme, _, token = header.partition(" ")
+    return (token.strip(),) if scheme.lower() == "bearer" and token.strip() else ()
+
+
 def decode(response: requests.Response) -> dict[str, Any]:
     """Turn a response into JSON or into the right :class:`RequestError`."""
     url = redact(response.url or "")
@@ -223,10 +231,12 @@ def decode(response: requests.Response) -> dict[str, Any]:
         body = None
     status = response.status_code
     if status >= 400:
-        # a server (or gateway) may echo the request: no JWT or Authorization value passes
-        issues = tuple(scrub(issue, ()) for issue in outcome_issues(body))
+        # a server (or gateway) may echo the request: no JWT, no Authorization value and not the
+        # token we sent (opaque tokens have no recognisable shape) passes
+        sent = sent_token(response)
+        issues = tuple(scrub(issue, sent) for issue in outcome_issues(body))
         error = TransientRequestError if status in TRANSIENT_STATUSES else RequestError
-        detail = "; ".join(issues) or scrub(response.reason or "no OperationOutcome", ())
+        detail = "; ".join(issues) or scrub(response.reason or "no OperationOutcome", sent)
         raise error(
             f"{response.request.method} {url} answered HTTP {status}: {detail}",
             status=status,
@@ -258,7 +268,7 @@ def parse_searchset(bundle: Mapping[str, Any], resource_type: str) -> Page:
         mode = (entry.get("search") or {}).get("mode", "match")
         if mode == "outcome" or (resource or {}).get("resourceType") == "OperationOutcome":
             for issue in outcome_issues(resource):
-                log.warning("%s search: server reported %s", resource_type, issue)
+                log.warning("%s search: server reported %s", resource_type, scrub(issue, ()))
         elif mode == "match" and resource is not None:
             resources.append(resource)
     next_url = next(

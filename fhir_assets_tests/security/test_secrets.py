@@ -17,8 +17,10 @@ import pytest
 import requests
 
 from fhir_assets.fhir.auth import ClientSecretTokenSource
+from fhir_assets.fhir.client import FhirClient
 from fhir_assets.fhir.errors import RequestError
 from fhir_assets.fhir.tokens import TokenRequestError, scrub
+from fhir_assets_tests.scripted_server import Reply, Seen, scripted_server
 from fhir_assets_tests.security.hostile import (
     CLIENT_ID,
     SECRET,
@@ -183,3 +185,23 @@ def test_an_outcome_echoing_the_authorization_header_is_scrubbed(hostile: Hostil
         decode(response)
     assert leaks(str(raised.value)) == [] and "eyJ" not in str(raised.value)
     assert "[redacted]" in raised.value.issues[0]
+
+
+def test_an_opaque_token_echoed_without_its_scheme_is_scrubbed() -> None:
+    # Opaque tokens have no recognisable shape: only knowing what was sent can hide an echo of it.
+    opaque = "op4que-t0ken-7f3a9c"
+    requests_seen: list[list[Seen]] = []
+
+    def echo(method: str, path: str) -> Reply:
+        token = requests_seen[0][-1].headers["Authorization"].removeprefix("Bearer ")
+        issue = {"diagnostics": f"token {token} has expired"}
+        return Reply(403, {"resourceType": "OperationOutcome", "issue": [issue]})
+
+    with scripted_server(echo) as (base, seen):
+        requests_seen.append(seen)
+        client = FhirClient(base + "/fhir", headers={"Authorization": f"Bearer {opaque}"})
+        with pytest.raises(RequestError) as raised:
+            client.get("Patient")
+    assert len(seen) == 1  # the server really saw the token and echoed it in its outcome
+    assert opaque not in str(raised.value) and "[redacted]" in str(raised.value)
+    assert all(opaque not in issue for issue in raised.value.issues)
