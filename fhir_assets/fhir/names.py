@@ -7,8 +7,10 @@ of a file name, so it is accepted only if it is an R4 resource type name (``RESO
 names the offending value, quoted safely (``repr``, cut short).
 
 ``RESOURCE_TYPES`` is the resource registry of fhir.resources' R4B models (the package ships no
-R4 4.0.1 models), committed as a literal so that the check needs no import of the models;
-``fhir_assets_tests/security/test_names.py`` keeps it equal to the registry.
+R4 4.0.1 models) plus the R4 4.0.1 names that R4B dropped (``R4_ONLY``), so that an R4 server's
+``MedicinalProduct`` export is not refused. Both are committed as literals so that the check needs
+no import of the models; ``fhir_assets_tests/security/test_rules.py`` keeps the R4B part equal to
+the registry.
 """
 
 from __future__ import annotations
@@ -54,8 +56,19 @@ RESOURCE_TYPES: tuple[str, ...] = (
     "SupplyDelivery", "SupplyRequest", "Task", "TerminologyCapabilities", "TestReport",
     "TestScript", "ValueSet", "VerificationResult", "VisionPrescription",
 )
+# R4 4.0.1 resources that R4B removed (the MedicinalProduct* and Substance* families were remodelled
+# as *Definition resources; the two *EvidenceSynthesis resources became Evidence).
+R4_ONLY: tuple[str, ...] = (
+    "EffectEvidenceSynthesis", "MedicinalProduct", "MedicinalProductAuthorization",
+    "MedicinalProductContraindication", "MedicinalProductIndication",
+    "MedicinalProductIngredient", "MedicinalProductInteraction", "MedicinalProductManufactured",
+    "MedicinalProductPackaged", "MedicinalProductPharmaceutical",
+    "MedicinalProductUndesirableEffect", "RiskEvidenceSynthesis", "SubstanceNucleicAcid",
+    "SubstancePolymer", "SubstanceProtein", "SubstanceReferenceInformation",
+    "SubstanceSourceMaterial", "SubstanceSpecification",
+)
 # fmt: on
-_KNOWN = frozenset(RESOURCE_TYPES)
+_KNOWN = frozenset(RESOURCE_TYPES + R4_ONLY)
 
 
 class UnsafeNameError(FhirError, ValueError):

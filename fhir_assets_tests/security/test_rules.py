@@ -12,7 +12,13 @@ from hypothesis import strategies as st
 
 from fhir_assets.fhir.bulk.manifest import OutputFile
 from fhir_assets.fhir.bulk.state import inside, local_name
-from fhir_assets.fhir.names import RESOURCE_TYPES, UnsafeNameError, check_resource_type
+from fhir_assets.fhir.names import (
+    R4_ONLY,
+    RESOURCE_TYPES,
+    UnsafeNameError,
+    check_resource_type,
+    is_resource_type,
+)
 from fhir_assets.warehouse import sql
 
 # Names that look like types: letters of any script, ASCII look-alikes, SQL and path pieces.
@@ -48,7 +54,13 @@ def registry_resource_types() -> list[str]:
 
 def test_the_name_list_is_the_r4b_registry() -> None:
     assert list(RESOURCE_TYPES) == registry_resource_types()
-    assert all(re.fullmatch(r"[A-Z][A-Za-z]+", t) for t in RESOURCE_TYPES)
+    assert all(re.fullmatch(r"[A-Z][A-Za-z]+", t) for t in RESOURCE_TYPES + R4_ONLY)
+
+
+def test_r4_names_that_r4b_dropped_pass_too() -> None:
+    assert not set(R4_ONLY) & set(RESOURCE_TYPES)
+    assert is_resource_type("MedicinalProductAuthorization") and is_resource_type("Patient")
+    assert not is_resource_type("MedicinalProductAuthorisation")
 
 
 @settings(max_examples=400, deadline=None)
@@ -61,10 +73,10 @@ def test_a_type_passes_only_if_it_is_an_r4_name(value: str) -> None:
     try:
         accepted = check_resource_type(value)
     except UnsafeNameError as exc:
-        assert value not in RESOURCE_TYPES
+        assert value not in RESOURCE_TYPES + R4_ONLY
         assert repr(value)[:40] in str(exc) or len(repr(value)) > 76
         return
-    assert accepted == value and value in RESOURCE_TYPES
+    assert accepted == value and value in RESOURCE_TYPES + R4_ONLY
     assert sql.qualified(accepted.lower()) == f"fhir_raw.{accepted.lower()}"
 
 
@@ -122,7 +134,7 @@ def test_a_local_name_is_built_only_from_an_r4_type(value: str, kind: str) -> No
     try:
         name = local_name(3, file)
     except UnsafeNameError:
-        assert value not in RESOURCE_TYPES
+        assert value not in RESOURCE_TYPES + R4_ONLY
         return
     assert name == f"{kind}/00003.{value}.ndjson" and value in RESOURCE_TYPES
 
