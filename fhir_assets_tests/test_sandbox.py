@@ -19,18 +19,22 @@ def test_sandbox_requires_a_token_and_grants_the_demo_client(sandbox: Sandbox) -
     assert caught.value.status == 403
 
 
-def test_writes_to_one_sandbox_never_reach_the_cache(
-    make_sandbox: Callable[..., Sandbox],
-) -> None:
-    first = make_sandbox()
-    before = first.counts(["Patient"])["Patient"]
-    with first.fhir_client() as client:
+def add_patient(server: Sandbox) -> None:
+    with server.fhir_client() as client:
         client.request(
             "POST",
             "Patient",
             json={"resourceType": "Patient", "gender": "other"},
             headers={"Content-Type": "application/fhir+json"},
         )
+
+
+def test_writes_to_one_sandbox_never_reach_the_cache(
+    make_sandbox: Callable[..., Sandbox],
+) -> None:
+    first = make_sandbox()
+    before = first.counts(["Patient"])["Patient"]
+    add_patient(first)
     assert first.counts(["Patient"])["Patient"] == before + 1
     second = make_sandbox()
     assert second.counts(["Patient"])["Patient"] == before
@@ -43,13 +47,7 @@ def test_a_sandbox_that_loses_its_port_takes_another_and_serves_its_own_data(
     # winner's server (another client, another database) but bind a port of its own.
     loser = make_sandbox(port=sandbox.port)
     assert loser.port != sandbox.port
-    with loser.fhir_client() as client:
-        client.request(
-            "POST",
-            "Patient",
-            json={"resourceType": "Patient", "gender": "other"},
-            headers={"Content-Type": "application/fhir+json"},
-        )
+    add_patient(loser)
     assert loser.counts(["Patient"])["Patient"] == sandbox.counts(["Patient"])["Patient"] + 1
 
 
