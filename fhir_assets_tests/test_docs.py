@@ -209,14 +209,25 @@ def test_variables_read_directly_are_read_where_named_and_documented() -> None:
         ("`fhir-assets sync --since X`", []),
         ("`fhir-assets sync --frobnicate`", ["`fhir-assets sync` has no option --frobnicate"]),
         ("fhir-assets frobnicate --out x", ["`fhir-assets` has no command 'frobnicate'"]),
-        ("`fhir-assets views run V.json --input F --bogus`", ["`fhir-assets views run` has no option --bogus"]),  # noqa: E501
+        (
+            "`fhir-assets views run V.json --input F --bogus`",
+            ["`fhir-assets views run` has no option --bogus"],
+        ),
         ("`fhir-assets auth bogus`", ["`fhir-assets auth` has no command 'bogus'"]),
         ("`make frobnicate`", ["no make target 'frobnicate'"]),
         ("`FHIR_FROBNICATE=1` and `FHIR_BULK_*`", ["unknown setting FHIR_FROBNICATE"]),
         ("`SNOWFLAKE_NOPE_*`", ["no setting starts with SNOWFLAKE_NOPE_"]),
-        ("[x](docs/nope.md) and `fhir_assets/nope.py`", ["link to a missing file: docs/nope.md",
-                                                         "no such file in the repository: fhir_assets/nope.py"]),  # noqa: E501
-        ("[x](docs/sync.md#no-such-heading)", ["link to a missing heading: docs/sync.md#no-such-heading"]),  # noqa: E501
+        (
+            "[x](docs/nope.md) and `fhir_assets/nope.py`",
+            [
+                "link to a missing file: docs/nope.md",
+                "no such file in the repository: fhir_assets/nope.py",
+            ],
+        ),
+        (
+            "[x](docs/sync.md#no-such-heading)",
+            ["link to a missing heading: docs/sync.md#no-such-heading"],
+        ),
     ],
 )
 def test_the_checks_catch_what_does_not_exist(line: str, expected: list[str]) -> None:
