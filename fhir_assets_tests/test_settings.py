@@ -1,4 +1,4 @@
-"""The one configuration: every variable spelled once, parsed by type, listed in the README."""
+"""The one configuration: every variable spelled once, parsed by type, in README's one table."""
 
 from __future__ import annotations
 
@@ -19,11 +19,27 @@ def test_every_variable_is_spelled_once() -> None:
     assert all(re.fullmatch(r"(FHIR|SNOWFLAKE)_[A-Z_]+", name) for name in names)
 
 
-def test_the_readme_table_lists_every_variable_once() -> None:
+def _shown(default: object) -> str:
+    """How the README table shows a default: off for a false flag, numbers without ``.0``."""
+    if isinstance(default, bool):
+        return "on" if default else "off"
+    return f"`{default:g}`" if isinstance(default, float) else f"`{default}`"
+
+
+def test_the_readme_has_one_table_listing_every_variable_in_order() -> None:
     text = README.read_text()
-    rows = re.findall(r"^\| `((?:FHIR|SNOWFLAKE)_[A-Z_]+)` \|", text, re.MULTILINE)
-    assert sorted(rows) == sorted({*rows}), "a variable has two rows"
-    assert {name for name, *_ in variables()} <= set(rows)
+    rows = re.findall(r"^\| `((?:FHIR|SNOWFLAKE)_[A-Z_]+)` \|([^|]*)\|", text, re.MULTILINE)
+    assert [name for name, _ in rows] == [name for name, *_ in variables()]
+    # one table: its rows are consecutive lines, and no other page repeats a row of it
+    lines = [i for i, line in enumerate(text.splitlines()) if re.match(r"\| `[A-Z]+_", line)]
+    assert lines == list(range(lines[0], lines[0] + len(rows)))
+    for page in (README.parent / "docs").glob("*.md"):
+        assert not re.search(r"^\| `(?:FHIR|SNOWFLAKE)_[A-Z_]+` \|", page.read_text(), re.M), page
+    # a real default is shown as it is; an unset one is described in words or left empty
+    shown = dict(rows)
+    for name, _, default, _ in variables():
+        if default not in (None, ""):
+            assert shown[name].strip() == _shown(default), name
 
 
 def test_values_are_parsed_by_type_and_secrets_stay_out_of_repr() -> None:
