@@ -111,7 +111,7 @@ class FhirSettings:
         default=None,
         metadata=_env(
             "FHIR_REQUESTS_PER_S",
-            "client-side rate limit shared by a run's threads (default: the profile's)",
+            "request rate limit shared by every run on this machine (default: the profile's)",
         ),
     )
     workers: int | None = field(

@@ -44,6 +44,8 @@ def explain(exc: BaseException) -> tuple[str, str]:
         return f"permission denied: {exc.filename}", "check the file's owner and mode"
     if isinstance(exc, OSError) and exc.filename:
         return f"{exc.strerror or name}: {exc.filename}", ""
+    if module.startswith("fhir_assets.warehouse"):
+        return _first_line(exc), ""  # the warehouse layer's messages say what to do themselves
     if module.startswith(("duckdb", "_duckdb", "snowflake")):
         return f"warehouse error ({name}): {_first_line(exc)}", (
             "check FHIR_WAREHOUSE and FHIR_DUCKDB_PATH / SNOWFLAKE_*, and that no other "

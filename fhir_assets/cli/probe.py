@@ -44,6 +44,7 @@ def capability_statement(base_url: str, timeout: float = 10.0) -> dict[str, Any]
         raise CliError("no FHIR server configured", "set FHIR_BASE_URL (or pass --base-url)")
     if urlsplit(base_url).scheme not in ("http", "https"):
         raise CliError(f"FHIR_BASE_URL {base_url!r} is not an http(s) URL", PATH_FIX)
+    _require_https(base_url)  # the probe is a request like any other: no plain http off-machine
     url = f"{_plain(base_url).rstrip('/')}/metadata"
     try:
         response = requests.get(url, headers={"Accept": "application/fhir+json"}, timeout=timeout)
@@ -76,6 +77,15 @@ def capability_statement(base_url: str, timeout: float = 10.0) -> dict[str, Any]
         raise CliError(f"{_plain(base_url)} is not a FHIR server: GET {url} answered {what}",
                        PATH_FIX)  # fmt: skip
     return body
+
+
+def _require_https(base_url: str) -> None:
+    from ..fhir.urls import InsecureUrlError, require_https
+
+    try:
+        require_https(base_url, "FHIR base URL")
+    except InsecureUrlError as exc:
+        raise CliError(str(exc)) from None  # its message says what to do
 
 
 def _has_smart_configuration(requests: Any, base_url: str, timeout: float) -> bool:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -98,3 +100,45 @@ def test_version(run: Run) -> None:
     done = run("--version")
     assert done.returncode == 0
     assert done.stdout.startswith("fhir-assets ")
+
+
+@pytest.mark.parametrize("command", [["doctor"], ["auth", "check"], ["export", "--out", "exp"]])
+def test_plain_http_to_another_host_is_refused_before_any_request(
+    run: Run, command: list[str]
+) -> None:
+    # 192.0.2.1 is TEST-NET-1: nothing answers there, so a request would hang until its timeout.
+    done = run(*command, env={"FHIR_BASE_URL": "http://192.0.2.1/fhir"}, timeout=30)
+    assert done.returncode == 1
+    said = done.stdout + done.stderr  # doctor puts it in its table, the others as the error
+    assert "refusing plain http for FHIR base URL http://192.0.2.1/fhir" in said, said
+    assert "FHIR_ALLOW_INSECURE_HTTP=1" in said
+    assert "did not answer" not in done.stderr and "cannot reach" not in done.stderr
+
+
+def test_a_locked_warehouse_names_its_holder_and_no_debug_hint(
+    run: Run, sandbox: Sandbox, tmp_path: Path
+) -> None:
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLD, str(tmp_path / "warehouse.duckdb")],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "holding"
+        env = sandbox.environment() | {"FHIR_DUCKDB_LOCK_WAIT_S": "1"}
+        done = run("sync", "--type", "Patient", env=env)
+    finally:
+        holder.kill()
+        holder.wait()
+    assert done.returncode == 1
+    lines = _lines(done.stderr)
+    assert any(f"is in use by process {holder.pid}" in line for line in lines), done.stderr
+    assert "--debug" not in done.stderr and "Traceback" not in done.stderr
+
+
+HOLD = """
+import sys, time, duckdb
+connection = duckdb.connect(sys.argv[1])
+print("holding", flush=True)
+time.sleep(120)
+"""

@@ -1,7 +1,7 @@
 """The official SQL on FHIR v2 test suite, every case on DuckDB and on Snowflake SQL (fakesnow).
 
-Each case is its own test id ``<dialect>-<file>:<title>``. ``make conformance`` prints the pass
-count per file and dialect.
+Each case is its own test id ``<dialect>-<file>:<title>``, so
+``pytest fhir_assets_tests/views/test_conformance.py -q`` counts passes per dialect.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import pytest
 
 from .conformance import Case, canonical, cases, run_duckdb, run_snowflake, suite_dir
 
-# Known failures, each listed with its reason in README.md ("Conformance"). strict: a fix shows.
+# Known failures, each listed with its reason in docs/views.md ("Conformance"). strict: a fix shows.
 DECIMAL = (
     "Snowflake VARIANT keeps no written decimal precision (1.0 is stored as 1), so the engine "
     "raises for decimal boundaries there; fakesnow's TYPEOF returns 'JSON' and reads it as a date"
