@@ -40,15 +40,15 @@ def pools(
 ) -> None:
     """Show each Dagster pool the definitions use, its default limit from the server profile
     and its limit in the Dagster instance at DAGSTER_HOME; --apply sets the defaults."""
-    from dagster import DagsterInstance
-
     from ..settings import Settings
 
-    settings = Settings.from_environ(environ())
-    chosen, source = resolve_profile(settings, profile, strict=apply)
     if not os.environ.get("DAGSTER_HOME"):
         raise CliError("DAGSTER_HOME is not set", "set it to the folder of the instance's "
                        "dagster.yaml (the one the daemon and the UI use)")  # fmt: skip
+    settings = Settings.from_environ(environ())
+    chosen, source = resolve_profile(settings, profile, strict=apply)
+    from dagster import DagsterInstance
+
     with DagsterInstance.get() as instance:
         before = pool_limits(settings, instance, chosen)
         actions = [_action(limit, apply, force) for limit in before]
