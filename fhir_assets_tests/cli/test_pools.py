@@ -36,6 +36,7 @@ def limits(home: Path) -> dict[str, tuple[int | None, bool]]:
         return {i.concurrency_key: (i.limit, not i.using_default_limit) for i in infos}
 
 
+@pytest.mark.slow
 def test_pools_apply_sets_the_detected_profiles_limits_and_keeps_a_users(
     run: Run, sandbox: Sandbox, home: Path
 ) -> None:
@@ -99,6 +100,7 @@ def wait_for(condition, timeout: float = 120) -> None:  # type: ignore[no-untype
         time.sleep(0.1)
 
 
+@pytest.mark.slow
 def test_a_second_run_waits_for_the_pool_slot_pools_apply_set(
     run: Run, home: Path, tmp_path: Path, closed_port: int
 ) -> None:
