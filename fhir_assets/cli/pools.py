@@ -112,6 +112,19 @@ def pool_limits(
     return read_limits(instance, declared_pools(build_all_defs(settings)), defaults)
 
 
+def apply_defaults(settings: Settings, instance: DagsterInstance) -> dict[str, int]:
+    """Set the profile's limits on the pools of ``settings`` that have none of their own (what
+    ``fhir-assets pools --apply`` does); returns the pools set.
+
+    Raises:
+        CliError: the server profile cannot be detected, or the storage holds no pool limits.
+    """
+    from ..pools import apply_limits
+
+    profile, _ = resolve_profile(settings, None, strict=True)
+    return apply_limits(instance, pool_limits(settings, instance, profile))
+
+
 def _number(value: int | None) -> str:
     return "-" if value is None else str(value)
 

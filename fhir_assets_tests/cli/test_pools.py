@@ -133,3 +133,15 @@ def test_a_second_run_waits_for_the_pool_slot_pools_apply_set(
     assert (first.exitcode, second.exitcode) == (0, 0)
     ended = float((marks / "first.end").read_text())
     assert float((marks / "second.start").read_text()) >= ended
+
+
+def test_make_ui_sets_the_sandbox_profiles_limits_but_keeps_a_users(
+    sandbox: Sandbox, home: Path
+) -> None:
+    """``fhir-assets ui`` (``make ui``) applies the defaults to its instance before it starts."""
+    from fhir_assets.cli.demo import set_pool_limits
+
+    with dg.DagsterInstance.from_config(str(home)) as instance:
+        instance.event_log_storage.set_concurrency_slots(SERVER, 4)
+    set_pool_limits(sandbox.environment() | {"DAGSTER_HOME": str(home)})
+    assert limits(home) == {SERVER: (4, True), BULK: (1, True), "duckdb": (1, True)}
