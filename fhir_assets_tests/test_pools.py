@@ -47,3 +47,13 @@ def test_apply_sets_only_pools_without_a_limit_of_their_own(
     limit: PoolLimit, force: bool, target: int | None
 ) -> None:
     assert limit.target(force) == target
+
+
+def test_pool_names_and_limits_import_no_dagster() -> None:
+    """The Dagster-free commands can name pools; only ``fhir-assets pools`` opens Dagster."""
+    import subprocess
+    import sys
+
+    code = "import sys, fhir_assets.pools, fhir_assets.cli; print('dagster' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
