@@ -12,13 +12,15 @@ Three pools bound steps across all runs (Dagster's op-granularity pools):
 - ``duckdb``: steps that only work inside the DuckDB file (one writer process per file): 1.
 
 Dagster OSS keeps per-pool limits in the instance database, not in ``dagster.yaml``, so
-``fhir-assets pools --apply`` writes them there (:func:`apply_limits`). Nothing here imports
-Dagster: the instance and definitions are passed in.
+``fhir-assets pools --apply`` writes them there (:func:`apply_limits`), through the instance's
+event log storage methods that ``dagster instance concurrency get|set`` itself calls (no
+``dagster._core`` import). Nothing here imports Dagster: the instance and definitions are
+passed in.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
@@ -87,7 +89,7 @@ def declared_pools(defs: Definitions) -> list[str]:
 
 
 def read_limits(
-    instance: DagsterInstance, pools: Iterable[str], defaults: dict[str, int]
+    instance: DagsterInstance, pools: Iterable[str], defaults: Mapping[str, int | None]
 ) -> list[PoolLimit]:
     """Each of ``pools`` with its default and the limit the instance holds for it now."""
     storage = instance.event_log_storage

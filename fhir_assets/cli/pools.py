@@ -52,11 +52,13 @@ def pools(
     with DagsterInstance.get() as instance:
         before = pool_limits(settings, instance, chosen)
         actions = [_action(limit, apply, force) for limit in before]
+        after = before
         if apply:
-            from ..pools import apply_limits
+            from ..pools import apply_limits, read_limits
 
             apply_limits(instance, before, force)
-        after = pool_limits(settings, instance, chosen) if apply else before
+            defaults = {limit.pool: limit.default for limit in before}
+            after = read_limits(instance, defaults, defaults)
     typer.echo(f"server profile: {chosen.name} ({source})")
     typer.echo(f"{'pool':40} {'default':>7}  {'instance limit':22} action")
     for limit, action in zip(after, actions, strict=True):
