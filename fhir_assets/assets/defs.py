@@ -13,6 +13,7 @@ import dagster as dg
 
 from ..catalog import ResourceSpec, select
 from ..partitions import Partitioning
+from ..pools import DUCKDB_POOL, bulk_pool, fhir_pool
 from ..resources import FhirServerResource
 from ..schedules import build_sync_schedule
 from ..settings import FhirSettings, Settings, SnowflakeSettings, SyncSettings, env_name
@@ -20,8 +21,7 @@ from ..views.library import load_views
 from ..warehouse.io_managers import IO_MANAGER_KEY, build_io_manager
 from ..warehouse.landing import LandingOptions
 from .checks import build_reference_checks
-from .lock import DUCKDB_POOL
-from .raw import build_raw_assets, fhir_pool
+from .raw import build_raw_assets
 from .views import build_view_assets
 from .writeback import build_abnormal_count_assets
 
@@ -203,7 +203,8 @@ def build_bulk_defs(settings: Settings) -> dg.Definitions:
         sensors.append(build_raw_backfill_sensor(raw_keys))
     return dg.Definitions(
         assets=[
-            build_bulk_asset(landing_options(sync), catalog, fhir_pool(settings.fhir.base_url))
+            # its own pool: an export holds its step for hours (fhir_assets/pools.py)
+            build_bulk_asset(landing_options(sync), catalog, bulk_pool(settings.fhir.base_url))
         ],
         jobs=[build_bulk_job()],
         sensors=sensors,

@@ -19,9 +19,6 @@ import duckdb
 # DuckDB 1.x/2.x: 'Could not set lock on file "F": Conflicting lock is held in PROGRAM (PID N)'
 LOCK_HOLDER = re.compile(r"Conflicting lock is held in (.*?) \(PID (\d+)\)")
 LOCK_WAIT_S = 300.0
-# The Dagster pool of steps that only work in the DuckDB file (views, checks across tables): with
-# its limit at 1 in dagster.yaml they queue in Dagster instead of on the file lock.
-DUCKDB_POOL = "duckdb"
 
 
 def lock_holder(error: BaseException) -> str | None:

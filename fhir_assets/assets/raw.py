@@ -10,7 +10,6 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 import dagster as dg
 from dagster import AssetExecutionContext
@@ -35,12 +34,6 @@ from .tables import table_metadata
 GROUP = "fhir_raw"
 
 
-def fhir_pool(base_url: str) -> str:
-    """The Dagster pool of a FHIR server, ``fhir:<host>``: every step that talks to the server
-    queues on it, so its limit in ``dagster.yaml`` bounds the requests of all runs together."""
-    return f"fhir:{urlsplit(base_url).hostname or 'unknown'}"
-
-
 def build_raw_asset(
     spec: ResourceSpec,
     partitioning: Partitioning | None = None,
@@ -61,7 +54,8 @@ def build_raw_asset(
     and dagster-snowflake's ``DbIOManager`` empty the table (or partition) before writing, which
     defeats MERGE, and they need the whole output in memory. ``io_manager_key`` (``fhir_io`` in
     ``build_defs``) is there for reading: downstream assets load the table as a DataFrame
-    (``warehouse/io_managers.py``). ``pool`` is the FHIR server's pool (:func:`fhir_pool`).
+    (``warehouse/io_managers.py``). ``pool`` is the FHIR server's pool
+    (:func:`fhir_assets.pools.fhir_pool`).
     The table's checks (``checks.py``) run in the same step, right after the landing.
     """
 

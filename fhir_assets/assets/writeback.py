@@ -17,6 +17,7 @@ from dagster import AssetExecutionContext
 from pydantic import Field
 
 from ..fhir.client import FhirClient, redact
+from ..pools import DUCKDB_POOL
 from ..resources import FhirServerResource
 from ..views.definition import NAME
 from ..warehouse.protocol import Warehouse, WarehouseOpener
@@ -37,7 +38,6 @@ from ..writeback.example import (
     score_sql,
 )
 from ..writeback.policy import ConflictMode
-from .lock import DUCKDB_POOL
 
 GROUP = "fhir_writeback"
 Row = dict[str, Any]

@@ -4,15 +4,15 @@ The data commands (``land``, ``export``, ``sync``, ``doctor``, ``views``, ``auth
 import neither Dagster nor ``fhir_assets.definitions``: they read the same
 :class:`fhir_assets.settings.Settings` and call the library directly, so they start in a fraction
 of a second and a broken Dagster-only setting (``FHIR_PARTITIONS``, ``FHIR_VIEWS_DIR``) cannot
-break them. ``demo``, ``writeback`` and ``ui`` start Dagster, inside the command. A failure is
-printed as one or two lines (:mod:`.errors`); ``--debug`` shows the traceback.
+break them. ``demo``, ``writeback``, ``ui`` and ``pools`` start Dagster, inside the command. A
+failure is printed as one or two lines (:mod:`.errors`); ``--debug`` shows the traceback.
 """
 
 from __future__ import annotations
 
 import typer
 
-from . import data, demo, doctor, sync
+from . import data, demo, doctor, pools, sync
 from .auth import auth_app, keys_app
 from .errors import CliGroup
 
@@ -60,6 +60,7 @@ app.add_typer(auth_app, name="auth")
 data.register(app)
 demo.register(app)
 doctor.register(app)
+pools.register(app)
 sync.register(app)
 
 __all__ = ["app"]

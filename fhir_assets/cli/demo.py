@@ -14,7 +14,7 @@ import signal
 import subprocess
 import sys
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -196,6 +196,7 @@ def ui(
                 "DAGSTER_HOME": str(dagster_home(home)),
             }
         )
+        set_pool_limits(env)
         dagster = Path(sys.executable).parent / "dagster"
         typer.echo(f"sandbox at {server.base_url}; Dagster UI at http://127.0.0.1:{port}")
         # dagster dev started from a non-interactive shell ignores SIGINT/SIGTERM unless the
@@ -214,6 +215,21 @@ def ui(
         finally:
             os.killpg(process.pid, signal.SIGTERM)
             process.wait(timeout=60)
+
+
+def set_pool_limits(env: Mapping[str, str]) -> None:
+    """The sandbox profile's pool limits in the UI's instance, as a deployment runs
+    ``fhir-assets pools --apply``: runs launched from the UI queue on them (limits set by hand
+    are kept)."""
+    from dagster import DagsterInstance
+
+    from ..settings import Settings
+    from .pools import apply_defaults
+
+    with DagsterInstance.from_config(env["DAGSTER_HOME"]) as instance:
+        changed = apply_defaults(Settings.from_environ(env), instance)
+    if changed:
+        typer.echo("pool limits set: " + ", ".join(f"{k}={v}" for k, v in changed.items()))
 
 
 def register(app: typer.Typer) -> None:

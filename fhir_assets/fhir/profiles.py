@@ -44,6 +44,10 @@ class ServerProfile:
             by when ``_lastUpdated`` is unsupported; types absent here are fetched whole.
         software_names: lower-case ``software.name``/``publisher`` fragments that detect it.
         bulk_group_only: Bulk Data exports only at ``Group/{id}`` level (no system/patient).
+        concurrent_syncs: default limit of the Dagster pool ``fhir:<host>``: steps searching
+            the server at once, across all runs (each step is parallel inside: ``workers``).
+        concurrent_exports: default limit of the pool ``fhir-bulk:<host>``: Bulk Data exports
+            in flight at once (kick-off to the last download).
     """
 
     name: str
@@ -62,6 +66,11 @@ class ServerProfile:
     patient_date_params: Mapping[str, str] = field(default_factory=lambda: _frozen({}))
     software_names: tuple[str, ...] = ()
     bulk_group_only: bool = False
+    # The rate limit spans the processes of one machine only (a SQLite file); the pool limit is
+    # what bounds runs on different machines (Kubernetes pods), so both defaults stay small.
+    concurrent_syncs: int = 2
+    # The Bulk Data spec lets a server refuse a second export with 429; one at a time is safe.
+    concurrent_exports: int = 1
 
 
 GENERIC = ServerProfile(name="generic")
@@ -105,6 +114,11 @@ EPIC = ServerProfile(
     software_names=("epic",),
     # Epic's Bulk Data export is Group-level only (a Group registered for the client).
     bulk_group_only=True,
+    # Epic throttles per client, not per process: one sync step at a time keeps a deployment
+    # whose run pods each have their own rate limiter at the profile's 5 requests/s.
+    concurrent_syncs=1,
+    # Epic runs one export per client and Group at a time and refuses a second one.
+    concurrent_exports=1,
 )
 
 ORACLE = ServerProfile(
@@ -117,6 +131,8 @@ ORACLE = ServerProfile(
     software_names=("cerner", "oracle", "millennium"),
     # Oracle Health exports Group/{id} only (a bulk Group configured per client).
     bulk_group_only=True,
+    # Oracle Health queues a client's exports and throttles per client: one at a time.
+    concurrent_exports=1,
 )
 
 HAPI = ServerProfile(
@@ -127,6 +143,8 @@ HAPI = ServerProfile(
     # more is split by time instead of being paged past the cap.
     split_threshold=10_000,
     software_names=("hapi",),
+    # Self-hosted, with a large rate budget: more parallel steps pay off.
+    concurrent_syncs=4,
 )
 
 SEKMET = ServerProfile(
@@ -139,6 +157,8 @@ SEKMET = ServerProfile(
     # before "now" so only updates/deletes can move rows, and the sync re-pages on a changed total.
     split_threshold=20_000,
     software_names=("sekmet",),
+    # One SQLite connection serves every request: more parallel steps only queue at the server.
+    concurrent_syncs=2,
 )
 
 PROFILES: Mapping[str, ServerProfile] = _frozen(

@@ -10,6 +10,7 @@ instead of the test forging one. The first partition holds all the sandbox's old
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
 import tempfile
 import time
@@ -31,6 +32,8 @@ from .stack import REPO, Stack
 TYPES = "Patient"  # one type: a run is two steps (asset, checks), each its own process
 SCHEDULE, EXPORT_SENSOR = "sync_all_schedule", "fhir_bulk_export_sensor"
 RAW = ["fhir_raw", "patient"]
+# `fhir-assets pools --apply` against the sandbox (profile sekmet)
+POOLS = {"duckdb": 1, "fhir:127.0.0.1": 2, "fhir-bulk:127.0.0.1": 1}
 
 
 @dataclass
@@ -94,8 +97,16 @@ class Scenario:
         return f"webserver loads location 'fhir_assets' from :{a}, the daemon from :{b}"
 
     def pools_and_automation(self) -> str:
-        gql.set_pool(self.stack, "duckdb", 1)
-        gql.set_pool(self.stack, "fhir:127.0.0.1", 1)
+        # the sandbox profile's limits, set as a deployment sets them
+        applied = subprocess.run(
+            [str(Path(sys.executable).parent / "fhir-assets"), "pools", "--apply"],
+            env=self.stack.environment(),
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        assert applied.returncode == 0, applied.stderr
+        assert gql.pools(self.stack) == POOLS, gql.pools(self.stack)
         schedule = gql.start_schedule(self.stack, SCHEDULE)
         sensor = gql.start_sensor(self.stack, EXPORT_SENSOR)
         assert (schedule, sensor) == ("RUNNING", "RUNNING"), (schedule, sensor)
@@ -175,7 +186,7 @@ class Scenario:
     def nothing_lost(self) -> str:
         every = {r["runId"]: r for r in gql.runs(self.stack)}
         assert self.ids["backfill"] in every, "the backfill run is gone"
-        assert gql.pools(self.stack) == {"duckdb": 1, "fhir:127.0.0.1": 1}
+        assert gql.pools(self.stack) == POOLS
         ports = {gql.origin_port(r) for r in every.values()}
         assert ports == {str(self.stack.code_ports[1])}, ports
         return (f"after the wipe: {len(every)} runs, pools and sensor cursor from Postgres; "
