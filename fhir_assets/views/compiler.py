@@ -296,7 +296,7 @@ def compile_view(
     if isinstance(dialect, str) and dialect not in DIALECTS:
         raise ViewDefinitionError(f"unknown SQL dialect {dialect!r}: one of {sorted(DIALECTS)}")
     d = DIALECTS[dialect]() if isinstance(dialect, str) else dialect
-    compiler = ExpressionCompiler(d, view.name, view.resource, view.constants)
+    compiler = ExpressionCompiler(d, view.name, view.resource, view.constants, view.valuesets)
     branches = expand(view.root)
     needs_rid = any(isinstance(op, Repeat) for branch in branches for op in branch)
     carried = ["f0", "rid"] if needs_rid else ["f0"]
