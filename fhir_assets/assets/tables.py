@@ -18,7 +18,8 @@ def table_metadata(warehouse: Warehouse, schema: str, table: str) -> dict[str, A
     unquoted names in upper case, hence the case-insensitive lookup and lower-cased output.
     """
     # quoted: a view may be named after an SQL keyword ("order")
-    [(rows,)] = warehouse.fetch(f"SELECT COUNT(*) FROM {quoted(warehouse.dialect, schema, table)}")
+    name = quoted(warehouse.dialect, schema, table)
+    [(rows,)] = warehouse.fetch(f"SELECT COUNT(*) FROM {name}")  # noqa: S608
     [(database,)] = warehouse.fetch("SELECT CURRENT_DATABASE()")
     columns = warehouse.fetch(
         "SELECT column_name, data_type FROM information_schema.columns "  # noqa: S608
