@@ -32,7 +32,7 @@ from .fhirpath import (
 from .values import Context, Value
 from .valuesets import Codes
 
-ROOT = re.compile(r"[a-z]\.f0")  # the resource (context 0) in a stage, see compiler.BranchWriter
+ROOT = re.compile(r"[a-z]\.f0")  # the resource (context 0) in a stage, see branches.BranchWriter
 NUMERIC = {"integer", "decimal", "positiveInt", "unsignedInt", "integer64"}
 COMPARISONS = {"=": "=", "!=": "<>", "<": "<", "<=": "<=", ">": ">", ">=": ">="}
 ARITHMETIC = {"+", "-", "*", "/"}
