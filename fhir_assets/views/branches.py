@@ -138,10 +138,10 @@ class BranchWriter:
             text = self.compiler.scalar(value, "string", f"column {column.name!r} ({column.text})")
             message = (
                 f"view {self.compiler.view!r}: column {column.name!r} is tagged ansi/type "
-                f"{column.hint.upper()} but holds a partial or malformed {column.hint} "
+                f"{column.hint.upper()} but holds a malformed {column.hint} "
                 "(remove the tag to keep the FHIR text)"
             )
-            sql = self.dialect.complete_date(text, column.hint, message)
+            sql = self.dialect.typed_date(text, column.hint, message)
         else:
             sql = self.compiler.scalar(value, kind, f"column {column.name!r} ({column.text})")
         if nullable and column.path != Constant("rowIndex"):

@@ -127,8 +127,9 @@ def type_hint(name: str, raw: dict[str, Any], collection: bool) -> str | None:
     """The column's ``ansi/type`` tag (the spec's "database type hints") as a column kind.
 
     date and dateTime values may be partial ("1970", "1970-03"): SQL-on-FHIR v2 leaves them
-    text unless the author tags the column, asserting complete values (the spec's example
-    "relies on the birth dates being full dates"). Untagged columns keep their text.
+    text unless the author tags the column (the spec's example "relies on the birth dates
+    being full dates"). A tagged column casts a partial value as its period's start
+    (``Dialect.typed_date``); untagged columns keep their text.
     """
     tags = raw.get("tag", [])
     if not isinstance(tags, list) or not all(isinstance(tag, dict) for tag in tags):
