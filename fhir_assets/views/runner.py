@@ -35,10 +35,12 @@ def materialize(warehouse: Warehouse, view: ViewDefinition) -> int:
         The number of rows in the new table.
     """
     compiled = compile_view(view, warehouse.dialect.name)
-    table = quoted(warehouse.dialect, VIEW_SCHEMA, view.name)  # a view may be named "order"
+    d = warehouse.dialect  # the table name is quoted: a view may be named "order"
     warehouse.fetch(f"CREATE SCHEMA IF NOT EXISTS {identifier(VIEW_SCHEMA)}")
-    warehouse.fetch(f"CREATE OR REPLACE TABLE {table} AS {compiled.sql}")
-    [(rows,)] = warehouse.fetch(f"SELECT COUNT(*) FROM {table}")
+    warehouse.fetch(
+        f"CREATE OR REPLACE TABLE {quoted(d, VIEW_SCHEMA, view.name)} AS {compiled.sql}"
+    )
+    [(rows,)] = warehouse.fetch(f"SELECT COUNT(*) FROM {quoted(d, VIEW_SCHEMA, view.name)}")
     return int(rows)
 
 

@@ -15,6 +15,7 @@ import pytest
 from fhir_assets.assets.tables import table_metadata
 from fhir_assets.views import parse_view
 from fhir_assets.views.runner import materialize
+from fhir_assets.warehouse import sql
 from fhir_assets.warehouse.duckdb import DuckDBWarehouse
 from fhir_assets.warehouse.snowflake import SnowflakeWarehouse
 
@@ -74,3 +75,10 @@ def test_keyword_view_name_materializes_on_snowflake() -> None:
         cursor.execute('SELECT COUNT(*) FROM fhir."ORDER"')
         assert cursor.fetchone() == (2,)
         assert table_metadata(warehouse, "fhir", "order")["dagster/row_count"] == 2
+
+
+def test_quoted_names_are_checked_then_quoted_in_the_warehouse_case() -> None:
+    assert sql.quoted(sql.DUCKDB, "fhir", "order") == '"fhir"."order"'
+    assert sql.quoted(sql.SNOWFLAKE, "fhir.order") == '"FHIR"."ORDER"'
+    with pytest.raises(sql.UnsafeIdentifierError):
+        sql.quoted(sql.DUCKDB, "fhir", 'order"; DROP TABLE fhir_raw.patient; --')
