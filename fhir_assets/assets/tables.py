@@ -7,6 +7,7 @@ from typing import Any
 import dagster as dg
 
 from ..warehouse.protocol import Warehouse
+from ..warehouse.sql import quoted
 
 
 def table_metadata(warehouse: Warehouse, schema: str, table: str) -> dict[str, Any]:
@@ -16,7 +17,9 @@ def table_metadata(warehouse: Warehouse, schema: str, table: str) -> dict[str, A
     Names come from the catalog or a validated view name, never from input. Snowflake stores
     unquoted names in upper case, hence the case-insensitive lookup and lower-cased output.
     """
-    [(rows,)] = warehouse.fetch(f"SELECT COUNT(*) FROM {schema}.{table}")  # noqa: S608
+    # quoted: a view may be named after an SQL keyword ("order")
+    name = quoted(warehouse.dialect, schema, table)
+    [(rows,)] = warehouse.fetch(f"SELECT COUNT(*) FROM {name}")  # noqa: S608
     [(database,)] = warehouse.fetch("SELECT CURRENT_DATABASE()")
     columns = warehouse.fetch(
         "SELECT column_name, data_type FROM information_schema.columns "  # noqa: S608

@@ -7,12 +7,14 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, cast
 
 from .errors import UnsupportedError, ViewDefinitionError
 from .fhirpath import Literal, Node, parse
+from .valuesets import Codes, load_valuesets
 
 # The spec restricts column and view names to database-friendly identifiers.
 NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
@@ -88,6 +90,8 @@ class ViewDefinition:
     root: Select
     where: tuple[Node, ...]
     constants: dict[str, Literal]
+    # the local ValueSets memberOf() may name, by url (see valuesets.py)
+    valuesets: Mapping[str, Codes] = field(default_factory=dict)
 
     @property
     def columns(self) -> list[Column]:
@@ -123,8 +127,9 @@ def type_hint(name: str, raw: dict[str, Any], collection: bool) -> str | None:
     """The column's ``ansi/type`` tag (the spec's "database type hints") as a column kind.
 
     date and dateTime values may be partial ("1970", "1970-03"): SQL-on-FHIR v2 leaves them
-    text unless the author tags the column, asserting complete values (the spec's example
-    "relies on the birth dates being full dates"). Untagged columns keep their text.
+    text unless the author tags the column (the spec's example "relies on the birth dates
+    being full dates"). A tagged column casts a partial value as its period's start
+    (``Dialect.typed_date``); untagged columns keep their text.
     """
     tags = raw.get("tag", [])
     if not isinstance(tags, list) or not all(isinstance(tag, dict) for tag in tags):
@@ -206,11 +211,12 @@ def parse_constant(raw: Any) -> tuple[str, Literal]:
     raise fail(f"constant {raw['name']!r}: unsupported type value{suffix}")
 
 
-def parse_view(raw: Any) -> ViewDefinition:
+def parse_view(raw: Any, valuesets: Mapping[str, Codes] | None = None) -> ViewDefinition:
     """Validate a ViewDefinition resource given as parsed JSON.
 
     Args:
         raw: the ViewDefinition (a dict).
+        valuesets: the ValueSets ``memberOf()`` may use, by url.
 
     Returns:
         The parsed view.
@@ -237,13 +243,18 @@ def parse_view(raw: Any) -> ViewDefinition:
         for w in raw.get("where", [])
     )
     constants = dict(parse_constant(c) for c in raw.get("constant", []))
-    return ViewDefinition(name, raw["resource"], root, where, constants)
+    return ViewDefinition(name, raw["resource"], root, where, constants, dict(valuesets or {}))
 
 
-def load_view(path: str | Path) -> ViewDefinition:
-    """Read and validate a ViewDefinition JSON file (see ``parse_view``)."""
+def load_view(path: str | Path, valuesets: Mapping[str, Codes] | None = None) -> ViewDefinition:
+    """Read and validate a ViewDefinition JSON file (see ``parse_view``).
+
+    ``valuesets`` default to the ValueSet files next to it (``load_valuesets``).
+    """
     try:
         raw = json.loads(Path(path).read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
         raise fail(f"cannot read ViewDefinition {path}: {exc}") from exc
-    return parse_view(raw)
+    if valuesets is None:
+        valuesets = load_valuesets(Path(path).parent)
+    return parse_view(raw, valuesets)

@@ -33,13 +33,15 @@ def output_kind(fhir_type: str | None) -> str:
     return "string"
 
 
-# the text a typed date column accepts: a complete FHIR date, or a dateTime to the second with
-# its offset (FHIR requires one whenever a time is given)
+# the text a typed date column casts as it is: a complete FHIR date, or a dateTime to the second
+# with its offset (FHIR requires one whenever a time is given)
 COMPLETE = {
     "date": r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$",
     "timestamp": r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?"
     r"(Z|[+-][0-9]{2}:[0-9]{2})$",
 }
+# a FHIR date of any precision ("1970", "1970-03", "1970-03-04"): cast as its period's start
+PARTIAL_DATE = r"^[0-9]{4}(-[0-9]{2}(-[0-9]{2})?)?$"
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,16 +90,27 @@ class Dialect(ABC):
     def full_match(self, text: str, pattern: str) -> str:
         """Whether ``text`` matches the anchored regular expression ``pattern``."""
 
-    def complete_date(self, text: str, kind: str, message: str) -> str:
-        """FHIR date/dateTime text as a DATE or TIMESTAMP (``kind``); a partial value raises.
+    def typed_date(self, text: str, kind: str, message: str) -> str:
+        """FHIR date/dateTime text as a DATE or TIMESTAMP (``kind``); a malformed value raises.
 
-        A partial value ("1970", "1970-03") has no DATE: casting it to the period's start would
-        invent a day, NULL would lose it, so the query fails with ``message`` instead.
+        A partial value ("1970", "1970-03", a dateTime "2020-05-06") becomes the start of its
+        period (1970-01-01; 2020-05-06T00:00:00+00:00), what ``lowBoundary()`` gives, with UTC
+        for a date without a zone; the column's FHIR text stays available untagged.
         """
-        typed = f"CAST({text} AS {self.sql_type(kind)})"
-        check = self.full_match(text, COMPLETE[kind])
-        fail = self.error(message, kind, f"LENGTH({text})")
-        return f"CASE WHEN {text} IS NULL THEN NULL WHEN {check} THEN {typed} ELSE {fail} END"
+        start = (
+            f"CASE LENGTH({text}) WHEN 4 THEN {text} || '-01-01' "
+            f"WHEN 7 THEN {text} || '-01' ELSE {text} END"
+        )
+        if kind == "timestamp":
+            start = f"({start}) || 'T00:00:00+00:00'"
+        complete = self.full_match(text, COMPLETE[kind])
+        partial = self.full_match(text, PARTIAL_DATE)
+        sql_type = self.sql_type(kind)
+        return (
+            f"CASE WHEN {text} IS NULL THEN NULL WHEN {complete} THEN CAST({text} AS {sql_type}) "
+            f"WHEN {partial} THEN CAST({start} AS {sql_type}) "
+            f"ELSE {self.error(message, kind, f'LENGTH({text})')} END"
+        )
 
     @abstractmethod
     def regexp_group(self, text: str, pattern: str, group: int) -> str: ...

@@ -11,9 +11,10 @@ JSON forms carry a ``type`` hint ("json" when unknown, else the FHIR type named 
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from typing import Any
 
-from . import elements, functions, operators
+from . import elements, functions, operators, reflection
 from .dialect import Dialect
 from .errors import UnsupportedError, ViewDefinitionError
 from .fhirpath import (
@@ -29,8 +30,9 @@ from .fhirpath import (
     This,
 )
 from .values import Context, Value
+from .valuesets import Codes
 
-ROOT = re.compile(r"[a-z]\.f0")  # the resource (context 0) in a stage, see compiler.BranchWriter
+ROOT = re.compile(r"[a-z]\.f0")  # the resource (context 0) in a stage, see branches.BranchWriter
 NUMERIC = {"integer", "decimal", "positiveInt", "unsignedInt", "integer64"}
 COMPARISONS = {"=": "=", "!=": "<>", "<": "<", "<=": "<=", ">": ">", ">=": ">="}
 ARITHMETIC = {"+", "-", "*", "/"}
@@ -46,8 +48,16 @@ LOGIC = {
 class ExpressionCompiler:
     """Compiles the expressions of one view (its constants and name give errors context)."""
 
-    def __init__(self, dialect: Dialect, view: str, resource: str, constants: dict[str, Literal]):
+    def __init__(
+        self,
+        dialect: Dialect,
+        view: str,
+        resource: str,
+        constants: dict[str, Literal],
+        valuesets: Mapping[str, Codes] | None = None,
+    ):
         self.dialect = dialect
+        self.valuesets = valuesets or {}
         self.view = view
         self.resource_type = resource
         self.constants = constants
@@ -108,6 +118,8 @@ class ExpressionCompiler:
         return Value("item", ctx.focus, fhir=ctx.type) if node is None else self.compile(node, ctx)
 
     def member(self, node: Member, ctx: Context, hint: str = "json") -> Value:
+        if isinstance(node.base, Call) and node.base.name == "type":
+            return reflection.type_info(self, node.base, node.name, ctx)
         if node.base is None and node.name == self.resource_type:
             # "Patient.name": the type name selects the focus
             return Value("item", ctx.focus, fhir=self.resource_type)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from . import boundary, elements, strings
+from . import boundary, elements, reflection, strings
 from .fhirpath import Binary, Call, Literal, Member, Node
 from .values import Context, Value
 
@@ -213,4 +213,5 @@ HANDLERS: dict[str, Callable[[ExpressionCompiler, Call, Context], Value]] = {
     "lowBoundary": boundary_function(low=True),
     "highBoundary": boundary_function(low=False),
     **strings.HANDLERS,
+    **reflection.HANDLERS,
 }

@@ -6,6 +6,7 @@ from pathlib import Path
 
 from .definition import ViewDefinition, load_view
 from .errors import ViewDefinitionError
+from .valuesets import is_valueset, load_valuesets
 
 DEFAULTS_DIR = Path(__file__).resolve().parent / "defaults"
 
@@ -18,7 +19,12 @@ def load_folder(folder: Path) -> list[ViewDefinition]:
     """
     if not folder.is_dir():
         raise ViewDefinitionError(f"views folder {folder} does not exist")
-    views = [load_view(path) for path in sorted(folder.glob("*.json"))]
+    valuesets = load_valuesets(folder)
+    views = [
+        load_view(path, valuesets)
+        for path in sorted(folder.glob("*.json"))
+        if not is_valueset(path)  # ValueSets for memberOf() may sit beside the views
+    ]
     names = [view.name for view in views]
     duplicates = sorted({name for name in names if names.count(name) > 1})
     if duplicates:

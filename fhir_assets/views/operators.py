@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from . import strings
-from .fhirpath import Binary, Call, Member, Quantity
+from . import elements, strings
+from .fhirpath import Binary, Call, Member, Node, Quantity
 from .functions import exists_sql, of_type
 from .values import Context, Value
 
@@ -98,14 +98,26 @@ def type_test(compiler: ExpressionCompiler, node: Binary, ctx: Context) -> Value
     typed = of_type(compiler, call, ctx)
     if node.op == "as":
         return compiler.single(typed, "'as' operand")
-    # a choice element is stored only under its typed names (valueQuantity): the plain name
-    # existing without T means another type; neither existing is empty
-    base = compiler.compile(node.left, ctx)
     sql = (
         f"CASE WHEN {exists_sql(compiler, typed)} THEN TRUE "
-        f"WHEN {exists_sql(compiler, base)} THEN FALSE END"
+        f"WHEN {present(compiler, node.left, ctx)} THEN FALSE END"
     )
     return Value("scalar", sql, "boolean")
+
+
+def present(compiler: ExpressionCompiler, node: Node, ctx: Context) -> str:
+    """SQL true when ``node`` has an item of any type: a choice element ``value[x]`` is stored
+    only under its typed names (``valueString``), so each of them is asked."""
+    if isinstance(node, Member):
+        parent = compiler.base(node.base, ctx)
+        options = elements.choices(parent.fhir, node.name)
+        if options:
+            found = [
+                exists_sql(compiler, compiler.navigate(parent, alias, fhir=kind))
+                for kind, alias in options.items()
+            ]
+            return f"({' OR '.join(found)})"
+    return exists_sql(compiler, compiler.compile(node, ctx))
 
 
 def date_arithmetic(

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 import duckdb
 
-from ..warehouse.sql import identifier
+from ..warehouse.sql import identifier, quoted
 from .compiler import CompiledView, compile_view
 from .definition import NAME, ViewDefinition
 from .duckdb_dialect import DuckDBDialect
@@ -28,17 +28,19 @@ def materialize(warehouse: Warehouse, view: ViewDefinition) -> int:
 
     Args:
         warehouse: an open landing warehouse (``warehouse.protocol.Warehouse``).
-        view: the view to build; its name is validated (``NAME``), so it is used unquoted
-            (Snowflake folds it to upper case like every other table of ours).
+        view: the view to build; its name is validated (``NAME``) and quoted, since it may be
+            an SQL keyword (upper case in Snowflake, like every other table of ours).
 
     Returns:
         The number of rows in the new table.
     """
     compiled = compile_view(view, warehouse.dialect.name)
-    schema, name = identifier(VIEW_SCHEMA), identifier(view.name)
-    warehouse.fetch(f"CREATE SCHEMA IF NOT EXISTS {identifier(schema)}")
-    warehouse.fetch(f"CREATE OR REPLACE TABLE {identifier(schema, name)} AS {compiled.sql}")
-    [(rows,)] = warehouse.fetch(f"SELECT COUNT(*) FROM {identifier(schema, name)}")
+    d = warehouse.dialect  # the table name is quoted: a view may be named "order"
+    warehouse.fetch(f"CREATE SCHEMA IF NOT EXISTS {identifier(VIEW_SCHEMA)}")
+    warehouse.fetch(
+        f"CREATE OR REPLACE TABLE {quoted(d, VIEW_SCHEMA, view.name)} AS {compiled.sql}"
+    )
+    [(rows,)] = warehouse.fetch(f"SELECT COUNT(*) FROM {quoted(d, VIEW_SCHEMA, view.name)}")
     return int(rows)
 
 

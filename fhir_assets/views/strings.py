@@ -205,7 +205,4 @@ HANDLERS: dict[str, Handler] = {
     "iif": iif,
     "today": clock("today"),
     "now": clock("now"),
-    "memberOf": refuse("needs a terminology service, which a warehouse query cannot call"),
-    "resolve": refuse("references are not resolved inside a view; join on getReferenceKey()"),
-    "type": refuse("type reflection has no SQL form; use ofType() or 'is'"),
 }

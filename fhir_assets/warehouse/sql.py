@@ -113,6 +113,14 @@ def identifier(*parts: str) -> str:
     return ".".join(parts)
 
 
+def quoted(dialect: Dialect, *parts: str) -> str:
+    """``identifier`` with every part double-quoted, for names that may be SQL keywords (a view
+    named ``order``). Snowflake folds unquoted names to upper case, so the quoted part is upper
+    case there: ``"ORDER"`` is the table an unquoted ``order`` would name."""
+    checked = identifier(*parts).split(".")
+    return ".".join(f'"{p.upper()}"' if dialect.name == "snowflake" else f'"{p}"' for p in checked)
+
+
 def qualified(table: str) -> str:
     """``fhir_raw.<table>``, through ``identifier``."""
     return identifier(RAW_SCHEMA, table)

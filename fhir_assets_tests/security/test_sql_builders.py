@@ -30,7 +30,7 @@ DOTTED = r"(?<=\}\.)\{(?P<after_dot>[^}]*)\}"
 PLACEHOLDER = re.compile(f"{KEYWORD}|{DOTTED}", re.IGNORECASE)
 # A line of SQL: an upper-case keyword (so a dotted placeholder in a message is not SQL).
 SQL_LINE = re.compile(r"\b(?:SELECT|INSERT|UPDATE|DELETE|MERGE|CREATE|DROP|COPY|ALTER|FROM)\b")
-GATES = re.compile(r"^(?:sql\.)?(?:identifier|qualified|history_table)\(")
+GATES = re.compile(r"^(?:sql\.)?(?:identifier|qualified|quoted|history_table)\(")
 
 
 def bypasses(text: str) -> list[str]:

@@ -15,7 +15,8 @@ from typing import Any
 
 import duckdb
 
-from fhir_assets.views import compile_view, parse_view
+from fhir_assets.views import ViewDefinition, compile_view, parse_view
+from fhir_assets.views.valuesets import load_valuesets
 
 REPO = Path(__file__).resolve().parents[2]
 CANDIDATES = (
@@ -42,6 +43,7 @@ class Case:
 
 
 CASES = Path(__file__).resolve().parent / "cases"  # ours, in the suite's format
+VALUESETS = load_valuesets(CASES)  # cases/valuesets/*.json, for memberOf()
 
 
 def cases(folder: Path | None = None) -> Iterator[Case]:
@@ -53,6 +55,11 @@ def cases(folder: Path | None = None) -> Iterator[Case]:
         suite = json.loads(path.read_text(encoding="utf-8"))
         for test in suite["tests"]:
             yield Case(path.stem, test["title"], suite["resources"], test)
+
+
+def case_view(case: Case) -> ViewDefinition:
+    """The case's view, with the ValueSets of ``cases/valuesets``."""
+    return parse_view(case.test["view"], VALUESETS)
 
 
 def resource_types(case: Case) -> set[str]:
@@ -84,7 +91,7 @@ def canonical(rows: list[dict[str, Any]]) -> list[str]:
 
 
 def run_duckdb(case: Case) -> tuple[list[str], list[dict[str, Any]]]:
-    view = parse_view(case.test["view"])
+    view = case_view(case)
     compiled = compile_view(view, "duckdb")
     con = duckdb.connect()
     con.execute("CREATE SCHEMA fhir_raw")
@@ -105,7 +112,7 @@ def run_snowflake(
     case: Case, connection: Any, database: str
 ) -> tuple[list[str], list[dict[str, Any]]]:
     """Run on a fakesnow connection; each case gets its own database (``database``)."""
-    view = parse_view(case.test["view"])
+    view = case_view(case)
     compiled = compile_view(view, "snowflake")
     cursor = connection.cursor()
     cursor.execute(f"CREATE DATABASE {database}")

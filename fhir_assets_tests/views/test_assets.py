@@ -30,7 +30,7 @@ SELECT resource->>'$.id', resource->>'$.status', resource->>'$.code.coding[0].co
 FROM fhir_raw.observation
 """
 OBSERVATION_VIEW = """
-SELECT id, status, code_code, value_quantity, value_unit, effective_at, patient_id
+SELECT id, status, code_code, value_quantity, value_unit, effective_at_text, patient_id
 FROM fhir.observation
 """
 
@@ -90,10 +90,38 @@ def test_observation_view_values_match_hand_written_json_query(warehouse: Path) 
 
 def test_patient_view_columns_typed(warehouse: Path) -> None:
     with duckdb.connect(str(warehouse), read_only=True) as con:
-        types = {row[0]: row[1] for row in con.execute("DESCRIBE fhir.patient").fetchall()[:3]}
+        types = {row[0]: row[1] for row in con.execute("DESCRIBE fhir.patient").fetchall()}
         rows = con.execute("SELECT id, birth_date FROM fhir.patient WHERE birth_date IS NOT NULL")
         assert rows.fetchall()
-    assert types == {"id": "VARCHAR", "active": "BOOLEAN", "family_name": "VARCHAR"}
+    assert {k: types[k] for k in ("id", "active", "family_name", "birth_date_text")} == {
+        "id": "VARCHAR",
+        "active": "BOOLEAN",
+        "family_name": "VARCHAR",
+        "birth_date_text": "VARCHAR",
+    }
+    assert types["birth_date"] == "DATE"
+    assert types["deceased_at"] == types["last_updated"] == "TIMESTAMP WITH TIME ZONE"
+
+
+def test_default_views_date_columns_are_not_varchar(warehouse: Path) -> None:
+    """After landing and the views, every typed date/dateTime column is DATE or TIMESTAMP, and
+    each holds the same moment as its ``_text`` companion (complete values in the demo data)."""
+    with duckdb.connect(str(warehouse), read_only=True) as con:
+        con.execute("SET TimeZone = 'UTC'")
+        columns = con.execute(
+            "SELECT table_name, column_name, data_type FROM information_schema.columns "
+            "WHERE table_schema = 'fhir'"
+        ).fetchall()
+        names = {(t, c) for t, c, _ in columns}
+        typed = [(t, c, k) for t, c, k in columns if (t, f"{c}_text") in names]
+        assert len(typed) >= 14
+        for table, column, kind in typed:
+            assert kind in ("DATE", "TIMESTAMP WITH TIME ZONE"), (table, column, kind)
+            differ = con.execute(
+                f'SELECT count(*) FROM fhir."{table}" WHERE "{column}" IS DISTINCT FROM '
+                f'CAST("{column}_text" AS {kind})'
+            ).fetchone()
+            assert differ == (0,), (table, column)
 
 
 def test_definitions_register_view_assets_with_raw_deps(tmp_path: Path) -> None:

@@ -50,8 +50,8 @@ def warehouse(tmp_path: Path) -> duckdb.DuckDBPyConnection:
     ("path", "construct"),
     [
         ("name.family.trace()", "function trace() at position 12"),
-        ("gender.memberOf('http://x')", "function memberOf(): needs a terminology service"),
-        ("link.other.resolve()", "function resolve(): references are not resolved"),
+        ("gender.memberOf('http://x')", "memberOf('http://x'): no local ValueSet with that url"),
+        ("link.other.resolve()", "function resolve(): a view reads one resource at a time"),
         ("name.first().ofType(HumanName)", "ofType() except right after an element"),
         ("name.ofType(string)", "ofType(string) on Patient.name, which is a HumanName"),
         ("deceased.ofType(Quantity)", "whose types are boolean, dateTime at position 9"),

@@ -1,4 +1,5 @@
-"""Columns tagged ``ansi/type`` DATE / TIMESTAMP come out typed; partial values fail loudly.
+"""Columns tagged ``ansi/type`` DATE / TIMESTAMP come out typed; a partial value becomes its
+period's start, a malformed one fails loudly; the default views type every date and dateTime.
 
 Run on DuckDB and on the Snowflake SQL (fakesnow), over a table of hand-made Patients.
 """
@@ -26,7 +27,18 @@ COMPLETE = [
     {"resourceType": "Patient", "id": "c"},
 ]
 PARTIAL_DATE = {"resourceType": "Patient", "id": "p", "birthDate": "1970"}
-PARTIAL_MOMENT = {"resourceType": "Patient", "id": "q", "deceasedDateTime": "2020-05-06"}
+PARTIAL_MONTH = {"resourceType": "Patient", "id": "q", "birthDate": "1970-02"}
+PARTIAL_MOMENT = {"resourceType": "Patient", "id": "r", "deceasedDateTime": "2020-05"}
+# a time without seconds is not a FHIR R4 dateTime; "1970-3-4" is no date
+MALFORMED = [
+    {"resourceType": "Patient", "id": "x", "deceasedDateTime": "2020-05-06T07:08"},
+    {"resourceType": "Patient", "id": "y", "birthDate": "1970-3-4"},
+]
+PERIOD_STARTS = [
+    ("p", dt.date(1970, 1, 1), None),
+    ("q", dt.date(1970, 2, 1), None),
+    ("r", None, dt.datetime(2020, 5, 1, tzinfo=dt.UTC)),
+]
 
 
 def view(tagged: bool = True) -> ViewDefinition:
@@ -102,15 +114,26 @@ def test_tagged_columns_are_typed_on_snowflake(snow: Any) -> None:
     check_typed(snow_rows(snow, COMPLETE, compile_view(view(), "snowflake").sql))
 
 
-@pytest.mark.parametrize("partial", [PARTIAL_DATE, PARTIAL_MOMENT], ids=["date", "dateTime"])
-def test_partial_value_fails_loudly_not_lost_or_invented(partial: dict[str, Any]) -> None:
-    with pytest.raises(duckdb.Error, match="partial or malformed"):
-        duck_rows([*COMPLETE, partial], compile_view(view(), "duckdb").sql)
+def test_partial_values_are_their_period_start_on_duckdb() -> None:
+    rows = duck_rows([PARTIAL_DATE, PARTIAL_MONTH, PARTIAL_MOMENT], compile_view(view()).sql)
+    assert rows == PERIOD_STARTS
 
 
-def test_partial_value_fails_on_snowflake(snow: Any) -> None:
-    with pytest.raises(Exception, match="partial or malformed"):
-        snow_rows(snow, [*COMPLETE, PARTIAL_DATE], compile_view(view(), "snowflake").sql)
+def test_partial_values_are_their_period_start_on_snowflake(snow: Any) -> None:
+    sql = compile_view(view(), "snowflake").sql
+    rows = snow_rows(snow, [PARTIAL_DATE, PARTIAL_MONTH, PARTIAL_MOMENT], sql)
+    assert [(i, b, d if d is None else d.astimezone(dt.UTC)) for i, b, d in rows] == PERIOD_STARTS
+
+
+@pytest.mark.parametrize("bad", MALFORMED, ids=["time without seconds", "unpadded date"])
+def test_malformed_value_fails_loudly_not_lost_or_invented(bad: dict[str, Any]) -> None:
+    with pytest.raises(duckdb.Error, match="malformed"):
+        duck_rows([*COMPLETE, bad], compile_view(view(), "duckdb").sql)
+
+
+def test_malformed_value_fails_on_snowflake(snow: Any) -> None:
+    with pytest.raises(Exception, match="malformed"):
+        snow_rows(snow, [*COMPLETE, MALFORMED[0]], compile_view(view(), "snowflake").sql)
 
 
 def test_untagged_columns_keep_the_fhir_text() -> None:
@@ -130,7 +153,31 @@ def test_unknown_ansi_type_is_refused() -> None:
         parse_view(raw)
 
 
-def test_default_patient_view_types_birth_date() -> None:
+@pytest.mark.parametrize("default", load_views(), ids=lambda v: v.name)
+def test_default_views_type_every_date_and_keep_its_text(default: ViewDefinition) -> None:
+    kinds = {c.name: c.kind for c in compile_view(default, "duckdb").columns}
+    for column in default.columns:
+        if column.type in ("date", "dateTime") and not column.name.endswith("_text"):
+            assert kinds[column.name] == ("date" if column.type == "date" else "timestamp")
+            assert kinds[f"{column.name}_text"] == "string"
+        if column.type == "instant":
+            assert kinds[column.name] == "timestamp"
+
+
+def test_default_patient_view_keeps_partial_birth_date_text() -> None:
     (patient,) = [v for v in load_views() if v.resource == "Patient"]
-    kinds = {c.name: c.kind for c in compile_view(patient, "duckdb").columns}
-    assert kinds["birth_date"] == "date"
+    resources = [*COMPLETE[:1], PARTIAL_DATE, PARTIAL_MOMENT]
+    con = duckdb.connect()
+    con.execute("CREATE SCHEMA fhir_raw")
+    con.execute("CREATE TABLE fhir_raw.patient (resource JSON, deleted BOOLEAN)")
+    for item in resources:
+        con.execute("INSERT INTO fhir_raw.patient VALUES (?, FALSE)", [json.dumps(item)])
+    con.execute("SET TimeZone = 'UTC'")
+    sql = compile_view(patient, "duckdb").sql
+    query = "SELECT id, birth_date, birth_date_text, deceased_at, deceased_at_text FROM v"
+    rows = sorted(con.execute(f"WITH v AS ({sql}) {query}").fetchall())
+    assert rows == [
+        ("a", dt.date(1970, 3, 4), "1970-03-04", None, None),
+        ("p", dt.date(1970, 1, 1), "1970", None, None),
+        ("r", None, None, dt.datetime(2020, 5, 1, tzinfo=dt.UTC), "2020-05"),
+    ]
