@@ -13,6 +13,8 @@ from typing import Any
 import msgspec
 import pyarrow as pa
 
+from .arrays import string_array
+
 # Stands for a value that is not a string (an id that is a number, a meta that is a list): no
 # id or instant pattern matches it, so the line fails the checks and check() names the problem.
 NOT_TEXT = "\x00"
@@ -79,9 +81,9 @@ class Fields:
 def text_column(values: list[Any]) -> pa.Array:
     """A string array of ``values``, with ``NOT_TEXT`` for those that are not strings."""
     try:
-        return pa.array(values, pa.string())
-    except (pa.ArrowTypeError, pa.ArrowInvalid):
-        return pa.array([v if v is None or type(v) is str else NOT_TEXT for v in values])
+        return string_array(values)
+    except TypeError:  # also takes bytes, but JSON values are never bytes
+        return string_array([v if v is None or type(v) is str else NOT_TEXT for v in values])
 
 
 class NotJSON(ValueError):

@@ -44,8 +44,10 @@ from contextlib import ExitStack
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 
+from .arrays import int_array, table_of_rows
 from .batches import (
     QUARANTINE_SCHEMA,
     Batch,
@@ -227,14 +229,14 @@ def write(
     """
     lines = batch.lines
     rejected = session.stage_lines(lines, resource_type) if lines.num_rows else []
-    accepted, gone, bad = recheck(lines.take(pa.array(rejected, pa.int32())), resource_type)
+    accepted, gone, bad = recheck(lines.take(int_array(rejected, np.int32)), resource_type)
     gone += batch.tombstones
     if accepted or gone:
         columns = [list(c) for c in zip(*accepted, strict=True)] or [[], [], [], []]
         session.stage(stage_table(*columns, gone, deleted_at))
     bad += batch.quarantine
     if bad:
-        session.quarantine(pa.table(list(zip(*bad, strict=True)), schema=QUARANTINE_SCHEMA))
+        session.quarantine(table_of_rows(bad, QUARANTINE_SCHEMA))
     return lines.num_rows - len(rejected) + len(accepted) + len(gone), len(bad)
 
 
