@@ -10,36 +10,110 @@ its own from a notebook or a script::
             ...
 """
 
-from .auth import (
-    BearerAuth,
-    ClientCredentialsTokenSource,
-    ClientSecretTokenSource,
-    Token,
-    TokenSource,
-    load_private_key,
-)
-from .client import FhirClient, Page, RetryPolicy
-from .errors import (
-    AuthError,
-    ConfigurationError,
-    FhirError,
-    PagingError,
-    RequestError,
-    ResponseFormatError,
-    TransientRequestError,
-)
-from .login import AuthorizationCodeTokenSource, CodeClient, login
-from .scopes import minimal_scopes, parse_scope, require_read
-from .settings import (
-    ServerSettings,
-    check_read_access,
-    connect,
-    discover_token_url,
-    token_source,
-)
-from .smart import SmartConfiguration, discover
-from .token_store import TokenStore
-from .tokens import TokenRequestError
+from __future__ import annotations
+
+import importlib
+import sys
+import types
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .auth import (
+        BearerAuth,
+        ClientCredentialsTokenSource,
+        ClientSecretTokenSource,
+        Token,
+        TokenSource,
+        load_private_key,
+    )
+    from .client import FhirClient, Page, RetryPolicy
+    from .errors import (
+        AuthError,
+        ConfigurationError,
+        FhirError,
+        PagingError,
+        RequestError,
+        ResponseFormatError,
+        TransientRequestError,
+    )
+    from .login import AuthorizationCodeTokenSource, CodeClient, login
+    from .scopes import minimal_scopes, parse_scope, require_read
+    from .settings import (
+        ServerSettings,
+        check_read_access,
+        connect,
+        discover_token_url,
+        token_source,
+    )
+    from .smart import SmartConfiguration, discover
+    from .token_store import TokenStore
+    from .tokens import TokenRequestError
+
+# Names are imported when first used (PEP 562): code that needs one module (``names``,
+# ``ndjson``: ``fhir-assets land``) does not pay for authlib, requests and cryptography.
+_HOMES = {
+    "AuthError": "errors",
+    "AuthorizationCodeTokenSource": "login",
+    "BearerAuth": "auth",
+    "ClientCredentialsTokenSource": "auth",
+    "ClientSecretTokenSource": "auth",
+    "CodeClient": "login",
+    "ConfigurationError": "errors",
+    "FhirClient": "client",
+    "FhirError": "errors",
+    "Page": "client",
+    "PagingError": "errors",
+    "RequestError": "errors",
+    "ResponseFormatError": "errors",
+    "RetryPolicy": "client",
+    "ServerSettings": "settings",
+    "SmartConfiguration": "smart",
+    "Token": "auth",
+    "TokenRequestError": "tokens",
+    "TokenSource": "auth",
+    "TokenStore": "token_store",
+    "TransientRequestError": "errors",
+    "check_read_access": "settings",
+    "connect": "settings",
+    "discover": "smart",
+    "discover_token_url": "settings",
+    "load_private_key": "auth",
+    "login": "login",
+    "minimal_scopes": "scopes",
+    "parse_scope": "scopes",
+    "require_read": "scopes",
+    "token_source": "settings",
+}
+
+
+class _Package(types.ModuleType):
+    """This package, whose attribute ``login`` stays the function: importing the submodule of
+    that name sets the attribute to the module (as the eager ``from .login import login`` did
+    not, since it ran after the submodule's import)."""
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name == "login" and isinstance(value, types.ModuleType):
+            return
+        super().__setattr__(name, value)
+
+
+sys.modules[__name__].__class__ = _Package
+
+
+def __getattr__(name: str) -> Any:
+    """Import a public name (or a submodule) on first use."""
+    if name in _HOMES:
+        value = getattr(importlib.import_module(f".{_HOMES[name]}", __name__), name)
+    else:
+        try:
+            value = importlib.import_module(f".{name}", __name__)
+        except ModuleNotFoundError as exc:
+            if exc.name != f"{__name__}.{name}":  # the submodule exists but needs what is missing
+                raise
+            raise AttributeError(f"module {__name__!r} has no attribute {name!r}") from None
+    globals()[name] = value
+    return value
+
 
 __all__ = [
     "AuthError",

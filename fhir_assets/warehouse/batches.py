@@ -25,6 +25,7 @@ import numpy as np
 import orjson
 import pyarrow as pa
 
+from .arrays import bool_array, int_array, string_array, utf8_array
 from .head import Fields, NotJSON, read_head, read_line
 from .tombstones import Tombstone, checked_tombstone
 from .validation import ResourceError
@@ -115,23 +116,21 @@ def block_batch(block: Block, resource_type: str) -> Batch:
     if parts[-1] == b"":
         parts.pop()  # the newline of the last line
     fields = Fields()
-    add = fields.add_head
     try:
         # A Python loop, not map(): the interpreter can hand the GIL to the writer thread
         # between lines, while one C call over the block would keep it ~20 ms.
-        for part in parts:
-            add(read_head(part))  # the common case: every line is a JSON object
+        fields.add_heads([read_head(part) for part in parts])  # the common case: all objects
         text = line_array(data, len(parts))
         text.validate(full=True)  # UTF-8, also of the strings msgspec skipped
         keep, bad = None, []
     except (msgspec.DecodeError, pa.ArrowInvalid, RecursionError):
         fields = Fields()
         keep, bad = sort_lines(parts, block, resource_type, fields)
-        text = line_array(data, len(parts)).filter(pa.array(keep))
+        text = line_array(data, len(parts)).filter(bool_array(keep))
     numbers = np.arange(block.first_line, block.first_line + len(parts), dtype=np.int64)
     if keep is not None:
         numbers = numbers[keep]
-    lines = lines_table([block.source] * len(text), pa.array(numbers), text, fields)
+    lines = lines_table([block.source] * len(text), int_array(numbers), text, fields)
     return Batch(lines, quarantine=bad, entries=len(text) + len(bad))
 
 
@@ -139,8 +138,8 @@ def lines_table(sources: list[str], numbers: pa.Array, text: pa.Array, fields: F
     """A table in ``LINES_SCHEMA``: positions, then where each line came from, its JSON text
     and the values ``fields`` holds for it."""
     columns = [
-        pa.array(np.arange(len(text), dtype=np.int32)),
-        pa.array(sources, pa.string()),
+        int_array(np.arange(len(text), dtype=np.int32), np.int32),
+        string_array(sources),
         numbers,
         pa.ExtensionArray.from_storage(pa.json_(), text),
     ]
@@ -235,8 +234,8 @@ class EntryBatch:
 
     def finish(self) -> Batch:
         """The batch built so far; the builder starts over."""
-        text = pa.array(self.texts, pa.binary()).cast(pa.string())
-        lines = lines_table(self.sources, pa.array(self.numbers, pa.int64()), text, self.fields)
+        text = utf8_array(self.texts)
+        lines = lines_table(self.sources, int_array(self.numbers), text, self.fields)
         batch = Batch(lines, self.tombstones, self.bad, self.count)
         self.sources, self.numbers, self.texts, self.tombstones, self.bad = [], [], [], [], []
         self.fields, self.count, self.size = Fields(), 0, 0

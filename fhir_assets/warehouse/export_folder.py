@@ -23,7 +23,6 @@ import orjson
 
 from ..fhir import ndjson
 from ..fhir.bulk.state import STATE_FILE, ExportState
-from ..fhir.client import redact
 from ..fhir.names import check_resource_type
 from .batches import Entry
 from .files import FolderPlan
@@ -61,6 +60,8 @@ def export_origin(folder: Path) -> ExportOrigin | None:
     manifest = ExportState.load(folder).manifest
     if manifest is None:
         return None
+    from ..fhir.client import redact  # here: the HTTP client costs `land` of a plain folder 0.2 s
+
     kickoff = redact(manifest.request)
     base = _KICKOFF.sub("", kickoff)
     if base == kickoff or not base:

@@ -44,8 +44,10 @@ from contextlib import ExitStack
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 
+from .arrays import int_array, table_of_rows
 from .batches import (
     QUARANTINE_SCHEMA,
     Batch,
@@ -65,8 +67,11 @@ from .validation import FAST, MODES, ResourceError, check
 log = logging.getLogger(__name__)
 # While DuckDB runs a statement, its Python client takes the GIL now and then (to check for
 # Ctrl-C); with the default 5 ms switch interval the writer thread queued behind the parsing
-# thread (a batch took 6x longer). bench/landing.py: 1.9 s -> 1.35 s for 200 MB at 0.1 ms.
-SWITCH_INTERVAL_S = 0.0001
+# thread (a batch took 6x longer). bench/landing.py: 1.9 s -> 1.35 s for 200 MB at 0.1 ms on an
+# idle machine. On a loaded one (load average 3.3 on 2 cores) 0.1 ms forced a GIL handover
+# every few lines, each waiting for the OS to run the other thread: `fhir-assets land` of 300 MB
+# took 5.7 s wall / 4.2 s CPU at 0.1 ms, 4.3 s / 3.6 s at 1 ms, 4.9 s / 3.8 s at 5 ms.
+SWITCH_INTERVAL_S = 0.001
 
 
 class SwitchInterval:
@@ -227,14 +232,14 @@ def write(
     """
     lines = batch.lines
     rejected = session.stage_lines(lines, resource_type) if lines.num_rows else []
-    accepted, gone, bad = recheck(lines.take(pa.array(rejected, pa.int32())), resource_type)
+    accepted, gone, bad = recheck(lines.take(int_array(rejected, np.int32)), resource_type)
     gone += batch.tombstones
     if accepted or gone:
         columns = [list(c) for c in zip(*accepted, strict=True)] or [[], [], [], []]
         session.stage(stage_table(*columns, gone, deleted_at))
     bad += batch.quarantine
     if bad:
-        session.quarantine(pa.table(list(zip(*bad, strict=True)), schema=QUARANTINE_SCHEMA))
+        session.quarantine(table_of_rows(bad, QUARANTINE_SCHEMA))
     return lines.num_rows - len(rejected) + len(accepted) + len(gone), len(bad)
 
 

@@ -15,6 +15,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from . import sql
+from .arrays import bool_array, string_array
 from .sql import STAGE_COLUMNS
 from .tombstones import Tombstone
 
@@ -62,11 +63,11 @@ def stage_table(
     """An Arrow table in ``STAGE_SCHEMA``: resource rows, then tombstones (resource NULL)."""
     return pa.table(
         [
-            pa.array(ids + [t.id for t in gone], pa.string()),
-            pa.array(versions + [t.version_id for t in gone], pa.string()),
-            pa.array(updated + [t.last_updated or deleted_at for t in gone], pa.string()),
-            pa.array(texts + [None] * len(gone), pa.string()),
-            pa.array([False] * len(texts) + [True] * len(gone), pa.bool_()),
+            string_array(ids + [t.id for t in gone]),
+            string_array(versions + [t.version_id for t in gone]),
+            string_array(updated + [t.last_updated or deleted_at for t in gone]),
+            string_array(texts + [None] * len(gone)),
+            bool_array([False] * len(texts) + [True] * len(gone)),
         ],
         schema=STAGE_SCHEMA,
     )

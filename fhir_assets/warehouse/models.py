@@ -23,8 +23,8 @@ from multiprocessing import get_context
 from typing import Any
 
 import numpy as np
-import pyarrow as pa
 
+from .arrays import bool_array, int_array
 from .batches import Batch
 from .head import NotJSON, decode_json
 
@@ -129,7 +129,7 @@ def without_invalid(batch: Batch, errors: list[tuple[int, str]], resource_type: 
         text = lines.column("text")[n].as_py()
         batch.quarantine.append((resource_type, source, number, error, text))
     invalid = {n for n, _ in errors}
-    kept = lines.filter(pa.array([n not in invalid for n in range(lines.num_rows)]))
-    positions = pa.array(np.arange(kept.num_rows, dtype=np.int32))
+    kept = lines.filter(bool_array([n not in invalid for n in range(lines.num_rows)]))
+    positions = int_array(np.arange(kept.num_rows, dtype=np.int32), np.int32)
     batch.lines = kept.set_column(0, "n", positions)
     return batch

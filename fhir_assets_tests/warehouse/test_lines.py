@@ -17,6 +17,7 @@ from fhir_assets.warehouse.batches import Block, block_batch
 from fhir_assets.warehouse.files import land_folder, plan_folder
 from fhir_assets.warehouse.landing import (
     SWITCH_INTERVAL,
+    SWITCH_INTERVAL_S,
     LandingOptions,
     land,
     recheck,
@@ -268,8 +269,9 @@ def test_switch_interval_is_restored_after_overlapping_landings() -> None:
     before = sys.getswitchinterval()
     with SWITCH_INTERVAL:
         with SWITCH_INTERVAL:
-            assert sys.getswitchinterval() == pytest.approx(0.0001)
-        assert sys.getswitchinterval() == pytest.approx(0.0001)  # the other landing still runs
+            assert sys.getswitchinterval() == pytest.approx(SWITCH_INTERVAL_S)
+        # the other landing still runs
+        assert sys.getswitchinterval() == pytest.approx(SWITCH_INTERVAL_S)
     assert sys.getswitchinterval() == before
 
 

@@ -14,20 +14,67 @@ exported "too recently" (:class:`ExportTooSoonError`), Oracle Health wants one c
 (``BulkOptions.max_wait_s`` caps each wait, ``total_timeout_s`` bounds the whole export).
 """
 
-from .download import download_all
-from .export import BulkClient, BulkOptions, Pending, server_types
-from .manifest import (
-    ExportError,
-    ExportGoneError,
-    ExportJob,
-    ExportRequest,
-    ExportTooSoonError,
-    Manifest,
-    OutputFile,
-    format_instant,
-)
-from .run import ExportResult, Progress, cancel_export, run_export
-from .state import STATE_FILE, ExportState, FileDone
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .download import download_all
+    from .export import BulkClient, BulkOptions, Pending, server_types
+    from .manifest import (
+        ExportError,
+        ExportGoneError,
+        ExportJob,
+        ExportRequest,
+        ExportTooSoonError,
+        Manifest,
+        OutputFile,
+        format_instant,
+    )
+    from .run import ExportResult, Progress, cancel_export, run_export
+    from .state import STATE_FILE, ExportState, FileDone
+
+# Names are imported when first used (PEP 562): ``bulk.state`` alone (``fhir-assets land``
+# of an export folder) does not import the HTTP client.
+_HOMES = {
+    "BulkClient": "export",
+    "BulkOptions": "export",
+    "ExportError": "manifest",
+    "ExportGoneError": "manifest",
+    "ExportJob": "manifest",
+    "ExportRequest": "manifest",
+    "ExportResult": "run",
+    "ExportState": "state",
+    "ExportTooSoonError": "manifest",
+    "FileDone": "state",
+    "Manifest": "manifest",
+    "OutputFile": "manifest",
+    "Pending": "export",
+    "Progress": "run",
+    "STATE_FILE": "state",
+    "cancel_export": "run",
+    "download_all": "download",
+    "format_instant": "manifest",
+    "run_export": "run",
+    "server_types": "export",
+}
+
+
+def __getattr__(name: str) -> Any:
+    """Import a public name (or a submodule) on first use."""
+    if name in _HOMES:
+        value = getattr(importlib.import_module(f".{_HOMES[name]}", __name__), name)
+    else:
+        try:
+            value = importlib.import_module(f".{name}", __name__)
+        except ModuleNotFoundError as exc:
+            if exc.name != f"{__name__}.{name}":  # the submodule exists but needs what is missing
+                raise
+            raise AttributeError(f"module {__name__!r} has no attribute {name!r}") from None
+    globals()[name] = value
+    return value
+
 
 __all__ = [
     "STATE_FILE",
