@@ -100,7 +100,8 @@ def auth_login(
     """Authorization code + PKCE: approve in a browser, then store the tokens encrypted."""
     import webbrowser
 
-    from ..fhir import CodeClient, discover, login
+    from ..fhir import CodeClient, discover
+    from ..fhir.login import login
     from ..fhir.settings import requested_scopes, token_store
     from .probe import capability_statement
 

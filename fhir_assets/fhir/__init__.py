@@ -13,8 +13,6 @@ its own from a notebook or a script::
 from __future__ import annotations
 
 import importlib
-import sys
-import types
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -36,7 +34,7 @@ if TYPE_CHECKING:
         ResponseFormatError,
         TransientRequestError,
     )
-    from .login import AuthorizationCodeTokenSource, CodeClient, login
+    from .login import AuthorizationCodeTokenSource, CodeClient
     from .scopes import minimal_scopes, parse_scope, require_read
     from .settings import (
         ServerSettings,
@@ -78,26 +76,11 @@ _HOMES = {
     "discover": "smart",
     "discover_token_url": "settings",
     "load_private_key": "auth",
-    "login": "login",
     "minimal_scopes": "scopes",
     "parse_scope": "scopes",
     "require_read": "scopes",
     "token_source": "settings",
 }
-
-
-class _Package(types.ModuleType):
-    """This package, whose attribute ``login`` stays the function: importing the submodule of
-    that name sets the attribute to the module (as the eager ``from .login import login`` did
-    not, since it ran after the submodule's import)."""
-
-    def __setattr__(self, name: str, value: Any) -> None:
-        if name == "login" and isinstance(value, types.ModuleType):
-            return
-        super().__setattr__(name, value)
-
-
-sys.modules[__name__].__class__ = _Package
 
 
 def __getattr__(name: str) -> Any:
@@ -142,7 +125,6 @@ __all__ = [
     "discover",
     "discover_token_url",
     "load_private_key",
-    "login",
     "minimal_scopes",
     "parse_scope",
     "require_read",

@@ -20,8 +20,8 @@ from fhir_assets.fhir import (
     TokenStore,
     connect,
     discover,
-    login,
 )
+from fhir_assets.fhir.login import login
 from fhir_assets.fhir.smart import SmartConfiguration
 
 from .oauth_server import OAuthServer
