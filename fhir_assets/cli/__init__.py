@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import typer
 
-from . import data, demo, doctor, pools, sync
 from .auth import auth_app, keys_app
 from .errors import CliGroup
 
@@ -56,11 +55,6 @@ def main(
 
 app.add_typer(keys_app, name="keys")
 app.add_typer(auth_app, name="auth")
-# `views` is added by CliGroup when it runs (fhir_assets.views.cli, imported lazily)
-data.register(app)
-demo.register(app)
-doctor.register(app)
-pools.register(app)
-sync.register(app)
+# The other commands are imported by CliGroup when run (CliGroup.lazy).
 
 __all__ = ["app"]

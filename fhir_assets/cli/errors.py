@@ -92,24 +92,56 @@ def report(exc: BaseException) -> None:
 class CliGroup(TyperGroup):
     """The top-level command group: failures become :func:`report` and exit code 1.
 
-    ``lazy`` sub-apps are imported only when run (``fhir-assets --help`` lists them from here):
-    the views compiler alone costs a fifth of the start-up of every other command.
+    Commands are imported only when run (``fhir-assets --help`` lists them from ``lazy``): each
+    module costs milliseconds, the views compiler alone a fifth of a command's start-up. A
+    ``lazy`` entry names a module with an ``app`` (a sub-app, added as a group) or a
+    ``register(app)`` (its commands are added), and the short help it lists;
+    ``fhir_assets_tests/cli/test_lazy.py`` keeps that equal to the command's own.
     """
 
     lazy: ClassVar[dict[str, tuple[str, str]]] = {
+        "land": (f"{__package__}.data", "Land a folder of .ndjson/.ndjson.gz files into the "
+                 "configured warehouse."),
+        "export": (f"{__package__}.data", "Bulk Data $export into --out (NDJSON per type), "
+                   "resumable after a crash or Ctrl-C."),
+        "sync": (f"{__package__}.sync", "Sync resource types from FHIR_BASE_URL into the "
+                 "configured warehouse, in this process."),
+        "doctor": (f"{__package__}.doctor", "Check FHIR_* / SNOWFLAKE_* settings: server, SMART, "
+                   "key, token, scopes, warehouse."),
         "views": ("fhir_assets.views.cli", "SQL on FHIR v2 ViewDefinitions."),
-    }
+        "sandbox": (f"{__package__}.demo", "Run a local FHIR R4 server with synthetic patients "
+                    "and SMART auth, until Ctrl-C."),
+        "demo": (f"{__package__}.demo", "Sandbox -> every raw asset -> the warehouse, then "
+                 "print row counts per table."),
+        "writeback": (f"{__package__}.demo", "Sandbox -> land Patient/Observation -> per-patient "
+                      "score -> write back (twice)."),
+        "ui": (f"{__package__}.demo", "Start the sandbox and the Dagster UI (dagster dev) wired "
+               "to it, until Ctrl-C."),
+        "pools": (f"{__package__}.pools", "Show each Dagster pool the definitions use, its "
+                  "default limit from the server profile and its limit in the Dagster instance "
+                  "at DAGSTER_HOME; --apply sets the defaults."),
+    }  # fmt: skip
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         return [*super().list_commands(ctx), *(n for n in self.lazy if n not in self.commands)]
 
     def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
         if name in self.lazy and name not in self.commands:
-            import importlib
-
-            sub_app = importlib.import_module(self.lazy[name][0]).app
-            self.add_command(typer.main.get_group(sub_app), name)  # a group even of one command
+            self.load(self.lazy[name][0], name)
         return super().get_command(ctx, name)
+
+    def load(self, module_name: str, name: str) -> None:
+        """Add the commands of ``module_name``: its sub-app as ``name``, or all it registers."""
+        import importlib
+
+        module = importlib.import_module(module_name)
+        if hasattr(module, "app"):
+            self.add_command(typer.main.get_group(module.app), name)  # a group even of one command
+            return
+        holder = typer.Typer(rich_markup_mode=None)  # click's plain help, as the app's
+        module.register(holder)
+        for command_name, command in typer.main.get_group(holder).commands.items():
+            self.add_command(command, command_name)
 
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         """click's listing, with the lazy sub-apps' help taken from ``lazy``."""
