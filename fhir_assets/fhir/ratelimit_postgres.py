@@ -42,11 +42,12 @@ class PostgresRateTable:
 class FreshClockPostgresBucket(PostgresBucket):
     """pyrate-limiter's ``PostgresBucket``, stamping each attempt with the database's time now.
 
-    pyrate-limiter's blocking wait moves an item's timestamp on by the sleep it planned, not by
-    the time that passed (a late wake-up, waiting for the limiter's lock behind other threads),
-    so permits were logged earlier than taken and the window freed early: 12 requests reached a
-    server within 0.95 s at 10/s. The table lock is taken NOWAIT right after this read, so the
-    logged time is the time of the check.
+    The limiter stamps an item when it is asked for (before waiting for its own lock behind
+    other threads) and, while blocking, moves the stamp on by the sleep it planned rather than
+    the time that passed. ``PostgresBucket`` checks the window at that stamp and logs it: a
+    stale stamp is checked against an older window and logged in the past, so the permit frees
+    early for every other process. Read here, under the limiter's lock and just before the
+    table lock (taken NOWAIT), the stamp is the time of the check.
     """
 
     def put(self, item: RateItem) -> bool:
