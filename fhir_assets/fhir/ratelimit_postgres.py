@@ -12,7 +12,6 @@ psycopg is imported only when a Postgres bucket is built: nothing else needs it.
 from __future__ import annotations
 
 import hashlib
-import logging
 import os
 import threading
 from dataclasses import dataclass, field
@@ -21,8 +20,6 @@ from typing import Any
 from pyrate_limiter import AbstractBucket, PostgresBucket, Rate, RateItem
 
 from .errors import ConfigurationError
-
-logger = logging.getLogger(__name__)
 
 # One pool per (process, DSN): every RateLimit of a process shares it, and a forked child never
 # reuses its parent's sockets.
@@ -70,13 +67,22 @@ def build_postgres_bucket(rates: list[Rate], table: PostgresRateTable) -> Abstra
     """
     import psycopg
     import psycopg_pool
+    from psycopg.conninfo import conninfo_to_dict
 
+    try:
+        password = str(conninfo_to_dict(table.dsn).get("password") or "")
+    except psycopg.ProgrammingError:
+        # libpq quotes the unparsable text, password and all: say nothing of it, chain nothing
+        raise ConfigurationError(
+            "the rate-limit database's DSN is neither a postgresql:// URL nor key=value pairs"
+        ) from None
     try:
         return FreshClockPostgresBucket(_pool(table.dsn), table.name, rates)
     except (psycopg.Error, psycopg_pool.PoolTimeout) as exc:
+        detail = str(exc).replace(password, "***") if password else str(exc)
         raise ConfigurationError(
-            f"the rate-limit database cannot be used ({type(exc).__name__}: {exc}); check its "
-            "DSN (host, port, user, password, database) and that the user may create tables"
+            f"the rate-limit database cannot be used ({type(exc).__name__}: {detail}); check "
+            "its DSN (host, port, user, password, database) and that the user may create tables"
         ) from exc
 
 
