@@ -33,6 +33,11 @@ from .postgres import Postgres
 pytestmark = [pytest.mark.postgres, pytest.mark.xdist_group("postgres"), pytest.mark.timeout(240)]
 
 RATE = 10  # requests per second, for every process together
+# The server's sliding window: a request reaches it some time after its permit (its thread
+# descheduled on this busy machine; under the full suite once 12 arrived within 0.9 s, two of
+# them held up over 0.1 s). Requests arriving within 0.7 s took their permits within 0.7 s plus
+# that delay: within one second, so no more than RATE of them, while none waits over 0.3 s.
+WINDOW_S = 0.7
 WORKERS, THREADS, REQUESTS = 2, 2, 12  # 48 requests: 4.8 s at the shared rate, 2.4 s without
 
 
@@ -108,22 +113,19 @@ def test_processes_share_one_request_budget_through_postgres(
         more = {"FHIR_RATE_LIMIT_POSTGRES": postgres.dsn()} if shared else {}
         run_workers([environ(base, **more)] * WORKERS, temps)
     assert len(arrivals) == WORKERS * THREADS * REQUESTS
-    # A permit is logged before its request leaves, and a request can be held up 100 ms or
-    # more on this shared machine (its thread descheduled, a first connection opened) and land
-    # in the next second's window: a tenth of a second and one request of tolerance.
-    busiest = busiest_window(arrivals, 0.9)
+    busiest = busiest_window(arrivals, WINDOW_S)
     if shared:
-        assert busiest <= RATE + 1, f"{busiest} requests within 0.9 s"
-        assert max(arrivals) - min(arrivals) >= (len(arrivals) / RATE) - 1.2
-        # the permits themselves, as the database logged them: exact, no tolerance
+        # the permits as the database logged them: at most RATE in any second, exactly
         logged = permit_log(postgres.dsn(), base)
-        assert busiest_window(logged, 0.999) <= RATE, logged
+        assert logged and busiest_window(logged, 0.999) <= RATE, logged
+        assert busiest <= RATE, f"{busiest} requests reached the server within {WINDOW_S} s"
+        assert max(arrivals) - min(arrivals) >= (len(arrivals) / RATE) - 1.2
     else:
-        assert busiest > RATE * 1.5, f"only {busiest} requests within 0.9 s without postgres"
+        assert busiest > RATE * 1.5, f"only {busiest} requests within {WINDOW_S} s"
 
 
 def permit_log(dsn: str, base_url: str) -> list[float]:
-    """The bucket table's timestamps (seconds); pyrate-limiter leaks old rows only every 10 s."""
+    """The bucket table's timestamps (seconds): all, or the newest if a leak (every 10 s) ran."""
     import psycopg
     from psycopg import sql
 
