@@ -55,6 +55,12 @@ class FhirServerResource(dg.ConfigurableResource):  # type: ignore[misc]
         default=None, description="client-side rate limit; the profile's default if unset"
     )
     workers: int | None = Field(default=None, description="parallel searches per asset")
+    rate_limit_postgres: str | None = Field(
+        default=None,
+        repr=False,
+        description="PostgreSQL DSN sharing the request budget across pods; unset: this "
+        "machine's file (FHIR_RATE_LIMIT_POSTGRES)",
+    )
 
     def settings(self) -> ServerSettings:
         """The pure client-library settings this resource describes."""

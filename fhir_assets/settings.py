@@ -114,6 +114,16 @@ class FhirSettings:
             "request rate limit shared by every run on this machine (default: the profile's)",
         ),
     )
+    rate_limit_postgres: str | None = field(
+        default=None,
+        repr=False,
+        metadata=_env(
+            "FHIR_RATE_LIMIT_POSTGRES",
+            "PostgreSQL DSN or URL sharing that limit across machines (default: this machine's "
+            "file)",
+            secret=True,
+        ),
+    )
     workers: int | None = field(
         default=None,
         metadata=_env("FHIR_SYNC_WORKERS", "parallel searches per asset (default: the profile's)"),

@@ -15,7 +15,8 @@ from .fhir.profiles import (
     group_patient_ids,
     resolve_profile,
 )
-from .fhir.ratelimit import shared_rate_file
+from .fhir.ratelimit import RateLimit, shared_rate_file
+from .fhir.ratelimit_postgres import shared_rate_table
 from .fhir.search import WindowSync
 from .fhir.window import Query, Window
 
@@ -26,15 +27,22 @@ if TYPE_CHECKING:  # the Dagster resource; `fhir-assets sync` passes a plain obj
 def use_server_profile(client: FhirClient, fhir: FhirServerResource) -> ServerProfile:
     """Resolve the server's profile and apply it to ``client`` (vendor headers, rate limit), for
     searches and Bulk Data alike. The rate limit is shared through a file by every step process
-    of every run on this machine."""
+    of every run on this machine or, with ``rate_limit_postgres``, through a table by every pod
+    of the deployment."""
     profile = resolve_profile(client, fhir.server_profile)
+    # `fhir-assets sync` passes a plain object that may not carry the Postgres setting
+    dsn = getattr(fhir, "rate_limit_postgres", None)
     apply_profile(
         client,
         profile,
         client_id=fhir.client_id,
         requests_per_s=fhir.requests_per_s,
-        shared_file=shared_rate_file(fhir.base_url),
+        shared_file=None if dsn else shared_rate_file(fhir.base_url),
     )
+    if dsn and client.rate_limit is not None:
+        # the same rate apply_profile chose (the resource's, else the profile's), shared wider
+        table = shared_rate_table(fhir.base_url, dsn)
+        client.use_rate_limit(RateLimit(client.rate_limit.requests_per_s, postgres=table))
     return profile
 
 

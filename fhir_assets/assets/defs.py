@@ -25,7 +25,7 @@ from .raw import build_raw_assets
 from .views import build_view_assets
 from .writeback import build_abnormal_count_assets
 
-SECRETS = ("private_key", "client_secret", "token_key")
+SECRETS = ("private_key", "client_secret", "token_key", "rate_limit_postgres")
 
 
 def build_fhir_resource(

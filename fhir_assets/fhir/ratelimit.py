@@ -1,7 +1,8 @@
 """A client-side request-rate limit shared by every thread of a sync, and a transport that obeys it.
 
 The mechanics are pyrate-limiter's (a sliding-window log, thread-safe; with a shared SQLite file
-and a file lock it also spans processes, such as the step processes of one Dagster run). This
+and a file lock it also spans processes, such as the step processes of one Dagster run; with a
+PostgreSQL table it spans machines, the pods of a deployment: ``ratelimit_postgres``). This
 module adds the accounting the sync reports: how many seconds requests waited for a permit.
 """
 
@@ -20,6 +21,7 @@ from requests import PreparedRequest, Response
 from requests.adapters import HTTPAdapter
 
 from .errors import ConfigurationError
+from .ratelimit_postgres import PostgresRateTable, build_postgres_bucket
 
 
 def rate_for(requests_per_s: float) -> Rate:
@@ -38,6 +40,9 @@ class RateLimit:
         requests_per_s: the permitted rate.
         shared_file: a SQLite file that every process limiting the same server shares
             (see :func:`shared_rate_file`); ``None`` limits this process only.
+        postgres: a table that every process on every machine limiting the same server shares
+            (see :func:`~fhir_assets.fhir.ratelimit_postgres.shared_rate_table`); it takes
+            precedence over ``shared_file``.
         clock: monotonic seconds (injectable for accounting tests).
 
     Attributes:
@@ -49,12 +54,15 @@ class RateLimit:
         requests_per_s: float,
         *,
         shared_file: Path | None = None,
+        postgres: PostgresRateTable | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.requests_per_s = requests_per_s
         rates = [rate_for(requests_per_s)]
         bucket: AbstractBucket = InMemoryBucket(rates)
-        if shared_file is not None:
+        if postgres is not None:
+            bucket = build_postgres_bucket(rates, postgres)
+        elif shared_file is not None:
             shared_file.parent.mkdir(parents=True, exist_ok=True)
             bucket = SQLiteBucket.init_from_file(
                 rates,

@@ -61,6 +61,10 @@ class Postgres:
             "DAGSTER_PG_DB": DATABASE,
         }
 
+    def dsn(self) -> str:
+        """A libpq URL of the database (what FHIR_RATE_LIMIT_POSTGRES takes)."""
+        return f"postgresql://{USER}:{self.password}@127.0.0.1:{self.port}/{DATABASE}"
+
     def __enter__(self) -> Postgres:
         self.start()
         return self

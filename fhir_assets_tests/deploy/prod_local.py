@@ -22,6 +22,7 @@ from typing import Any
 
 import duckdb
 
+from fhir_assets.fhir.ratelimit_postgres import shared_rate_table
 from fhir_assets.sandbox import Sandbox
 from fhir_assets.sensors import ExportCursor
 
@@ -189,8 +190,24 @@ class Scenario:
         assert gql.pools(self.stack) == POOLS
         ports = {gql.origin_port(r) for r in every.values()}
         assert ports == {str(self.stack.code_ports[1])}, ports
+        table = rate_limit_table(self.stack.env)
         return (f"after the wipe: {len(every)} runs, pools and sensor cursor from Postgres; "
-                f"every run launched by the daemon's code server :{ports.pop()}")  # fmt: skip
+                f"every run launched by the daemon's code server :{ports.pop()}; "
+                f"the runs took their requests from {table}")  # fmt: skip
+
+
+def rate_limit_table(env: dict[str, str]) -> str:
+    """The server's rate-limit table, which only runs that read FHIR_RATE_LIMIT_POSTGRES create."""
+    import psycopg2
+
+    dsn = env["FHIR_RATE_LIMIT_POSTGRES"]
+    name = f"ratelimit___{shared_rate_table(env['FHIR_BASE_URL'], dsn).name}"
+    with psycopg2.connect(dsn) as connection, connection.cursor() as cursor:
+        cursor.execute("select count(*) from pg_tables where tablename = %s", (name,))
+        found = cursor.fetchone()
+    connection.close()
+    assert found == (1,), f"no table {name}: the runs did not share their budget in Postgres"
+    return name
 
 
 def warehouse_matches(sandbox: Sandbox, path: Path) -> str:
@@ -209,6 +226,8 @@ def run(report: Report, home: Path = REPO / ".fhir-assets") -> None:
         lag, tick = schedule_lag(now, timedelta(seconds=100))
         first = now.replace(minute=0, second=0, microsecond=0) - timedelta(hours=5)
         env = os.environ | postgres.environment() | fhir_environment(sandbox, root, lag, first)
+        # the runs share the sandbox's request budget through the instance's database
+        env["FHIR_RATE_LIMIT_POSTGRES"] = postgres.dsn()
         stack = Stack(root, dict(env))
         scenario = Scenario(stack, sandbox, tick, first)
         stack.start()

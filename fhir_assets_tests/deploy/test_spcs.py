@@ -70,5 +70,12 @@ def test_egress_is_the_fhir_host_and_the_specs_are_the_ones_setup_sql_loads() ->
     rules = re.findall(r"VALUE_LIST = \('([^']+)'\)", sql)
     assert f"{host}:443" in rules
     assert all(r == f"{host}:443" or r.endswith(".snowflakecomputing.com:443") for r in rules)
+    # the key-pair login goes where the egress rule lets it: SPCS's injected internal host and
+    # account are replaced in every container
+    snowflake = [r for r in rules if r.endswith(".snowflakecomputing.com:443")]
+    for container in containers().values():
+        env = container["env"]
+        assert [f"{env['SNOWFLAKE_HOST']}:443"] == snowflake, container["name"]
+        assert env["SNOWFLAKE_HOST"] == f"{env['SNOWFLAKE_ACCOUNT']}.snowflakecomputing.com"
     for name in re.findall(r"SPECIFICATION_FILE = '([^']+)'", sql):
         assert (SPCS / name).exists(), name

@@ -12,6 +12,7 @@ import pytest
 from fhir_assets.fhir import ConfigurationError, FhirClient
 from fhir_assets.fhir.parallel import run_parallel
 from fhir_assets.fhir.ratelimit import RateLimit, rate_for, shared_rate_file
+from fhir_assets.fhir.ratelimit_postgres import shared_rate_table
 from fhir_assets_tests.sync.fakefhir import Script, fake_fhir
 
 
@@ -66,6 +67,16 @@ def test_client_requests_wait_for_permits() -> None:
             client.get("Patient")
         assert time.monotonic() - started >= 0.9
         assert client.rate_limit is not None and client.rate_limit.throttled_s > 0.5
+
+
+@pytest.mark.parametrize(
+    "dsn", ["postgresq://fhir:s3cret-pw@db.example/rate", "host=db.example password=s3cret-pw x"]
+)
+def test_an_unparsable_postgres_dsn_fails_without_showing_it(dsn: str) -> None:
+    with pytest.raises(ConfigurationError, match="neither a postgresql:// URL") as caught:
+        RateLimit(5, postgres=shared_rate_table("http://127.0.0.1:1/fhir", dsn))
+    assert "s3cret-pw" not in str(caught.value) and caught.value.__cause__ is None
+    assert caught.value.__suppress_context__
 
 
 def test_fractional_and_invalid_rates() -> None:

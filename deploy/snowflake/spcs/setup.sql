@@ -36,17 +36,21 @@ GRANT ALL ON SCHEMA FHIR.DAGSTER TO ROLE FHIR_ASSETS_DAGSTER;
 USE ROLE FHIR_ASSETS_DAGSTER;
 CREATE IMAGE REPOSITORY IF NOT EXISTS FHIR.DAGSTER.IMAGES;
 
--- 4. Egress: the FHIR server's host only (API and token endpoint on the same host at Epic). The
---    services reach nothing else on the internet.
+-- 4. Egress: the FHIR server's host (API and token endpoint on the same host at Epic) and the
+--    account's own public endpoint (below); the services reach nothing else on the internet.
 CREATE OR REPLACE NETWORK RULE FHIR.DAGSTER.FHIR_SERVER_EGRESS
   TYPE = HOST_PORT
   MODE = EGRESS
   VALUE_LIST = ('fhir.epic.example-hospital.org:443');
--- The account's own endpoint: fhir_assets/definitions.py connects to Snowflake with the service
--- user's key pair through <account>.snowflakecomputing.com. Inside SPCS a container can instead
--- use the session token Snowflake mounts (/snowflake/session/token, host $SNOWFLAKE_HOST),
--- which needs no egress; once definitions.py reads those (deploy/README.md, "Inside
--- Snowflake"), drop this rule and the integration allows the FHIR host alone.
+-- The account's own endpoint: fhir_assets/definitions.py logs in to Snowflake with the service
+-- user's key pair, a login Snowflake documents from a container through an external access
+-- integration to the public <account>.snowflakecomputing.com: this rule. dagster-service.yaml sets
+-- SNOWFLAKE_HOST to this host (SPCS would otherwise inject its internal host, meant for the
+-- session token); an account network policy, if any, must admit the service's egress too.
+-- A container can instead use the session token Snowflake mounts (/snowflake/session/token,
+-- with the internal host), which needs no egress; once definitions.py reads those
+-- (deploy/README.md, "Inside Snowflake"), drop this rule and the integration allows the FHIR
+-- host alone.
 CREATE OR REPLACE NETWORK RULE FHIR.DAGSTER.SNOWFLAKE_ACCOUNT_EGRESS
   TYPE = HOST_PORT
   MODE = EGRESS
