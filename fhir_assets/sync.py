@@ -30,8 +30,7 @@ def use_server_profile(client: FhirClient, fhir: FhirServerResource) -> ServerPr
     of every run on this machine or, with ``rate_limit_postgres``, through a table by every pod
     of the deployment."""
     profile = resolve_profile(client, fhir.server_profile)
-    # `fhir-assets sync` passes a plain object that may not carry the Postgres setting
-    dsn = getattr(fhir, "rate_limit_postgres", None)
+    dsn = fhir.rate_limit_postgres
     apply_profile(
         client,
         profile,

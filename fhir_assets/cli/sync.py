@@ -49,6 +49,7 @@ class Target:
     patient_group: str | None
     requests_per_s: float | None
     workers: int | None
+    rate_limit_postgres: str | None = None
     page_size: int = 500
 
 
@@ -91,7 +92,7 @@ def sync(
     options = LandingOptions(validation=settings.sync.validation, history=settings.sync.history)
     fhir = settings.fhir
     target = Target(server.base_url, fhir.client_id, fhir.server_profile, fhir.patient_group,
-                    fhir.requests_per_s, fhir.workers)  # fmt: skip
+                    fhir.requests_per_s, fhir.workers, fhir.rate_limit_postgres)  # fmt: skip
     typer.echo(f"{'type':26} {'window':>52} {'seen':>8} {'landed':>8} {'updated':>8} "
                f"{'unchanged':>9} {'quarantined':>11}")  # fmt: skip
     with (

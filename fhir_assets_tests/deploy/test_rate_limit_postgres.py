@@ -168,3 +168,24 @@ def test_permits_are_logged_when_granted_not_when_asked_for(postgres: Postgres) 
     time.sleep(0.2)
     # both were granted 0.2 s ago: the window is full
     assert not bucket.put(RateItem("fhir", int(bucket.now())))  # type: ignore[arg-type]
+
+
+def test_the_sync_command_takes_its_permits_through_postgres(
+    postgres: Postgres, sandbox: Any, tmp_path: Path
+) -> None:
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("FHIR_", "SNOWFLAKE_"))}
+    env |= sandbox.environment() | {
+        "FHIR_RATE_LIMIT_POSTGRES": postgres.dsn(),
+        "FHIR_DUCKDB_PATH": str(tmp_path / "warehouse.duckdb"),
+    }
+    cli = str(Path(sys.executable).parent / "fhir-assets")
+    done = subprocess.run(
+        [cli, "sync", "--type", "Patient"], env=env, capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0, done.stderr
+    assert permit_log(postgres.dsn(), sandbox.base_url), "no permit was logged in Postgres"
+    assert postgres.password not in done.stdout + done.stderr
