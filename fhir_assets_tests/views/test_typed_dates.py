@@ -66,6 +66,7 @@ def view(tagged: bool = True) -> ViewDefinition:
 
 
 def duck_rows(resources: list[dict[str, Any]], sql: str) -> list[tuple[Any, ...]]:
+    """The rows of ``sql`` over ``resources`` as ``fhir_raw.patient``, in UTC, sorted by id."""
     con = duckdb.connect()
     con.execute("CREATE SCHEMA fhir_raw")
     con.execute("CREATE TABLE fhir_raw.patient (resource JSON, deleted BOOLEAN)")
@@ -167,15 +168,9 @@ def test_default_views_type_every_date_and_keep_its_text(default: ViewDefinition
 def test_default_patient_view_keeps_partial_birth_date_text() -> None:
     (patient,) = [v for v in load_views() if v.resource == "Patient"]
     resources = [*COMPLETE[:1], PARTIAL_DATE, PARTIAL_MOMENT]
-    con = duckdb.connect()
-    con.execute("CREATE SCHEMA fhir_raw")
-    con.execute("CREATE TABLE fhir_raw.patient (resource JSON, deleted BOOLEAN)")
-    for item in resources:
-        con.execute("INSERT INTO fhir_raw.patient VALUES (?, FALSE)", [json.dumps(item)])
-    con.execute("SET TimeZone = 'UTC'")
     sql = compile_view(patient, "duckdb").sql
     query = "SELECT id, birth_date, birth_date_text, deceased_at, deceased_at_text FROM v"
-    rows = sorted(con.execute(f"WITH v AS ({sql}) {query}").fetchall())
+    rows = duck_rows(resources, f"WITH v AS ({sql}) {query}")
     assert rows == [
         ("a", dt.date(1970, 3, 4), "1970-03-04", None, None),
         ("p", dt.date(1970, 1, 1), "1970", None, None),
