@@ -21,8 +21,9 @@ from typing import TYPE_CHECKING
 from ..lazy import lazy_attributes
 
 if TYPE_CHECKING:
+    from .answers import server_types
     from .download import download_all
-    from .export import BulkClient, BulkOptions, Pending, server_types
+    from .export import BulkClient, Pending
     from .manifest import (
         ExportError,
         ExportGoneError,
@@ -33,6 +34,7 @@ if TYPE_CHECKING:
         OutputFile,
         format_instant,
     )
+    from .options import BulkOptions
     from .run import ExportResult, Progress, cancel_export, run_export
     from .state import STATE_FILE, ExportState, FileDone
 
@@ -40,7 +42,7 @@ if TYPE_CHECKING:
 # of an export folder) does not import the HTTP client.
 _HOMES = {
     "BulkClient": "export",
-    "BulkOptions": "export",
+    "BulkOptions": "options",
     "ExportError": "manifest",
     "ExportGoneError": "manifest",
     "ExportJob": "manifest",
@@ -58,7 +60,7 @@ _HOMES = {
     "download_all": "download",
     "format_instant": "manifest",
     "run_export": "run",
-    "server_types": "export",
+    "server_types": "answers",
 }
 
 

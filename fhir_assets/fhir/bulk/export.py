@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from typing import Any
@@ -24,60 +24,18 @@ from ..errors import ConfigurationError, RequestError, ResponseFormatError, Tran
 from ..ratelimit import RateLimit, RateLimitedAdapter, shared_rate_file
 from ..retry import TRANSIENT_STATUSES
 from ..urls import require_https, require_same_origin
+from .answers import refusal, too_soon, transient_failure
 from .manifest import (
     ExportError,
     ExportGoneError,
     ExportJob,
     ExportRequest,
-    ExportTooSoonError,
     Manifest,
     next_link,
 )
+from .options import BulkOptions
 
 log = logging.getLogger(__name__)
-
-# OperationOutcome issue codes that mean "try again later" (IG v2 status request: a polling
-# failure that does not end the job SHOULD carry a transient code).
-TRANSIENT_CODES = frozenset({"transient", "throttled", "timeout", "lock-error", "incomplete"})
-
-
-@dataclass(frozen=True, slots=True)
-class BulkOptions:
-    """How patient to be with an export.
-
-    Attributes:
-        max_connections: parallel file downloads (and pooled connections).
-        max_wait_s: cap on one wait; Oracle Health answers ``Retry-After`` of several hours.
-        default_wait_s: wait when the server gives no ``Retry-After``.
-        total_timeout_s: give up on an export this long after kick-off (real ones take days).
-        attempts: retries of one request or file after transient failures.
-        lenient: send ``Prefer: handling=lenient`` (ignore unsupported parameters, don't fail).
-        join_types: one comma-joined ``_type`` (the IG's form; Oracle Health requires it).
-        chunk_bytes: download write size: the memory one connection uses.
-        group_only: refuse system and patient level before asking: Epic and Oracle Health
-            export only ``Group/{id}`` (a group id configured with the vendor).
-        min_poll_s: the shortest wait between status polls, whatever ``Retry-After`` says: the
-            SMART reference server answers ``Retry-After: 1`` and blocks a client for 5 minutes
-            past 60 requests a minute.
-        poll_backoff: while a job's progress is unchanged, each wait is this many times the
-            last one (up to ``max_wait_s``); a change of progress starts again from the floor.
-        requests_per_s: the server's request budget when the client has none of its own
-            (``FhirClient.rate_limit``); shared through a file by every export and sync of the
-            server on this machine (``ratelimit.shared_rate_file``).
-    """
-
-    max_connections: int = 5
-    max_wait_s: float = 300.0
-    default_wait_s: float = 10.0
-    total_timeout_s: float = 7 * 24 * 3600.0
-    attempts: int = 5
-    lenient: bool = False
-    join_types: bool = True
-    chunk_bytes: int = 1 << 20
-    group_only: bool = False
-    min_poll_s: float = 5.0
-    poll_backoff: float = 1.5
-    requests_per_s: float = 10.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -174,10 +132,10 @@ class BulkClient:
                 continue
             if response.status_code == 202:
                 return self._job(url, response)
-            if response.status_code in TRANSIENT_STATUSES and not last and not _too_soon(response):
+            if response.status_code in TRANSIENT_STATUSES and not last and not too_soon(response):
                 self.sleep(self.wait_for(response))
                 continue
-            raise _refusal(request, response)
+            raise refusal(request, response)
         raise AssertionError("unreachable")  # pragma: no cover
 
     def poll(self, job: ExportJob) -> Pending | Manifest:
@@ -198,7 +156,7 @@ class BulkClient:
             return Pending(progress, self.wait_for(response), status)
         if status == 200:
             return self._manifest(response)
-        if status == 429 or (status >= 500 and _transient_failure(response)):
+        if status == 429 or (status >= 500 and transient_failure(response)):
             return Pending(None, self.wait_for(response), status)
         try:
             decode(response)
@@ -348,65 +306,3 @@ class BulkClient:
                 continue
             return decode(response)
         raise AssertionError("unreachable")  # pragma: no cover
-
-
-def _outcome_codes(response: requests.Response) -> set[str]:
-    try:
-        body = orjson.loads(response.content or b"{}")
-    except orjson.JSONDecodeError:
-        return set()
-    if not isinstance(body, dict) or body.get("resourceType") != "OperationOutcome":
-        return set()
-    return {str(i.get("code")) for i in body.get("issue") or () if isinstance(i, dict)}
-
-
-def _transient_failure(response: requests.Response) -> bool:
-    """A 5xx on the status URL that does not end the job: a gateway error without an
-    OperationOutcome, or one whose issue code is transient (IG v2, status request)."""
-    codes = _outcome_codes(response)
-    return (not codes and response.status_code in TRANSIENT_STATUSES) or bool(
-        codes & TRANSIENT_CODES
-    )
-
-
-def _too_soon(response: requests.Response) -> bool:
-    # Epic answers a repeated Group export inside its window with an OperationOutcome saying the
-    # client "requested this Group too recently": retrying only repeats the refusal.
-    return b"too recently" in (response.content or b"").lower()
-
-
-def _refusal(request: ExportRequest, response: requests.Response) -> ExportError:
-    what = f"{request.level}-level export" + (
-        f" of Group/{request.group_id}" if request.group_id else ""
-    )
-    try:
-        decode(response)
-    except RequestError as exc:
-        issues = exc.issues
-        if _too_soon(response):
-            return ExportTooSoonError(
-                f"the server refused a new {what}: it was requested too recently "
-                "(Epic allows one export per client and group within its window). Wait before "
-                "retrying, and make sure the previous export job was DELETEd "
-                "(fhir-assets export --cancel --out DIR).",
-                issues=issues,
-            )
-        detail = "; ".join(issues) or response.reason or "no OperationOutcome"
-        return ExportError(
-            f"the server refused the {what} (HTTP {response.status_code}): {detail}", issues=issues
-        )
-    return ExportError(
-        f"the server answered the {what} kick-off with HTTP {response.status_code}, not 202 "
-        "Accepted: it does not run this export asynchronously"
-    )
-
-
-def server_types(capabilities: Mapping[str, Any]) -> set[str]:
-    """The resource types a CapabilityStatement lists (``rest[mode=server].resource.type``)."""
-    return {
-        str(resource.get("type"))
-        for rest in capabilities.get("rest") or ()
-        if isinstance(rest, Mapping) and rest.get("mode", "server") == "server"
-        for resource in rest.get("resource") or ()
-        if isinstance(resource, Mapping) and resource.get("type")
-    }
