@@ -78,10 +78,6 @@ def runs(stack: Stack, **tags: str) -> list[dict[str, Any]]:
     return list(data["runsOrError"]["results"])
 
 
-def set_pool(stack: Stack, pool: str, limit: int) -> None:
-    stack.graphql(SET_POOL, {"k": pool, "l": limit})
-
-
 def pools(stack: Stack) -> dict[str, int]:
     limits = stack.graphql(POOLS)["instance"]["concurrencyLimits"]
     return {entry["concurrencyKey"]: entry["slotCount"] for entry in limits}
