@@ -23,9 +23,6 @@ BACKFILL = """query($id: String!) { partitionBackfillOrError(backfillId: $id) {
 RUNS = """query($f: RunsFilter) { runsOrError(filter: $f) { ... on Runs { results {
   runId status jobName tags { key value }
   repositoryOrigin { repositoryLocationName repositoryLocationMetadata { key value } } } } } }"""
-SET_POOL = (
-    """mutation($k: String!, $l: Int!) { setConcurrencyLimit(concurrencyKey: $k, limit: $l) }"""
-)
 POOLS = "{ instance { concurrencyLimits { concurrencyKey slotCount } } }"
 SENSOR = """query($s: SensorSelector!) { sensorOrError(sensorSelector: $s) { ... on Sensor {
   sensorState { status typeSpecificData { ... on SensorData { lastCursor } } } } } }"""
