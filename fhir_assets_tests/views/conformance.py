@@ -141,9 +141,9 @@ def run_snowflake(
 
 
 @contextmanager
-def fakesnow_views() -> Iterator[Any]:
-    """A connection to the Snowflake emulator (fakesnow, patched in) with the current schema
-    ``views.fhir_raw``, where the compiled views look for their raw tables; closed afterwards."""
+def fakesnow_connection(**connect: Any) -> Iterator[Any]:
+    """A connection to the Snowflake emulator (fakesnow, patched in for this process; skipped
+    where fakesnow is missing), closed afterwards."""
     import pytest
 
     fakesnow = pytest.importorskip("fakesnow")
@@ -151,12 +151,20 @@ def fakesnow_views() -> Iterator[Any]:
 
     with warnings.catch_warnings(), fakesnow.patch():
         warnings.simplefilter("ignore")
-        connection = snowflake.connector.connect(database="views", schema="fhir_raw")
-        cursor = connection.cursor()
-        cursor.execute("CREATE DATABASE IF NOT EXISTS views")
-        cursor.execute("CREATE SCHEMA IF NOT EXISTS views.fhir_raw")
-        cursor.execute("USE SCHEMA views.fhir_raw")
+        connection = snowflake.connector.connect(**connect)
         try:
             yield connection
         finally:
             connection.close()
+
+
+@contextmanager
+def fakesnow_views() -> Iterator[Any]:
+    """A :func:`fakesnow_connection` with the current schema ``views.fhir_raw``, where the
+    compiled views look for their raw tables."""
+    with fakesnow_connection(database="views", schema="fhir_raw") as connection:
+        cursor = connection.cursor()
+        cursor.execute("CREATE DATABASE IF NOT EXISTS views")
+        cursor.execute("CREATE SCHEMA IF NOT EXISTS views.fhir_raw")
+        cursor.execute("USE SCHEMA views.fhir_raw")
+        yield connection

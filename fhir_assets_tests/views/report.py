@@ -6,11 +6,18 @@
 from __future__ import annotations
 
 import sys
-import warnings
 from collections import Counter
 from typing import Any
 
-from .conformance import Case, canonical, cases, run_duckdb, run_snowflake, suite_dir
+from .conformance import (
+    Case,
+    canonical,
+    cases,
+    fakesnow_connection,
+    run_duckdb,
+    run_snowflake,
+    suite_dir,
+)
 
 
 def passes(case: Case, run: Any) -> bool:
@@ -33,21 +40,15 @@ def main() -> int:
     if suite_dir() is None:
         print("the SQL on FHIR v2 suite is not here (../shared/conformance)")
         return 1
-    import fakesnow
-    import snowflake.connector
-
     totals: Counter[str] = Counter()
     per_file: dict[str, Counter[str]] = {}
-    with warnings.catch_warnings(), fakesnow.patch():
-        warnings.simplefilter("ignore")
-        connection = snowflake.connector.connect()
+    with fakesnow_connection() as connection:
         for number, case in enumerate(cases()):
             counts = per_file.setdefault(case.file, Counter())
             counts["cases"] += 1
             counts["duckdb"] += passes(case, lambda c=case: run_duckdb(c))
             snowflake_ok = passes(case, lambda c=case: run_snowflake(c, connection, f"r{number}"))
             counts["snowflake"] += snowflake_ok
-        connection.close()
     print(line("file", "cases", "duckdb", "snowflake (fakesnow)"))
     print("|--------------------|-------|--------|----------------------|")
     for name, counts in per_file.items():

@@ -7,7 +7,6 @@ that the Snowflake SQL compiles (and names the reason).
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Iterator
 from datetime import UTC, date, datetime
 from itertools import count
@@ -19,7 +18,16 @@ import pytest
 from fhir_assets.views import compile_view, parse_view
 from fhir_assets.views.errors import UnsupportedError
 
-from .conformance import CASES, Case, canonical, case_view, cases, run_duckdb, run_snowflake
+from .conformance import (
+    CASES,
+    Case,
+    canonical,
+    case_view,
+    cases,
+    fakesnow_connection,
+    run_duckdb,
+    run_snowflake,
+)
 
 ALL = list(cases(CASES))
 # fakesnow 0.12 does not translate a FLATTEN subquery inside ARRAY_SLICE/ARRAY_DISTINCT (it
@@ -54,19 +62,14 @@ def test_case_duckdb(case: Case) -> None:
 
 
 @pytest.fixture(scope="module")
-def fakesnow_connection() -> Iterator[Any]:
-    fakesnow = pytest.importorskip("fakesnow")
-    import snowflake.connector
-
-    with warnings.catch_warnings(), fakesnow.patch():
-        warnings.simplefilter("ignore")
-        connection = snowflake.connector.connect()
+def emulator() -> Iterator[Any]:
+    """One emulated Snowflake per worker process (fakesnow patches per process)."""
+    with fakesnow_connection() as connection:
         yield connection
-        connection.close()
 
 
 @pytest.mark.parametrize("case", ALL, ids=[case.id for case in ALL])
-def test_case_snowflake(case: Case, fakesnow_connection: Any) -> None:
+def test_case_snowflake(case: Case, emulator: Any) -> None:
     if case.test.get("expectError"):
         with pytest.raises(UnsupportedError, match="unsupported"):
             compile_view(case_view(case), "snowflake")
@@ -75,7 +78,7 @@ def test_case_snowflake(case: Case, fakesnow_connection: Any) -> None:
         sql = compile_view(case_view(case), "snowflake").sql
         assert sql.startswith("WITH ")
         return
-    check(case, run_snowflake(case, fakesnow_connection, f"cases_{next(DATABASES)}"))
+    check(case, run_snowflake(case, emulator, f"cases_{next(DATABASES)}"))
 
 
 def test_today_and_now_are_the_clock() -> None:

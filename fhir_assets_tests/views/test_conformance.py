@@ -6,14 +6,21 @@ Each case is its own test id ``<dialect>-<file>:<title>``, so
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Iterator
 from itertools import count
 from typing import Any
 
 import pytest
 
-from .conformance import Case, canonical, cases, run_duckdb, run_snowflake, suite_dir
+from .conformance import (
+    Case,
+    canonical,
+    cases,
+    fakesnow_connection,
+    run_duckdb,
+    run_snowflake,
+    suite_dir,
+)
 
 # Known failures, each listed with its reason in docs/views.md ("Conformance"). strict: a fix shows.
 DECIMAL = (
@@ -63,23 +70,17 @@ def test_conformance_duckdb(case: Case) -> None:
 
 
 @pytest.fixture(scope="module")
-def fakesnow_connection() -> Iterator[Any]:
+def emulator() -> Iterator[Any]:
     """One emulated Snowflake per worker process (fakesnow patches per process)."""
-    fakesnow = pytest.importorskip("fakesnow")
-    import snowflake.connector
-
-    with warnings.catch_warnings(), fakesnow.patch():
-        warnings.simplefilter("ignore")
-        connection = snowflake.connector.connect()
+    with fakesnow_connection() as connection:
         yield connection
-        connection.close()
 
 
 @pytest.mark.parametrize("case", params("snowflake"))
-def test_conformance_snowflake(case: Case, fakesnow_connection: Any) -> None:
+def test_conformance_snowflake(case: Case, emulator: Any) -> None:
     database = f"conformance_{next(DATABASES)}"
     if case.test.get("expectError"):
         with pytest.raises(Exception):
-            run_snowflake(case, fakesnow_connection, database)
+            run_snowflake(case, emulator, database)
         return
-    check(case, run_snowflake(case, fakesnow_connection, database))
+    check(case, run_snowflake(case, emulator, database))

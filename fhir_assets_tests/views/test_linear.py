@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import warnings
 from itertools import pairwise
 from typing import Any
 
@@ -12,7 +11,7 @@ import pytest
 
 from fhir_assets.views import compile_view, parse_view
 
-from .conformance import canonical
+from .conformance import canonical, fakesnow_views
 
 ELEMENTS = ("name", "telecom", "address", "identifier", "contact", "communication")
 
@@ -93,20 +92,9 @@ def test_foreachornull_rows_duckdb() -> None:
 
 @pytest.mark.filterwarnings("ignore:Arrow output:UserWarning")
 def test_foreachornull_rows_snowflake() -> None:
-    fakesnow = pytest.importorskip("fakesnow")
-    import snowflake.connector
-
     resources = patients(16)
-    with warnings.catch_warnings(), fakesnow.patch():
-        warnings.simplefilter("ignore")
-        connection = snowflake.connector.connect()
+    with fakesnow_views() as connection:
         cursor = connection.cursor()
-        for statement in (
-            "CREATE DATABASE linear",
-            "USE DATABASE linear",
-            "CREATE SCHEMA fhir_raw",
-        ):
-            cursor.execute(statement)
         cursor.execute("CREATE TABLE fhir_raw.patient (resource VARIANT, deleted BOOLEAN)")
         for r in resources:
             cursor.execute(
@@ -114,7 +102,6 @@ def test_foreachornull_rows_snowflake() -> None:
             )
         sql = compile_view(parse_view(sibling_view(6)), "snowflake").sql
         rows = fetch(cursor, sql)
-        connection.close()
     assert canonical(rows) == canonical(expected(resources, 6))
 
 
