@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -13,6 +12,7 @@ import pytest
 import requests
 
 from fhir_assets.catalog import CATALOG
+from fhir_assets.processes import stop_group
 from fhir_assets.sandbox.server import free_port
 
 REPO = Path(__file__).resolve().parent.parent
@@ -93,9 +93,4 @@ def test_dagster_dev_serves_the_asset_list_over_graphql(tmp_path: Path) -> None:
         paths = {"/".join(n["assetKey"]["path"]) for n in nodes}
         assert {f"fhir_raw/{spec.table}" for spec in CATALOG} <= paths
     finally:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
+        stop_group(process, timeout=30)

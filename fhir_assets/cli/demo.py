@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 
 import typer
 
+from ..processes import stop_group
 from .common import (
     HOME,
     POPULATION,
@@ -213,8 +214,7 @@ def ui(
         try:
             wait_for_signal(process)
         finally:
-            os.killpg(process.pid, signal.SIGTERM)
-            process.wait(timeout=60)
+            stop_group(process, timeout=60)
 
 
 def set_pool_limits(env: Mapping[str, str]) -> None:

@@ -31,6 +31,7 @@ from joserfc.jwk import ECKey, RSAKey
 
 from ..fhir.auth import BearerAuth, ClientCredentialsTokenSource, load_private_key
 from ..fhir.client import FhirClient
+from ..processes import stop_group
 from . import seed as seeding
 
 log = logging.getLogger(__name__)
@@ -183,13 +184,8 @@ class Sandbox:
 
     def _terminate(self) -> None:
         process, self._process = self._process, None
-        if process is not None and process.poll() is None:
-            os.killpg(process.pid, signal.SIGTERM)
-            try:
-                process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
-                process.wait()
+        if process is not None:
+            stop_group(process, timeout=15)
 
     def seeded_database(self) -> Path:
         """The cached seeded database and demo key, made once (under a file lock) if missing."""

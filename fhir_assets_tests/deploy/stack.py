@@ -8,7 +8,6 @@ processes serve the same location, as two replicas of the user-code deployment d
 
 from __future__ import annotations
 
-import os
 import shutil
 import signal
 import subprocess
@@ -20,6 +19,7 @@ from typing import Any
 
 import requests
 
+from fhir_assets.processes import stop_group
 from fhir_assets.sandbox.server import free_port
 
 BIN = Path(sys.executable).parent
@@ -103,16 +103,7 @@ class Stack:
 
     def terminate(self, name: str) -> None:
         """Stop one process and its children (its process group): SIGTERM, then SIGKILL."""
-        process = self.processes.pop(name)
-        for number, wait in ((signal.SIGTERM, 20), (signal.SIGKILL, 10)):
-            try:
-                os.killpg(process.pid, number)
-                process.wait(timeout=wait)
-                return
-            except ProcessLookupError:
-                return
-            except subprocess.TimeoutExpired:
-                continue
+        stop_group(self.processes.pop(name), timeout=20)
 
     def stop(self) -> None:
         for name in ("webserver", "daemon", "code-a", "code-b"):

@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import signal
 import socket
 import subprocess
 import sys
@@ -20,6 +19,8 @@ import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+from fhir_assets.processes import stop_group
 
 HOME = Path(os.environ.get("FHIR_ASSETS_HOME", ".fhir-assets")).resolve()
 OUT = HOME / "ui-check"
@@ -81,13 +82,7 @@ def start_ui(port: int, log: Path) -> subprocess.Popen[bytes]:
 
 def stop_ui(process: subprocess.Popen[bytes]) -> None:
     """SIGTERM to the group: ``fhir-assets ui`` then stops ``dagster dev`` and the sandbox."""
-    if process.poll() is None:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
+    stop_group(process, timeout=60)
 
 
 class Browser:
