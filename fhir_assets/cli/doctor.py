@@ -44,8 +44,10 @@ def doctor(
         "(an env file; its other lines are kept)",
     ),
 ) -> None:
-    """Check FHIR_* / SNOWFLAKE_* settings: server, SMART, key, token, scopes, warehouse;
-    list the resource types the server's CapabilityStatement offers.
+    """Check FHIR_* / SNOWFLAKE_* settings: server, SMART, key, token, scopes, warehouse.
+
+    Also lists the resource types the server's CapabilityStatement offers, as a
+    FHIR_RESOURCE_TYPES line (--write-types FILE writes it into an env file).
 
     Exits 1 when a check fails.
     """

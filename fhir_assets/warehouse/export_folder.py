@@ -29,7 +29,7 @@ from .files import FolderPlan
 from .inputs import ndjson_entries
 from .landing import LandingOptions, LandingResult, land
 from .protocol import Provenance, Warehouse
-from .tombstones import Tombstone
+from .tombstones import Refused, Tombstone
 
 # The bucket of deleted-file lines that are no DELETE Bundle, and of entries deleting a type
 # that is no R4/R4B name: quarantined under the Bundle type with their file and line.
@@ -128,8 +128,10 @@ def tombstone_entries(paths: list[Path], root: Path, resource_type: str) -> Iter
             elif isinstance(item, ndjson.BadLine):
                 yield (source, item.line, item.raw or item.reason.encode())
             else:
-                why = f"deleted entry names resource type {shown(item.resource_type)}, which is "
-                yield (source, item.line, (why + "not an R4/R4B resource type name").encode())
+                entry = {"request": {"method": "DELETE", "url": f"{item.resource_type}/{item.id}"}}
+                why = (f"deleted entry names resource type {shown(item.resource_type)}, which is "
+                       "not an R4/R4B resource type name: not landed")  # fmt: skip
+                yield (source, item.line, Refused(why, orjson.dumps(entry).decode()))
 
 
 def _bucket(item: ndjson.Tombstone | ndjson.BadLine) -> str:
