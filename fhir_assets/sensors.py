@@ -54,7 +54,7 @@ def run_config(cursor: ExportCursor) -> dict[str, object]:
 
 def kick_off(bulk: BulkExportResource, exporter: BulkClient, cursor: ExportCursor) -> str:
     """Start the next export (incremental from ``next_since``) and record it in the cursor."""
-    request = bulk.request(cursor.next_since, exporter.client)
+    request = bulk.request(cursor.next_since)
     job = exporter.kick_off(request)
     cursor.status_url, cursor.started_at = job.status_url, job.started_at
     cursor.partition, cursor.since = partition_key(job.started_at), request.since

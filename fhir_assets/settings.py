@@ -164,7 +164,8 @@ class SyncSettings:
     resource_types: str | None = field(
         default=None,
         metadata=_env(
-            "FHIR_RESOURCE_TYPES", "comma-separated subset of the catalog (default: all)"
+            "FHIR_RESOURCE_TYPES",
+            "comma-separated R4/R4B resource types (default: the catalog: 23 + US Core 6.1)",
         ),
     )
     partitions: str = field(
@@ -228,7 +229,7 @@ class BulkSettings:
         default=None,
         metadata=_env(
             "FHIR_BULK_TYPES",
-            "`_type` (default: FHIR_RESOURCE_TYPES, else the catalog types the server lists)",
+            "`_type` (default: FHIR_RESOURCE_TYPES, else none: every type the server exports)",
         ),
     )
     interval_s: float = field(

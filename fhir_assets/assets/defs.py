@@ -204,7 +204,7 @@ def build_bulk_defs(settings: Settings) -> dg.Definitions:
     return dg.Definitions(
         assets=[
             # its own pool: an export holds its step for hours (fhir_assets/pools.py)
-            build_bulk_asset(landing_options(sync), catalog, bulk_pool(settings.fhir.base_url))
+            build_bulk_asset(landing_options(sync), bulk_pool(settings.fhir.base_url))
         ],
         jobs=[build_bulk_job()],
         sensors=sensors,

@@ -60,7 +60,6 @@ def land(
         typer.echo(f"no .ndjson or .ndjson.gz files in {root}", err=True)
         return
 
-    from ..catalog import BY_TYPE
     from ..settings import SyncSettings, load
     from ..warehouse.errors import WarehouseError
     from ..warehouse.export_folder import (
@@ -69,7 +68,7 @@ def land(
         land_deletions,
         split_deletions,
     )
-    from ..warehouse.files import land_folder, plan_folder, transaction_time
+    from ..warehouse.files import land_folder, plan_folder, transaction_time, unknown_reason
     from ..warehouse.landing import LandingOptions
     from ..warehouse.protocol import Provenance
     from ..warehouse.settings import WarehouseSettings, open_warehouse
@@ -83,7 +82,7 @@ def land(
         warehouse_settings = dataclasses.replace(warehouse_settings, duckdb=duckdb)
     plan, deleted = split_deletions(plan_folder(root), root)
     for path in plan.unknown:
-        typer.echo(f"cannot tell the resource type of {path}: name it <Type>.ndjson", err=True)
+        typer.echo(f"cannot tell the resource type of {path}: {unknown_reason(path)}", err=True)
     for path, problem in plan.unreadable:
         typer.echo(f"{path} looks like an input file but {problem}: not landed", err=True)
     try:
@@ -114,7 +113,7 @@ def land(
 
             results = itertools.chain(
                 land_folder(warehouse, plan, root, provenance, options, broken, watch),
-                land_deletions(warehouse, deleted, root, provenance, options, BY_TYPE),
+                land_deletions(warehouse, deleted, root, provenance, options),
             )
             combined = combine_by_type(results)  # a type's resources and tombstones: one row
             for task in tasks.values():

@@ -2,13 +2,17 @@
 
 The steps follow a sync's own order (server, SMART discovery, key, token, scopes, warehouse), so
 the first failure is the one to fix; a step that needs a failed one is skipped, not failed again.
-No Dagster here; the token is obtained and never printed.
+No Dagster here; the token is obtained and never printed. After the server check, ``server
+types`` lists the resource types the CapabilityStatement offers and prints the
+``FHIR_RESOURCE_TYPES`` line that selects them all (``--write-types FILE`` writes that line into
+an env file). The statement is advisory: servers export types it omits.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import typer
@@ -32,8 +36,18 @@ class Check:
     fix: str = ""
 
 
-def doctor() -> None:
+def doctor(
+    write_types: Path = typer.Option(
+        None,
+        "--write-types",
+        help="write the FHIR_RESOURCE_TYPES line of the types the server offers into FILE "
+        "(an env file; its other lines are kept)",
+    ),
+) -> None:
     """Check FHIR_* / SNOWFLAKE_* settings: server, SMART, key, token, scopes, warehouse.
+
+    Also lists the resource types the server's CapabilityStatement offers, as a
+    FHIR_RESOURCE_TYPES line (--write-types FILE writes it into an env file).
 
     Exits 1 when a check fails.
     """
@@ -43,6 +57,13 @@ def doctor() -> None:
         typer.echo(f"{check.status:4}  {check.name:{width}}  {check.detail}")
         if check.fix:
             typer.echo(f"{'':4}  {'':{width}}  fix: {check.fix}")
+    offered = next((c.detail for c in checks if c.name == TYPES and c.status == PASS), "")
+    if write_types is not None:
+        if not offered:
+            typer.echo("no server types to write: see the server types check", err=True)
+            raise typer.Exit(1)
+        write_line(write_types, offered.rsplit(": ", 1)[-1])
+        typer.echo(f"wrote the FHIR_RESOURCE_TYPES line into {write_types}")
     failed = [c.name for c in checks if c.status == FAIL]
     if failed:
         typer.echo(f"{len(failed)} check(s) failed: {', '.join(failed)}", err=True)
@@ -78,6 +99,7 @@ def _fhir_checks(settings: Settings, types: tuple[str, ...]) -> Iterator[Check]:
         yield Check("FHIR server", FAIL, exc.what, exc.fix)
         return
     yield _statement_check(fhir.base_url, statement)
+    yield types_check(statement)
     server = fhir.server(types)
     if server.method() == "none":
         yield Check("SMART / token", SKIP, "no client configured (FHIR_CLIENT_ID unset)")
@@ -116,6 +138,33 @@ def _statement_check(base_url: str, statement: dict[str, object] | None) -> Chec
     if not version.startswith("4."):
         return Check("FHIR server", FAIL, detail, "fhir-assets reads FHIR R4 (4.0.x) servers")
     return Check("FHIR server", PASS, detail)
+
+
+TYPES = "server types"
+
+
+def types_check(statement: Mapping[str, object] | None) -> Check:
+    """The R4/R4B resource types the CapabilityStatement lists, as a ``FHIR_RESOURCE_TYPES``
+    line. Names that are no R4/R4B type are counted, never printed as they came."""
+    from ..fhir.bulk import server_types
+    from ..fhir.names import is_resource_type
+
+    listed = server_types(statement or {})
+    offered = sorted(t for t in listed if is_resource_type(t))
+    if not offered:
+        return Check(TYPES, SKIP, "the CapabilityStatement lists no resource types")
+    other = len(listed) - len(offered)
+    note = f" ({other} other names ignored)" if other else ""
+    return Check(TYPES, PASS, f"{len(offered)} offered{note}: "
+                 f"FHIR_RESOURCE_TYPES={','.join(offered)}")  # fmt: skip
+
+
+def write_line(path: Path, line: str) -> None:
+    """Put ``line`` (``NAME=value``) into the env file ``path``, replacing a line of that name."""
+    name = line.split("=", 1)[0] + "="
+    kept = path.read_text().splitlines() if path.is_file() else []
+    lines = [old for old in kept if not old.startswith(name)] + [line]
+    path.write_text("\n".join(lines) + "\n")
 
 
 def _warehouse_check(settings: Settings) -> Check:

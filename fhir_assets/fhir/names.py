@@ -2,9 +2,10 @@
 
 A FHIR server, a proxy or an export bucket controls every ``type`` in a Bulk Data manifest and
 every ``resourceType`` in a file. Such a name becomes a table name (``fhir_raw.<type>``) and part
-of a file name, so it is accepted only if it is an R4 resource type name (``RESOURCE_TYPES``)
-**and** one the run asked for or the catalog knows. Anything else is refused with an error that
-names the offending value, quoted safely (``repr``, cut short).
+of a file name, so it is accepted only if it is an R4/R4B resource type name (``RESOURCE_TYPES``
+and ``R4_ONLY``): any such name lands, in a table created on first sight (the names are plain
+ASCII words, which the SQL identifier gate accepts as they are). Anything else is refused with an
+error that names the offending value, quoted safely (``repr``, cut short), and says why.
 
 ``RESOURCE_TYPES`` is the resource registry of fhir.resources' R4B models (the package ships no
 R4 4.0.1 models) plus the R4 4.0.1 names that R4B dropped (``R4_ONLY``), so that an R4 server's
@@ -16,7 +17,6 @@ the registry.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
 from typing import TypeGuard
 
 from .errors import FhirError
@@ -69,6 +69,8 @@ R4_ONLY: tuple[str, ...] = (
 )
 # fmt: on
 _KNOWN = frozenset(RESOURCE_TYPES + R4_ONLY)
+# Lower-case name -> the type (file names such as ``1.careplan.ndjson``).
+BY_LOWER = {name.lower(): name for name in _KNOWN}
 
 
 class UnsafeNameError(FhirError, ValueError):
@@ -94,29 +96,21 @@ def is_resource_type(value: object) -> TypeGuard[str]:
     return isinstance(value, str) and TYPE_NAME.fullmatch(value) is not None and value in _KNOWN
 
 
-def check_resource_type(
-    value: object, allowed: Iterable[str] | None = None, *, source: str = "input"
-) -> str:
-    """``value`` if it is an R4 resource type name and (when given) one of ``allowed``.
+def check_resource_type(value: object, *, source: str = "input") -> str:
+    """``value`` if it is an R4/R4B resource type name.
 
     Args:
         value: the name as it came from outside.
-        allowed: the types the run asked for or the catalog knows; ``None``: any R4 type.
         source: where the value came from, for the message (``the manifest``, a file name).
 
     Raises:
-        UnsafeNameError: naming the value, quoted safely.
+        UnsafeNameError: naming the value, quoted safely, and why it is refused.
     """
     if not is_resource_type(value):
         raise UnsafeNameError(
-            f"{source} names resource type {shown(value)}, which is not an R4 resource type: "
-            "refusing to land it",
-            value,
-        )
-    if allowed is not None and value not in set(allowed):
-        raise UnsafeNameError(
-            f"{source} names resource type {shown(value)}, which this run did not ask for "
-            "and the catalog does not hold: refusing to land it",
+            f"{source} names resource type {shown(value)}, which is not an R4/R4B resource "
+            "type name (fhir_assets/fhir/names.py lists them; names are case-sensitive): "
+            "refusing to land it, as the name would become a table and file name",
             value,
         )
     return value

@@ -3,6 +3,8 @@
 ``clinosim`` (PyPI) simulates a hospital population and writes Bulk Data NDJSON, one file per
 resource type. It emits no Claim or ExplanationOfBenefit, so those are derived here, one pair per
 finished Encounter whose patient has a Coverage: enough for the payer tables to be exercised.
+Nor does it write Goal, CarePlan, QuestionnaireResponse, Provenance or Device: ``us_core``
+derives a few per patient.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from typing import Any
 import orjson
 
 from ..fhir.client import FhirClient
+from .us_core import derive_us_core
 
 log = logging.getLogger(__name__)
 
@@ -72,6 +75,8 @@ def generate(out_dir: Path, *, population: int, seed: int) -> Path:
     claims, eobs = derive_claims(ndjson)
     write_ndjson(ndjson / "Claim.ndjson", claims)
     write_ndjson(ndjson / "ExplanationOfBenefit.ndjson", eobs)
+    for resource_type, resources in derive_us_core(ndjson).items():
+        write_ndjson(ndjson / f"{resource_type}.ndjson", resources)
     return ndjson
 
 

@@ -37,7 +37,7 @@ from . import seed as seeding
 log = logging.getLogger(__name__)
 
 DEFAULT_CLIENT_ID = "fhir-assets-demo"
-SEED_VERSION = 1  # bump when the seeding code changes what lands in the cache
+SEED_VERSION = 2  # bump when the seeding code changes what lands in the cache
 PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
 

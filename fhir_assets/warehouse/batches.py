@@ -27,7 +27,7 @@ import pyarrow as pa
 
 from .arrays import bool_array, int_array, string_array, utf8_array
 from .head import Fields, NotJSON, read_head, read_line
-from .tombstones import Tombstone, checked_tombstone
+from .tombstones import Refused, Tombstone, checked_tombstone
 from .validation import ResourceError
 
 QUARANTINE_SCHEMA = pa.schema(
@@ -66,7 +66,7 @@ class Block:
     data: bytes
 
 
-Payload = bytes | str | Mapping[str, Any] | Tombstone
+Payload = bytes | str | Mapping[str, Any] | Tombstone | Refused
 Entry = tuple[str, int, Payload]
 QuarantineRow = tuple[str, str, int, str, str]
 
@@ -209,6 +209,9 @@ class EntryBatch:
         """Take one entry: a line is parsed once to prove it is JSON; a mapping is serialized."""
         self.count += 1
         source, position, payload = entry
+        if isinstance(payload, Refused):
+            self.bad.append((self.resource_type, source, position, payload.reason, payload.raw))
+            return
         try:
             if isinstance(payload, Tombstone):
                 self.tombstones.append(checked_tombstone(payload))

@@ -14,7 +14,7 @@ import gzip
 import itertools
 import re
 import zlib
-from collections.abc import Collection, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -23,15 +23,17 @@ import orjson
 
 from ..fhir import ndjson
 from ..fhir.bulk.state import STATE_FILE, ExportState
-from ..fhir.names import check_resource_type
+from ..fhir.names import is_resource_type, shown
 from .batches import Entry
 from .files import FolderPlan
 from .inputs import ndjson_entries
 from .landing import LandingOptions, LandingResult, land
 from .protocol import Provenance, Warehouse
-from .tombstones import Tombstone
+from .tombstones import Refused, Tombstone
 
-UNREADABLE = "~unreadable"  # the bucket of deleted-file lines that are no DELETE Bundle
+# The bucket of deleted-file lines that are no DELETE Bundle, and of entries deleting a type
+# that is no R4/R4B name: quarantined under the Bundle type with their file and line.
+UNREADABLE = "~unreadable"
 # The kick-off path after the FHIR base (Bulk Data IG: system, Patient and Group levels).
 _KICKOFF = re.compile(r"/(?:Patient/|Group/[^/]+/)?\$export\Z")
 
@@ -113,32 +115,37 @@ def split_deletions(plan: FolderPlan, root: Path) -> tuple[FolderPlan, list[Path
 
 def tombstone_entries(paths: list[Path], root: Path, resource_type: str) -> Iterator[Entry]:
     """The deletions of ``resource_type`` in ``deleted`` files (Bundles that may mix types),
-    read lazily; an unreadable line is passed on as it is, so landing quarantines it."""
+    read lazily; an unreadable line, or an entry deleting no R4/R4B type, is passed on as it is
+    (``UNREADABLE``), so landing quarantines it with its line."""
     for path in paths:
         source = str(path.relative_to(root))
         for item in ndjson.tombstones(path):
-            if isinstance(item, ndjson.BadLine):
-                if resource_type == UNREADABLE:
-                    yield (source, item.line, item.raw or item.reason.encode())
-            elif item.resource_type == resource_type:
+            kind = _bucket(item)
+            if kind != resource_type:
+                continue
+            if isinstance(item, ndjson.Tombstone) and kind != UNREADABLE:
                 yield (source, item.line, Tombstone(item.id))
+            elif isinstance(item, ndjson.BadLine):
+                yield (source, item.line, item.raw or item.reason.encode())
+            else:
+                entry = {"request": {"method": "DELETE", "url": f"{item.resource_type}/{item.id}"}}
+                why = (f"deleted entry names resource type {shown(item.resource_type)}, which is "
+                       "not an R4/R4B resource type name: not landed")  # fmt: skip
+                yield (source, item.line, Refused(why, orjson.dumps(entry).decode()))
 
 
-def deleted_types(paths: list[Path], allowed: Collection[str] | None = None) -> set[str]:
-    """The types the deletion files delete (``UNREADABLE`` for lines that are no deletion
-    Bundle), each checked to be an R4 resource type (and one of ``allowed``, when given).
+def _bucket(item: ndjson.Tombstone | ndjson.BadLine) -> str:
+    """The type an item of a deleted file lands under (``UNREADABLE``: quarantined)."""
+    if isinstance(item, ndjson.Tombstone) and is_resource_type(item.resource_type):
+        return item.resource_type
+    return UNREADABLE
 
-    Raises:
-        UnsafeNameError: a Bundle deletes a type that is not allowed (nothing is landed).
-    """
-    types = {
-        t.resource_type if isinstance(t, ndjson.Tombstone) else UNREADABLE
-        for path in paths
-        for t in ndjson.tombstones(path)
-    }
-    for resource_type in types - {UNREADABLE}:
-        check_resource_type(resource_type, allowed, source="a deleted-resources Bundle")
-    return types
+
+def deleted_types(paths: list[Path]) -> set[str]:
+    """The types the deletion files delete, each an R4/R4B type name, and ``UNREADABLE`` for
+    lines that are no deletion Bundle or entries deleting a type that is no such name (those
+    are quarantined entry by entry, never the whole file)."""
+    return {_bucket(t) for path in paths for t in ndjson.tombstones(path)}
 
 
 def land_deletions(
@@ -147,13 +154,12 @@ def land_deletions(
     root: Path,
     provenance: Provenance,
     options: LandingOptions | None = None,
-    allowed: Collection[str] | None = None,
 ) -> Iterator[LandingResult]:
     """Land the tombstones of deletion files, each entry into its own type's table (a file
-    may mix types); unreadable lines are quarantined under the Bundle type, never dropped.
-    Land them after the resources, so that a resource deleted in the same export ends
-    deleted. Every deleted type is checked before any lands (``deleted_types``)."""
-    types = deleted_types(paths, allowed)
+    may mix types, whatever its first entry deletes); unreadable lines and entries of no
+    R4/R4B type are quarantined under the Bundle type, never dropped. Land them after the
+    resources, so that a resource deleted in the same export ends deleted (``sql`` rule 4)."""
+    types = deleted_types(paths)
     for resource_type in sorted(types - {UNREADABLE}):
         entries = tombstone_entries(paths, root, resource_type)
         yield land(warehouse, resource_type, entries, provenance, options)

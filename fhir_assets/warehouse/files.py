@@ -2,12 +2,13 @@
 
 Files are ``*.ndjson`` or ``*.ndjson.gz``, one or many per type, in the folder or below it.
 A file's type comes from its name (``Patient.ndjson``, ``Observation-2.ndjson.gz``,
-``1.MedicationRequest.ndjson``: the first dot/dash/underscore-separated part that is a catalog
-type) or else from its first line's ``resourceType``, accepted only if it is an R4 resource type
-name the catalog holds (``fhir.names``): a file of any other type is reported, never turned into
-a table. A directory or unreadable path named like an input file is reported too. A file of Bulk
-Data deletion Bundles
-(``deleted/`` in an export) belongs to the type its first entry deletes. A
+``1.MedicationRequest.ndjson``: the first dot/dash/underscore-separated part that is an R4/R4B
+resource type name, in any case) or else from its first line's ``resourceType``, accepted only if
+it is an R4/R4B resource type name (``fhir.names``): any such type lands, in a table made on first
+sight; a file of any other name is reported with why (``unknown_reason``), never turned into a
+table. A directory or unreadable path named like an input file is reported too. A file of Bulk
+Data deletion Bundles (``deleted/`` in an export) is a ``Bundle`` file here; its entries land
+one by one in their own types' tables (``export_folder.land_deletions``). A
 ``manifest.json`` (Bulk Data) in the folder gives the ``transactionTime`` used for tombstones.
 """
 
@@ -25,24 +26,22 @@ from pathlib import Path
 
 import orjson
 
-from ..catalog import BY_TYPE
-from ..fhir.names import check_resource_type, is_resource_type
+from ..fhir.names import BY_LOWER, check_resource_type, is_resource_type, shown
 from .batches import Block
 from .inputs import ndjson_blocks, ndjson_entries
 from .landing import LandingOptions, LandingResult, land
 from .protocol import Provenance, Warehouse
-from .tombstones import DELETE_URL
 
 PATTERNS = ("*.ndjson", "*.ndjson.gz")
 # What a caller may wrap around a type's blocks: (type, its files, blocks) -> the same blocks.
 Watch = Callable[[str, list[Path], Iterable[Block]], Iterable[Block]]
-_KNOWN = {name.lower(): name for name in BY_TYPE}
 
 
 @dataclass(frozen=True, slots=True)
 class FolderPlan:
-    """The files found per type, the files whose type could not be told (or is not a catalog
-    type), and the paths named like input that cannot be read (with why)."""
+    """The files found per type, the files whose type could not be told (or is no R4/R4B
+    type: ``unknown_reason`` says why), and the paths named like input that cannot be read
+    (with why)."""
 
     files: dict[str, list[Path]]
     unknown: list[Path]
@@ -81,36 +80,45 @@ def _unreadable(path: Path) -> str:
 
 
 def type_from_name(path: Path) -> str | None:
-    """The catalog type named in the file name, if any."""
+    """The R4/R4B type named in the file name, if any."""
     stem = path.name.removesuffix(".gz").removesuffix(".ndjson")
     for part in re.split(r"[.\-_ ]+", stem):
-        if part.lower() in _KNOWN:
-            return _KNOWN[part.lower()]
+        if part.lower() in BY_LOWER:
+            return BY_LOWER[part.lower()]
     return None
 
 
 def type_from_content(path: Path) -> str | None:
-    """The ``resourceType`` of the first line (or, for a deletion Bundle, the deleted type)."""
+    """The ``resourceType`` of the first line, if it is an R4/R4B type name (a file of Bulk
+    Data deletion Bundles is a ``Bundle`` file: its entries are checked one by one)."""
+    found = _first_type(path)
+    return found if is_resource_type(found) else None
+
+
+def _first_type(path: Path) -> object:
+    """The first line's ``resourceType`` as it is, or ``None`` (no line, no JSON object)."""
     for _, _, line in itertools.islice(ndjson_entries(path), 1):
         try:
             first = orjson.loads(line)
         except orjson.JSONDecodeError:
             return None
-        if not isinstance(first, dict):
-            return None
-        if first.get("resourceType") == "Bundle":
-            entries = first.get("entry") or [{}]
-            url = str(((entries[0] or {}).get("request") or {}).get("url", ""))
-            match = DELETE_URL.match(url)
-            return _catalog_type(match.group(1) if match else None)
-        return _catalog_type(first.get("resourceType"))
+        return first.get("resourceType") if isinstance(first, dict) else None
     return None
 
 
-def _catalog_type(found: object) -> str | None:
-    """``found`` if it is an R4 resource type the catalog holds; ``select``, ``foo`` or a
-    full-width look-alike of ``Observation`` are not."""
-    return found if is_resource_type(found) and found in BY_TYPE else None
+def unknown_reason(path: Path) -> str:
+    """Why the type of a file ``plan_folder`` put in ``unknown`` could not be told."""
+    try:
+        found = _first_type(path)
+    except (OSError, EOFError, zlib.error):
+        found = None
+    named = "its name holds no R4/R4B resource type name"
+    if found is None:
+        return f"{named}, and its first line is no JSON object with a resourceType"
+    return (
+        f"{named}, and its first line's resourceType {shown(found)} is not an R4/R4B resource "
+        "type name (fhir_assets/fhir/names.py; case-sensitive): not landed"
+    )
 
 
 def transaction_time(folder: Path) -> datetime | None:
@@ -159,7 +167,7 @@ def land_folder(
     could not be read to their end are added to ``broken`` (``readable_blocks``). ``watch``
     sees each type's blocks on their way in (the CLI's progress bars)."""
     for resource_type, paths in sorted(plan.files.items()):
-        check_resource_type(resource_type, BY_TYPE, source=f"{paths[0].name}")
+        check_resource_type(resource_type, source=f"{paths[0].name}")
         entries: Iterable[Block] = folder_entries(paths, root, broken)
         if watch is not None:
             entries = watch(resource_type, paths, entries)

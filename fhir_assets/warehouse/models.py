@@ -4,10 +4,11 @@
 (4.3.0) pydantic model of its type: element names, cardinalities, primitive formats and choice
 types; codes are not checked against value sets. fhir.resources 8 has no R4 (4.0.1) package.
 R4B is R4 plus changes that HL7 declared breaking only for the Evidence-Based-Medicine and
-Medication-Definition resources (and Substance); none of them is in the catalog, so an R4
-resource of a catalog type validates against R4B. The one gap: an element that exists only in
-R4B would be accepted although R4 does not define it. A model runs about 3.4k Observations/s on
-one core, so full validation runs in a ``ProcessPoolExecutor`` across cores (``landing.py``).
+Medication-Definition resources (and Substance); none of them is in the default catalog, so an
+R4 resource of a catalog type validates against R4B (an R4-only type has no model: quarantined).
+The one gap: an element that exists only in R4B would be accepted although R4 does not define
+it. A model runs about 3.4k Observations/s on one core, so full validation runs in a
+``ProcessPoolExecutor`` across cores (``landing.py``).
 """
 
 from __future__ import annotations

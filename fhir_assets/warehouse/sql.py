@@ -14,6 +14,11 @@ strictly newer (``newer``), decided by the first of these that applies:
        export (``transactionTime``) or later sync wins. (Not "if the text differs": comparing
        the stored JSON made DuckDB read every matched row's resource and ran the MERGE out of
        its memory limit.)
+    4. and where rule 3 applies, a tombstone replaces a live row of the same sync: a resource
+       listed in an export's ``deleted`` files ends deleted even though the same export's
+       ``output`` holds it without ``meta`` (the SMART reference server does that; tombstones
+       land after the resources, ``export_folder.land_deletions``). Landed again, the export's
+       live row does not come back: only a later sync's row replaces a tombstone by rule 3.
 And always:
     * an equal version or an equal time never overwrites, nor does the same sync landed again
       (an export keeps its sync id: the bulk asset's partition, ``fhir-assets land``'s
@@ -167,9 +172,12 @@ def version_number(expr: str) -> str:
 
 def newer(new: str, old: str) -> str:
     """SQL true when row ``new`` must replace row ``old`` (aliases of two raw rows), by the
-    module doc's rules 1-3."""
+    module doc's rules 1-4."""
     new_v, old_v = version_number(f"{new}.version_id"), version_number(f"{old}.version_id")
-    later = f"{new}.ingested_at > {old}.ingested_at AND {new}.sync_id <> {old}.sync_id"
+    later = (
+        f"{new}.ingested_at > {old}.ingested_at AND {new}.sync_id <> {old}.sync_id"
+        f" OR {new}.deleted AND NOT {old}.deleted AND {new}.sync_id = {old}.sync_id"
+    )
     return (
         f"(NOT ({new}.deleted AND {old}.deleted) AND CASE"
         f" WHEN {new_v} IS NOT NULL AND {old_v} IS NOT NULL THEN {new_v} > {old_v}"

@@ -16,6 +16,15 @@ WEAK_ETAG = re.compile(r'W/"([A-Za-z0-9\-.]{1,64})"\Z')
 
 
 @dataclass(frozen=True, slots=True)
+class Refused:
+    """An input entry known to be bad before landing (a deletion of no R4/R4B type): landing
+    quarantines it with ``reason`` and ``raw``."""
+
+    reason: str
+    raw: str
+
+
+@dataclass(frozen=True, slots=True)
 class Tombstone:
     """A deletion of ``id``; without ``last_updated`` the landing's ``deleted_at`` applies."""
 

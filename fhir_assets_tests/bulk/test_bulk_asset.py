@@ -12,6 +12,7 @@ import dagster as dg
 import pytest
 
 from fhir_assets.assets.bulk import (
+    BULK_KEY,
     EXPORTS,
     BulkExportConfig,
     BulkExportResource,
@@ -95,8 +96,11 @@ def test_sensor_run_lands_the_export_once_even_after_a_run_died(
     assert failing.fired >= 1 and kickoffs == [202] and deletes == [202]
     expected = sandbox.counts(TYPES)
     assert {t: rows(landing, t) for t in TYPES} == expected
-    first, second = ({k: v.value for k, v in o.get_asset_materialization_events()[0]
-                      .materialization.metadata.items()} for o in outcomes)  # fmt: skip
+    first, second = (
+        {k: v.value for e in o.get_asset_materialization_events() if e.asset_key == BULK_KEY
+         for k, v in e.materialization.metadata.items()}
+        for o in outcomes
+    )  # fmt: skip
     assert first["resources"] == first["landed"] == sum(expected.values())
     assert second["unchanged"] == sum(expected.values()) and second["landed"] == 0
 
@@ -154,7 +158,6 @@ def test_deleted_files_mixing_types_become_tombstones_of_each_type(tmp_path: Pat
 def test_bulk_export_records_a_materialization_per_raw_asset(
     sandbox: Sandbox, tmp_path: Path
 ) -> None:
-    from fhir_assets.catalog import select
 
     landing = DuckDBWarehouseResource(database=str(tmp_path / "warehouse.duckdb"))
     bulk = BulkExportResource(folder=str(tmp_path / "exports"), types="Patient,Observation")
@@ -167,7 +170,7 @@ def test_bulk_export_records_a_materialization_per_raw_asset(
     instance = dg.DagsterInstance.ephemeral()
     instance.add_dynamic_partitions(EXPORTS.name, ["by-hand"])
     result = dg.materialize(
-        [build_bulk_asset(catalog=select("Patient,Observation,Encounter"))],
+        [build_bulk_asset()],
         partition_key="by-hand",
         resources={"fhir": fhir, "bulk": bulk, "landing": landing},
         instance=instance,

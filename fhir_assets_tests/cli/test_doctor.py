@@ -21,9 +21,26 @@ def _rows(stdout: str) -> dict[str, str]:
 def test_doctor_passes_on_the_sandbox(run: Run, sandbox: Sandbox) -> None:
     done = run("doctor", env=sandbox.environment())
     assert done.returncode == 0, done.stdout + done.stderr
-    names = ("configuration", "FHIR server", "SMART configuration", "token", "scopes", "warehouse")
+    names = ("configuration", "FHIR server", "server types", "SMART configuration", "token",
+             "scopes", "warehouse")  # fmt: skip
     assert _rows(done.stdout) == dict.fromkeys(names, "pass")
     assert "FHIR 4.0.1" in done.stdout
+
+
+def test_doctor_prints_and_writes_the_line_selecting_the_servers_types(
+    run: Run, sandbox: Sandbox, tmp_path: Path
+) -> None:
+    env_file = tmp_path / ".env"
+    env_file.write_text("FHIR_BASE_URL=http://x\nFHIR_RESOURCE_TYPES=Patient\n")
+    done = run("doctor", "--write-types", str(env_file), env=sandbox.environment())
+    assert done.returncode == 0, done.stdout + done.stderr
+    (line,) = [w for w in done.stdout.split() if w.startswith("FHIR_RESOURCE_TYPES=")]
+    offered = line.removeprefix("FHIR_RESOURCE_TYPES=").split(",")
+    assert {"Patient", "Observation", "CarePlan", "Device"} <= set(offered)
+    assert env_file.read_text() == f"FHIR_BASE_URL=http://x\n{line}\n"
+    # the line is one FHIR_RESOURCE_TYPES accepts
+    again = run("doctor", env=sandbox.environment() | {"FHIR_RESOURCE_TYPES": ",".join(offered)})
+    assert f"{len(offered)} resource types selected" in again.stdout
 
 
 def test_doctor_names_the_scope_and_warehouse_failures(

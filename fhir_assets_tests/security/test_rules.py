@@ -139,7 +139,12 @@ def test_a_local_name_is_built_only_from_an_r4_type(value: str, kind: str) -> No
     assert name == f"{kind}/00003.{value}.ndjson" and value in RESOURCE_TYPES
 
 
-def test_a_type_outside_the_allowed_ones_is_refused() -> None:
-    with pytest.raises(UnsafeNameError, match="did not ask for"):
-        check_resource_type("Group", ("Patient",))
-    assert check_resource_type("Patient", ("Patient",)) == "Patient"
+@pytest.mark.parametrize("name", ["Group", "CarePlan", "MedicinalProduct", "SubscriptionTopic"])
+def test_any_r4_or_r4b_type_is_accepted_catalog_or_not(name: str) -> None:
+    assert check_resource_type(name, source="the manifest") == name
+
+
+@pytest.mark.parametrize("name", ["careplan", "Careplan ", "NotAType", "Patient;--"])
+def test_a_refused_type_says_why(name: str) -> None:
+    with pytest.raises(UnsafeNameError, match=r"not an R4/R4B resource type name .*case-sensitive"):
+        check_resource_type(name, source="the manifest")

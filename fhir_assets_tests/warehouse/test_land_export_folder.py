@@ -114,3 +114,14 @@ def test_a_truncated_gzip_file_is_named_and_every_other_file_lands(tmp_path: Pat
     assert "truncated or corrupt gzip" in problem
     landed = {line.split()[0]: line.split()[2] for line in result.stdout.splitlines()[1:]}
     assert landed["Observation"] == "1" and landed["Practitioner"] == "1"
+
+
+def test_an_export_lands_valid_types_it_did_not_ask_for(server: BulkServer, tmp_path: Path) -> None:
+    server.files |= {
+        "p.ndjson": ndjson(resource("Patient", "p1")),
+        "g.ndjson": ndjson(resource("Group", "g1"), resource("Group", "g2")),
+    }
+    manifest = server.manifest([("Patient", "p.ndjson", 1), ("Group", "g.ndjson", 2)])
+    export(server, tmp_path / "out", manifest, "--type", "Patient")  # Group: not asked for
+    landed = land(tmp_path / "out", tmp_path / "w.duckdb")
+    assert landed["Group"][:2] == ["2", "2"] and landed["Patient"][:2] == ["1", "1"]

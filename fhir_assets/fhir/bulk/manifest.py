@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from ..errors import FhirError, ResponseFormatError
-from ..names import UnsafeNameError, check_resource_type, shown
+from ..names import check_resource_type, shown
 
 LEVELS = ("system", "patient", "group")
 KINDS = ("output", "error", "deleted")
@@ -209,22 +209,6 @@ class Manifest:
             bool(body.get("requiresAccessToken", True)),
             files,
         )
-
-    def check_types(self, requested: tuple[str, ...]) -> None:
-        """Refuse output files of types the export did not ask for (when it named types).
-
-        Raises:
-            UnsafeNameError: naming the first such type, quoted safely.
-        """
-        if not requested:
-            return
-        for file in self.files:
-            if file.kind == "output" and file.type not in requested:
-                raise UnsafeNameError(
-                    f"the manifest lists output of type {shown(file.type)}, which the export did "
-                    f"not ask for ({', '.join(requested)}): refusing to download or land it",
-                    file.type,
-                )
 
     def with_files(self, more: tuple[OutputFile, ...]) -> Manifest:
         """This manifest with the files of a further page appended."""
