@@ -21,6 +21,7 @@ from .errors import (
     TransientRequestError,
     outcome_issues,
 )
+from .http import new_session
 from .ratelimit import RateLimit, RateLimitedAdapter
 from .retry import TRANSIENT_STATUSES, IncompleteBodyError, RequestStats, RetryPolicy
 from .tokens import scrub
@@ -90,7 +91,7 @@ class FhirClient:
         self.retry = retry or RetryPolicy()
         self.rate_limit = rate_limit
         self.stats = RequestStats()
-        self.session = requests.Session()
+        self.session = new_session()
         self.session.auth = auth
         self.session.headers.update({"Accept": FHIR_JSON, **(headers or {})})
         adapter = RateLimitedAdapter(

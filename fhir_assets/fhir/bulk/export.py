@@ -21,6 +21,7 @@ import requests
 
 from ..client import FHIR_JSON, FhirClient, decode, redact
 from ..errors import ConfigurationError, RequestError, ResponseFormatError, TransientRequestError
+from ..http import new_session
 from ..ratelimit import RateLimit, RateLimitedAdapter, shared_rate_file
 from ..retry import TRANSIENT_STATUSES
 from ..urls import require_https, require_same_origin
@@ -69,7 +70,7 @@ class BulkClient:
         self.options = options or BulkOptions()
         self.now = now
         self.sleep = sleep
-        self.session = requests.Session()
+        self.session = new_session()
         self.session.auth = client.session.auth
         self.session.headers.update(client.session.headers)
         # One request budget per server for every export and sync on the machine (as the REST
