@@ -6,7 +6,8 @@ The client knows nothing about Dagster or warehouses; it yields plain ``dict`` r
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator, Mapping, Sequence
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urljoin
@@ -22,6 +23,7 @@ from .errors import (
     outcome_issues,
 )
 from .http import new_session
+from .limits import Limits, PageBound
 from .ratelimit import RateLimit, RateLimitedAdapter
 from .retry import TRANSIENT_STATUSES, IncompleteBodyError, RequestStats, RetryPolicy
 from .tokens import scrub
@@ -70,6 +72,8 @@ class FhirClient:
         headers: extra headers sent on every request (vendor profiles use this).
         rate_limit: a request-rate limit, shared with other clients of the same server.
         pool_size: pooled connections kept per host (the number of threads that use it).
+        limits: bounds and deadlines on what the server sends (:class:`Limits`).
+        now: monotonic clock for deadlines (injected by tests).
 
     Attributes:
         stats: retries and seconds waited, for metadata.
@@ -85,13 +89,17 @@ class FhirClient:
         headers: Mapping[str, str] | None = None,
         rate_limit: RateLimit | None = None,
         pool_size: int = 10,
+        limits: Limits | None = None,
+        now: Callable[[], float] = time.monotonic,
     ) -> None:
         self.base_url = require_https(base_url, "FHIR base URL").rstrip("/") + "/"
         self.timeout = timeout
         self.retry = retry or RetryPolicy()
         self.rate_limit = rate_limit
         self.stats = RequestStats()
-        self.session = new_session()
+        self.limits = limits or Limits()
+        self.now = now
+        self.session = new_session(self.limits.max_redirects)
         self.session.auth = auth
         self.session.headers.update({"Accept": FHIR_JSON, **(headers or {})})
         adapter = RateLimitedAdapter(
@@ -170,23 +178,23 @@ class FhirClient:
     def search_pages(self, resource_type: str, params: Params | None = None) -> Iterator[Page]:
         """Search a type and yield its pages, following ``Bundle.link[next]``.
 
+        Bounded (:class:`Limits`): pages, a deadline, repeated links and repeated pages.
+
         Raises:
-            PagingError: the server sent a ``next`` link it had already sent.
+            PagingError: the server repeated a next link or a whole page of ids, sent more pages
+                than its ``Bundle.total`` or ``FHIR_MAX_PAGES_PER_SEARCH`` allow, or the search
+                outlived ``FHIR_SEARCH_DEADLINE_S``.
         """
-        seen: set[str] = set()
+        bound = PageBound(resource_type, self.limits, self.now())
         bundle = self.get(resource_type, params)
         while True:
             page = parse_searchset(bundle, resource_type)
+            bound.check(page)
             yield page
             if page.next_url is None:
                 return
-            if page.next_url in seen:
-                raise PagingError(
-                    f"{resource_type} search: the server repeated a next link "
-                    f"({redact(page.next_url)}); stopping instead of looping forever"
-                )
-            seen.add(page.next_url)
             bundle = self.get(self._own_link(resource_type, page.next_url))
+            bound.tick(self.now())
 
     def _own_link(self, resource_type: str, url: str) -> str:
         """``url`` if it is on this server's origin. A server paging across origins is
