@@ -115,7 +115,7 @@ def _sync_type(
     from ..warehouse.landing import land
 
     server = run.provenance.source_server
-    start = bounds[0] or _newest(run.warehouse, spec.table, server) or EPOCH
+    start = bounds[0] or _newest(run.warehouse, spec.table, server, bounds[1]) or EPOCH
     if start >= bounds[1]:
         typer.echo(f"{spec.resource_type:26} nothing to sync: --since is not before --until")
         return None
@@ -129,8 +129,17 @@ def _sync_type(
             yield from resource_entries(source, page)
             run.bars.advance(task, len(page), len(page))
 
+    outside = run.window_sync.stats["outside_window"]
     r = land(run.warehouse, spec.resource_type, entries(), run.provenance, run.options)
     run.bars.finish(task)
+    if run.window_sync.stats["outside_window"] > outside:
+        typer.echo(
+            f"{spec.resource_type:26} warning: "
+            f"{run.window_sync.stats['outside_window'] - outside} resource(s) with "
+            f"meta.lastUpdated outside {window} (in the future?): landed as the server sent "
+            f"them, never used as the sync cursor",
+            err=True,
+        )
     typer.echo(f"{r.resource_type:26} {window!s:>52} {r.seen:8d} {r.landed:8d} {r.updated:8d} "
                f"{r.unchanged:9d} {r.quarantined:11d}")  # fmt: skip
     return r
@@ -151,13 +160,17 @@ def _count(run: SyncRun, resource_type: str, window: Window) -> int | None:
     return total if isinstance(total, int) else None
 
 
-def _newest(warehouse: Warehouse, table: str, server: str) -> datetime | None:
-    """The newest ``last_updated`` landed from ``server`` (``None``: no table or no rows).
+def _newest(warehouse: Warehouse, table: str, server: str, until: datetime) -> datetime | None:
+    """The newest ``last_updated`` before ``until`` landed from ``server`` (``None``: no table
+    or no rows).
 
     The next search starts there (``ge``), so a resource updated in the same millisecond as the
-    newest one is not missed; the one already landed comes back as ``unchanged``.
+    newest one is not missed; the one already landed comes back as ``unchanged``. Only what a
+    window asked for counts: a row dated after ``until`` (a server's clock or data in the
+    future, 9999-12-31) is landed but never moves the cursor past the window's end.
     """
     from ..warehouse.layout import RAW_SCHEMA
+    from ..warehouse.protocol import iso
     from ..warehouse.sql import qualified
 
     literal = warehouse.dialect.literal
@@ -169,7 +182,8 @@ def _newest(warehouse: Warehouse, table: str, server: str) -> datetime | None:
         return None
     [(newest,)] = warehouse.fetch(
         f"SELECT MAX(last_updated) FROM {qualified(table)} "  # noqa: S608 - catalog name, literal
-        f"WHERE source_server = {literal(server)}"
+        f"WHERE source_server = {literal(server)} "
+        f"AND last_updated < {warehouse.dialect.to_timestamp(literal(iso(until)))}"
     )
     if isinstance(newest, str):  # a driver that returns timestamps as text
         newest = datetime.fromisoformat(newest)
