@@ -10,7 +10,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from .errors import PagingError
+from .errors import FhirError, PagingError
 from .urls import redact
 
 
@@ -95,4 +95,73 @@ class PageBound:
             raise PagingError(
                 f"{self.what}: still paging after {self.limits.search_deadline_s:g}s "
                 f"(page {self.pages}; FHIR_SEARCH_DEADLINE_S); the window can be retried"
+            )
+
+
+class LimitError(FhirError):
+    """A download broke a bound of :class:`Limits` (the message names the setting).
+
+    Attributes:
+        resumable: the bytes so far are good (a deadline or a slow server): keep them, a rerun
+            resumes; ``False`` for size and ratio (the data itself is the problem).
+    """
+
+    def __init__(self, message: str, *, resumable: bool) -> None:
+        super().__init__(message)
+        self.resumable = resumable
+
+
+class ByteMeter:
+    """The bounds of one download: decompressed bytes, compression ratio, deadline, throughput.
+
+    Args:
+        what: the file, for messages (no query string).
+        limits: the bounds.
+        started: the monotonic time the download started.
+        offset: bytes already on disk (a resumed download).
+    """
+
+    def __init__(self, what: str, limits: Limits, started: float, offset: int = 0) -> None:
+        self.what, self.limits, self.started, self.offset = what, limits, started, offset
+        self.decoded = 0
+
+    def add(self, decoded: int, wire: int, now: float) -> None:
+        """Count ``decoded`` more bytes (``wire``: bytes received in all, compressed).
+
+        Raises:
+            LimitError: naming the bound and its setting.
+        """
+        self.decoded += decoded
+        limits = self.limits
+        if self.offset + self.decoded > limits.max_file_bytes:
+            raise LimitError(
+                f"{self.what}: more than {limits.max_file_bytes} bytes once decompressed "
+                f"(FHIR_MAX_FILE_BYTES); refusing the rest",
+                resumable=False,
+            )
+        if self.decoded > RATIO_GRACE_BYTES and self.decoded > wire * limits.max_compression_ratio:
+            raise LimitError(
+                f"{self.what}: {self.decoded} bytes decompressed from {wire} received, a ratio "
+                f"above FHIR_MAX_COMPRESSION_RATIO={limits.max_compression_ratio:g} (a "
+                f"compression bomb?); refusing the rest",
+                resumable=False,
+            )
+        self.tick(now, wire)
+
+    def tick(self, now: float, wire: int) -> None:
+        """Raise :class:`LimitError` past the deadline or below the minimum throughput."""
+        elapsed = now - self.started
+        if elapsed > self.limits.download_deadline_s:
+            raise LimitError(
+                f"{self.what}: not complete after {self.limits.download_deadline_s:g}s "
+                f"(FHIR_DOWNLOAD_DEADLINE_S); the bytes so far are kept, a rerun resumes",
+                resumable=True,
+            )
+        floor = self.limits.min_download_bytes_per_s
+        if elapsed > THROUGHPUT_GRACE_S and wire < floor * elapsed:
+            raise LimitError(
+                f"{self.what}: {wire} bytes in {elapsed:.0f}s, slower than "
+                f"FHIR_MIN_DOWNLOAD_BYTES_PER_S={floor:g}; the bytes so far are kept, a rerun "
+                f"resumes",
+                resumable=True,
             )

@@ -10,18 +10,21 @@ are followed by hand, without the ``Authorization`` header.
 from __future__ import annotations
 
 import gzip
+import http.client
 import logging
-import shutil
 import zlib
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import BinaryIO
 
 import requests
+import urllib3
 
 from .. import ndjson
 from ..client import decode, redact
 from ..errors import RequestError, TransientRequestError
+from ..limits import ByteMeter, LimitError
 from ..retry import TRANSIENT_STATUSES
 from .export import BulkClient
 from .manifest import ExportError, ExportGoneError, OutputFile
@@ -60,7 +63,7 @@ def fetch(bulk: BulkClient, file: OutputFile, target: Path, *, with_token: bool)
     for attempt in range(attempts + 1):
         try:
             _transfer(bulk, file.url, part, with_token=with_token)
-            _finish(part, target)
+            _finish(bulk, part, target)
         except TransientRequestError as exc:
             if attempt == attempts:
                 raise ExportError(
@@ -70,6 +73,10 @@ def fetch(bulk: BulkClient, file: OutputFile, target: Path, *, with_token: bool)
             log.warning("%s; resuming from byte %d in %.0fs", exc, _size(part), wait)
             bulk.sleep(wait)
             continue
+        except LimitError as exc:
+            if not exc.resumable:
+                part.unlink(missing_ok=True)
+            raise ExportError(f"download of {file.type} file refused: {exc}") from exc
         except RequestError as exc:
             error = ExportGoneError if exc.status in (404, 410) else ExportError
             raise error(
@@ -79,13 +86,15 @@ def fetch(bulk: BulkClient, file: OutputFile, target: Path, *, with_token: bool)
     raise AssertionError("unreachable")  # pragma: no cover
 
 
-def _finish(part: Path, target: Path) -> None:
+def _finish(bulk: BulkClient, part: Path, target: Path) -> None:
     """Move a complete download into place, gunzipping a file that was served as gzip data
-    (``.ndjson.gz`` without ``Content-Encoding``), streamed in chunks.
+    (``.ndjson.gz`` without ``Content-Encoding``), streamed in chunks and held to the same
+    size and ratio bounds as the download.
 
     Raises:
         TransientRequestError: the gzip data is truncated or corrupt; the part is deleted, so
             the next attempt downloads the file anew (nothing half-unpacked is left).
+        LimitError: it unpacks past ``FHIR_MAX_FILE_BYTES`` or ``FHIR_MAX_COMPRESSION_RATIO``.
     """
     with part.open("rb") as head:
         zipped = head.read(2) == GZIP_MAGIC
@@ -93,15 +102,22 @@ def _finish(part: Path, target: Path) -> None:
         part.replace(target)
         return
     unpacked = target.with_name(target.name + ".gunzip")
+    meter = ByteMeter(f"{target.name} (gzip)", bulk.client.limits, bulk.client.now())
+    packed = part.stat().st_size
     try:
         with gzip.open(part, "rb") as source, unpacked.open("wb") as out:
-            shutil.copyfileobj(source, out, CHUNK_BYTES)
+            while chunk := source.read(CHUNK_BYTES):
+                meter.add(len(chunk), packed, meter.started)  # the deadline was the download's
+                out.write(chunk)
     except (EOFError, OSError, zlib.error) as exc:  # truncated / not gzip after all / corrupt
         unpacked.unlink(missing_ok=True)
         part.unlink(missing_ok=True)
         raise TransientRequestError(
             f"{target.name}: the downloaded gzip data is broken ({type(exc).__name__}: {exc})"
         ) from exc
+    except LimitError:
+        unpacked.unlink(missing_ok=True)
+        raise
     unpacked.replace(target)
     part.unlink()
 
@@ -130,14 +146,25 @@ def _transfer(bulk: BulkClient, url: str, part: Path, *, with_token: bool) -> No
         resumed = status == 206 and response.headers.get("Content-Range", "").startswith(
             f"bytes {offset}-"
         )
-        try:
-            with part.open("ab" if resumed else "wb") as out:
-                for chunk in response.iter_content(bulk.options.chunk_bytes):
-                    out.write(chunk)
-        except requests.RequestException as exc:
-            raise TransientRequestError(
-                f"GET {redact(url)} broke off: {type(exc).__name__}", url=redact(url)
-            ) from exc
+        meter = ByteMeter(redact(url), bulk.client.limits, bulk.client.now(),
+                          offset if resumed else 0)  # fmt: skip
+        with part.open("ab" if resumed else "wb") as out:
+            _stream(bulk, response, out, meter)
+
+
+def _stream(bulk: BulkClient, response: requests.Response, out: BinaryIO, meter: ByteMeter) -> None:
+    """Copy the body to ``out`` as it arrives (``read1``: a trickle is seen byte by byte, so the
+    deadline holds), decompressing ``Content-Encoding`` within ``chunk_bytes`` per read, every
+    read counted against the bounds of ``meter``."""
+    raw = response.raw
+    try:
+        while chunk := raw.read1(bulk.options.chunk_bytes, decode_content=True):
+            meter.add(len(chunk), raw.tell(), bulk.client.now())
+            out.write(chunk)
+    except (urllib3.exceptions.HTTPError, http.client.HTTPException, OSError) as exc:
+        raise TransientRequestError(
+            f"GET {meter.what} broke off: {type(exc).__name__}", url=meter.what
+        ) from exc
 
 
 def _open(
