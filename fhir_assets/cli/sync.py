@@ -89,7 +89,8 @@ def sync(
     start = _instant(since, "--since") if since else None
     started = datetime.now(UTC)
     provenance = Provenance(redact(server.base_url), f"cli-sync-{uuid.uuid4()}", started)
-    options = LandingOptions(validation=settings.sync.validation, history=settings.sync.history)
+    options = LandingOptions(validation=settings.sync.validation, history=settings.sync.history,
+                             max_line_bytes=settings.sync.max_line_bytes)  # fmt: skip
     fhir = settings.fhir
     target = Target(server.base_url, fhir.client_id, fhir.server_profile, fhir.patient_group,
                     fhir.requests_per_s, fhir.workers, fhir.rate_limit_postgres)  # fmt: skip

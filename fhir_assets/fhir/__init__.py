@@ -35,10 +35,12 @@ if TYPE_CHECKING:
         ResponseFormatError,
         TransientRequestError,
     )
+    from .limits import Limits
     from .login import AuthorizationCodeTokenSource, CodeClient
     from .scopes import minimal_scopes, parse_scope, require_read
     from .settings import (
         ServerSettings,
+        build_client,
         check_read_access,
         connect,
         discover_token_url,
@@ -60,6 +62,7 @@ _HOMES = {
     "ConfigurationError": "errors",
     "FhirClient": "client",
     "FhirError": "errors",
+    "Limits": "limits",
     "Page": "client",
     "PagingError": "errors",
     "RequestError": "errors",
@@ -72,6 +75,7 @@ _HOMES = {
     "TokenSource": "auth",
     "TokenStore": "token_store",
     "TransientRequestError": "errors",
+    "build_client": "settings",
     "check_read_access": "settings",
     "connect": "settings",
     "discover": "smart",
@@ -96,6 +100,7 @@ __all__ = [
     "ConfigurationError",
     "FhirClient",
     "FhirError",
+    "Limits",
     "Page",
     "PagingError",
     "RequestError",
@@ -108,6 +113,7 @@ __all__ = [
     "TokenSource",
     "TokenStore",
     "TransientRequestError",
+    "build_client",
     "check_read_access",
     "connect",
     "discover",

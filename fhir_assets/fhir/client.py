@@ -9,7 +9,7 @@ import logging
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urljoin
 
 import orjson
@@ -28,6 +28,9 @@ from .ratelimit import RateLimit, RateLimitedAdapter
 from .retry import TRANSIENT_STATUSES, IncompleteBodyError, RequestStats, RetryPolicy
 from .tokens import scrub
 from .urls import origin, redact, require_https, show_origin
+
+if TYPE_CHECKING:
+    from .profiles import ServerProfile
 
 __all__ = [
     "FhirClient",
@@ -99,6 +102,7 @@ class FhirClient:
         self.stats = RequestStats()
         self.limits = limits or Limits()
         self.now = now
+        self.profile: ServerProfile | None = None  # set once by settings.build_client
         self.session = new_session(self.limits.max_redirects)
         self.session.auth = auth
         self.session.headers.update({"Accept": FHIR_JSON, **(headers or {})})

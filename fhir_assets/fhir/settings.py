@@ -9,6 +9,7 @@ token cache per server and client that every client of this process shares.
 from __future__ import annotations
 
 import hashlib
+import logging
 import threading
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -16,14 +17,19 @@ from pathlib import Path
 
 from .auth import BearerAuth, ClientCredentialsTokenSource, ClientSecretTokenSource
 from .client import FhirClient, RetryPolicy
-from .errors import ConfigurationError
+from .errors import ConfigurationError, FhirError
 from .keys import load_private_key
+from .limits import Limits
 from .login import AuthorizationCodeTokenSource, CodeClient
+from .profiles import detect_profile, get_profile
+from .ratelimit import RateLimit, shared_rate_file
 from .scopes import minimal_scopes, require_read
 from .smart import SmartConfiguration, discover
 from .token_store import DEFAULT_DIR, TokenStore, fernet_key, resolve_key
 from .tokens import TokenSource
 from .urls import require_https
+
+log = logging.getLogger(__name__)
 
 AUTH_METHODS = (
     "backend-services",
@@ -52,6 +58,12 @@ class ServerSettings:
         token_dir: where the authorization-code flow keeps its encrypted tokens.
         token_key: the key of those files (``FHIR_TOKEN_KEY``); the OS keyring if unset.
         timeout_s: seconds to wait for connect and for each read.
+        retry: the one retry policy of every request to this server.
+        server_profile: the vendor profile's name; detected from ``/metadata`` when ``None``.
+        requests_per_s: the request rate (default: the profile's).
+        rate_limit_postgres: a PostgreSQL DSN sharing that rate across machines (default: a
+            file shared by this machine's processes).
+        limits: bounds and deadlines on what the server sends.
     """
 
     base_url: str
@@ -68,6 +80,10 @@ class ServerSettings:
     token_key: str | None = field(default=None, repr=False)
     timeout_s: float = 60.0
     retry: RetryPolicy = field(default_factory=RetryPolicy)
+    server_profile: str | None = None
+    requests_per_s: float | None = None
+    rate_limit_postgres: str | None = field(default=None, repr=False)
+    limits: Limits = field(default_factory=Limits)
 
     def method(self) -> str:
         """The auth method: the configured one, else inferred from the credentials that are set.
@@ -221,18 +237,63 @@ def check_read_access(settings: ServerSettings, resource_types: Iterable[str]) -
         require_read(tokens.token().scope, resource_types)
 
 
-def connect(settings: ServerSettings) -> FhirClient:
-    """Build a :class:`FhirClient` for ``settings`` with the auth its method needs."""
+def build_client(settings: ServerSettings) -> FhirClient:
+    """The one way to build a server's client, used by every path (searches, Bulk Data, write-back,
+    the CLI): auth, timeout, retry policy and limits from ``settings``, and the vendor profile
+    (its headers, its rate limit, its export level) applied before the client is returned;
+    nothing changes it afterwards.
+
+    Raises:
+        ConfigurationError: a bad URL, unknown profile or missing credential.
+    """
     require_https(settings.base_url, "FHIR base URL")  # before any token request
     tokens = token_source(settings)
     auth = BearerAuth(tokens, settings.base_url) if tokens is not None else None
-    return FhirClient(
+    client = FhirClient(
         settings.base_url,
         auth=auth,
         timeout=settings.timeout_s,
         retry=settings.retry,
         headers=settings.headers,
+        limits=settings.limits,
     )
+    try:
+        _apply_profile(client, settings)
+    except BaseException:
+        client.close()
+        raise
+    return client
+
+
+def _apply_profile(client: FhirClient, settings: ServerSettings) -> None:
+    """Resolve the profile (configured, else detected; ``generic`` if ``/metadata`` cannot
+    say) and apply its headers and rate limit, shared by this machine's processes through a
+    file or, with ``rate_limit_postgres``, by every machine through a table."""
+    if settings.server_profile:
+        profile = get_profile(settings.server_profile)
+    else:
+        try:
+            profile = detect_profile(client.capabilities())
+        except FhirError as exc:
+            log.warning("could not detect the server's profile (%s): using generic; set "
+                        "FHIR_SERVER_PROFILE", type(exc).__name__)  # fmt: skip
+            profile = get_profile("generic")
+    client.profile = profile
+    if profile.client_id_header and settings.client_id:
+        client.session.headers[profile.client_id_header] = settings.client_id
+    rate = settings.requests_per_s or profile.requests_per_s
+    dsn = settings.rate_limit_postgres
+    if dsn:
+        from .ratelimit_postgres import shared_rate_table  # psycopg only where it is used
+
+        limit = RateLimit(rate, postgres=shared_rate_table(settings.base_url, dsn))
+    else:
+        limit = RateLimit(rate, shared_file=shared_rate_file(settings.base_url))
+    client.use_rate_limit(limit)
+
+
+# The first name of the factory, kept for callers (and docs) that use it.
+connect = build_client
 
 
 def discover_token_url(base_url: str, *, timeout: float = 30.0) -> str:

@@ -8,6 +8,7 @@ once per tick with :meth:`BulkClient.poll`.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from collections.abc import Callable
@@ -68,6 +69,9 @@ class BulkClient:
     ) -> None:
         self.client = client
         self.options = options or BulkOptions()
+        if client.profile is not None and client.profile.bulk_group_only:
+            # the vendor exports only Group/{id} (Epic, Oracle Health): from the client's profile
+            self.options = dataclasses.replace(self.options, group_only=True)
         self.now = now
         self.sleep = sleep
         self.session = new_session()
