@@ -9,6 +9,7 @@ are followed by hand, without the ``Authorization`` header.
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import http.client
 import logging
@@ -65,6 +66,8 @@ def fetch(bulk: BulkClient, file: OutputFile, target: Path, *, with_token: bool)
             _transfer(bulk, file.url, part, with_token=with_token)
             _finish(bulk, part, target)
         except TransientRequestError as exc:
+            if bulk.stopping.is_set():  # interrupted (abort shut the socket): no retry
+                raise ExportError(f"download of {redact(file.url)} interrupted") from exc
             if attempt == attempts:
                 raise ExportError(
                     f"download of {redact(file.url)} failed {attempts + 1} times: {exc}"
@@ -133,7 +136,9 @@ def _transfer(bulk: BulkClient, url: str, part: Path, *, with_token: bool) -> No
         # Byte ranges count encoded bytes: ask for the identity encoding so they match the file.
         headers |= {"Range": f"bytes={offset}-", "Accept-Encoding": "identity"}
     response = _open(bulk, url, headers, with_token=with_token)
-    with response:
+    bulk.streaming(response)
+    with response, contextlib.ExitStack() as forget:
+        forget.callback(bulk.streaming, response, done=True)
         status = response.status_code
         if status == 416 and offset:
             part.unlink()  # the partial file no longer matches the server's: start over
@@ -161,6 +166,8 @@ def _stream(bulk: BulkClient, response: requests.Response, out: BinaryIO, meter:
         while chunk := raw.read1(bulk.options.chunk_bytes, decode_content=True):
             meter.add(len(chunk), raw.tell(), bulk.client.now())
             out.write(chunk)
+            if bulk.stopping.is_set():
+                raise ExportError(f"{meter.what}: interrupted; the bytes so far are kept")
     except (urllib3.exceptions.HTTPError, http.client.HTTPException, OSError) as exc:
         raise TransientRequestError(
             f"GET {meter.what} broke off: {type(exc).__name__}", url=meter.what
@@ -254,8 +261,8 @@ def download_all(
     errors: list[BaseException] = []
 
     def one(index: int, file: OutputFile) -> None:
-        if errors:
-            return  # a file failed: stop starting new ones, report it sooner
+        if errors or bulk.stopping.is_set():
+            return  # a file failed or we were interrupted: start no new one
         try:
             done = check(bulk, index, file, state, with_token)
         except Exception as exc:  # surfaced below, after the other downloads finished
@@ -265,9 +272,15 @@ def download_all(
         if on_file is not None:
             on_file(done)
 
-    with ThreadPoolExecutor(bulk.options.max_connections, thread_name_prefix="bulk-get") as pool:
+    pool = ThreadPoolExecutor(bulk.options.max_connections, thread_name_prefix="bulk-get")
+    try:
         for future in [pool.submit(one, i, f) for i, f in enumerate(manifest.files)]:
             future.result()
+    except BaseException:  # Ctrl-C / SIGTERM: stop the transfers now, keep what is done
+        bulk.abort()
+        pool.shutdown(wait=False, cancel_futures=True)
+        raise
+    pool.shutdown()
     if errors:
         raise errors[0]
     return sorted(results, key=lambda d: d.name)

@@ -8,8 +8,11 @@ once per tick with :meth:`BulkClient.poll`.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
+import socket
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -74,7 +77,10 @@ class BulkClient:
             self.options = dataclasses.replace(self.options, group_only=True)
         self.now = now
         self.sleep = sleep
-        self.session = new_session()
+        self.stopping = threading.Event()
+        self._streams: set[requests.Response] = set()
+        self._streams_lock = threading.Lock()
+        self.session = new_session(client.limits.max_redirects)
         self.session.auth = client.session.auth
         self.session.headers.update(client.session.headers)
         # One request budget per server for every export and sync on the machine (as the REST
@@ -94,6 +100,28 @@ class BulkClient:
     def close(self) -> None:
         """Release pooled connections."""
         self.session.close()
+
+    def streaming(self, response: requests.Response | None, *, done: bool = False) -> None:
+        """Register (or, ``done``, forget) a download under way, for :meth:`abort`."""
+        if response is None:
+            return
+        with self._streams_lock:
+            (self._streams.discard if done else self._streams.add)(response)
+
+    def abort(self) -> None:
+        """Stop every download under way now (Ctrl-C, SIGTERM): no new one starts, and the
+        sockets of those in flight are shut, so their threads end within a second, whatever
+        the server sends (a trickle would otherwise hold a read for the whole timeout). Their
+        ``.part`` files stay: a rerun resumes them."""
+        self.stopping.set()
+        with self._streams_lock:
+            streams = list(self._streams)
+        for response in streams:
+            connection = getattr(response.raw, "connection", None)
+            sock = getattr(connection, "sock", None)
+            with contextlib.suppress(OSError):
+                if sock is not None:
+                    sock.shutdown(socket.SHUT_RDWR)
 
     def __enter__(self) -> BulkClient:
         return self
