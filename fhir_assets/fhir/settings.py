@@ -25,7 +25,7 @@ from .profiles import detect_profile, get_profile
 from .ratelimit import RateLimit, shared_rate_file
 from .scopes import minimal_scopes, require_read
 from .smart import SmartConfiguration, discover
-from .token_store import DEFAULT_DIR, TokenStore, fernet_key, resolve_key
+from .token_store import DEFAULT_DIR, TokenStore, fernet_key, legacy_keys, resolve_key
 from .tokens import TokenSource
 from .urls import require_https
 
@@ -191,8 +191,11 @@ def _secret_method(settings: ServerSettings, method: str, config: SmartConfigura
 
 def token_store(settings: ServerSettings) -> TokenStore:
     """The encrypted token store the authorization-code flow uses for these settings."""
-    key = fernet_key(settings.token_key) if settings.token_key else resolve_key({})
-    return TokenStore(Path(settings.token_dir) if settings.token_dir else DEFAULT_DIR, key)
+    directory = Path(settings.token_dir) if settings.token_dir else DEFAULT_DIR
+    if not settings.token_key:
+        return TokenStore(directory, resolve_key({}))
+    key = fernet_key(settings.token_key, directory)
+    return TokenStore(directory, key, legacy_keys(settings.token_key))
 
 
 _SOURCES: dict[str, TokenSource | None] = {}
