@@ -27,6 +27,7 @@ class Seen:
     path: str
     headers: dict[str, str]
     body: bytes
+    at: float = 0.0  # time.monotonic() when it arrived
 
 
 Route = Callable[[Seen, BaseHTTPRequestHandler], None]
@@ -69,7 +70,7 @@ class _Handler(BaseHTTPRequestHandler):
     def _answer(self) -> None:
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length) if length else b""
-        seen = Seen(self.command, self.path, dict(self.headers.items()), body)
+        seen = Seen(self.command, self.path, dict(self.headers.items()), body, time.monotonic())
         self.evil.seen.append(seen)
         path = self.path.split("?")[0]
         for prefix in sorted(self.evil.routes, key=len, reverse=True):
