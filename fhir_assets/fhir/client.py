@@ -149,6 +149,9 @@ class FhirClient:
         """
         url = path_or_url if "://" in path_or_url else self.url(path_or_url)
         kwargs.setdefault("timeout", self.timeout)
+        # a single read may be redirected to storage elsewhere (without the token); searches,
+        # writes and everything else stay on the server's origin (fhir_assets.fhir.http)
+        kwargs.setdefault("redirects", "reads" if method == "GET" else "same-origin")
         if method == "GET":
             return self.retry.body_retrying(self.stats)(self._send, method, url, **kwargs)
         return self._send(method, url, **kwargs)
@@ -171,9 +174,9 @@ class FhirClient:
             ) from exc
         return decode(response)
 
-    def get(self, path_or_url: str, params: Params | None = None) -> dict[str, Any]:
+    def get(self, path_or_url: str, params: Params | None = None, **kwargs: Any) -> dict[str, Any]:
         """GET a path or absolute URL and return its JSON."""
-        return self.request("GET", path_or_url, params=params)
+        return self.request("GET", path_or_url, params=params, **kwargs)
 
     def capabilities(self) -> dict[str, Any]:
         """The server's CapabilityStatement (``GET [base]/metadata``)."""
@@ -190,14 +193,14 @@ class FhirClient:
                 outlived ``FHIR_SEARCH_DEADLINE_S``.
         """
         bound = PageBound(resource_type, self.limits, self.now())
-        bundle = self.get(resource_type, params)
+        bundle = self.get(resource_type, params, redirects="same-origin")
         while True:
             page = parse_searchset(bundle, resource_type)
             bound.check(page)
             yield page
             if page.next_url is None:
                 return
-            bundle = self.get(self._own_link(resource_type, page.next_url))
+            bundle = self.get(self._own_link(resource_type, page.next_url), redirects="same-origin")
             bound.tick(self.now())
 
     def _own_link(self, resource_type: str, url: str) -> str:

@@ -7,11 +7,12 @@ session here sends with ``allow_redirects=False`` and follows hops itself, re-ch
 before it is sent:
 
 * the https rule (:func:`~fhir_assets.fhir.urls.require_https`) on every hop;
-* the origin rule: by default a redirect may not leave the first URL's origin (FHIR API calls,
-  token requests, export kick-off and status: another origin's answer would be taken as this
-  server's, or would receive its credentials). ``redirects="files"`` (Bulk Data output files,
-  which real servers serve from pre-signed storage URLs) follows any hop that passes the https
-  rule, but without the ``Authorization`` header after the first hop (Bulk Data IG v2).
+* the origin rule: by default (``"same-origin"``) a redirect may not leave the first URL's
+  origin (searches, writes, token requests, export kick-off and status: another origin's answer
+  would be landed as this server's, or would receive its credentials). ``"reads"`` (a single
+  read such as ``Binary/x``: Oracle Health answers with 307 to storage on another host) follows
+  a hop to another origin without credentials; ``"files"`` (Bulk Data output files, served from
+  pre-signed storage URLs) sends no credentials after the first hop at all (Bulk Data IG v2).
 
 A refused hop raises :class:`RedirectError` naming both URLs (without query strings).
 """
@@ -28,7 +29,7 @@ from .urls import InsecureUrlError, origin, redact, require_https, show_origin
 __all__ = ["MAX_REDIRECTS", "GuardedSession", "RedirectError", "new_session"]
 
 MAX_REDIRECTS = 5
-Redirects = Literal["same-origin", "files"]
+Redirects = Literal["same-origin", "reads", "files"]
 BODY_ARGS = ("data", "json", "files")
 
 
@@ -78,8 +79,11 @@ class GuardedSession(requests.Session):
                 for name in BODY_ARGS:
                     kwargs.pop(name, None)
             kwargs.pop("params", None)  # the Location carries its own query
-            if redirects == "files":
-                kwargs["auth"] = _no_credentials  # Bulk Data IG v2: no token to redirect targets
+            if redirects == "files" or origin(target) != origin(first):
+                kwargs["auth"] = _no_credentials  # never a credential to another origin
+                headers = {**(kwargs.get("headers") or {})}
+                headers.pop("Authorization", None)
+                kwargs["headers"] = headers
             url = target
         raise RedirectError(
             f"{method} {redact(first)} redirected more than {self.max_redirects} times "

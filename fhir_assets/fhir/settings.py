@@ -14,10 +14,11 @@ import threading
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from .auth import BearerAuth, ClientCredentialsTokenSource, ClientSecretTokenSource
 from .client import FhirClient, RetryPolicy
-from .errors import ConfigurationError, FhirError
+from .errors import ConfigurationError, FhirError, RequestError
 from .keys import load_private_key
 from .limits import Limits
 from .login import AuthorizationCodeTokenSource, CodeClient
@@ -276,7 +277,7 @@ def _apply_profile(client: FhirClient, settings: ServerSettings) -> None:
         profile = get_profile(settings.server_profile)
     else:
         try:
-            profile = detect_profile(client.capabilities())
+            profile = detect_profile(_capabilities(client))
         except FhirError as exc:
             log.warning("could not detect the server's profile (%s): using generic; set "
                         "FHIR_SERVER_PROFILE", type(exc).__name__)  # fmt: skip
@@ -293,6 +294,22 @@ def _apply_profile(client: FhirClient, settings: ServerSettings) -> None:
     else:
         limit = RateLimit(rate, shared_file=shared_rate_file(settings.base_url))
     client.use_rate_limit(limit)
+
+
+def _capabilities(client: FhirClient) -> dict[str, Any]:
+    """``/metadata`` without a token (the spec has it public: no token is fetched just to build
+    a client), with the token only if the server protects it (401/403)."""
+    try:
+        return client.get("metadata", auth=_no_token)
+    except RequestError as exc:
+        if exc.status not in (401, 403):
+            raise
+    return client.capabilities()
+
+
+def _no_token(request: Any) -> Any:
+    request.headers.pop("Authorization", None)
+    return request
 
 
 # The first name of the factory, kept for callers (and docs) that use it.

@@ -26,7 +26,7 @@ from .. import ndjson
 from ..client import decode, redact
 from ..errors import RequestError, TransientRequestError
 from ..limits import ByteMeter, LimitError
-from ..retry import TRANSIENT_STATUSES
+from ..retry import TRANSIENT_STATUSES, BusyError
 from .export import BulkClient
 from .manifest import ExportError, ExportGoneError, OutputFile
 from .state import ExportState, FileDone, inside, local_name
@@ -36,14 +36,6 @@ log = logging.getLogger(__name__)
 GZIP_MAGIC = b"\x1f\x8b"
 CHUNK_BYTES = 1 << 20
 NDJSON_ACCEPT = "application/fhir+ndjson, application/ndjson;q=0.9, */*;q=0.1"
-
-
-class _Busy(TransientRequestError):
-    """The file server asked to wait (429/5xx); ``wait_s`` is its capped ``Retry-After``."""
-
-    def __init__(self, message: str, url: str, wait_s: float) -> None:
-        super().__init__(message, url=url)
-        self.wait_s = wait_s
 
 
 def _without_token(request: requests.PreparedRequest) -> requests.PreparedRequest:
@@ -61,32 +53,35 @@ def fetch(bulk: BulkClient, file: OutputFile, target: Path, *, with_token: bool)
     part = target.with_name(target.name + ".part")
     target.parent.mkdir(parents=True, exist_ok=True)
     attempts = bulk.options.attempts
-    for attempt in range(attempts + 1):
-        try:
-            _transfer(bulk, file.url, part, with_token=with_token)
-            _finish(bulk, part, target)
-        except TransientRequestError as exc:
-            if bulk.stopping.is_set():  # interrupted (abort shut the socket): no retry
-                raise ExportError(f"download of {redact(file.url)} interrupted") from exc
-            if attempt == attempts:
-                raise ExportError(
-                    f"download of {redact(file.url)} failed {attempts + 1} times: {exc}"
-                ) from exc
-            wait = exc.wait_s if isinstance(exc, _Busy) else float(min(2**attempt, 30))
-            log.warning("%s; resuming from byte %d in %.0fs", exc, _size(part), wait)
-            bulk.sleep(wait)
-            continue
-        except LimitError as exc:
-            if not exc.resumable:
-                part.unlink(missing_ok=True)
-            raise ExportError(f"download of {file.type} file refused: {exc}") from exc
-        except RequestError as exc:
-            error = ExportGoneError if exc.status in (404, 410) else ExportError
-            raise error(
-                f"download of {file.type} file {redact(file.url)} refused: {exc}", issues=exc.issues
-            ) from exc
+
+    def attempt() -> int:
+        _transfer(bulk, file.url, part, with_token=with_token)
+        _finish(bulk, part, target)
         return target.stat().st_size
-    raise AssertionError("unreachable")  # pragma: no cover
+
+    def resuming(exc: BaseException, wait: float) -> None:
+        log.warning("%s; resuming from byte %d in %.0fs", exc, _size(part), wait)
+
+    try:
+        return bulk.client.retry.run(
+            attempt, attempts=attempts, sleep=bulk.sleep, max_wait_s=bulk.options.max_wait_s,
+            stop=bulk.stopping.is_set, before_sleep=resuming,
+        )  # fmt: skip
+    except TransientRequestError as exc:
+        if bulk.stopping.is_set():  # interrupted (abort shut the socket): no retry
+            raise ExportError(f"download of {redact(file.url)} interrupted") from exc
+        raise ExportError(
+            f"download of {redact(file.url)} failed {attempts + 1} times: {exc}"
+        ) from exc
+    except LimitError as exc:
+        if not exc.resumable:
+            part.unlink(missing_ok=True)
+        raise ExportError(f"download of {file.type} file refused: {exc}") from exc
+    except RequestError as exc:
+        error = ExportGoneError if exc.status in (404, 410) else ExportError
+        raise error(
+            f"download of {file.type} file {redact(file.url)} refused: {exc}", issues=exc.issues
+        ) from exc
 
 
 def _finish(bulk: BulkClient, part: Path, target: Path) -> None:
@@ -145,7 +140,7 @@ def _transfer(bulk: BulkClient, url: str, part: Path, *, with_token: bool) -> No
             raise TransientRequestError(f"{redact(url)} refused the resume range", url=redact(url))
         if status in TRANSIENT_STATUSES:
             wait = bulk.wait_for(response)
-            raise _Busy(f"{redact(url)} answered HTTP {status}", redact(url), wait)
+            raise BusyError(f"{redact(url)} answered HTTP {status}", url=redact(url), wait_s=wait)
         if status >= 300:
             decode(response)  # raises RequestError with the OperationOutcome
         resumed = status == 206 and response.headers.get("Content-Range", "").startswith(
