@@ -23,7 +23,9 @@ CAPABILITY = {"resourceType": "CapabilityStatement", "fhirVersion": "4.0.1", "ki
 
 
 def manifest(base: str) -> dict[str, object]:
-    files = [{"type": "Patient", "url": f"{base}/files/{n}", "count": 1} for n in ("a", "slow", "b")]
+    files = [
+        {"type": "Patient", "url": f"{base}/files/{n}", "count": 1} for n in ("a", "slow", "b")
+    ]
     return {"transactionTime": "2026-01-02T00:00:00Z", "request": f"{base}/fhir/$export",
             "requiresAccessToken": False, "output": files, "error": []}  # fmt: skip
 

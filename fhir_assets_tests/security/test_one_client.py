@@ -50,8 +50,13 @@ def test_no_retry_loop_outside_the_client_module() -> None:
 
 @pytest.mark.parametrize(
     "line",
-    ["s = requests.Session()", "r = requests.get(url)", "for attempt in range(attempts + 1):",
-     "failures += 1", "wait = min(retry.backoff_s * 2 ** n, cap)"],  # fmt: skip
+    [
+        "s = requests.Session()",
+        "r = requests.get(url)",
+        "for attempt in range(attempts + 1):",
+        "failures += 1",
+        "wait = min(retry.backoff_s * 2 ** n, cap)",
+    ],
 )
 def test_the_patterns_catch_what_they_forbid(line: str) -> None:
     assert SESSIONS.search(line) or RETRY_LOOPS.search(line)

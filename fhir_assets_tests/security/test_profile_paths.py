@@ -33,18 +33,24 @@ def epic(server: EvilServer) -> None:
 
     def search(seen, h):  # type: ignore[no-untyped-def]
         n = int(seen.path.split("page=")[1]) if "page=" in seen.path else 0
-        link = [] if n == PAGES - 1 else [{"relation": "next", "url": f"{base}/fhir/Practitioner?page={n + 1}"}]
+        link = (
+            []
+            if n == PAGES - 1
+            else [{"relation": "next", "url": f"{base}/fhir/Practitioner?page={n + 1}"}]
+        )
         reply(h, 200, {"resourceType": "Bundle", "type": "searchset", "link": link,
                        "entry": [{"resource": {"resourceType": "Practitioner", "id": f"p{n}",
                                   "meta": {"lastUpdated": "2026-01-01T00:00:00Z"}}}]})  # fmt: skip
 
+    output = [{"type": "Patient", "url": f"{base}/fhir/files/1", "count": 1}]
     manifest = {"transactionTime": "2026-01-02T00:00:00Z", "request": "x",
-                "requiresAccessToken": True, "error": [],
-                "output": [{"type": "Patient", "url": f"{base}/fhir/files/1", "count": 1}]}  # fmt: skip
+                "requiresAccessToken": True, "error": [], "output": output}  # fmt: skip
     server.route("/fhir/metadata", json_route(EPIC_METADATA))
     server.route("/token", json_route(TOKEN))
     server.route("/fhir/Practitioner", search)
-    server.route("/fhir/Group/g1/$export", json_route({}, 202, {"Content-Location": f"{base}/fhir/st"}))
+    server.route(
+        "/fhir/Group/g1/$export", json_route({}, 202, {"Content-Location": f"{base}/fhir/st"})
+    )
     server.route("/fhir/st", lambda seen, h: reply(h, 200 if seen.method == "GET" else 202,
                                                    manifest, {}, "application/json"))  # fmt: skip
     server.route("/fhir/files/", lambda seen, h: reply(h, 200, LINE))
@@ -79,8 +85,9 @@ def test_cli_export_sends_the_profile_header_and_is_group_only(tmp_path: Path) -
     with evil_servers(1) as (server,):
         epic(server)
         env = environment(server)
-        system = subprocess.run([CLI, "export", "--out", str(tmp_path / "a")], env=env,
-                                cwd=tmp_path, capture_output=True, text=True, timeout=120)  # fmt: skip
+        argv = [CLI, "export", "--out", str(tmp_path / "a")]
+        system = subprocess.run(argv, env=env, cwd=tmp_path, capture_output=True, text=True,
+                                timeout=120)  # fmt: skip
         kicked_system = fhir_requests(server, "/fhir/$export")
         group = subprocess.run([CLI, "export", "--out", str(tmp_path / "b"), "--level", "group",
                                 "--group", "g1"], env=env, cwd=tmp_path, capture_output=True,
@@ -121,7 +128,10 @@ PATHS = {
 @pytest.mark.parametrize(("module", "factory"), PATHS.items())
 def test_every_path_builds_its_client_with_the_factory(module: str, factory: str) -> None:
     tree = ast.parse((PACKAGE / module).read_text())
-    calls = {node.func.attr if isinstance(node.func, ast.Attribute) else getattr(node.func, "id", "")
-             for node in ast.walk(tree) if isinstance(node, ast.Call)}  # fmt: skip
+    calls = {
+        node.func.attr if isinstance(node.func, ast.Attribute) else getattr(node.func, "id", "")
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Call)
+    }
     assert factory in calls
     assert "FhirClient" not in calls  # never a client built by hand, without its profile

@@ -28,11 +28,18 @@ from fhir_assets_tests.security.hostile import SECRET, TOKEN, leaks
 
 pytestmark = pytest.mark.usefixtures("evil_dns")
 
-OK_TOKEN = {"access_token": TOKEN, "token_type": "bearer", "expires_in": 300, "scope": "system/*.read"}
+OK_TOKEN = {
+    "access_token": TOKEN,
+    "token_type": "bearer",
+    "expires_in": 300,
+    "scope": "system/*.read",
+}
 BUNDLE = {
     "resourceType": "Bundle",
     "type": "searchset",
-    "entry": [{"resource": {"resourceType": "Patient", "id": "foreign"}, "search": {"mode": "match"}}],
+    "entry": [
+        {"resource": {"resourceType": "Patient", "id": "foreign"}, "search": {"mode": "match"}}
+    ],
 }
 
 
@@ -82,12 +89,14 @@ def test_token_redirect_to_another_origin_sends_nothing(
     assert leaks(message) == []
 
 
-def test_token_redirect_to_plain_http_refused_without_opt_in(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_token_redirect_to_plain_http_refused_without_opt_in(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     monkeypatch.delenv("FHIR_ALLOW_INSECURE_HTTP", raising=False)
     with evil_servers() as (server, evil):
         evil.route("/", json_route(OK_TOKEN))
         server.route("/token", redirect(307, f"{evil.url}/token"))
-        with pytest.raises(TokenRequestError, match="evil.test"):
+        with pytest.raises(TokenRequestError, match=r"evil\.test"):
             secret_source(server.url, "client_secret_post").token()
     assert evil.seen == []
 

@@ -39,7 +39,10 @@ def test_passphrase_key_is_salted_scrypt(tmp_path: Path) -> None:
     except InvalidToken:
         pass
     expected = Scrypt(salt=salt, length=32, n=2**15, r=8, p=1).derive(PASSPHRASE.encode())
-    assert json.loads(Fernet(base64.urlsafe_b64encode(expected)).decrypt(data))["refresh_token"] == "rt"
+    assert (
+        json.loads(Fernet(base64.urlsafe_b64encode(expected)).decrypt(data))["refresh_token"]
+        == "rt"
+    )
     # another folder: another salt, another key
     other = token_store(settings(tmp_path / "b"))
     assert other.key != store.key

@@ -24,7 +24,11 @@ CAPABILITY = {"resourceType": "CapabilityStatement", "fhirVersion": "4.0.1", "ki
 
 
 def patient(pid: str, updated: str) -> dict[str, object]:
-    return {"resourceType": "Patient", "id": pid, "meta": {"versionId": "1", "lastUpdated": updated}}
+    return {
+        "resourceType": "Patient",
+        "id": pid,
+        "meta": {"versionId": "1", "lastUpdated": updated},
+    }
 
 
 def serve_patients(server: EvilServer, searched: list[dict[str, list[str]]]) -> None:
