@@ -35,14 +35,13 @@ if TYPE_CHECKING:
         ResponseFormatError,
         TransientRequestError,
     )
+    from .factory import build_client, connect
     from .limits import Limits
     from .login import AuthorizationCodeTokenSource, CodeClient
     from .scopes import minimal_scopes, parse_scope, require_read
     from .settings import (
         ServerSettings,
-        build_client,
         check_read_access,
-        connect,
         discover_token_url,
         token_source,
     )
@@ -75,9 +74,9 @@ _HOMES = {
     "TokenSource": "auth",
     "TokenStore": "token_store",
     "TransientRequestError": "errors",
-    "build_client": "settings",
+    "build_client": "factory",
     "check_read_access": "settings",
-    "connect": "settings",
+    "connect": "factory",
     "discover": "smart",
     "discover_token_url": "settings",
     "load_private_key": "auth",

@@ -2,8 +2,8 @@
 
 :class:`ServerSettings` is plain configuration (built from ``fhir_assets.settings.FhirSettings``,
 the one place the ``FHIR_*`` variables are spelled, by the Dagster resource and the CLI);
-:func:`connect` turns it into a ready :class:`FhirClient`, and :func:`token_source` gives the one
-token cache per server and client that every client of this process shares.
+``factory.build_client`` turns it into a ready :class:`FhirClient`, and :func:`token_source`
+gives the one token cache per server and client that every client of this process shares.
 """
 
 from __future__ import annotations
@@ -14,16 +14,13 @@ import threading
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
-from .auth import BearerAuth, ClientCredentialsTokenSource, ClientSecretTokenSource
-from .client import FhirClient, RetryPolicy
-from .errors import ConfigurationError, FhirError, RequestError
+from .auth import ClientCredentialsTokenSource, ClientSecretTokenSource
+from .client import RetryPolicy
+from .errors import ConfigurationError
 from .keys import load_private_key
 from .limits import Limits
 from .login import AuthorizationCodeTokenSource, CodeClient
-from .profiles import detect_profile, get_profile
-from .ratelimit import RateLimit, shared_rate_file
 from .scopes import minimal_scopes, require_read
 from .smart import SmartConfiguration, discover
 from .token_store import DEFAULT_DIR, TokenStore, fernet_key, legacy_keys, resolve_key
@@ -239,81 +236,6 @@ def check_read_access(settings: ServerSettings, resource_types: Iterable[str]) -
     tokens = token_source(settings)
     if tokens is not None:
         require_read(tokens.token().scope, resource_types)
-
-
-def build_client(settings: ServerSettings) -> FhirClient:
-    """The one way to build a server's client, used by every path (searches, Bulk Data, write-back,
-    the CLI): auth, timeout, retry policy and limits from ``settings``, and the vendor profile
-    (its headers, its rate limit, its export level) applied before the client is returned;
-    nothing changes it afterwards.
-
-    Raises:
-        ConfigurationError: a bad URL, unknown profile or missing credential.
-    """
-    require_https(settings.base_url, "FHIR base URL")  # before any token request
-    tokens = token_source(settings)
-    auth = BearerAuth(tokens, settings.base_url) if tokens is not None else None
-    client = FhirClient(
-        settings.base_url,
-        auth=auth,
-        timeout=settings.timeout_s,
-        retry=settings.retry,
-        headers=settings.headers,
-        limits=settings.limits,
-    )
-    try:
-        _apply_profile(client, settings)
-    except BaseException:
-        client.close()
-        raise
-    return client
-
-
-def _apply_profile(client: FhirClient, settings: ServerSettings) -> None:
-    """Resolve the profile (configured, else detected; ``generic`` if ``/metadata`` cannot
-    say) and apply its headers and rate limit, shared by this machine's processes through a
-    file or, with ``rate_limit_postgres``, by every machine through a table."""
-    if settings.server_profile:
-        profile = get_profile(settings.server_profile)
-    else:
-        try:
-            profile = detect_profile(_capabilities(client))
-        except FhirError as exc:
-            log.warning("could not detect the server's profile (%s): using generic; set "
-                        "FHIR_SERVER_PROFILE", type(exc).__name__)  # fmt: skip
-            profile = get_profile("generic")
-    client.profile = profile
-    if profile.client_id_header and settings.client_id:
-        client.session.headers[profile.client_id_header] = settings.client_id
-    rate = settings.requests_per_s or profile.requests_per_s
-    dsn = settings.rate_limit_postgres
-    if dsn:
-        from .ratelimit_postgres import shared_rate_table  # psycopg only where it is used
-
-        limit = RateLimit(rate, postgres=shared_rate_table(settings.base_url, dsn))
-    else:
-        limit = RateLimit(rate, shared_file=shared_rate_file(settings.base_url))
-    client.use_rate_limit(limit)
-
-
-def _capabilities(client: FhirClient) -> dict[str, Any]:
-    """``/metadata`` without a token (the spec has it public: no token is fetched just to build
-    a client), with the token only if the server protects it (401/403)."""
-    try:
-        return client.get("metadata", auth=_no_token)
-    except RequestError as exc:
-        if exc.status not in (401, 403):
-            raise
-    return client.capabilities()
-
-
-def _no_token(request: Any) -> Any:
-    request.headers.pop("Authorization", None)
-    return request
-
-
-# The first name of the factory, kept for callers (and docs) that use it.
-connect = build_client
 
 
 def discover_token_url(base_url: str, *, timeout: float = 30.0) -> str:
