@@ -5,7 +5,8 @@ from __future__ import annotations
 import dagster as dg
 from pydantic import Field
 
-from .fhir import FhirClient, ServerSettings, check_read_access, connect
+from .fhir import FhirClient, ServerSettings, build_client, check_read_access
+from .settings import server_settings
 
 
 class FhirServerResource(dg.ConfigurableResource):  # type: ignore[misc]
@@ -62,26 +63,23 @@ class FhirServerResource(dg.ConfigurableResource):  # type: ignore[misc]
         "machine's file (FHIR_RATE_LIMIT_POSTGRES)",
     )
 
+    limits: dict[str, float] = Field(
+        default_factory=dict,
+        description="bounds and deadlines (FHIR_MAX_*, FHIR_*_DEADLINE_S) by field name of "
+        "fhir_assets.fhir.limits.Limits; unset: their defaults",
+    )
+
     def settings(self) -> ServerSettings:
-        """The pure client-library settings this resource describes."""
-        return ServerSettings(
-            base_url=self.base_url,
-            client_id=self.client_id,
-            private_key=self.private_key or self.private_key_path,
-            client_secret=self.client_secret,
-            auth_method=self.auth_method,
-            scopes=self.scopes,
-            resource_types=tuple(self.resource_types),
-            token_url=self.token_url,
-            jku=self.jku,
-            token_dir=self.token_dir,
-            token_key=self.token_key,
-            timeout_s=self.timeout_s,
+        """The pure client-library settings this resource describes (the one mapping shared
+        with the CLI: ``fhir_assets.settings.server_settings``)."""
+        return server_settings(
+            self, self.resource_types, limits=self.limits, timeout_s=self.timeout_s
         )
 
     def get_client(self) -> FhirClient:
-        """A connected client; close it when done (it is a context manager)."""
-        return connect(self.settings())
+        """The server's client, built once by ``build_client`` with its vendor profile applied
+        (headers, rate limit, export level); close it when done (it is a context manager)."""
+        return build_client(self.settings())
 
     def require_read(self, resource_type: str) -> None:
         """Fail fast, before any data is pulled, if the granted scopes cannot read the type."""

@@ -13,7 +13,7 @@ from __future__ import annotations
 import dataclasses
 import types
 import typing
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -32,6 +32,52 @@ TRUE = ("1", "true", "yes", "on")
 
 def _env(name: str, help: str, *, secret: bool = False) -> dict[str, Any]:
     return {"env": name, "help": help, "secret": secret}
+
+
+@dataclass(frozen=True, slots=True)
+class LimitSettings:
+    """Bounds and deadlines on what a FHIR server sends (docs/security.md): every loop over
+    server input ends with an error naming the variable that raises its bound. The same
+    names and defaults as ``fhir_assets.fhir.limits.Limits`` (a test holds them equal)."""
+
+    max_redirects: int = field(
+        default=5, metadata=_env("FHIR_MAX_REDIRECTS", "redirect hops followed per request")
+    )
+    max_pages: int = field(
+        default=10_000,
+        metadata=_env(
+            "FHIR_MAX_PAGES_PER_SEARCH",
+            "pages per search window (also: twice what its Bundle.total needs, plus 5)",
+        ),
+    )
+    search_deadline_s: float = field(
+        default=6 * 3600.0,
+        metadata=_env("FHIR_SEARCH_DEADLINE_S", "seconds one search window may page for"),
+    )
+    max_file_bytes: int = field(
+        default=20 * 1024**3,
+        metadata=_env("FHIR_MAX_FILE_BYTES", "decompressed bytes per downloaded export file"),
+    )
+    max_compression_ratio: float = field(
+        default=200.0,
+        metadata=_env(
+            "FHIR_MAX_COMPRESSION_RATIO", "decompressed bytes per byte received (gzip bombs)"
+        ),
+    )
+    download_deadline_s: float = field(
+        default=6 * 3600.0,
+        metadata=_env("FHIR_DOWNLOAD_DEADLINE_S", "seconds one export file download may take"),
+    )
+    min_download_bytes_per_s: float = field(
+        default=1024.0,
+        metadata=_env(
+            "FHIR_MIN_DOWNLOAD_BYTES_PER_S", "slowest average download speed, after 60 s"
+        ),
+    )
+
+    def as_dict(self) -> dict[str, Any]:
+        """The values by field name: ``Limits(**as_dict())`` (a Dagster resource's config)."""
+        return {item.name: getattr(self, item.name) for item in dataclasses.fields(self)}
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,6 +174,7 @@ class FhirSettings:
         default=None,
         metadata=_env("FHIR_SYNC_WORKERS", "parallel searches per asset (default: the profile's)"),
     )
+    limits: LimitSettings = field(default_factory=LimitSettings)
 
     def server(
         self, resource_types: tuple[str, ...] = (), scopes: str | None = None
@@ -137,24 +184,48 @@ class FhirSettings:
         Raises:
             ConfigurationError: no base URL.
         """
-        from .fhir.errors import ConfigurationError
-        from .fhir.settings import ServerSettings
+        return server_settings(self, resource_types, scopes, limits=self.limits.as_dict())
 
-        if not self.base_url:
-            raise ConfigurationError("set FHIR_BASE_URL to the FHIR server's base URL")
-        return ServerSettings(
-            base_url=self.base_url,
-            client_id=self.client_id,
-            private_key=self.private_key or self.private_key_path,
-            client_secret=self.client_secret,
-            auth_method=self.auth_method,
-            scopes=scopes or self.scopes,
-            resource_types=resource_types,
-            token_url=self.token_url,
-            jku=self.jku,
-            token_dir=self.token_dir,
-            token_key=self.token_key,
-        )
+
+# The ServerSettings fields read by name from FhirSettings and from the Dagster resource (which
+# spell them alike): the one mapping from configuration to the client library's settings.
+SERVER_FIELDS = (
+    "base_url", "client_id", "client_secret", "auth_method", "token_url", "jku", "token_dir",
+    "token_key", "server_profile", "requests_per_s", "rate_limit_postgres",
+)  # fmt: skip
+
+
+def server_settings(
+    source: Any,
+    resource_types: Iterable[str] = (),
+    scopes: str | None = None,
+    *,
+    limits: Mapping[str, Any] | None = None,
+    **extra: Any,
+) -> ServerSettings:
+    """``ServerSettings`` from ``source`` (``FhirSettings`` or ``FhirServerResource``).
+
+    Args:
+        limits: ``LimitSettings`` values by field name (the names of ``Limits``).
+        extra: further ``ServerSettings`` fields (the resource's ``timeout_s``).
+
+    Raises:
+        ConfigurationError: no base URL.
+    """
+    from .fhir.errors import ConfigurationError
+    from .fhir.limits import Limits
+    from .fhir.settings import ServerSettings
+
+    if not source.base_url:
+        raise ConfigurationError("set FHIR_BASE_URL to the FHIR server's base URL")
+    return ServerSettings(
+        **{name: getattr(source, name) for name in SERVER_FIELDS},
+        private_key=source.private_key or source.private_key_path,
+        scopes=scopes or source.scopes,
+        resource_types=tuple(resource_types),
+        limits=Limits(**(limits or {})),
+        **extra,
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -190,6 +261,14 @@ class SyncSettings:
     )
     views_dir: str | None = field(
         default=None, metadata=_env("FHIR_VIEWS_DIR", "folder of extra ViewDefinitions (*.json)")
+    )
+    max_line_bytes: int = field(
+        default=64 * 1024**2,
+        metadata=_env(
+            "FHIR_MAX_LINE_BYTES",
+            "an NDJSON line longer than this is quarantined unread (inline attachments: tens "
+            "of MB)",
+        ),
     )
 
 
@@ -323,6 +402,7 @@ __all__ = [
     "BulkSettings",
     "DuckDBSettings",
     "FhirSettings",
+    "LimitSettings",
     "Settings",
     "SnowflakeSettings",
     "SyncSettings",

@@ -25,10 +25,12 @@ if TYPE_CHECKING:  # the Dagster resource; `fhir-assets sync` passes a plain obj
 
 
 def use_server_profile(client: FhirClient, fhir: FhirServerResource) -> ServerProfile:
-    """Resolve the server's profile and apply it to ``client`` (vendor headers, rate limit), for
-    searches and Bulk Data alike. The rate limit is shared through a file by every step process
-    of every run on this machine or, with ``rate_limit_postgres``, through a table by every pod
-    of the deployment."""
+    """The server's profile: the one ``fhir_assets.fhir.build_client`` applied when it built
+    ``client`` (every path builds it so). A client built by hand (tests, the sandbox) gets it
+    resolved and applied here (vendor headers, rate limit shared through a file or, with
+    ``rate_limit_postgres``, a table)."""
+    if client.profile is not None:
+        return client.profile
     profile = resolve_profile(client, fhir.server_profile)
     dsn = fhir.rate_limit_postgres
     apply_profile(
@@ -42,6 +44,7 @@ def use_server_profile(client: FhirClient, fhir: FhirServerResource) -> ServerPr
         # the same rate apply_profile chose (the resource's, else the profile's), shared wider
         table = shared_rate_table(fhir.base_url, dsn)
         client.use_rate_limit(RateLimit(client.rate_limit.requests_per_s, postgres=table))
+    client.profile = profile
     return profile
 
 

@@ -59,6 +59,7 @@ def build_fhir_resource(
         patient_group=fhir.patient_group,
         requests_per_s=fhir.requests_per_s,
         workers=fhir.workers,
+        limits=fhir.limits.as_dict(),
         **secrets,
     )
 
@@ -109,7 +110,9 @@ def build_warehouse_resources(settings: Settings) -> dict[str, Any]:
 
 def landing_options(sync: SyncSettings) -> LandingOptions:
     """How raw assets and bulk exports land."""
-    return LandingOptions(validation=sync.validation, history=sync.history)
+    return LandingOptions(
+        validation=sync.validation, history=sync.history, max_line_bytes=sync.max_line_bytes
+    )
 
 
 def sync_executor(warehouse_kind: str) -> dg.ExecutorDefinition:

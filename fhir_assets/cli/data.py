@@ -99,7 +99,8 @@ def land(
         deleted_at=origin.transaction_time if origin else transaction_time(root),
     )
     broken: list[str] = []
-    options = LandingOptions(validation=validation or sync.validation, history=history)
+    options = LandingOptions(validation=validation or sync.validation, history=history,
+                             max_line_bytes=sync.max_line_bytes)  # fmt: skip
     tasks: dict[str, int] = {}
     try:
         with open_warehouse(warehouse_settings) as warehouse, bars("bytes") as shown:

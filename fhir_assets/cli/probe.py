@@ -40,6 +40,8 @@ def capability_statement(base_url: str, timeout: float = 10.0) -> dict[str, Any]
     """
     import requests
 
+    from ..fhir.http import new_session
+
     if not base_url:
         raise CliError("no FHIR server configured", "set FHIR_BASE_URL (or pass --base-url)")
     if urlsplit(base_url).scheme not in ("http", "https"):
@@ -47,7 +49,8 @@ def capability_statement(base_url: str, timeout: float = 10.0) -> dict[str, Any]
     _require_https(base_url)  # the probe is a request like any other: no plain http off-machine
     url = f"{_plain(base_url).rstrip('/')}/metadata"
     try:
-        response = requests.get(url, headers={"Accept": "application/fhir+json"}, timeout=timeout)
+        http = new_session()  # redirects re-checked hop by hop (https and origin rules)
+        response = http.get(url, headers={"Accept": "application/fhir+json"}, timeout=timeout)
     except requests.exceptions.SSLError as exc:
         raise CliError(f"TLS handshake with {url} failed", "check the URL's scheme and the "
                        "server's certificate (REQUESTS_CA_BUNDLE)") from exc  # fmt: skip
@@ -59,7 +62,7 @@ def capability_statement(base_url: str, timeout: float = 10.0) -> dict[str, Any]
         # The spec has /metadata answer without a token, but a few servers protect it; then
         # SMART's public .well-known/smart-configuration shows the base is right. Otherwise
         # a wrong path under a protected server (sekmet: "/fhir/wrong") looks like this.
-        if _has_smart_configuration(requests, base_url, timeout):
+        if _has_smart_configuration(http, base_url, timeout):
             return None
         raise CliError(f"no FHIR server at {_plain(base_url)}: GET {url} answered HTTP "
                        f"{response.status_code} and there is no SMART configuration",
@@ -88,12 +91,16 @@ def _require_https(base_url: str) -> None:
         raise CliError(str(exc)) from None  # its message says what to do
 
 
-def _has_smart_configuration(requests: Any, base_url: str, timeout: float) -> bool:
+def _has_smart_configuration(http: Any, base_url: str, timeout: float) -> bool:
+    import requests
+
+    from ..fhir.errors import FhirError
+
     url = f"{_plain(base_url).rstrip('/')}/.well-known/smart-configuration"
     try:
-        response = requests.get(url, headers={"Accept": "application/json"}, timeout=timeout)
+        response = http.get(url, headers={"Accept": "application/json"}, timeout=timeout)
         return response.status_code == 200 and isinstance(response.json(), dict)
-    except (requests.RequestException, ValueError):
+    except (requests.RequestException, FhirError, ValueError):
         return False
 
 

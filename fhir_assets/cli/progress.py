@@ -133,4 +133,6 @@ def counted_blocks(blocks: Iterable[Any], bars: Bars, task: int) -> Iterator[Any
     and lines (one resource per NDJSON line)."""
     for block in blocks:
         yield block
-        bars.advance(task, len(block.data), block.data.count(b"\n"))
+        data = getattr(block, "data", None)  # an over-long line comes as an entry, not a block
+        if data is not None:
+            bars.advance(task, len(data), data.count(b"\n"))

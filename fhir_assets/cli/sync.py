@@ -89,7 +89,8 @@ def sync(
     start = _instant(since, "--since") if since else None
     started = datetime.now(UTC)
     provenance = Provenance(redact(server.base_url), f"cli-sync-{uuid.uuid4()}", started)
-    options = LandingOptions(validation=settings.sync.validation, history=settings.sync.history)
+    options = LandingOptions(validation=settings.sync.validation, history=settings.sync.history,
+                             max_line_bytes=settings.sync.max_line_bytes)  # fmt: skip
     fhir = settings.fhir
     target = Target(server.base_url, fhir.client_id, fhir.server_profile, fhir.patient_group,
                     fhir.requests_per_s, fhir.workers, fhir.rate_limit_postgres)  # fmt: skip
@@ -115,7 +116,7 @@ def _sync_type(
     from ..warehouse.landing import land
 
     server = run.provenance.source_server
-    start = bounds[0] or _newest(run.warehouse, spec.table, server) or EPOCH
+    start = bounds[0] or _newest(run.warehouse, spec.table, server, bounds[1]) or EPOCH
     if start >= bounds[1]:
         typer.echo(f"{spec.resource_type:26} nothing to sync: --since is not before --until")
         return None
@@ -129,8 +130,17 @@ def _sync_type(
             yield from resource_entries(source, page)
             run.bars.advance(task, len(page), len(page))
 
+    outside = run.window_sync.stats["outside_window"]
     r = land(run.warehouse, spec.resource_type, entries(), run.provenance, run.options)
     run.bars.finish(task)
+    if run.window_sync.stats["outside_window"] > outside:
+        typer.echo(
+            f"{spec.resource_type:26} warning: "
+            f"{run.window_sync.stats['outside_window'] - outside} resource(s) with "
+            f"meta.lastUpdated outside {window} (in the future?): landed as the server sent "
+            f"them, never used as the sync cursor",
+            err=True,
+        )
     typer.echo(f"{r.resource_type:26} {window!s:>52} {r.seen:8d} {r.landed:8d} {r.updated:8d} "
                f"{r.unchanged:9d} {r.quarantined:11d}")  # fmt: skip
     return r
@@ -151,13 +161,17 @@ def _count(run: SyncRun, resource_type: str, window: Window) -> int | None:
     return total if isinstance(total, int) else None
 
 
-def _newest(warehouse: Warehouse, table: str, server: str) -> datetime | None:
-    """The newest ``last_updated`` landed from ``server`` (``None``: no table or no rows).
+def _newest(warehouse: Warehouse, table: str, server: str, until: datetime) -> datetime | None:
+    """The newest ``last_updated`` before ``until`` landed from ``server`` (``None``: no table
+    or no rows).
 
     The next search starts there (``ge``), so a resource updated in the same millisecond as the
-    newest one is not missed; the one already landed comes back as ``unchanged``.
+    newest one is not missed; the one already landed comes back as ``unchanged``. Only what a
+    window asked for counts: a row dated after ``until`` (a server's clock or data in the
+    future, 9999-12-31) is landed but never moves the cursor past the window's end.
     """
     from ..warehouse.layout import RAW_SCHEMA
+    from ..warehouse.protocol import iso
     from ..warehouse.sql import qualified
 
     literal = warehouse.dialect.literal
@@ -169,7 +183,8 @@ def _newest(warehouse: Warehouse, table: str, server: str) -> datetime | None:
         return None
     [(newest,)] = warehouse.fetch(
         f"SELECT MAX(last_updated) FROM {qualified(table)} "  # noqa: S608 - catalog name, literal
-        f"WHERE source_server = {literal(server)}"
+        f"WHERE source_server = {literal(server)} "
+        f"AND last_updated < {warehouse.dialect.to_timestamp(literal(iso(until)))}"
     )
     if isinstance(newest, str):  # a driver that returns timestamps as text
         newest = datetime.fromisoformat(newest)

@@ -35,12 +35,13 @@ if TYPE_CHECKING:
         ResponseFormatError,
         TransientRequestError,
     )
+    from .factory import build_client, connect
+    from .limits import Limits
     from .login import AuthorizationCodeTokenSource, CodeClient
     from .scopes import minimal_scopes, parse_scope, require_read
     from .settings import (
         ServerSettings,
         check_read_access,
-        connect,
         discover_token_url,
         token_source,
     )
@@ -60,6 +61,7 @@ _HOMES = {
     "ConfigurationError": "errors",
     "FhirClient": "client",
     "FhirError": "errors",
+    "Limits": "limits",
     "Page": "client",
     "PagingError": "errors",
     "RequestError": "errors",
@@ -72,8 +74,9 @@ _HOMES = {
     "TokenSource": "auth",
     "TokenStore": "token_store",
     "TransientRequestError": "errors",
+    "build_client": "factory",
     "check_read_access": "settings",
-    "connect": "settings",
+    "connect": "factory",
     "discover": "smart",
     "discover_token_url": "settings",
     "load_private_key": "auth",
@@ -96,6 +99,7 @@ __all__ = [
     "ConfigurationError",
     "FhirClient",
     "FhirError",
+    "Limits",
     "Page",
     "PagingError",
     "RequestError",
@@ -108,6 +112,7 @@ __all__ = [
     "TokenSource",
     "TokenStore",
     "TransientRequestError",
+    "build_client",
     "check_read_access",
     "connect",
     "discover",

@@ -22,6 +22,7 @@ from authlib.integrations.requests_client.oauth2_session import OAuth2ClientAuth
 from authlib.oauth2.rfc7523 import private_key_jwt_sign
 
 from .errors import ConfigurationError
+from .http import new_session
 from .keys import Key, algorithm_for, load_private_key
 from .tokens import Token, TokenSource, client_secrets, fetch_with_client_retry, request_token
 from .urls import origin, require_https
@@ -81,7 +82,7 @@ class ClientCredentialsTokenSource(TokenSource):
         # the server fetches the JWKS from jku: over http, anyone between could swap the keys
         self.jku = require_https(jku, "jku (JWKS URL)") if jku else None
         self._key = private_key
-        self._session = session or requests.Session()
+        self._session = session or new_session()
         self._jti = jti
         self._sleep = sleep
         self._timeout = timeout
@@ -146,7 +147,7 @@ class ClientSecretTokenSource(TokenSource):
         self.scope = scope
         self.method = method
         self._secret = client_secret
-        self._session = session or requests.Session()
+        self._session = session or new_session()
         self._sleep = sleep
         self._timeout = timeout
 

@@ -6,9 +6,10 @@ The client knows nothing about Dagster or warehouses; it yields plain ``dict`` r
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator, Mapping, Sequence
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urljoin
 
 import orjson
@@ -21,10 +22,15 @@ from .errors import (
     TransientRequestError,
     outcome_issues,
 )
+from .http import new_session
+from .limits import Limits, PageBound
 from .ratelimit import RateLimit, RateLimitedAdapter
 from .retry import TRANSIENT_STATUSES, IncompleteBodyError, RequestStats, RetryPolicy
 from .tokens import scrub
 from .urls import origin, redact, require_https, show_origin
+
+if TYPE_CHECKING:
+    from .profiles import ServerProfile
 
 __all__ = [
     "FhirClient",
@@ -69,6 +75,8 @@ class FhirClient:
         headers: extra headers sent on every request (vendor profiles use this).
         rate_limit: a request-rate limit, shared with other clients of the same server.
         pool_size: pooled connections kept per host (the number of threads that use it).
+        limits: bounds and deadlines on what the server sends (:class:`Limits`).
+        now: monotonic clock for deadlines (injected by tests).
 
     Attributes:
         stats: retries and seconds waited, for metadata.
@@ -84,13 +92,18 @@ class FhirClient:
         headers: Mapping[str, str] | None = None,
         rate_limit: RateLimit | None = None,
         pool_size: int = 10,
+        limits: Limits | None = None,
+        now: Callable[[], float] = time.monotonic,
     ) -> None:
         self.base_url = require_https(base_url, "FHIR base URL").rstrip("/") + "/"
         self.timeout = timeout
         self.retry = retry or RetryPolicy()
         self.rate_limit = rate_limit
         self.stats = RequestStats()
-        self.session = requests.Session()
+        self.limits = limits or Limits()
+        self.now = now
+        self.profile: ServerProfile | None = None  # set once by settings.build_client
+        self.session = new_session(self.limits.max_redirects)
         self.session.auth = auth
         self.session.headers.update({"Accept": FHIR_JSON, **(headers or {})})
         adapter = RateLimitedAdapter(
@@ -136,6 +149,9 @@ class FhirClient:
         """
         url = path_or_url if "://" in path_or_url else self.url(path_or_url)
         kwargs.setdefault("timeout", self.timeout)
+        # a single read may be redirected to storage elsewhere (without the token); searches,
+        # writes and everything else stay on the server's origin (fhir_assets.fhir.http)
+        kwargs.setdefault("redirects", "reads" if method == "GET" else "same-origin")
         if method == "GET":
             return self.retry.body_retrying(self.stats)(self._send, method, url, **kwargs)
         return self._send(method, url, **kwargs)
@@ -158,9 +174,9 @@ class FhirClient:
             ) from exc
         return decode(response)
 
-    def get(self, path_or_url: str, params: Params | None = None) -> dict[str, Any]:
+    def get(self, path_or_url: str, params: Params | None = None, **kwargs: Any) -> dict[str, Any]:
         """GET a path or absolute URL and return its JSON."""
-        return self.request("GET", path_or_url, params=params)
+        return self.request("GET", path_or_url, params=params, **kwargs)
 
     def capabilities(self) -> dict[str, Any]:
         """The server's CapabilityStatement (``GET [base]/metadata``)."""
@@ -169,23 +185,23 @@ class FhirClient:
     def search_pages(self, resource_type: str, params: Params | None = None) -> Iterator[Page]:
         """Search a type and yield its pages, following ``Bundle.link[next]``.
 
+        Bounded (:class:`Limits`): pages, a deadline, repeated links and repeated pages.
+
         Raises:
-            PagingError: the server sent a ``next`` link it had already sent.
+            PagingError: the server repeated a next link or a whole page of ids, sent more pages
+                than its ``Bundle.total`` or ``FHIR_MAX_PAGES_PER_SEARCH`` allow, or the search
+                outlived ``FHIR_SEARCH_DEADLINE_S``.
         """
-        seen: set[str] = set()
-        bundle = self.get(resource_type, params)
+        bound = PageBound(resource_type, self.limits, self.now())
+        bundle = self.get(resource_type, params, redirects="same-origin")
         while True:
             page = parse_searchset(bundle, resource_type)
+            bound.check(page)
             yield page
             if page.next_url is None:
                 return
-            if page.next_url in seen:
-                raise PagingError(
-                    f"{resource_type} search: the server repeated a next link "
-                    f"({redact(page.next_url)}); stopping instead of looping forever"
-                )
-            seen.add(page.next_url)
-            bundle = self.get(self._own_link(resource_type, page.next_url))
+            bundle = self.get(self._own_link(resource_type, page.next_url), redirects="same-origin")
+            bound.tick(self.now())
 
     def _own_link(self, resource_type: str, url: str) -> str:
         """``url`` if it is on this server's origin. A server paging across origins is

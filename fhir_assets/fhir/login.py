@@ -17,6 +17,7 @@ import requests
 from authlib.integrations.requests_client.oauth2_session import OAuth2ClientAuth
 
 from .errors import AuthError, ConfigurationError
+from .http import new_session
 from .pkce import LoopbackReceiver, Pkce, authorize_url
 from .smart import SmartConfiguration
 from .token_store import TokenStore
@@ -108,7 +109,7 @@ def login(
     if client.client_secret is None:
         form["client_id"] = client.client_id
     token = request_token(
-        requests.Session(),
+        new_session(),
         config.token_endpoint,
         form,
         now=now,
@@ -158,7 +159,7 @@ class AuthorizationCodeTokenSource(TokenSource):
         self.base_url = base_url
         self.client = client
         self._store = store
-        self._session = session or requests.Session()
+        self._session = session or new_session()
         self._timeout = timeout
         self._stored_used = False
 

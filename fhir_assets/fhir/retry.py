@@ -11,7 +11,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Self
+from typing import Any, Self, TypeVar
 
 import tenacity
 from urllib3.exceptions import InvalidHeader
@@ -20,6 +20,7 @@ from urllib3.util.retry import Retry
 
 from .errors import ResponseFormatError, TransientRequestError
 
+T = TypeVar("T")
 TRANSIENT_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
 
 
@@ -101,6 +102,54 @@ class RetryPolicy:
     max_backoff_s: float = 60.0
     sleep: Callable[[float], None] = field(default=time.sleep, compare=False, repr=False)
 
+    def backoff(self, failures: int) -> float:
+        """Seconds to wait after the ``failures``-th failure (from 1): doubling from
+        ``backoff_s``, capped at ``max_backoff_s``."""
+        return float(min(self.backoff_s * 2 ** (failures - 1), self.max_backoff_s))
+
+    def run(
+        self,
+        attempt: Callable[[], T],
+        *,
+        retry_on: tuple[type[BaseException], ...] = (TransientRequestError,),
+        attempts: int | None = None,
+        sleep: Callable[[float], None] | None = None,
+        max_wait_s: float | None = None,
+        stop: Callable[[], bool] | None = None,
+        before_sleep: Callable[[BaseException, float], None] | None = None,
+    ) -> T:
+        """The library's one retry loop for requests that answer with something urllib3 does not
+        see (an export kick-off's 429, a file whose body broke off, a resent transaction).
+
+        The wait is the error's ``wait_s`` (a server's ``Retry-After``, capped at ``max_wait_s``,
+        default ``max_backoff_s``) or :meth:`backoff`.
+
+        Args:
+            attempt: one try; raises one of ``retry_on`` to be tried again.
+            attempts: retries after the first try (default ``self.attempts``).
+            sleep: how to wait (default ``self.sleep``).
+            stop: when it answers true, the error is raised at once (an interrupted export).
+            before_sleep: called with the error and the wait before each retry (a log line).
+
+        Raises:
+            the last error of ``retry_on`` once the retries are spent, or any other at once.
+        """
+        tries = self.attempts if attempts is None else attempts
+        cap = self.max_backoff_s if max_wait_s is None else max_wait_s
+        failures = 0
+        while True:
+            try:
+                return attempt()
+            except retry_on as exc:
+                failures += 1
+                if failures > tries or (stop is not None and stop()):
+                    raise
+                asked = getattr(exc, "wait_s", None)
+                wait = self.backoff(failures) if asked is None else min(float(asked), cap)
+                if before_sleep is not None:
+                    before_sleep(exc, wait)
+                (sleep or self.sleep)(wait)
+
     def to_urllib3(self, stats: RequestStats | None = None) -> CountingRetry:
         """The urllib3 ``Retry`` that implements this policy on a ``requests`` adapter."""
         return CountingRetry(
@@ -137,3 +186,16 @@ class RetryPolicy:
 
 class IncompleteBodyError(TransientRequestError):
     """The connection broke while the response body was being read (a truncated body)."""
+
+
+class BusyError(TransientRequestError):
+    """The server answered a transient status (429, 5xx); ``wait_s`` is its ``Retry-After``.
+
+    Attributes:
+        response: the answer (its body read), for the caller's message once retries are spent.
+    """
+
+    def __init__(self, message: str, *, url: str, wait_s: float, response: Any = None) -> None:
+        super().__init__(message, url=url)
+        self.wait_s = wait_s
+        self.response = response

@@ -41,7 +41,7 @@ Resource = dict[str, Any]
 class SyncStats:
     """Counters of one sync (thread-safe) for materialization metadata."""
 
-    FIELDS = ("fetched", "pages", "windows", "splits", "restarts", "repages")
+    FIELDS = ("fetched", "pages", "windows", "splits", "restarts", "repages", "outside_window")
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
@@ -82,7 +82,21 @@ def search_window(
     for page in itertools.chain((first,), pages):
         stats.add("pages")
         stats.add("fetched", len(page.resources))
+        if window is not None:
+            stats.add("outside_window", outside(page.resources, window))
         yield page.resources
+
+
+def outside(resources: Iterable[Resource], window: Window) -> int:
+    """How many resources carry a ``meta.lastUpdated`` outside ``window`` (a server clock or
+    data in the future). They land as sent, and are counted in metadata (``outside_window``);
+    nothing derives a cursor or a partition from them."""
+    count = 0
+    for resource in resources:
+        updated = _version_key(resource)[0]
+        if updated != EPOCH and not window.start <= updated < window.end:
+            count += 1
+    return count
 
 
 def _too_big(first: Page, window: Window, profile: ServerProfile) -> bool:

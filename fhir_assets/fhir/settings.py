@@ -2,28 +2,32 @@
 
 :class:`ServerSettings` is plain configuration (built from ``fhir_assets.settings.FhirSettings``,
 the one place the ``FHIR_*`` variables are spelled, by the Dagster resource and the CLI);
-:func:`connect` turns it into a ready :class:`FhirClient`, and :func:`token_source` gives the one
-token cache per server and client that every client of this process shares.
+``factory.build_client`` turns it into a ready :class:`FhirClient`, and :func:`token_source`
+gives the one token cache per server and client that every client of this process shares.
 """
 
 from __future__ import annotations
 
 import hashlib
+import logging
 import threading
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .auth import BearerAuth, ClientCredentialsTokenSource, ClientSecretTokenSource
-from .client import FhirClient, RetryPolicy
+from .auth import ClientCredentialsTokenSource, ClientSecretTokenSource
+from .client import RetryPolicy
 from .errors import ConfigurationError
 from .keys import load_private_key
+from .limits import Limits
 from .login import AuthorizationCodeTokenSource, CodeClient
 from .scopes import minimal_scopes, require_read
 from .smart import SmartConfiguration, discover
-from .token_store import DEFAULT_DIR, TokenStore, fernet_key, resolve_key
+from .token_store import DEFAULT_DIR, TokenStore, fernet_key, legacy_keys, resolve_key
 from .tokens import TokenSource
 from .urls import require_https
+
+log = logging.getLogger(__name__)
 
 AUTH_METHODS = (
     "backend-services",
@@ -52,6 +56,12 @@ class ServerSettings:
         token_dir: where the authorization-code flow keeps its encrypted tokens.
         token_key: the key of those files (``FHIR_TOKEN_KEY``); the OS keyring if unset.
         timeout_s: seconds to wait for connect and for each read.
+        retry: the one retry policy of every request to this server.
+        server_profile: the vendor profile's name; detected from ``/metadata`` when ``None``.
+        requests_per_s: the request rate (default: the profile's).
+        rate_limit_postgres: a PostgreSQL DSN sharing that rate across machines (default: a
+            file shared by this machine's processes).
+        limits: bounds and deadlines on what the server sends.
     """
 
     base_url: str
@@ -68,6 +78,10 @@ class ServerSettings:
     token_key: str | None = field(default=None, repr=False)
     timeout_s: float = 60.0
     retry: RetryPolicy = field(default_factory=RetryPolicy)
+    server_profile: str | None = None
+    requests_per_s: float | None = None
+    rate_limit_postgres: str | None = field(default=None, repr=False)
+    limits: Limits = field(default_factory=Limits)
 
     def method(self) -> str:
         """The auth method: the configured one, else inferred from the credentials that are set.
@@ -175,8 +189,11 @@ def _secret_method(settings: ServerSettings, method: str, config: SmartConfigura
 
 def token_store(settings: ServerSettings) -> TokenStore:
     """The encrypted token store the authorization-code flow uses for these settings."""
-    key = fernet_key(settings.token_key) if settings.token_key else resolve_key({})
-    return TokenStore(Path(settings.token_dir) if settings.token_dir else DEFAULT_DIR, key)
+    directory = Path(settings.token_dir) if settings.token_dir else DEFAULT_DIR
+    if not settings.token_key:
+        return TokenStore(directory, resolve_key({}))
+    key = fernet_key(settings.token_key, directory)
+    return TokenStore(directory, key, legacy_keys(settings.token_key))
 
 
 _SOURCES: dict[str, TokenSource | None] = {}
@@ -219,20 +236,6 @@ def check_read_access(settings: ServerSettings, resource_types: Iterable[str]) -
     tokens = token_source(settings)
     if tokens is not None:
         require_read(tokens.token().scope, resource_types)
-
-
-def connect(settings: ServerSettings) -> FhirClient:
-    """Build a :class:`FhirClient` for ``settings`` with the auth its method needs."""
-    require_https(settings.base_url, "FHIR base URL")  # before any token request
-    tokens = token_source(settings)
-    auth = BearerAuth(tokens, settings.base_url) if tokens is not None else None
-    return FhirClient(
-        settings.base_url,
-        auth=auth,
-        timeout=settings.timeout_s,
-        retry=settings.retry,
-        headers=settings.headers,
-    )
 
 
 def discover_token_url(base_url: str, *, timeout: float = 30.0) -> str:

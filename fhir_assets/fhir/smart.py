@@ -13,6 +13,7 @@ import requests
 
 from .client import redact
 from .errors import ConfigurationError
+from .http import new_session
 from .scopes import is_v2
 from .urls import require_https
 
@@ -95,7 +96,7 @@ def discover(
             names a token endpoint (set ``FHIR_TOKEN_URL`` to skip discovery).
     """
     base = require_https(base_url, "FHIR base URL").rstrip("/")
-    http = session or requests.Session()
+    http = session or new_session()
     url = f"{base}/.well-known/smart-configuration"
     body, problem = _get_json(http, url, timeout)
     if not problem:  # a JSON answer: the server claims SMART, so a broken one is an error

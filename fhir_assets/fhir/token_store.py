@@ -11,11 +11,15 @@ import base64
 import hashlib
 import json
 import logging
+import os
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from cryptography.fernet import Fernet, InvalidToken
+from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
 
 from .errors import AuthError, ConfigurationError
 from .keys import write_secret_file
@@ -24,6 +28,8 @@ from .tokens import Token
 log = logging.getLogger(__name__)
 
 KEY_ENV = "FHIR_TOKEN_KEY"
+SALT_FILE = ".kdf-salt"
+SALT_BYTES = 16
 KEYRING_SERVICE = "fhir-assets"
 KEYRING_USER = "token-key"
 DEFAULT_DIR = Path("~/.fhir-assets/tokens")
@@ -34,15 +40,54 @@ def new_key() -> str:
     return Fernet.generate_key().decode()
 
 
-def fernet_key(secret: str) -> bytes:
-    """A Fernet key from ``secret``: used as is if it is one, else derived with SHA-256."""
+def fernet_key(secret: str, directory: Path | None = None) -> bytes:
+    """A Fernet key from ``secret``: used as is if it is one; a passphrase goes through scrypt
+    (RFC 7914; n=2**15, r=8, p=1: about 0.1 s and 32 MB per derivation) with the random salt
+    kept in ``directory`` (created on first use).
+
+    Raises:
+        ConfigurationError: a passphrase without a directory for its salt.
+    """
     raw = secret.strip().encode()
+    if _is_fernet_key(raw):
+        return raw
+    if directory is None:
+        raise ConfigurationError(f"a {KEY_ENV} passphrase needs the token folder for its salt")
+    kdf = Scrypt(salt=_salt(directory), length=32, n=2**15, r=8, p=1)
+    return base64.urlsafe_b64encode(kdf.derive(raw))
+
+
+def legacy_keys(secret: str) -> tuple[bytes, ...]:
+    """The keys earlier versions derived from a passphrase (one unsalted SHA-256), so stores
+    written by them still open; :meth:`TokenStore.load` re-encrypts them with the new key."""
+    raw = secret.strip().encode()
+    return () if _is_fernet_key(raw) else (base64.urlsafe_b64encode(hashlib.sha256(raw).digest()),)
+
+
+def _is_fernet_key(raw: bytes) -> bool:
     try:
-        if len(base64.urlsafe_b64decode(raw)) == 32:
-            return raw
+        return len(base64.urlsafe_b64decode(raw)) == 32
     except ValueError:
-        pass
-    return base64.urlsafe_b64encode(hashlib.sha256(raw).digest())
+        return False
+
+
+def _salt(directory: Path) -> bytes:
+    """The store's KDF salt: 16 random bytes in ``directory/.kdf-salt`` (mode 0600), created
+    exclusively, so two processes starting at once agree on one salt."""
+    path = directory.expanduser() / SALT_FILE
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        for _ in range(50):  # another process is writing it
+            if len(salt := path.read_bytes()) >= SALT_BYTES:
+                return salt[:SALT_BYTES]
+            time.sleep(0.01)
+        raise ConfigurationError(f"{path} is not a salt file: delete it and log in again") from None
+    salt = os.urandom(SALT_BYTES)
+    with os.fdopen(fd, "wb") as out:
+        out.write(salt)
+    return salt
 
 
 def resolve_key(environ: Mapping[str, str]) -> bytes:
@@ -52,7 +97,7 @@ def resolve_key(environ: Mapping[str, str]) -> bytes:
         ConfigurationError: neither is available.
     """
     if environ.get(KEY_ENV):
-        return fernet_key(environ[KEY_ENV])
+        return fernet_key(environ[KEY_ENV], DEFAULT_DIR)
     try:
         import keyring  # optional dependency
     except ImportError:
@@ -78,6 +123,7 @@ class TokenStore:
 
     directory: Path
     key: bytes = field(repr=False)
+    legacy: tuple[bytes, ...] = field(default=(), repr=False)
 
     def path(self, server: str, client_id: str) -> Path:
         """The file for one server and client (a hash: no URL in file names)."""
@@ -110,19 +156,30 @@ class TokenStore:
         path = self.path(server, client_id)
         if not path.exists():
             return None
-        try:
-            record = json.loads(Fernet(self.key).decrypt(path.read_bytes()))
-        except (InvalidToken, ValueError):
-            raise AuthError(
-                f"the stored tokens in {path} cannot be decrypted with this {KEY_ENV} (changed "
-                f"key or altered file): run `fhir-assets auth login` again"
-            ) from None
-        return Token(
+        record = self._decrypt(path)
+        token = Token(
             access_token=record["access_token"],
             expires_at=float(record["expires_at"]),
             scope=record.get("scope") or "",
             refresh_token=record.get("refresh_token"),
             issued_at=float(record.get("issued_at") or 0.0),
+        )
+        if record.get("_legacy"):
+            self.save(server, client_id, token)  # migrated: now under the salted key
+            log.info("re-encrypted the stored tokens in %s with the salted %s key", path, KEY_ENV)
+        return token
+
+    def _decrypt(self, path: Path) -> dict[str, Any]:
+        data = path.read_bytes()
+        for number, key in enumerate((self.key, *self.legacy)):
+            try:
+                record: dict[str, Any] = json.loads(Fernet(key).decrypt(data))
+            except (InvalidToken, ValueError):
+                continue
+            return record | {"_legacy": number > 0}
+        raise AuthError(
+            f"the stored tokens in {path} cannot be decrypted with this {KEY_ENV} (changed "
+            f"key or altered file): run `fhir-assets auth login` again"
         )
 
     def delete(self, server: str, client_id: str) -> None:

@@ -18,7 +18,7 @@ from urllib.parse import quote, quote_plus
 import requests
 
 from .errors import AuthError
-from .urls import redact, require_https
+from .urls import InsecureUrlError, redact, require_https
 
 log = logging.getLogger(__name__)
 
@@ -145,13 +145,30 @@ def request_token(
     hidden = [*secrets, *(v for k, v in form.items() if k in SECRET_FIELDS)]
     require_https(token_url, "token endpoint")
     try:
+        # allow_redirects=False: a GuardedSession follows only same-origin hops (checked by the
+        # https rule); any other session hands the redirect back, refused just below. Never
+        # does a secret or an assertion follow a redirect to another origin or to plain http.
         response = session.post(
-            token_url, data=form, auth=auth, timeout=timeout, headers={"Accept": "application/json"}
+            token_url,
+            data=form,
+            auth=auth,
+            timeout=timeout,
+            headers={"Accept": "application/json"},
+            allow_redirects=False,
         )
+    except InsecureUrlError as exc:
+        raise TokenRequestError(f"token endpoint: {exc}") from None
     except requests.RequestException as exc:
         raise TokenRequestError(
             f"token endpoint {redact(token_url)} could not be reached: {type(exc).__name__}"
         ) from None
+    if response.is_redirect:
+        target = response.headers.get("Location", "")
+        raise TokenRequestError(
+            f"token endpoint {redact(token_url)} redirected to {redact(target)}: a token request "
+            f"is sent only to its own https origin; configure the final URL as FHIR_TOKEN_URL",
+            status=response.status_code,
+        )
     try:
         body = response.json()
     except ValueError:

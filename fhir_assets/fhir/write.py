@@ -275,17 +275,14 @@ class WriteClient:
         """
         if not is_retry_safe(entries):
             raise ValueError("a bundle with an unconditional POST cannot be resent safely")
-        failures = 0
-        while True:
-            try:
-                return self.submit(entries, kind)
-            except (TransientRequestError, ResponseFormatError) as exc:
-                failures += 1
-                if failures > retry.attempts:
-                    raise
-                wait = min(retry.backoff_s * 2 ** (failures - 1), retry.max_backoff_s)
-                log.warning("%s; resending the bundle in %.1fs", exc, wait)
-                self._sleep(wait)
+        return retry.run(
+            lambda: self.submit(entries, kind),
+            retry_on=(TransientRequestError, ResponseFormatError),
+            sleep=self._sleep,
+            before_sleep=lambda exc, wait: log.warning(
+                "%s; resending the bundle in %.1fs", exc, wait
+            ),
+        )
 
     def _send(
         self, method: str, path: str, resource: Mapping[str, Any] | None, headers: dict[str, str]

@@ -31,6 +31,7 @@ from joserfc.jwk import ECKey, RSAKey
 
 from ..fhir.auth import BearerAuth, ClientCredentialsTokenSource, load_private_key
 from ..fhir.client import FhirClient
+from ..fhir.http import new_session
 from ..processes import stop_group
 from . import seed as seeding
 
@@ -288,7 +289,9 @@ class Sandbox:
                 time.sleep(0.2)
                 continue
             with contextlib.suppress(requests.RequestException):
-                if requests.get(f"{self.base_url}/metadata", timeout=2).status_code == 200:
+                with new_session() as http:
+                    probe = http.get(f"{self.base_url}/metadata", timeout=2)
+                if probe.status_code == 200:
                     return
             time.sleep(0.2)
         self._terminate()

@@ -66,7 +66,23 @@ class Block:
     data: bytes
 
 
-Payload = bytes | str | Mapping[str, Any] | Tombstone | Refused
+@dataclass(frozen=True, slots=True)
+class OverlongLine:
+    """A line longer than ``FHIR_MAX_LINE_BYTES``, skipped as it was read (never held whole):
+    it becomes a quarantine row with its line number and its first bytes."""
+
+    size: int
+    limit: int
+    head: bytes
+
+    def reason(self) -> str:
+        return (
+            f"line of {self.size} bytes is longer than FHIR_MAX_LINE_BYTES={self.limit}: "
+            f"quarantined unread (only its first {len(self.head)} bytes are kept here)"
+        )
+
+
+Payload = bytes | str | Mapping[str, Any] | Tombstone | Refused | OverlongLine
 Entry = tuple[str, int, Payload]
 QuarantineRow = tuple[str, str, int, str, str]
 
@@ -215,6 +231,10 @@ class EntryBatch:
         try:
             if isinstance(payload, Tombstone):
                 self.tombstones.append(checked_tombstone(payload))
+                return
+            if isinstance(payload, OverlongLine):
+                self.bad.append((self.resource_type, source, position, payload.reason(),
+                                 text_of(payload.head)))  # fmt: skip
                 return
             if type(payload) is bytes or type(payload) is str:
                 text = payload.encode() if type(payload) is str else payload

@@ -27,14 +27,14 @@ from pathlib import Path
 import orjson
 
 from ..fhir.names import BY_LOWER, check_resource_type, is_resource_type, shown
-from .batches import Block
-from .inputs import ndjson_blocks, ndjson_entries
+from .batches import Block, Entry
+from .inputs import MAX_LINE_BYTES, ndjson_blocks, ndjson_entries
 from .landing import LandingOptions, LandingResult, land
 from .protocol import Provenance, Warehouse
 
 PATTERNS = ("*.ndjson", "*.ndjson.gz")
 # What a caller may wrap around a type's blocks: (type, its files, blocks) -> the same blocks.
-Watch = Callable[[str, list[Path], Iterable[Block]], Iterable[Block]]
+Watch = Callable[[str, list[Path], Iterable[Block | Entry]], Iterable[Block | Entry]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,26 +131,37 @@ def transaction_time(folder: Path) -> datetime | None:
 
 
 def folder_entries(
-    paths: list[Path], root: Path, broken: list[str] | None = None
-) -> Iterator[Block]:
+    paths: list[Path],
+    root: Path,
+    broken: list[str] | None = None,
+    max_line_bytes: int = MAX_LINE_BYTES,
+) -> Iterator[Block | Entry]:
     """The lines of several files in turn, in blocks; sources are paths relative to ``root``.
-    A file that cannot be read to its end is reported in ``broken`` (``readable_blocks``)."""
+    A file that cannot be read to its end is reported in ``broken`` (``readable_blocks``);
+    a line longer than ``max_line_bytes`` comes as a quarantine entry (``inputs``)."""
     for path in paths:
-        yield from readable_blocks(path, str(path.relative_to(root)), broken)
+        yield from readable_blocks(path, str(path.relative_to(root)), broken, max_line_bytes)
 
 
-def readable_blocks(path: Path, source: str, broken: list[str] | None) -> Iterator[Block]:
+def readable_blocks(
+    path: Path, source: str, broken: list[str] | None, max_line_bytes: int = MAX_LINE_BYTES
+) -> Iterator[Block | Entry]:
     """The blocks of one file. Truncated or corrupt gzip data ends the file, not the landing:
-    its lines read so far land, the other files too, and ``broken`` names it (without a list
-    to report into, the error is raised)."""
+    its lines read so far land, the other files too, and ``broken`` names it and says how many
+    of its lines were read before the damage (without a list to report into, it raises)."""
+    lines = 0
     try:
-        yield from ndjson_blocks(path, source=source)
+        for item in ndjson_blocks(path, source=source, max_line_bytes=max_line_bytes):
+            lines += item.data.count(b"\n") if isinstance(item, Block) else 1
+            yield item
     except (EOFError, gzip.BadGzipFile, zlib.error) as exc:
         if broken is None:
             raise
+        # gzip hands out no data from a block it could not finish: say what really landed
+        read = f"its first {lines} lines were landed" if lines else "none of its lines landed"
         broken.append(
             f"{source}: truncated or corrupt gzip data ({type(exc).__name__}: {exc}); "
-            "the lines before the damage were landed; land the file again once it is whole"
+            f"{read}; land the file again once it is whole"
         )
 
 
@@ -168,7 +179,8 @@ def land_folder(
     sees each type's blocks on their way in (the CLI's progress bars)."""
     for resource_type, paths in sorted(plan.files.items()):
         check_resource_type(resource_type, source=f"{paths[0].name}")
-        entries: Iterable[Block] = folder_entries(paths, root, broken)
+        limit = (options or LandingOptions()).max_line_bytes
+        entries: Iterable[Block | Entry] = folder_entries(paths, root, broken, limit)
         if watch is not None:
             entries = watch(resource_type, paths, entries)
         yield land(warehouse, resource_type, entries, provenance, options)

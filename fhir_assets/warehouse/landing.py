@@ -58,6 +58,7 @@ from .batches import (
     build_batches,
 )
 from .head import NotJSON, decode_json
+from .inputs import MAX_LINE_BYTES
 from .lines import stage_table
 from .models import validated
 from .protocol import LandingSession, Provenance, Warehouse
@@ -113,6 +114,8 @@ class LandingOptions:
         workers: processes for full validation (default: one per CPU).
         history: also keep every distinct version in ``fhir_raw.<type>_history`` (costs a
             second write of each batch).
+        max_line_bytes: an NDJSON line longer than this is quarantined unread with its line
+            number (``FHIR_MAX_LINE_BYTES``, ``inputs.MAX_LINE_BYTES``).
     """
 
     validation: str = FAST
@@ -120,6 +123,7 @@ class LandingOptions:
     batch_bytes: int = 8_000_000
     workers: int | None = None
     history: bool = False
+    max_line_bytes: int = MAX_LINE_BYTES
 
     def __post_init__(self) -> None:
         if self.validation not in MODES:

@@ -52,5 +52,9 @@ class WritePolicy:
             raise ValueError("attempts must be >= 1 and conflict_retries >= 0")
 
     def backoff(self, attempt: int) -> float:
-        """Seconds to wait before try number ``attempt + 1`` (``attempt`` counts from 1)."""
-        return float(min(self.backoff_s * 2 ** (attempt - 1), self.max_backoff_s))
+        """Seconds to wait before try number ``attempt + 1`` (``attempt`` counts from 1): the
+        library's one backoff (``RetryPolicy.backoff``) with this policy's numbers."""
+        from ..fhir.retry import RetryPolicy
+
+        retry = RetryPolicy(self.attempts, self.backoff_s, self.max_backoff_s)
+        return retry.backoff(attempt)

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import orjson
 
-from fhir_assets.fhir.bulk import STATE_FILE
+from fhir_assets.fhir.bulk.state import ExportState
 from fhir_assets.sandbox import Sandbox
 from fhir_assets_tests.bulk.conftest import SCOPE, by_key, read_export, searched
 from fhir_assets_tests.proxy import Fault, FaultProxy
@@ -29,8 +29,9 @@ def export(env: dict[str, str], out: Path) -> subprocess.Popen[str]:
 
 
 def files_done(out: Path) -> int:
+    """Finished files the state records (its file and its journal, as a rerun reads them)."""
     try:
-        return len(orjson.loads((out / STATE_FILE).read_bytes())["done"])
+        return len(ExportState.load(out).done)
     except (FileNotFoundError, orjson.JSONDecodeError):
         return 0
 

@@ -9,40 +9,33 @@ are followed by hand, without the ``Authorization`` header.
 
 from __future__ import annotations
 
+import contextlib
 import gzip
+import http.client
 import logging
-import shutil
 import zlib
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from urllib.parse import urljoin
+from typing import BinaryIO
 
 import requests
+import urllib3
 
 from .. import ndjson
 from ..client import decode, redact
 from ..errors import RequestError, TransientRequestError
-from ..retry import TRANSIENT_STATUSES
-from ..urls import require_https
+from ..limits import ByteMeter, LimitError
+from ..retry import TRANSIENT_STATUSES, BusyError
 from .export import BulkClient
 from .manifest import ExportError, ExportGoneError, OutputFile
 from .state import ExportState, FileDone, inside, local_name
 
 log = logging.getLogger(__name__)
 
-MAX_REDIRECTS = 5
 GZIP_MAGIC = b"\x1f\x8b"
 CHUNK_BYTES = 1 << 20
 NDJSON_ACCEPT = "application/fhir+ndjson, application/ndjson;q=0.9, */*;q=0.1"
-
-
-class _Busy(TransientRequestError):
-    """The file server asked to wait (429/5xx); ``wait_s`` is its capped ``Retry-After``."""
-
-    def __init__(self, message: str, url: str, wait_s: float) -> None:
-        super().__init__(message, url=url)
-        self.wait_s = wait_s
 
 
 def _without_token(request: requests.PreparedRequest) -> requests.PreparedRequest:
@@ -60,35 +53,46 @@ def fetch(bulk: BulkClient, file: OutputFile, target: Path, *, with_token: bool)
     part = target.with_name(target.name + ".part")
     target.parent.mkdir(parents=True, exist_ok=True)
     attempts = bulk.options.attempts
-    for attempt in range(attempts + 1):
-        try:
-            _transfer(bulk, file.url, part, with_token=with_token)
-            _finish(part, target)
-        except TransientRequestError as exc:
-            if attempt == attempts:
-                raise ExportError(
-                    f"download of {redact(file.url)} failed {attempts + 1} times: {exc}"
-                ) from exc
-            wait = exc.wait_s if isinstance(exc, _Busy) else float(min(2**attempt, 30))
-            log.warning("%s; resuming from byte %d in %.0fs", exc, _size(part), wait)
-            bulk.sleep(wait)
-            continue
-        except RequestError as exc:
-            error = ExportGoneError if exc.status in (404, 410) else ExportError
-            raise error(
-                f"download of {file.type} file {redact(file.url)} refused: {exc}", issues=exc.issues
-            ) from exc
+
+    def attempt() -> int:
+        _transfer(bulk, file.url, part, with_token=with_token)
+        _finish(bulk, part, target)
         return target.stat().st_size
-    raise AssertionError("unreachable")  # pragma: no cover
+
+    def resuming(exc: BaseException, wait: float) -> None:
+        log.warning("%s; resuming from byte %d in %.0fs", exc, _size(part), wait)
+
+    try:
+        return bulk.client.retry.run(
+            attempt, attempts=attempts, sleep=bulk.sleep, max_wait_s=bulk.options.max_wait_s,
+            stop=bulk.stopping.is_set, before_sleep=resuming,
+        )  # fmt: skip
+    except TransientRequestError as exc:
+        if bulk.stopping.is_set():  # interrupted (abort shut the socket): no retry
+            raise ExportError(f"download of {redact(file.url)} interrupted") from exc
+        raise ExportError(
+            f"download of {redact(file.url)} failed {attempts + 1} times: {exc}"
+        ) from exc
+    except LimitError as exc:
+        if not exc.resumable:
+            part.unlink(missing_ok=True)
+        raise ExportError(f"download of {file.type} file refused: {exc}") from exc
+    except RequestError as exc:
+        error = ExportGoneError if exc.status in (404, 410) else ExportError
+        raise error(
+            f"download of {file.type} file {redact(file.url)} refused: {exc}", issues=exc.issues
+        ) from exc
 
 
-def _finish(part: Path, target: Path) -> None:
+def _finish(bulk: BulkClient, part: Path, target: Path) -> None:
     """Move a complete download into place, gunzipping a file that was served as gzip data
-    (``.ndjson.gz`` without ``Content-Encoding``), streamed in chunks.
+    (``.ndjson.gz`` without ``Content-Encoding``), streamed in chunks and held to the same
+    size and ratio bounds as the download.
 
     Raises:
         TransientRequestError: the gzip data is truncated or corrupt; the part is deleted, so
             the next attempt downloads the file anew (nothing half-unpacked is left).
+        LimitError: it unpacks past ``FHIR_MAX_FILE_BYTES`` or ``FHIR_MAX_COMPRESSION_RATIO``.
     """
     with part.open("rb") as head:
         zipped = head.read(2) == GZIP_MAGIC
@@ -96,15 +100,22 @@ def _finish(part: Path, target: Path) -> None:
         part.replace(target)
         return
     unpacked = target.with_name(target.name + ".gunzip")
+    meter = ByteMeter(f"{target.name} (gzip)", bulk.client.limits, bulk.client.now())
+    packed = part.stat().st_size
     try:
         with gzip.open(part, "rb") as source, unpacked.open("wb") as out:
-            shutil.copyfileobj(source, out, CHUNK_BYTES)
+            while chunk := source.read(CHUNK_BYTES):
+                meter.add(len(chunk), packed, meter.started)  # the deadline was the download's
+                out.write(chunk)
     except (EOFError, OSError, zlib.error) as exc:  # truncated / not gzip after all / corrupt
         unpacked.unlink(missing_ok=True)
         part.unlink(missing_ok=True)
         raise TransientRequestError(
             f"{target.name}: the downloaded gzip data is broken ({type(exc).__name__}: {exc})"
         ) from exc
+    except LimitError:
+        unpacked.unlink(missing_ok=True)
+        raise
     unpacked.replace(target)
     part.unlink()
 
@@ -120,57 +131,63 @@ def _transfer(bulk: BulkClient, url: str, part: Path, *, with_token: bool) -> No
         # Byte ranges count encoded bytes: ask for the identity encoding so they match the file.
         headers |= {"Range": f"bytes={offset}-", "Accept-Encoding": "identity"}
     response = _open(bulk, url, headers, with_token=with_token)
-    with response:
+    bulk.streaming(response)
+    with response, contextlib.ExitStack() as forget:
+        forget.callback(bulk.streaming, response, done=True)
         status = response.status_code
         if status == 416 and offset:
             part.unlink()  # the partial file no longer matches the server's: start over
             raise TransientRequestError(f"{redact(url)} refused the resume range", url=redact(url))
         if status in TRANSIENT_STATUSES:
             wait = bulk.wait_for(response)
-            raise _Busy(f"{redact(url)} answered HTTP {status}", redact(url), wait)
+            raise BusyError(f"{redact(url)} answered HTTP {status}", url=redact(url), wait_s=wait)
         if status >= 300:
             decode(response)  # raises RequestError with the OperationOutcome
         resumed = status == 206 and response.headers.get("Content-Range", "").startswith(
             f"bytes {offset}-"
         )
-        try:
-            with part.open("ab" if resumed else "wb") as out:
-                for chunk in response.iter_content(bulk.options.chunk_bytes):
-                    out.write(chunk)
-        except requests.RequestException as exc:
-            raise TransientRequestError(
-                f"GET {redact(url)} broke off: {type(exc).__name__}", url=redact(url)
-            ) from exc
+        meter = ByteMeter(redact(url), bulk.client.limits, bulk.client.now(),
+                          offset if resumed else 0)  # fmt: skip
+        with part.open("ab" if resumed else "wb") as out:
+            _stream(bulk, response, out, meter)
+
+
+def _stream(bulk: BulkClient, response: requests.Response, out: BinaryIO, meter: ByteMeter) -> None:
+    """Copy the body to ``out`` as it arrives (``read1``: a trickle is seen byte by byte, so the
+    deadline holds), decompressing ``Content-Encoding`` within ``chunk_bytes`` per read, every
+    read counted against the bounds of ``meter``."""
+    raw = response.raw
+    try:
+        while chunk := raw.read1(bulk.options.chunk_bytes, decode_content=True):
+            meter.add(len(chunk), raw.tell(), bulk.client.now())
+            out.write(chunk)
+            if bulk.stopping.is_set():
+                raise ExportError(f"{meter.what}: interrupted; the bytes so far are kept")
+    except (urllib3.exceptions.HTTPError, http.client.HTTPException, OSError) as exc:
+        raise TransientRequestError(
+            f"GET {meter.what} broke off: {type(exc).__name__}", url=meter.what
+        ) from exc
 
 
 def _open(
     bulk: BulkClient, url: str, headers: dict[str, str], *, with_token: bool
 ) -> requests.Response:
-    """GET ``url`` as a stream, following redirects by hand without the token."""
-    for _ in range(MAX_REDIRECTS + 1):
-        require_https(url, "export file URL")  # redirect targets too, before connecting
-        auth = None if with_token else _without_token
-        try:
-            response = bulk.session.get(
-                url,
-                headers=headers,
-                auth=auth,
-                stream=True,
-                allow_redirects=False,
-                timeout=bulk.client.timeout,
-            )
-        except requests.RequestException as exc:
-            raise TransientRequestError(
-                f"GET {redact(url)} failed: {type(exc).__name__}", url=redact(url)
-            ) from exc
-        if not response.is_redirect:
-            return response
-        location = urljoin(url, response.headers["Location"])
-        response.close()
-        log.info("file %s redirects to %s", redact(url), redact(location))
-        # Bulk Data IG v2: a redirect target (pre-signed storage) must not get the token.
-        url, with_token = location, False
-    raise ExportError(f"{redact(url)} redirected more than {MAX_REDIRECTS} times")
+    """GET ``url`` as a stream; the session follows redirects, each hop checked by the https
+    rule, and sends no token after the first hop (:mod:`fhir_assets.fhir.http`)."""
+    try:
+        return bulk.session.request(
+            "GET",
+            url,
+            headers=headers,
+            auth=None if with_token else _without_token,
+            stream=True,
+            timeout=bulk.client.timeout,
+            redirects="files",
+        )
+    except requests.RequestException as exc:
+        raise TransientRequestError(
+            f"GET {redact(url)} failed: {type(exc).__name__}", url=redact(url)
+        ) from exc
 
 
 def check(
@@ -239,8 +256,8 @@ def download_all(
     errors: list[BaseException] = []
 
     def one(index: int, file: OutputFile) -> None:
-        if errors:
-            return  # a file failed: stop starting new ones, report it sooner
+        if errors or bulk.stopping.is_set():
+            return  # a file failed or we were interrupted: start no new one
         try:
             done = check(bulk, index, file, state, with_token)
         except Exception as exc:  # surfaced below, after the other downloads finished
@@ -250,9 +267,15 @@ def download_all(
         if on_file is not None:
             on_file(done)
 
-    with ThreadPoolExecutor(bulk.options.max_connections, thread_name_prefix="bulk-get") as pool:
+    pool = ThreadPoolExecutor(bulk.options.max_connections, thread_name_prefix="bulk-get")
+    try:
         for future in [pool.submit(one, i, f) for i, f in enumerate(manifest.files)]:
             future.result()
+    except BaseException:  # Ctrl-C / SIGTERM: stop the transfers now, keep what is done
+        bulk.abort()
+        pool.shutdown(wait=False, cancel_futures=True)
+        raise
+    pool.shutdown()
     if errors:
         raise errors[0]
     return sorted(results, key=lambda d: d.name)

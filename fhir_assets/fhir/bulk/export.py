@@ -8,12 +8,16 @@ once per tick with :meth:`BulkClient.poll`.
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import logging
+import socket
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urljoin
 
 import orjson
@@ -21,8 +25,9 @@ import requests
 
 from ..client import FHIR_JSON, FhirClient, decode, redact
 from ..errors import ConfigurationError, RequestError, ResponseFormatError, TransientRequestError
+from ..http import new_session
 from ..ratelimit import RateLimit, RateLimitedAdapter, shared_rate_file
-from ..retry import TRANSIENT_STATUSES
+from ..retry import TRANSIENT_STATUSES, BusyError
 from ..urls import require_https, require_same_origin
 from .answers import refusal, too_soon, transient_failure
 from .manifest import (
@@ -36,6 +41,7 @@ from .manifest import (
 from .options import BulkOptions
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,9 +73,15 @@ class BulkClient:
     ) -> None:
         self.client = client
         self.options = options or BulkOptions()
+        if client.profile is not None and client.profile.bulk_group_only:
+            # the vendor exports only Group/{id} (Epic, Oracle Health): from the client's profile
+            self.options = dataclasses.replace(self.options, group_only=True)
         self.now = now
         self.sleep = sleep
-        self.session = requests.Session()
+        self.stopping = threading.Event()
+        self._streams: set[requests.Response] = set()
+        self._streams_lock = threading.Lock()
+        self.session = new_session(client.limits.max_redirects)
         self.session.auth = client.session.auth
         self.session.headers.update(client.session.headers)
         # One request budget per server for every export and sync on the machine (as the REST
@@ -89,6 +101,28 @@ class BulkClient:
     def close(self) -> None:
         """Release pooled connections."""
         self.session.close()
+
+    def streaming(self, response: requests.Response | None, *, done: bool = False) -> None:
+        """Register (or, ``done``, forget) a download under way, for :meth:`abort`."""
+        if response is None:
+            return
+        with self._streams_lock:
+            (self._streams.discard if done else self._streams.add)(response)
+
+    def abort(self) -> None:
+        """Stop every download under way now (Ctrl-C, SIGTERM): no new one starts, and the
+        sockets of those in flight are shut, so their threads end within a second, whatever
+        the server sends (a trickle would otherwise hold a read for the whole timeout). Their
+        ``.part`` files stay: a rerun resumes them."""
+        self.stopping.set()
+        with self._streams_lock:
+            streams = list(self._streams)
+        for response in streams:
+            connection = getattr(response.raw, "connection", None)
+            sock = getattr(connection, "sock", None)
+            with contextlib.suppress(OSError):
+                if sock is not None:
+                    sock.shutdown(socket.SHUT_RDWR)
 
     def __enter__(self) -> BulkClient:
         return self
@@ -114,29 +148,26 @@ class BulkClient:
         prefer = "respond-async" + (", handling=lenient" if self.options.lenient else "")
         headers = {"Prefer": prefer, "Accept": FHIR_JSON}
         join = self.options.join_types
-        for attempt in range(self.options.attempts + 1):
-            last = attempt == self.options.attempts
-            try:
-                if request.patients:
-                    body = orjson.dumps(request.parameters(join_types=join))
-                    headers["Content-Type"] = FHIR_JSON
-                    response = self._send("POST", url, data=body, headers=headers)
-                else:
-                    response = self._send(
-                        "GET", url, params=request.params(join_types=join), headers=headers
-                    )
-            except TransientRequestError:
-                if last:
-                    raise
-                self.sleep(self._backoff(attempt))
-                continue
+
+        def attempt() -> ExportJob:
+            if request.patients:
+                body = orjson.dumps(request.parameters(join_types=join))
+                response = self._send(
+                    "POST", url, data=body, headers=headers | {"Content-Type": FHIR_JSON}
+                )
+            else:
+                params = request.params(join_types=join)
+                response = self._send("GET", url, params=params, headers=headers)
             if response.status_code == 202:
                 return self._job(url, response)
-            if response.status_code in TRANSIENT_STATUSES and not last and not too_soon(response):
-                self.sleep(self.wait_for(response))
-                continue
+            if response.status_code in TRANSIENT_STATUSES and not too_soon(response):
+                raise self._busy(response)
             raise refusal(request, response)
-        raise AssertionError("unreachable")  # pragma: no cover
+
+        try:
+            return self._retry(attempt)
+        except BusyError as exc:
+            raise refusal(request, exc.response) from None
 
     def poll(self, job: ExportJob) -> Pending | Manifest:
         """Ask once how the export is doing; returns the full manifest (all pages) when done.
@@ -207,35 +238,36 @@ class BulkClient:
     def delete(self, job: ExportJob) -> bool:
         """DELETE the job (done, failed or cancelled): Epic allows one open export per client and
         group. Returns whether the server confirmed (404: it was already gone)."""
-        for attempt in range(3):
-            try:
-                response = self._send("DELETE", job.status_url)
-            except TransientRequestError:
-                self.sleep(self._backoff(attempt))
-                continue
+
+        def attempt() -> requests.Response:
+            response = self._send("DELETE", job.status_url)
             if response.status_code in TRANSIENT_STATUSES:
-                self.sleep(min(self.wait_for(response), 30.0))
-                continue
-            ok = response.status_code < 300 or response.status_code == 404
-            if response.status_code == 403:
-                # sekmet (the sandbox) wants a delete scope (system/*.*) to DELETE a job; servers
-                # differ here. The job then stays until the server expires it. One warning.
-                log.warning(
-                    "the server refused to DELETE export job %s (HTTP 403): the token's scopes "
-                    "do not allow it (ask for system/*.* to clean up); the server will expire "
-                    "the job itself",
-                    redact(job.status_url),
-                )
-                return False
-            log.log(
-                logging.INFO if ok else logging.WARNING,
-                "DELETE %s answered HTTP %s",
+                raise self._busy(response, cap=30.0)
+            return response
+
+        try:
+            response = self._retry(attempt, attempts=2)
+        except TransientRequestError:
+            log.warning("could not DELETE export job %s", redact(job.status_url))
+            return False
+        ok = response.status_code < 300 or response.status_code == 404
+        if response.status_code == 403:
+            # sekmet (the sandbox) wants a delete scope (system/*.*) to DELETE a job; servers
+            # differ here. The job then stays until the server expires it. One warning.
+            log.warning(
+                "the server refused to DELETE export job %s (HTTP 403): the token's scopes "
+                "do not allow it (ask for system/*.* to clean up); the server will expire "
+                "the job itself",
                 redact(job.status_url),
-                response.status_code,
             )
-            return ok
-        log.warning("could not DELETE export job %s", redact(job.status_url))
-        return False
+            return False
+        log.log(
+            logging.INFO if ok else logging.WARNING,
+            "DELETE %s answered HTTP %s",
+            redact(job.status_url),
+            response.status_code,
+        )
+        return ok
 
     def wait_for(self, response: requests.Response) -> float:
         """Seconds to wait per ``Retry-After`` (delay-seconds or HTTP-date, RFC 9110 10.2.3),
@@ -255,8 +287,26 @@ class BulkClient:
                 log.warning("unreadable Retry-After %r; waiting %ss", value, wait)
         return min(wait, self.options.max_wait_s)
 
-    def _backoff(self, attempt: int) -> float:
-        return float(min(self.options.max_wait_s, 2**attempt))
+    def _busy(self, response: requests.Response, cap: float | None = None) -> BusyError:
+        """A transient answer as an error :meth:`_retry` waits on (its capped Retry-After)."""
+        wait = self.wait_for(response)
+        return BusyError(
+            f"{response.request.method} {redact(response.url)} answered HTTP "
+            f"{response.status_code}",
+            url=redact(response.url),
+            wait_s=wait if cap is None else min(wait, cap),
+            response=response,
+        )
+
+    def _retry(self, attempt: Callable[[], T], attempts: int | None = None) -> T:
+        """``attempt`` under the client's one :class:`RetryPolicy` (``options.attempts``
+        retries, this client's ``sleep``, waits capped at ``options.max_wait_s``)."""
+        return self.client.retry.run(
+            attempt,
+            attempts=self.options.attempts if attempts is None else attempts,
+            sleep=self.sleep,
+            max_wait_s=self.options.max_wait_s,
+        )
 
     def _send(self, method: str, url: str, **kwargs: Any) -> requests.Response:
         kwargs.setdefault("timeout", self.client.timeout)
@@ -293,16 +343,13 @@ class BulkClient:
         return manifest
 
     def _get_json(self, url: str) -> dict[str, Any]:
-        for attempt in range(self.options.attempts + 1):
-            try:
-                response = self._send("GET", url, headers={"Accept": "application/json"})
-            except TransientRequestError:
-                if attempt == self.options.attempts:
-                    raise
-                self.sleep(self._backoff(attempt))
-                continue
-            if response.status_code in TRANSIENT_STATUSES and attempt < self.options.attempts:
-                self.sleep(self.wait_for(response))
-                continue
+        def attempt() -> dict[str, Any]:
+            response = self._send("GET", url, headers={"Accept": "application/json"})
+            if response.status_code in TRANSIENT_STATUSES:
+                raise self._busy(response)
             return decode(response)
-        raise AssertionError("unreachable")  # pragma: no cover
+
+        try:
+            return self._retry(attempt)
+        except BusyError as exc:
+            return decode(exc.response)

@@ -2,7 +2,10 @@
 
 It records the kick-off request, the status URL, the manifest once ready and every file already
 downloaded (bytes, lines, bad lines), so a crashed run resumes without a second kick-off. It is
-rewritten atomically (temporary file, fsync, rename) after each step.
+rewritten atomically (temporary file, fsync, rename) after each step; a finished file is only
+appended to a journal beside it (``export-state.journal``, one JSON line, O(1) per file: a
+100,000-file manifest costs linear time), folded into the state file at the next full save.
+A journal line cut by a crash is ignored on load (that file is downloaded again).
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from ..names import UnsafeNameError, check_resource_type, shown
 from .manifest import KINDS, ExportJob, ExportRequest, Manifest, OutputFile
 
 STATE_FILE = "export-state.json"
+JOURNAL_FILE = "export-state.journal"
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,7 +76,7 @@ class ExportState:
         if not path.exists():
             return cls(folder)
         data = orjson.loads(path.read_bytes())
-        return cls(
+        state = cls(
             folder,
             ExportRequest.from_json(data["request"]) if data.get("request") else None,
             ExportJob.from_json(data["job"]) if data.get("job") else None,
@@ -81,6 +85,9 @@ class ExportState:
             bool(data.get("finished")),
             bool(data.get("job_deleted")),
         )
+        for done in _journal(folder / JOURNAL_FILE):
+            state.done[done.name] = done
+        return state
 
     def save(self) -> None:
         """Write the state atomically."""
@@ -88,10 +95,14 @@ class ExportState:
             self._write()
 
     def mark_done(self, done: FileDone) -> None:
-        """Record a finished file and save."""
+        """Record a finished file: one line appended to the journal (flushed to disk)."""
         with self._lock:
             self.done[done.name] = done
-            self._write()
+            self.folder.mkdir(parents=True, exist_ok=True)
+            with (self.folder / JOURNAL_FILE).open("ab") as journal:
+                journal.write(orjson.dumps(done.to_json()) + b"\n")
+                journal.flush()
+                os.fsync(journal.fileno())
 
     def _write(self) -> None:
         self.folder.mkdir(parents=True, exist_ok=True)
@@ -109,6 +120,21 @@ class ExportState:
             out.flush()
             os.fsync(out.fileno())
         os.replace(tmp, self.path)
+        # compacted: every journal line is in the state file now
+        (self.folder / JOURNAL_FILE).unlink(missing_ok=True)
+
+
+def _journal(path: Path) -> list[FileDone]:
+    """The files a journal records; a line cut short by a crash is skipped."""
+    if not path.exists():
+        return []
+    done = []
+    for line in path.read_bytes().splitlines():
+        try:
+            done.append(FileDone.from_json(orjson.loads(line)))
+        except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
+            continue
+    return done
 
 
 def local_name(index: int, file: OutputFile) -> str:

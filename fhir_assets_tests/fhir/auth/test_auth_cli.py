@@ -163,7 +163,7 @@ def test_auth_login_stores_tokens_that_auth_check_then_uses(
         assert "granted scopes: user/Patient.rs offline_access" in login.output
         assert "refresh token: stored" in login.output
 
-        store = TokenStore(tmp_path / "tokens", fernet_key("passphrase-1"))
+        store = TokenStore(tmp_path / "tokens", fernet_key("passphrase-1", tmp_path / "tokens"))
         stored = store.load(oauth.base_url, "cli-app")
         assert stored is not None and stored.refresh_token
         assert stored.access_token not in login.output
