@@ -132,3 +132,25 @@ def test_the_code_location_runs_the_views_sensor_by_default() -> None:
     graph = defs.resolve_asset_graph()
     assert VIEW in sensor.asset_selection.resolve(graph)  # type: ignore[attr-defined]
     assert graph.get(VIEW).automation_condition is not None
+
+
+def test_column_descriptions_appear_in_the_column_schema(tmp_path: Path) -> None:
+    from fhir_assets.views import parse_view
+    from fhir_assets.warehouse.landing import land
+    from fhir_assets.warehouse.protocol import Provenance
+
+    view = parse_view(
+        {
+            "name": "ids",
+            "resource": "Patient",
+            "select": [{"column": [{"name": "id", "path": "id", "description": "Patient.id"}]}],
+        }
+    )
+    landing = DuckDBWarehouseResource(database=str(tmp_path / "w.duckdb"))
+    with landing.open_warehouse() as warehouse:
+        line = ("p.ndjson", 1, b'{"resourceType": "Patient", "id": "p1"}')
+        land(warehouse, "Patient", [line], Provenance.now("https://x.example/fhir", "s"))
+    result = dg.materialize(build_view_assets([view]), resources={"landing": landing})
+    metadata = result.asset_materializations_for_node("fhir__ids")[0].metadata
+    columns = {c.name: c.description for c in metadata["dagster/column_schema"].value.columns}
+    assert columns == {"id": "Patient.id", "_source_server": None, "_resource_id": None}
