@@ -159,3 +159,13 @@ def test_a_changed_view_or_missing_watermark_rebuilds_in_full() -> None:
         assert build_view(warehouse, VIEW, BuildState(first.state.view_hash, None)).mode == "full"
         connection.execute("DROP TABLE fhir.patient_names")
         assert build_view(warehouse, VIEW, first.state).rows == 1  # table gone: full again
+
+
+@pytest.mark.parametrize("dialect", ["duckdb", "snowflake"])
+def test_the_view_compiled_once_reads_the_table_it_is_pointed_at(dialect: str) -> None:
+    from fhir_assets.views.incremental import SOURCE, over
+    from fhir_assets.views.library import load_views
+
+    for view in [VIEW, *load_views(None, {"Patient", "Observation", "Encounter", "Condition"})]:
+        once = compile_view(view, dialect, table=SOURCE, keyed=True).sql
+        assert over(once, "t") == compile_view(view, dialect, table="t", keyed=True).sql
