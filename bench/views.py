@@ -5,15 +5,18 @@ One run prints rows/s, peak RSS and SQL bytes for:
 (2) hand-written DuckDB JSON SQL selecting the same columns, over the same table,
 (3) ``fhir-assets views run`` (NDJSON file -> Parquet, the CLI path),
 (4) pysof (Helios' Rust SQL on FHIR engine), NDJSON file -> CSV, when installed,
-(5) k = 1..6 sibling forEachOrNull selects over ~19k Conditions (compiled SQL over a table).
+(5) k = 1..6 sibling forEachOrNull selects over ~19k Conditions (compiled SQL over a table),
+(6) ``incremental``: the default Observation view over ~300k landed Observations built in full,
+    then 1% of them changed (re-landed with a new version) and the view built incrementally
+    (``views.incremental``) and in full again; prints both times and the ratio (target <= 10%).
 
 Each measurement (ours, hand-written and pysof alike) runs in its own child process, timed
 around the work alone, and reports that process's peak RSS (``VmHWM``: Linux's ``ru_maxrss`` of
 a child starts at its parent's). The data are clinosim's (the sandbox data set) replicated with
 new ids. Run ``python bench/views.py [NAME ...]``; ``BENCH_OBSERVATIONS`` / ``BENCH_CONDITIONS``
-set smaller inputs on a loaded machine; set ``PYTHONPATH`` to another checkout to measure that
-code with the same script. pysof needs ``pip install pysof`` (its OpenSSL is swapped for the
-system's, see ``pysof_env``).
+set smaller inputs on a loaded machine (``BENCH_INCREMENTAL`` for (6)); set ``PYTHONPATH`` to
+another checkout to measure that code with the same script. pysof needs ``pip install pysof``
+(its OpenSSL is swapped for the system's, see ``pysof_env``).
 """
 
 from __future__ import annotations
@@ -30,6 +33,9 @@ from typing import Any
 import duckdb
 
 TARGET = 160_000
+INCREMENTAL = 300_000
+CHANGED_SHARE = 0.01
+SERVER = "https://bench.example/fhir"
 CONDITIONS = 19_000
 ROOT = Path(__file__).resolve().parent.parent
 VIEW = ROOT / "fhir_assets/views/defaults/observation.json"
@@ -135,7 +141,60 @@ def task(name: str, folder: Path) -> dict[str, Any]:
     if name == "prepare":
         prepare(folder)
         return {}
+    if name == "incremental":
+        return incremental(folder)
     raise SystemExit(f"unknown task {name}")
+
+
+def changed_lines(path: Path, share: float) -> list[tuple[str, int, bytes]]:
+    """Every ``1/share``-th resource of ``path`` as a new version (status ``amended``)."""
+    step, entries = round(1 / share), []
+    with path.open() as source:
+        for n, line in enumerate(source):
+            if n % step == 0:
+                item = json.loads(line)
+                meta = {"versionId": "999", "lastUpdated": "2030-01-01T00:00:00Z"}
+                item.update(status="amended", meta=meta)
+                entries.append(("changed.ndjson", n + 1, json.dumps(item).encode()))
+    return entries
+
+
+def incremental(folder: Path) -> dict[str, Any]:
+    """Full build, 1% changed and landed, incremental build, full build of the same data."""
+    from fhir_assets.sandbox.seed import generate
+    from fhir_assets.views import load_view
+    from fhir_assets.views.incremental import build_view
+    from fhir_assets.warehouse.duckdb import DuckDBWarehouse
+    from fhir_assets.warehouse.inputs import ndjson_blocks
+    from fhir_assets.warehouse.landing import land
+    from fhir_assets.warehouse.protocol import Provenance
+
+    source = generate(folder / "clinosim", population=150, seed=7)
+    path = folder / "Observation-incremental.ndjson"
+    count = replicate(
+        source / "Observation.ndjson", path, int(os.environ.get("BENCH_INCREMENTAL", INCREMENTAL))
+    )
+    warehouse = DuckDBWarehouse(duckdb.connect(str(folder / "incremental.duckdb")))
+    land(warehouse, "Observation", ndjson_blocks(path), Provenance.now(SERVER, "bench"))
+    view = load_view(VIEW)
+    first = build_view(warehouse, view)
+    changes = changed_lines(path, CHANGED_SHARE)
+    land(warehouse, "Observation", changes, Provenance.now(SERVER, "bench-2"))
+    started = time.perf_counter()
+    update = build_view(warehouse, view, first.state)
+    incremental_s = time.perf_counter() - started
+    started = time.perf_counter()
+    full = build_view(warehouse, view)
+    full_s = time.perf_counter() - started
+    return {
+        "resources": count,
+        "changed": update.changed,
+        "rows": full.rows,
+        "same_rows": update.rows == full.rows,
+        "mode": update.mode,
+        "full_s": full_s,
+        "incremental_s": incremental_s,
+    }
 
 
 def run_cli(folder: Path) -> dict[str, Any]:
@@ -227,6 +286,15 @@ def report(label: str, result: dict[str, Any]) -> None:
     if "error" in result:
         print(f"{label:<40} unavailable: {result['error']}")
         return
+    if "incremental_s" in result:
+        ratio = result["incremental_s"] / result["full_s"]
+        print(
+            f"{label:<40} {result['resources']:,} resources, {result['changed']:,} changed: "
+            f"full {result['full_s']:.2f} s, {result['mode']} {result['incremental_s']:.2f} s, "
+            f"ratio {ratio:.3f} (target <= 0.10), same rows: {result['same_rows']}, "
+            f"{result['rss_mb']:.0f} MB RSS"
+        )
+        return
     rate = result["rows"] / result["seconds"] if result["seconds"] else float("inf")
     sql = f" {result['sql_bytes'] / 1000:8.1f} KB SQL" if "sql_bytes" in result else ""
     print(
@@ -241,6 +309,7 @@ LABELS = {
     "run": "fhir-assets views run (NDJSON->Parquet)",
     "pysof": "pysof (NDJSON->CSV)",
     **{f"k{k}": f"k={k} sibling forEachOrNull (Conditions)" for k in range(1, 7)},
+    "incremental": "incremental build, 1% changed",
 }
 
 
@@ -249,7 +318,8 @@ def main(names: list[str]) -> int:
     results: dict[str, dict[str, Any]] = {}
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
-        measure("prepare", folder)
+        if not names or set(names) - {"incremental"}:
+            measure("prepare", folder)
         for name in LABELS:
             if not names or name in names:
                 env = pysof_env(folder) if name == "pysof" else None

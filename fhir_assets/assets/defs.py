@@ -22,7 +22,7 @@ from ..warehouse.io_managers import IO_MANAGER_KEY, build_io_manager
 from ..warehouse.landing import LandingOptions
 from .checks import build_reference_checks
 from .raw import build_raw_assets
-from .views import build_view_assets
+from .views import build_view_assets, build_view_sensor
 from .writeback import build_abnormal_count_assets
 
 SECRETS = ("private_key", "client_secret", "token_key", "rate_limit_postgres")
@@ -176,6 +176,7 @@ def build_defs(settings: Settings) -> dg.Definitions:
             ),
         ],
         schedules=[build_sync_schedule(sync_all, partitioning)] if partitioning else [],
+        sensors=[build_view_sensor()] if views else [],  # running by default
         resources={
             "fhir": build_fhir_resource(settings, catalog),
             "fhir_writer": build_fhir_resource(settings, scopes=write.scopes),

@@ -144,6 +144,8 @@ class BranchWriter:
             sql = self.dialect.typed_date(text, column.hint, message)
         else:
             sql = self.compiler.scalar(value, kind, f"column {column.name!r} ({column.text})")
+            if kind == "decimal":  # computed exactly, stored as the warehouse's float
+                sql = f"CAST({sql} AS {self.dialect.sql_type('real')})"
         if nullable and column.path != Constant("rowIndex"):
             # forEachOrNull's NULL row: every column of the body is NULL (%rowIndex is 0)
             sql = f"CASE WHEN p.f{ctx} IS NULL THEN NULL ELSE {sql} END"

@@ -40,7 +40,13 @@ def quote(name: str) -> str:
     return f'"{name}"'
 
 
-def base_stage(compiler: ExpressionCompiler, view: ViewDefinition, table: str, rid: bool) -> str:
+# The resource key a keyed view carries on every row (``incremental.py`` deletes by it).
+KEY_COLUMNS = ("_source_server", "_resource_id")
+
+
+def base_stage(
+    compiler: ExpressionCompiler, view: ViewDefinition, table: str, rid: bool, keyed: bool
+) -> str:
     """The resources the view reads: not deleted, passing every ``where`` path.
 
     Call it after the branches are written: it adds the top-level elements they read (``h``).
@@ -51,6 +57,8 @@ def base_stage(compiler: ExpressionCompiler, view: ViewDefinition, table: str, r
         value = compiler.compile(where, resource)
         conditions.append(compiler.scalar(value, "boolean", "where path"))
     number = ", ROW_NUMBER() OVER () AS rid" if rid else ""
+    if keyed:
+        number += ", r.source_server AS ksrv, r.id AS kid"
     if compiler.hoisted is not None:
         names = list(compiler.hoisted) or ["id"]
         number += f", {compiler.dialect.hoist('r.resource', names)} AS h"
@@ -60,7 +68,10 @@ def base_stage(compiler: ExpressionCompiler, view: ViewDefinition, table: str, r
 
 
 def compile_view(
-    view: ViewDefinition, dialect: str | Dialect = "duckdb", table: str | None = None
+    view: ViewDefinition,
+    dialect: str | Dialect = "duckdb",
+    table: str | None = None,
+    keyed: bool = False,
 ) -> CompiledView:
     """Compile a parsed view to one SQL query over its raw table.
 
@@ -69,6 +80,8 @@ def compile_view(
         dialect: "duckdb", "snowflake" or a Dialect instance.
         table: the table holding ``resource`` and ``deleted`` columns (default
             ``fhir_raw.<type lower>``).
+        keyed: also output each row's resource key (``KEY_COLUMNS``, from the raw table's
+            ``source_server`` and ``id``), which incremental builds delete by.
 
     Returns:
         The query and its output columns.
@@ -84,6 +97,10 @@ def compile_view(
     branches = expand(view.root)
     needs_rid = any(isinstance(op, Repeat) for branch in branches for op in branch)
     carried = ["f0", "rid"] if needs_rid else ["f0"]
+    if keyed:
+        if set(KEY_COLUMNS) & {column.name for column in view.columns}:
+            raise ViewDefinitionError(f"view {view.name!r}: {KEY_COLUMNS} are reserved names")
+        carried += ["ksrv", "kid"]
     if compiler.hoisted is not None:
         carried.append("h")
     stages: list[str] = []
@@ -96,8 +113,11 @@ def compile_view(
         kinds = writer.kinds | kinds
         stages += writer.stages
         projection = ", ".join(f"{writer.projections[n]} AS {quote(n)}" for n in names)
+        if keyed:
+            projection += f", p.ksrv AS {quote(KEY_COLUMNS[0])}, p.kid AS {quote(KEY_COLUMNS[1])}"
         selects.append(f"SELECT {projection} FROM {writer.previous} p")
-    stages.insert(0, base_stage(compiler, view, table or d.table(view.resource), needs_rid))
+    source = table or d.table(view.resource)
+    stages.insert(0, base_stage(compiler, view, source, needs_rid, keyed))
     keyword = "WITH RECURSIVE" if needs_rid else "WITH"
     sql = f"{keyword} " + ",\n".join(stages) + "\n" + "\nUNION ALL\n".join(selects)
     columns = tuple(

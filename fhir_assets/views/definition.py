@@ -49,6 +49,7 @@ class Column:
     collection: bool
     # the warehouse type the author asked for with an ``ansi/type`` tag ("date", "timestamp")
     hint: str | None = None
+    description: str | None = None  # the column's ``description``, shown in the Dagster UI
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,7 +116,11 @@ def parse_column(raw: Any) -> Column:
     if kind is not None and not isinstance(kind, str):
         raise fail(f"column {name!r}: type must be a string")
     collection = raw.get("collection") is True
-    return Column(name, parse(path), path, kind, collection, type_hint(name, raw, collection))
+    description = raw.get("description")
+    if description is not None and not isinstance(description, str):
+        raise fail(f"column {name!r}: description must be a string")
+    hint = type_hint(name, raw, collection)
+    return Column(name, parse(path), path, kind, collection, hint, description)
 
 
 # ``ansi/type`` tag values -> the typed column kinds they select. A FHIR dateTime carries its

@@ -140,6 +140,12 @@ class Dialect(ABC):
         """``value.name`` as a raw value, if the dialect can keep it one (else None: a Coll)."""
         return None
 
+    def raw_index(self, value: str, index: str) -> str:
+        """Item ``index`` of a raw JSON value (a non-array value is its own item 0)."""
+        guard = f"CASE WHEN {index} = 0 THEN {value} END"
+        item = self.raw_item(value, index)
+        return f"CASE WHEN {self.is_array(value)} THEN {item} ELSE {guard} END"
+
     @abstractmethod
     def raw_first(self, value: str) -> str:
         """The first item of a raw JSON value (its first element if it is an array)."""
@@ -194,6 +200,15 @@ class Dialect(ABC):
 
     @abstractmethod
     def coll_item(self, coll: Any, index: str) -> str: ...
+
+    def coll_last(self, coll: Any) -> str:
+        """The last item of a collection (NULL when it is empty)."""
+        return self.coll_item(coll, f"{self.coll_size(coll)} - 1")
+
+    def coll_size_distinct(self, coll: Any) -> str:
+        """``distinct().count()``."""
+        _, distinct = self.coll_distinct(coll)
+        return f"len({distinct})"
 
     @abstractmethod
     def coll_single(self, coll: Any, message: str) -> str:

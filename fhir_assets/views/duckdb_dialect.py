@@ -10,7 +10,16 @@ from collections.abc import Callable
 from .dialect import Dialect, Unnest
 
 NUMBER_TYPES = "('BIGINT', 'UBIGINT', 'DOUBLE')"
-TYPES = {"boolean": "BOOLEAN", "integer": "BIGINT", "decimal": "DOUBLE", "string": "VARCHAR"}
+# decimals are exact (FHIRPath N1 §2.1.9.1.2); "product" holds the operands of a decimal
+# multiplication (scales add up: 9 + 9 = 18 keeps 20 integer digits inside DECIMAL(38))
+TYPES = {
+    "boolean": "BOOLEAN",
+    "integer": "BIGINT",
+    "decimal": "DECIMAL(38,18)",
+    "string": "VARCHAR",
+}
+TYPES["product"] = "DECIMAL(38,9)"
+TYPES["real"] = "DOUBLE"  # decimal columns: exact arithmetic, stored as floats
 TYPES["json"] = "JSON"
 TYPES["date"] = "DATE"
 TYPES["timestamp"] = "TIMESTAMPTZ"
@@ -87,7 +96,7 @@ class DuckDBDialect(Dialect):
         return f"json_extract_string({item}, '$')"
 
     def to_number(self, item: str) -> str:
-        return f"CAST({item} AS DOUBLE)"
+        return f"CAST({item} AS {TYPES['decimal']})"
 
     def to_integer(self, item: str) -> str:
         return f"CAST({item} AS BIGINT)"
@@ -104,7 +113,7 @@ class DuckDBDialect(Dialect):
     def json_compare(self, op: str, left: str, right: str) -> str:
         return (
             f"CASE WHEN json_type({left}) IN {NUMBER_TYPES} AND json_type({right}) IN "
-            f"{NUMBER_TYPES} THEN CAST({left} AS DOUBLE) {op} CAST({right} AS DOUBLE) "
+            f"{NUMBER_TYPES} THEN {self.to_number(left)} {op} {self.to_number(right)} "
             f"ELSE {self.to_text(left)} {op} {self.to_text(right)} END"
         )
 
@@ -164,7 +173,7 @@ class DuckDBDialect(Dialect):
     def coll_typed(self, coll: str, kind: str) -> str:
         x = self.fresh("x")
         convert = {"boolean": f"CAST({x} AS BOOLEAN)", "integer": self.to_integer(x)}
-        convert["decimal"] = self.to_number(x)
+        convert["decimal"] = f"CAST({x} AS {TYPES['real']})"  # stored as floats
         convert["timestamp"] = self.to_timestamp(self.to_text(x))
         return f"list_transform({coll}, lambda {x}: {convert.get(kind, self.to_text(x))})"
 

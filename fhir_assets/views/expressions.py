@@ -151,10 +151,7 @@ class ExpressionCompiler:
             raise self.fail("an indexer must be an integer literal or constant")
         d, i = self.dialect, position.sql
         if value.form == "raw":
-            item = d.raw_item(value.sql, i)
-            guard = f"CASE WHEN {i} = 0 THEN {value.sql} END"
-            sql = f"CASE WHEN {d.is_array(value.sql)} THEN {item} ELSE {guard} END"
-            return Value("item", sql, value.type, value.fhir)
+            return Value("item", d.raw_index(value.sql, i), value.type, value.fhir)
         if value.form == "coll":
             return Value("item", d.coll_item(value.sql, i), value.type, value.fhir)
         return Value(value.form, f"CASE WHEN {i} = 0 THEN {value.sql} END", value.type, value.fhir)
@@ -227,15 +224,29 @@ class ExpressionCompiler:
         left, right = self.compile(node.left, ctx), self.compile(node.right, ctx)
         if node.op in COMPARISONS:
             return Value("scalar", self.compare(COMPARISONS[node.op], left, right), "boolean")
+        if node.op == "+" and (textual(left) or textual(right)):
+            # string concatenation; an empty operand makes it empty (N1 §6.6.1), unlike &
+            a, b = (self.scalar(v, "string", "+ operand") for v in (left, right))
+            return Value("scalar", f"({a} || {b})", "string")
         if node.op in ARITHMETIC:
-            x, y = self.number(left), self.number(right)
-            kind = "integer" if x.type == y.type == "integer" and node.op != "/" else "decimal"
-            return Value("scalar", f"({x.sql} {node.op} {y.sql})", kind)
+            return self.arithmetic(node.op, self.number(left), self.number(right))
         if node.op == "&":
             a = self.scalar(left, "string", "& operand")
             b = self.scalar(right, "string", "& operand")
             return Value("scalar", f"(COALESCE({a}, '') || COALESCE({b}, ''))", "string")
         raise self.fail(f"operator {node.op!r}", node)
+
+    def arithmetic(self, op: str, x: Value, y: Value) -> Value:
+        """``+ - *`` in exact decimals (or integers); a product of decimals multiplies operands
+        rounded to 9 places, so that its 18 places fit the decimal type."""
+        if x.type == y.type == "integer" and op != "/":
+            return Value("scalar", f"({x.sql} {op} {y.sql})", "integer")
+        decimal = self.dialect.sql_type("decimal")
+        if op == "*":
+            product = self.dialect.sql_type("product")
+            sql = f"CAST(CAST({x.sql} AS {product}) * CAST({y.sql} AS {product}) AS {decimal})"
+            return Value("scalar", sql, "decimal")
+        return Value("scalar", f"CAST({x.sql} {op} {y.sql} AS {decimal})", "decimal")
 
     def compare(self, op: str, left: Value, right: Value) -> str:
         left, right = (
@@ -248,6 +259,15 @@ class ExpressionCompiler:
         a = self.scalar(left, kind, "comparison operand")
         b = self.scalar(right, kind, "comparison operand")
         return f"({a} {op} {b})"
+
+
+# FHIR primitives whose JSON value is a string (a ``+`` with one of them concatenates)
+TEXT = {"string", "code", "id", "markdown", "uri", "url", "canonical", "oid", "uuid"}
+
+
+def textual(value: Value) -> bool:
+    """Whether a value is known to be a string at compile time."""
+    return value.type == "string" or (value.type == "json" and value.fhir in TEXT)
 
 
 def comparison_kind(left: Value, right: Value) -> str | None:

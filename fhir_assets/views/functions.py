@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from . import boundary, elements, reflection, strings
+from . import boundary, conversions, elements, reflection, strings
 from .fhirpath import Binary, Call, Literal, Member, Node
 from .values import Context, Value
 
@@ -108,6 +108,12 @@ def empty(compiler: ExpressionCompiler, node: Call, ctx: Context) -> Value:
 
 def count(compiler: ExpressionCompiler, node: Call, ctx: Context) -> Value:
     arity(compiler, node, (0,))
+    base = node.base
+    if isinstance(base, Call) and base.name == "distinct" and not base.args:
+        value = compiler.base(base.base, ctx)  # distinct().count() as one distinct count
+        if value.form != "scalar":
+            sql = compiler.dialect.coll_size_distinct(compiler.coll(value))
+            return Value("scalar", sql, "integer")
     value = compiler.base(node.base, ctx)
     if value.form == "scalar":
         return Value("scalar", f"(CASE WHEN ({value.sql}) IS NULL THEN 0 ELSE 1 END)", "integer")
@@ -155,9 +161,12 @@ def join(compiler: ExpressionCompiler, node: Call, ctx: Context) -> Value:
         else "''"
     )
     value = compiler.base(node.base, ctx)
+    # the join of an empty collection is empty, not '' (FHIRPath N1 §5.6.13)
     if value.form == "scalar":
-        return Value("scalar", f"COALESCE(CAST({value.sql} AS VARCHAR), '')", "string")
-    return Value("scalar", compiler.dialect.coll_join(compiler.coll(value), separator), "string")
+        return Value("scalar", f"CAST({value.sql} AS VARCHAR)", "string")
+    d, coll = compiler.dialect, compiler.coll(value)
+    joined = d.coll_join(coll, separator)
+    return Value("scalar", f"CASE WHEN {d.coll_size(coll)} > 0 THEN {joined} END", "string")
 
 
 def resource_key(compiler: ExpressionCompiler, node: Call, ctx: Context) -> Value:
@@ -214,4 +223,5 @@ HANDLERS: dict[str, Callable[[ExpressionCompiler, Call, Context], Value]] = {
     "highBoundary": boundary_function(low=False),
     **strings.HANDLERS,
     **reflection.HANDLERS,
+    **conversions.HANDLERS,
 }

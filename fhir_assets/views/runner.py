@@ -13,18 +13,19 @@ from .compiler import CompiledView, compile_view
 from .definition import NAME, ViewDefinition
 from .duckdb_dialect import DuckDBDialect
 from .errors import ViewDefinitionError
+from .incremental import VIEW_SCHEMA as VIEW_SCHEMA
 
 if TYPE_CHECKING:
     from ..warehouse.protocol import Warehouse
 
-VIEW_SCHEMA = "fhir"
 NDJSON_TABLE = "ndjson_resources"
 MEMORY_LIMIT = "256MB"
 
 
 def materialize(warehouse: Warehouse, view: ViewDefinition) -> int:
     """``CREATE OR REPLACE TABLE fhir.<view> AS <compiled view>`` over ``fhir_raw``, compiled
-    for the warehouse's dialect and run inside it (no row passes through Python).
+    for the warehouse's dialect and run inside it (no row passes through Python). Without the
+    resource key columns: ``incremental.build_view`` builds the tables the assets keep.
 
     Args:
         warehouse: an open landing warehouse (``warehouse.protocol.Warehouse``).

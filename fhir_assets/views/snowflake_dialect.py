@@ -15,7 +15,10 @@ from dataclasses import dataclass, replace
 from .dialect import Dialect, Unnest
 from .errors import UnsupportedError
 
-TYPES = {"boolean": "BOOLEAN", "integer": "NUMBER(38,0)", "decimal": "FLOAT", "string": "VARCHAR"}
+# decimals are exact (FHIRPath N1 §2.1.9.1.2); "product": see duckdb_dialect.TYPES
+TYPES = {"boolean": "BOOLEAN", "integer": "NUMBER(38,0)", "decimal": "NUMBER(38,18)"}
+TYPES |= {"string": "VARCHAR", "product": "NUMBER(38,9)"}
+TYPES["real"] = "FLOAT"  # decimal columns: exact arithmetic, stored as floats
 TYPES["json"] = "VARIANT"
 TYPES["date"] = "DATE"
 TYPES["timestamp"] = "TIMESTAMP_TZ"
@@ -95,6 +98,11 @@ class SnowflakeDialect(Dialect):
     def raw_first(self, value: str) -> str:
         return self.raw_item(self.wrap(value), "0")
 
+    def raw_index(self, value: str, index: str) -> str:
+        # one GET_PATH over the wrapped value, as raw_first: the emulator returns a CAST of a
+        # CASE over VARIANT to VARCHAR JSON-quoted
+        return self.raw_item(self.wrap(value), index)
+
     def raw_single(self, value: str, message: str) -> str:
         error = f"TO_ARRAY({self.error(message, 'boolean', f'IFF(IS_ARRAY({value}), 1, 0)')})"
         second = f"{self.raw_item(value, '1')} IS NOT NULL"
@@ -108,7 +116,7 @@ class SnowflakeDialect(Dialect):
         return f"CAST({item} AS VARCHAR)"
 
     def to_number(self, item: str) -> str:
-        return f"CAST({item} AS FLOAT)"
+        return f"CAST({item} AS {TYPES['decimal']})"
 
     def to_integer(self, item: str) -> str:
         return f"CAST({item} AS NUMBER(38,0))"
@@ -166,6 +174,16 @@ class SnowflakeDialect(Dialect):
 
     def coll_item(self, coll: Pipeline, index: str) -> str:
         return self.raw_item(self.coll_array(coll), index)
+
+    def coll_last(self, coll: Pipeline) -> str:
+        # a constant GET_PATH: the emulator returns CAST(GET(array, n) AS VARCHAR) JSON-quoted
+        order = ", ".join(f"{key} DESC" for key in coll.order)
+        aggregate = f"ARRAY_AGG({coll.item}) WITHIN GROUP (ORDER BY {order})"
+        return f"GET_PATH((SELECT {aggregate} {coll.body()}), '[0]')"
+
+    def coll_size_distinct(self, coll: Pipeline) -> str:
+        # one aggregate: the emulator cannot FLATTEN an ARRAY_DISTINCT of a subquery
+        return f"(SELECT COUNT(DISTINCT {coll.item}) {coll.body()})"
 
     def coll_single(self, coll: Pipeline, message: str) -> str:
         array = self.coll_array(coll)

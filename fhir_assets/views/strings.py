@@ -73,8 +73,7 @@ def last(compiler: ExpressionCompiler, node: Call, ctx: Context) -> Value:
     value = compiler.base(node.base, ctx)
     if value.form in ("item", "scalar"):
         return value
-    d, coll = compiler.dialect, compiler.coll(value)
-    return Value("item", d.coll_item(coll, f"{d.coll_size(coll)} - 1"), value.type, value.fhir)
+    return Value("item", compiler.dialect.coll_last(compiler.coll(value)), value.type, value.fhir)
 
 
 def slice_function(start: Callable[[str], str], end: Callable[[str], str | None]) -> Handler:

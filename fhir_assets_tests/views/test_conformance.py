@@ -32,6 +32,14 @@ SNOWFLAKE_XFAIL: dict[str, str] = {
     "fn_boundary:decimal highBoundary": DECIMAL,
 }
 
+# Both dialects: where the suite departs from the FHIRPath specification, the engine follows
+# the specification (issue 25): join() of an empty collection is empty, the suite expects ''.
+JOIN = "FHIRPath: the join() of an empty collection is empty; the suite expects ''"
+SPEC_XFAIL: dict[str, str] = {
+    "fhirpath:string join": JOIN,
+    "fhirpath:string join: default separator": JOIN,
+}
+
 ALL = list(cases())
 pytestmark = [
     pytest.mark.skipif(
@@ -56,6 +64,8 @@ def params(dialect: str) -> list[Any]:
         marks = []
         if dialect == "snowflake" and case.id in SNOWFLAKE_XFAIL:
             marks.append(pytest.mark.xfail(reason=SNOWFLAKE_XFAIL[case.id], strict=True))
+        if case.id in SPEC_XFAIL:
+            marks.append(pytest.mark.xfail(reason=SPEC_XFAIL[case.id], strict=True))
         marked.append(pytest.param(case, id=case.id, marks=marks))
     return marked
 
