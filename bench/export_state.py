@@ -31,7 +31,7 @@ def run(files: int) -> float:
 def main() -> None:
     for files in [int(a) for a in sys.argv[1:]] or [2000, 4000, 8000]:
         seconds = run(files)
-        print(f"{files:7d} files: {seconds:7.2f} s  {seconds / files * 1e6:8.1f} us/file")  # noqa: T201
+        print(f"{files:7d} files: {seconds:7.2f} s  {seconds / files * 1e6:8.1f} us/file")
 
 
 if __name__ == "__main__":
