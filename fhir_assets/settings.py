@@ -195,6 +195,13 @@ SERVER_FIELDS = (
 )  # fmt: skip
 
 
+def _limits(cls: Any, values: Mapping[str, Any]) -> Any:
+    """``cls(**values)`` with each value cast to its field's type (Dagster config hands ints
+    over as floats: ``max_redirects`` must stay an int)."""
+    defaults = cls()
+    return cls(**{name: type(getattr(defaults, name))(value) for name, value in values.items()})
+
+
 def server_settings(
     source: Any,
     resource_types: Iterable[str] = (),
@@ -223,7 +230,7 @@ def server_settings(
         private_key=source.private_key or source.private_key_path,
         scopes=scopes or source.scopes,
         resource_types=tuple(resource_types),
-        limits=Limits(**(limits or {})),
+        limits=_limits(Limits, limits or {}),
         **extra,
     )
 
