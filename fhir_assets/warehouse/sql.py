@@ -55,6 +55,10 @@ STAGE_DDL = (
     "id VARCHAR, version_id VARCHAR, last_updated VARCHAR, resource VARCHAR, deleted BOOLEAN"
 )
 
+# DuckDB's temporary table of staged rows in merge mode: the resource as JSON, so that rows read
+# from Arrow's JSON type are not parsed again (``duckdb.DuckDBLanding.staging_table``).
+STAGE_JSON_DDL = STAGE_DDL.replace("resource VARCHAR", "resource JSON")
+
 
 @dataclass(frozen=True, slots=True)
 class Dialect:
@@ -249,6 +253,12 @@ def append_raw(table: str, staged: str, server: str, sync_id: str, at: str) -> s
     )
 
 
+def stage_ok(staging: str, staged: str) -> str:
+    """DuckDB: INSERT the ok rows of ``staged`` (``checked_lines``) into the staging table."""
+    columns = ", ".join(STAGE_COLUMNS)
+    return f"INSERT INTO {identifier(staging)} SELECT {columns} FROM ({staged}) WHERE ok"
+
+
 def holds_server(table: str, server: str) -> str:
     """One row if the raw table holds any row of ``server``, else none."""
     return (
@@ -304,6 +314,43 @@ def merge_raw(table: str, staged: str, *, returning: bool = False) -> str:
         f"WHEN MATCHED AND {newer('s', 't')} THEN UPDATE SET {updates} "
         f"WHEN NOT MATCHED THEN INSERT ({columns}) VALUES ({values})"
         + (" RETURNING merge_action, deleted" if returning else "")
+    )
+
+
+def changed_rows(table: str, staged: str, into: str) -> str:
+    """DuckDB: create the temporary table ``into`` of the ``staged`` raw rows that change the
+    raw table under the current-state rule (new ids, and rows ``newer`` than the stored one),
+    each with ``old_row``: the rowid of the row it replaces (NULL for a new id). The same
+    decision as ``merge_raw``, taken once, so that the batch is applied by ``delete_replaced``
+    and ``insert_changed`` (see ``duckdb.DuckDBLanding._merge``)."""
+    return (
+        f"CREATE OR REPLACE TEMP TABLE {identifier(into)} AS SELECT s.*, t.rowid AS old_row "
+        f"FROM ({staged}) AS s LEFT JOIN {qualified(table)} AS t "
+        "ON t.source_server = s.source_server AND t.id = s.id "
+        f"WHERE t.id IS NULL OR {newer('s', 't')}"
+    )
+
+
+def delete_replaced(table: str, changed: str) -> str:
+    """DuckDB: delete the stored rows that the rows of ``changed`` replace."""
+    return (
+        f"DELETE FROM {qualified(table)} WHERE rowid IN "
+        f"(SELECT old_row FROM {identifier(changed)} WHERE old_row IS NOT NULL)"
+    )
+
+
+def insert_changed(table: str, changed: str) -> str:
+    """DuckDB: insert the rows of ``changed`` (after ``delete_replaced``)."""
+    columns = ", ".join(RAW_COLUMNS)
+    return f"INSERT INTO {qualified(table)} ({columns}) SELECT {columns} FROM {identifier(changed)}"
+
+
+def count_changed(changed: str) -> str:
+    """DuckDB: one row (inserted, updated, deleted) of the rows of ``changed``."""
+    return (
+        "SELECT COUNT(*) FILTER (WHERE old_row IS NULL AND NOT deleted), "
+        "COUNT(*) FILTER (WHERE old_row IS NOT NULL AND NOT deleted), "
+        f"COUNT(*) FILTER (WHERE deleted) FROM {identifier(changed)}"
     )
 
 
