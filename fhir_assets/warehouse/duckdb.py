@@ -287,7 +287,7 @@ class DuckDBLanding:
             self.connection.execute(sql.delete_older_duplicates(self.table, server))
             self.outcome += Outcome(inserted=-repeated)
         if self.tombstones:
-            self.outcome += self._merge(self._staged(self.tombstones, tombstones=True))
+            self.outcome += self._merge(self.tombstones, tombstones=True)
             self.connection.execute(f"DROP TABLE {sql.identifier(self.tombstones)}")
 
     def _append(self, rows: pa.Table) -> None:
@@ -317,7 +317,7 @@ class DuckDBLanding:
         staging = sql.identifier(self.staging)
         passes = (False, True) if self.staged_tombstones else (False,)
         for tombstones in passes:
-            self.outcome += self._merge(self._staged(self.staging, tombstones=tombstones))
+            self.outcome += self._merge(self.staging, tombstones=tombstones)
         if self.history:
             p = self.provenance
             versions = sql.staged_versions(self.dialect, staging, p.source_server, p.sync_id, p.at)
@@ -325,31 +325,30 @@ class DuckDBLanding:
         self.connection.execute(f"DELETE FROM {staging}")
         self.staged_tombstones = False
 
-    def _merge(self, staged: str) -> Outcome:
-        """Apply ``staged`` rows (a query over a table) under
-        the current-state rule, set-based: the rows that change the table are chosen once
-        (``sql.changed_rows``: the decision of ``sql.merge_raw``), then the rows they replace
-        are deleted and they are inserted. DuckDB appends inserted rows to new row groups but
-        keeps an UPDATE's new values in memory and rewrites the row groups it touched at each
-        checkpoint: re-landing 100 MB in which every resource changed took 5x longer by MERGE
-        (bench/landing.py ``land-changed``)."""
-        changed = f"_fhir_changed_{next(_names)}"
+    def _merge(self, source: str, *, tombstones: bool) -> Outcome:
+        """Apply the rows staged in the table ``source`` (resources or tombstones) under the
+        current-state rule, set-based: the rows that change the table are chosen once
+        (``sql.changed_rows``: the decision of ``sql.merge_raw``), the rows they replace are
+        deleted and they are inserted. Not MERGE: DuckDB keeps an UPDATE's new values in
+        memory and rewrites the row groups it touched at each checkpoint, where deleted rows
+        are only marked and inserted ones appended (bench/landing.py ``land-changed``)."""
+        p, changed = self.provenance, f"_fhir_changed_{next(_names)}"
+        staged = sql.newest_staged(
+            self.dialect, source, p.source_server, p.sync_id, p.at, tombstones=tombstones, row=True
+        )
         self.connection.execute(sql.changed_rows(self.table, staged, changed))
         # (a failed statement rolls the transaction back, the temporary table with it)
         [counts] = self.fetch(sql.count_changed(changed))
         if counts != (0, 0, 0):
             if counts[1] or counts[2]:
                 self.connection.execute(sql.delete_replaced(self.table, changed))
-            self.connection.execute(sql.insert_changed(self.table, changed))
+            insert = sql.insert_changed(
+                self.table, source, changed, p.source_server, p.sync_id, p.at
+            )
+            self.connection.execute(insert)
         self.connection.execute(f"DROP TABLE {sql.identifier(changed)}")
         return Outcome(*counts)
 
     def fetch(self, query: str) -> list[tuple[Any, ...]]:
         """Run a query and return its rows."""
         return self.connection.execute(query).fetchall()
-
-    def _staged(self, name: str, *, tombstones: bool) -> str:
-        p = self.provenance
-        return sql.newest_staged(
-            self.dialect, name, p.source_server, p.sync_id, p.at, tombstones=tombstones
-        )

@@ -203,16 +203,25 @@ NUMBERED = (
 
 
 def newest_staged(
-    dialect: Dialect, source: str, server: str, sync_id: str, at: str, *, tombstones: bool
+    dialect: Dialect,
+    source: str,
+    server: str,
+    sync_id: str,
+    at: str,
+    *,
+    tombstones: bool,
+    row: bool = False,
 ) -> str:
-    """The staged resources (or tombstones) of ``source`` as raw rows, newest per id only."""
+    """The staged resources (or tombstones) of ``source`` as raw rows, newest per id only.
+    With ``row`` (DuckDB, ``source`` a table), each row's ``rowid`` in ``source`` as ``row``
+    instead of its resource (``changed_rows``)."""
     updated = dialect.to_timestamp("last_updated")
+    resource = "row" if row else f"{dialect.to_json('resource')} AS resource"
     return (
-        f"SELECT id, version_id, {updated} AS last_updated, "
-        f"{dialect.to_json('resource')} AS resource, "
+        f"SELECT id, version_id, {updated} AS last_updated, {resource}, "
         f"{dialect.literal(server)} AS source_server, {dialect.literal(sync_id)} AS sync_id, "
         f"{dialect.to_timestamp(dialect.literal(at))} AS ingested_at, deleted "
-        f"FROM (SELECT *, {NUMBERED} FROM {identifier(source)} "
+        f"FROM (SELECT *, {'rowid AS row, ' if row else ''}{NUMBERED} FROM {identifier(source)} "
         f"WHERE deleted = {'TRUE' if tombstones else 'FALSE'}) AS staged "
         f"QUALIFY ROW_NUMBER() OVER (PARTITION BY id ORDER BY {newest_first(updated)}) = 1"
     )
@@ -318,13 +327,15 @@ def merge_raw(table: str, staged: str, *, returning: bool = False) -> str:
 
 
 def changed_rows(table: str, staged: str, into: str) -> str:
-    """DuckDB: create the temporary table ``into`` of the ``staged`` raw rows that change the
-    raw table under the current-state rule (new ids, and rows ``newer`` than the stored one),
-    each with ``old_row``: the rowid of the row it replaces (NULL for a new id). The same
-    decision as ``merge_raw``, taken once, so that the batch is applied by ``delete_replaced``
-    and ``insert_changed`` (see ``duckdb.DuckDBLanding._merge``)."""
+    """DuckDB: create the temporary table ``into`` of the ``staged`` rows (``newest_staged``
+    with ``row``) that change the raw table under the current-state rule (new ids, and rows
+    ``newer`` than the stored one): ``row`` (where the staged row is), ``old_row`` (the rowid
+    of the stored row it replaces, NULL for a new id) and ``deleted``. The decision of
+    ``merge_raw``, taken once, then applied by ``delete_replaced`` and ``insert_changed``
+    (see ``duckdb.DuckDBLanding._merge``); the resources stay where they are staged."""
     return (
-        f"CREATE OR REPLACE TEMP TABLE {identifier(into)} AS SELECT s.*, t.rowid AS old_row "
+        f"CREATE OR REPLACE TEMP TABLE {identifier(into)} AS "
+        "SELECT s.row, t.rowid AS old_row, s.deleted "
         f"FROM ({staged}) AS s LEFT JOIN {qualified(table)} AS t "
         "ON t.source_server = s.source_server AND t.id = s.id "
         f"WHERE t.id IS NULL OR {newer('s', 't')}"
@@ -339,10 +350,18 @@ def delete_replaced(table: str, changed: str) -> str:
     )
 
 
-def insert_changed(table: str, changed: str) -> str:
-    """DuckDB: insert the rows of ``changed`` (after ``delete_replaced``)."""
-    columns = ", ".join(RAW_COLUMNS)
-    return f"INSERT INTO {qualified(table)} ({columns}) SELECT {columns} FROM {identifier(changed)}"
+def insert_changed(
+    table: str, source: str, changed: str, server: str, sync_id: str, at: str
+) -> str:
+    """DuckDB: insert the staged rows of ``source`` that ``changed`` names (after
+    ``delete_replaced``)."""
+    d = DUCKDB
+    return (
+        f"INSERT INTO {qualified(table)} SELECT id, version_id, "
+        f"{d.to_timestamp('last_updated')}, {d.to_json('resource')}, {d.literal(server)}, "
+        f"{d.literal(sync_id)}, {d.to_timestamp(d.literal(at))}, deleted "
+        f"FROM {identifier(source)} WHERE rowid IN (SELECT row FROM {identifier(changed)})"
+    )
 
 
 def count_changed(changed: str) -> str:
