@@ -179,8 +179,10 @@ class DuckDBLanding:
                 self._append(rows)
             else:
                 name = f"_fhir_batch_{next(_names)}"
-                table = sql.identifier(self.staging_table())
-                insert = f"INSERT INTO {table} SELECT * FROM {sql.identifier(name)}"
+                staging = self.staging_table()
+                insert = (
+                    f"INSERT INTO {sql.identifier(staging)} SELECT * FROM {sql.identifier(name)}"
+                )
                 self.run(rows, name, insert)
                 gone = bool(pc.any(rows.column("deleted")).as_py())
                 self.staged(rows.num_rows, resource.nbytes, tombstones=gone)
@@ -314,15 +316,16 @@ class DuckDBLanding:
         """Merge mode: apply the staged rows (resources, then tombstones), empty the stage."""
         if self.staging is None or not self.uncommitted:
             return
-        staging = sql.identifier(self.staging)
         passes = (False, True) if self.staged_tombstones else (False,)
         for tombstones in passes:
             self.outcome += self._merge(self.staging, tombstones=tombstones)
         if self.history:
             p = self.provenance
-            versions = sql.staged_versions(self.dialect, staging, p.source_server, p.sync_id, p.at)
+            versions = sql.staged_versions(
+                self.dialect, self.staging, p.source_server, p.sync_id, p.at
+            )
             self.connection.execute(sql.merge_history(self.table, versions))
-        self.connection.execute(f"DELETE FROM {staging}")
+        self.connection.execute(f"DELETE FROM {sql.identifier(self.staging)}")
         self.staged_tombstones = False
 
     def _merge(self, source: str, *, tombstones: bool) -> Outcome:

@@ -62,15 +62,30 @@ STAGE_JSON_DDL = STAGE_DDL.replace("resource VARCHAR", "resource JSON")
 
 @dataclass(frozen=True, slots=True)
 class Dialect:
-    """The words that differ between the warehouses."""
+    """The words that differ between the warehouses (one per ``kinds.WarehouseKind``).
+
+    Attributes:
+        name: the kind's name.
+        json_type, timestamp_type: column types of JSON and UTC-aware timestamps.
+        parse_json: SQL template turning JSON text (``{}``) into ``json_type``.
+        json_text: SQL template of the text at a dotted path (``{expr}``, ``{path}``).
+        json_storage: words after the JSON column's type in the raw tables' DDL.
+        backslash_escapes: string literals treat a backslash as an escape character.
+        upper_names: unquoted names fold to upper case (a quoted name must be upper case).
+    """
 
     name: str
     json_type: str
     timestamp_type: str
+    parse_json: str = "CAST({} AS JSON)"
+    json_text: str = "json_extract_string({expr}, '$.{path}')"
+    json_storage: str = ""
+    backslash_escapes: bool = False
+    upper_names: bool = False
 
     def to_json(self, expr: str) -> str:
         """SQL turning JSON text into the JSON/VARIANT type."""
-        return f"PARSE_JSON({expr})" if self.name == "snowflake" else f"CAST({expr} AS JSON)"
+        return self.parse_json.format(expr)
 
     def to_timestamp(self, expr: str) -> str:
         """SQL turning an ISO 8601 instant into a UTC-aware timestamp."""
@@ -78,13 +93,25 @@ class Dialect:
 
     def literal(self, value: str) -> str:
         """A string literal; Snowflake also treats backslash as an escape character."""
-        if self.name == "snowflake":
+        if self.backslash_escapes:
             value = value.replace("\\", "\\\\")
         return "'" + value.replace("'", "''") + "'"
 
 
-DUCKDB = Dialect("duckdb", json_type="JSON", timestamp_type="TIMESTAMPTZ")
-SNOWFLAKE = Dialect("snowflake", json_type="VARIANT", timestamp_type="TIMESTAMP_TZ")
+# zstd: JSON compresses 5x better than with DuckDB's default (FSST), and writes faster
+# (bench/landing.py: 200 MB of Observations in 17 MB instead of 80 MB).
+DUCKDB = Dialect(
+    "duckdb", json_type="JSON", timestamp_type="TIMESTAMPTZ", json_storage="USING COMPRESSION zstd"
+)
+SNOWFLAKE = Dialect(
+    "snowflake",
+    json_type="VARIANT",
+    timestamp_type="TIMESTAMP_TZ",
+    parse_json="PARSE_JSON({})",
+    json_text="{expr}:{path}::VARCHAR",
+    backslash_escapes=True,
+    upper_names=True,
+)
 
 
 # One part of an identifier: what both warehouses read unquoted, case-insensitively, as one name.
@@ -122,7 +149,7 @@ def quoted(dialect: Dialect, *parts: str) -> str:
     named ``order``). Snowflake folds unquoted names to upper case, so the quoted part is upper
     case there: ``"ORDER"`` is the table an unquoted ``order`` would name."""
     checked = identifier(*parts).split(".")
-    return ".".join(f'"{p.upper()}"' if dialect.name == "snowflake" else f'"{p}"' for p in checked)
+    return ".".join(f'"{p.upper()}"' if dialect.upper_names else f'"{p}"' for p in checked)
 
 
 def qualified(table: str) -> str:
@@ -142,10 +169,8 @@ def create_raw_table(dialect: Dialect, table: str) -> str:
         "ingested_at": dialect.timestamp_type,
         "deleted": "BOOLEAN",
     }
-    if dialect.name == "duckdb":
-        # zstd: JSON compresses 5x better than with DuckDB's default (FSST), and writes faster
-        # (bench/landing.py: 200 MB of Observations in 17 MB instead of 80 MB).
-        types["resource"] += " USING COMPRESSION zstd"
+    if dialect.json_storage:
+        types["resource"] += " " + dialect.json_storage
     columns = ", ".join(f"{name} {types[name]}" for name in RAW_COLUMNS)
     return f"CREATE TABLE IF NOT EXISTS {qualified(table)} ({columns})"
 
@@ -392,9 +417,7 @@ def merge_quarantine(dialect: Dialect, source: str, server: str, sync_id: str, a
 
 def json_text(dialect: Dialect, expr: str, path: str) -> str:
     """SQL for the text at a dotted ``path`` (e.g. ``subject.reference``) in a JSON column."""
-    if dialect.name == "snowflake":
-        return f"{expr}:{path}::VARCHAR"
-    return f"json_extract_string({expr}, '$.{path}')"
+    return dialect.json_text.format(expr=expr, path=path)
 
 
 def table_exists(table: str) -> str:
