@@ -7,8 +7,8 @@ and the median is kept, so a loaded machine slows both sides alike:
   (targets: at most 3x and 5x);
 - ``fhir-assets land`` of ~300 MB of Observations (``bench/landing.py``'s generator) into a new
   DuckDB file: MB/s end to end / the orjson parse rate of the same file in one process (target
-  at least 0.5x), and the command's peak RSS (``os.wait4`` of that child; target < 350 MB) and
-  CPU seconds (user + system: under load, wall time follows them).
+  at least 1.0x, issue #26; 0.5x before), and the command's peak RSS (``os.wait4`` of that
+  child; target < 350 MB) and CPU seconds (user + system: under load, wall time follows them).
 
 The load average is printed with the figures: on a shared machine the land ratio moves with it.
 
@@ -31,7 +31,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from landing import CACHE, generate
 
-TARGETS = {"help": 3.0, "land_empty": 5.0, "land_rate": 0.5, "rss_mb": 350.0}
+TARGETS = {"help": 3.0, "land_empty": 5.0, "land_rate": 1.0, "rss_mb": 350.0}
 
 
 def timed(argv: list[str], env: dict[str, str] | None = None) -> tuple[float, float, float]:
@@ -134,7 +134,8 @@ def main() -> None:
             path = generate(CACHE / f"observations-{args.mb}mb.ndjson", args.mb)
             big = big_land(args.cli, path, args.big_repeat, work)
             print(f"land {args.mb} MB            {big['land_mb_s']:7.1f} MB/s vs orjson "
-                  f"{big['orjson_mb_s']:.1f} MB/s = {big['land_rate']:.2f}x (target >= 0.5x); "
+                  f"{big['orjson_mb_s']:.1f} MB/s = {big['land_rate']:.2f}x "
+                  f"(target >= {TARGETS['land_rate']:g}x); "
                   f"peak RSS {big['rss_mb']:.0f} MB (target < 350); land CPU "
                   f"{big['cpu_s']:.1f} s ({big['cpu_rate']:.2f}x orjson's by CPU time); "
                   f"load average {load()}")  # fmt: skip

@@ -37,6 +37,7 @@ DIRECT = {
     "FHIR_BENCH_MB": "bench/landing.py",
     "FHIR_BENCH_DIR": "bench/landing.py",
     "FHIR_BENCH_FULL_MB": "bench/landing.py",
+    "FHIR_BENCH_ONLY": "bench/landing.py",
 }
 # Snowflake objects and Postgres variables that deploy/ defines, named in the deploy pages.
 DEPLOY_FILES = ("deploy/snowflake/bootstrap.sql", "deploy/dagster.yaml")

@@ -16,9 +16,10 @@ from ..partitions import Partitioning
 from ..pools import DUCKDB_POOL, bulk_pool, fhir_pool
 from ..resources import FhirServerResource
 from ..schedules import build_sync_schedule
-from ..settings import FhirSettings, Settings, SnowflakeSettings, SyncSettings, env_name
+from ..settings import FhirSettings, Settings, SyncSettings, env_name
 from ..views.library import load_views
-from ..warehouse.io_managers import IO_MANAGER_KEY, build_io_manager
+from ..warehouse.io_managers import IO_MANAGER_KEY
+from ..warehouse.kinds import warehouse_kind
 from ..warehouse.landing import LandingOptions
 from .checks import build_reference_checks
 from .raw import build_raw_assets
@@ -85,26 +86,7 @@ def build_warehouse_resources(settings: Settings) -> dict[str, Any]:
 
     Snowflake modules are imported only in Snowflake mode: they take seconds to import.
     """
-    warehouse = settings.warehouse
-    if warehouse.kind == "snowflake":
-        from ..warehouse.resources import SnowflakeWarehouseResource, snowflake_config
-
-        secrets = {
-            name: dg.EnvVar(env_name(SnowflakeSettings, name))
-            for name in ("password", "private_key_password")
-            if settings.secrets_from_env and getattr(warehouse.snowflake, name)
-        }
-        landing: Any = SnowflakeWarehouseResource(**snowflake_config(warehouse.snowflake, secrets))
-        io_manager = build_io_manager(warehouse, secrets)
-    else:
-        from ..warehouse.resources import DuckDBWarehouseResource
-
-        landing = DuckDBWarehouseResource(
-            database=warehouse.duckdb.path,
-            memory_limit=warehouse.duckdb.memory_limit,
-            lock_wait_s=warehouse.duckdb.lock_wait_s,
-        )
-        io_manager = build_io_manager(warehouse)
+    landing, io_manager = warehouse_kind(settings.warehouse.kind).resources(settings)
     return {"landing": landing, IO_MANAGER_KEY: io_manager}
 
 
@@ -115,12 +97,13 @@ def landing_options(sync: SyncSettings) -> LandingOptions:
     )
 
 
-def sync_executor(warehouse_kind: str) -> dg.ExecutorDefinition:
+def sync_executor(kind: str) -> dg.ExecutorDefinition:
     """How ``sync_all`` runs its steps. DuckDB: in one process, one type after another (one
     writer per file anyway, and a process per type costs seconds of imports each); Snowflake:
     Dagster's multiprocess executor, one process per type (or a pod, with a Kubernetes one
     configured on the deployment)."""
-    return dg.in_process_executor if warehouse_kind == "duckdb" else dg.multiprocess_executor
+    one_writer = warehouse_kind(kind).one_writer
+    return dg.in_process_executor if one_writer else dg.multiprocess_executor
 
 
 def build_defs(settings: Settings) -> dg.Definitions:
@@ -130,7 +113,8 @@ def build_defs(settings: Settings) -> dg.Definitions:
     kind = settings.warehouse.kind
     options = landing_options(settings.sync)
     pool = fhir_pool(settings.fhir.base_url)  # steps that talk to the server
-    file_pool = DUCKDB_POOL if kind == "duckdb" else None  # steps that only work in the file
+    # steps that only work in the file (DuckDB: one writer at a time)
+    file_pool = DUCKDB_POOL if warehouse_kind(kind).one_writer else None
     raw_assets = build_raw_assets(
         catalog,
         partitioning,

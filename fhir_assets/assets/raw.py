@@ -13,7 +13,6 @@ from typing import Any
 
 import dagster as dg
 from dagster import AssetExecutionContext
-from dagster_duckdb import DuckDBResource
 
 from ..catalog import ResourceSpec
 from ..fhir.client import FhirClient, redact
@@ -27,7 +26,6 @@ from ..warehouse.landing import LandingOptions, land
 from ..warehouse.layout import RAW_SCHEMA
 from ..warehouse.protocol import Provenance, WarehouseOpener
 from .checks import raw_check_results, raw_check_specs
-from .lock import wait_for_write_lock
 from .spool import Spool
 from .tables import table_metadata
 
@@ -118,8 +116,7 @@ def sync_raw(
             "source_server": server,
         }
         fetched_s = time.monotonic() - started
-        if isinstance(landing, DuckDBResource):  # wait for a foreign lock on the file first
-            wait_for_write_lock(landing.database, context.log.warning)
+        landing.before_landing(context.log.warning)  # DuckDB: a foreign lock on the file
         with landing.open_warehouse() as warehouse:
             result = land(warehouse, spec.resource_type, spool.entries(), provenance, options)
             table = table_metadata(warehouse, RAW_SCHEMA, spec.table)

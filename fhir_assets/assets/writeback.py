@@ -20,6 +20,7 @@ from ..fhir.client import FhirClient, redact
 from ..pools import DUCKDB_POOL
 from ..resources import FhirServerResource
 from ..views.definition import NAME
+from ..warehouse import kinds
 from ..warehouse.protocol import Warehouse, WarehouseOpener
 from ..writeback import (
     ResourceOutcome,
@@ -204,7 +205,7 @@ def build_abnormal_count_assets(
         deps=[dg.AssetKey(["fhir_raw", "patient"]), dg.AssetKey(["fhir_raw", "observation"])],
         kinds={warehouse},
         description="Per patient, how many Observations are interpreted as abnormal.",
-        pool=DUCKDB_POOL if warehouse == "duckdb" else None,
+        pool=DUCKDB_POOL if kinds.warehouse_kind(warehouse).one_writer else None,
     )
     def abnormal_count(
         context: AssetExecutionContext,

@@ -168,10 +168,11 @@ def write_line(path: Path, line: str) -> None:
 
 
 def _warehouse_check(settings: Settings) -> Check:
+    from ..warehouse.kinds import warehouse_kind
     from ..warehouse.settings import open_warehouse
 
     warehouse = settings.warehouse
-    where = warehouse.duckdb.path if warehouse.kind == "duckdb" else "Snowflake (SNOWFLAKE_*)"
+    where = warehouse_kind(warehouse.kind).describe(warehouse)
     try:
         with open_warehouse(warehouse, landing=False) as opened:
             # A table created and dropped where the raw tables live proves write access.

@@ -22,9 +22,9 @@ resource is in ``warehouse/resources.py``.
 from __future__ import annotations
 
 import itertools
-from collections import Counter
+import logging
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -36,7 +36,6 @@ from . import sql
 from .duckdb_file import out_of_memory
 from .errors import WarehouseMemoryError
 from .layout import RAW_SCHEMA
-from .lines import checked_rows
 from .protocol import Outcome, Provenance
 
 DEFAULT_PATH = ".fhir-assets/warehouse.duckdb"
@@ -44,14 +43,11 @@ DEFAULT_PATH = ".fhir-assets/warehouse.duckdb"
 # --memory-limit``, the resource's ``memory_limit``).
 DEFAULT_MEMORY_LIMIT = "128MB"
 _names = itertools.count()
+log = logging.getLogger(__name__)
 # A merge transaction is committed after this many rows (more than a DuckDB row group, 122,880)
 # or this much resource text, whichever comes first (see ``DuckDBLanding``).
 COMMIT_ROWS = 130_000
 COMMIT_BYTES = 32_000_000
-# ... or, once it changed stored rows, after about this much text of changed rows: DuckDB holds
-# an UPDATE's new values in memory until COMMIT (about twice their text; 200 MB of Observations
-# all at a new version ran out of 128 MB after 31,600 rows in one 32 MB group).
-COMMIT_CHANGED_BYTES = 8_000_000
 
 
 class DuckDBWarehouse:
@@ -102,10 +98,14 @@ class DuckDBWarehouse:
         )
         try:
             yield landing
-        except BaseException:
+        except BaseException as exc:
             # append: nothing of this landing stays. merge: a failed merge rolled its group back
-            # already; what merged before the error stays (re-landing is idempotent).
-            landing.rollback() if append else landing.commit()
+            # already; after another error (the input failed) what was staged is applied and
+            # stays (re-landing is idempotent).
+            if append or isinstance(exc, duckdb.Error | WarehouseMemoryError):
+                landing.rollback()
+            else:
+                landing.salvage()
             raise
         finally:
             self.connection.execute(f"SET threads = {int(threads)}")
@@ -115,14 +115,17 @@ class DuckDBWarehouse:
 class DuckDBLanding:
     """One landing session, appending or merging (see the module doc).
 
-    Merge mode commits in groups of at least ``commit_rows`` rows. Why groups: DuckDB writes a
-    committed change to its write-ahead log and, past ``checkpoint_threshold`` (16 MiB),
-    rewrites it into the database file; a transaction that appends more than a row group
-    (122,880 rows) writes straight to the file instead. Committing every 10k-row batch therefore
-    wrote every resource twice and checkpointed every few batches. The byte bound keeps the
-    open transaction's memory bounded for large resources. Updates are bounded tighter
-    (``COMMIT_CHANGED_BYTES``): DuckDB keeps their new values in memory until COMMIT, so a
-    re-sync in which everything changed commits about every batch, whatever the input size.
+    Merge mode stages the checked rows of several batches in a temporary table and applies
+    them together, set-based, once at least ``commit_rows`` rows or ``commit_bytes`` of text
+    are staged (``_flush``: the rows that change the table are chosen by one join, the rows
+    they replace deleted, the new ones inserted), then commits. Why groups: each application
+    joins the staged rows with the whole raw table, and DuckDB writes a committed change to its
+    write-ahead log and, past ``checkpoint_threshold`` (16 MiB), rewrites it into the database
+    file; a transaction that appends more than a row group (122,880 rows) writes straight to
+    the file instead. Merging and committing every 10k-row batch therefore scanned the table
+    and checkpointed every few batches. The byte bound keeps the staged text bounded for large
+    resources. Why delete+insert and not UPDATE: DuckDB keeps an UPDATE's new values in memory
+    until COMMIT and rewrites the row groups it touched at each checkpoint.
     """
 
     connection: duckdb.DuckDBPyConnection
@@ -135,26 +138,27 @@ class DuckDBLanding:
     outcome: Outcome = field(default_factory=Outcome)
     uncommitted: int = 0
     uncommitted_bytes: int = 0
-    uncommitted_changes: float = 0.0  # estimated text of the rows changed (not inserted)
     open: bool = False
     tombstones: str | None = None  # append mode: temporary table of the tombstones staged
+    staging: str | None = None  # merge mode: temporary table of the rows staged, not applied
+    staged_tombstones: bool = False  # whether ``staging`` holds tombstones
     dialect = sql.DUCKDB
 
     def stage_lines(self, lines: pa.Table, resource_type: str) -> list[int]:
-        """Land the JSON lines (``batches.LINES_SCHEMA``) that pass the fast checks; return the
-        positions (``n``) of those that do not."""
-        if not self.append:
-            with self.transaction():
-                rows, rejected = checked_rows(self.connection, lines, resource_type)
-            if rows.num_rows:
-                self.stage(rows)
-            return rejected
+        """Land (append) or stage (merge) the JSON lines (``batches.LINES_SCHEMA``) that pass
+        the fast checks; return the positions (``n``) of those that do not."""
         p, view = self.provenance, f"_fhir_lines_{next(_names)}"
         checked = sql.checked_lines(view, resource_type)
-        insert = sql.append_raw(self.table, checked, p.source_server, p.sync_id, p.at)
         with self.transaction():
+            if self.append:
+                insert = sql.append_raw(self.table, checked, p.source_server, p.sync_id, p.at)
+            else:
+                insert = sql.stage_ok(self.staging_table(), checked)
             [(inserted,)] = self.run(lines, view, insert)
-            self.outcome += Outcome(inserted=inserted)
+            if self.append:
+                self.outcome += Outcome(inserted=inserted)
+            else:
+                self.staged(inserted, lines.column("text").nbytes, tombstones=False)
             if inserted == lines.num_rows:
                 return []
             failed = f"SELECT n FROM ({checked}) WHERE NOT ok ORDER BY n"
@@ -174,7 +178,33 @@ class DuckDBLanding:
             if self.append:
                 self._append(rows)
             else:
-                self._merge_batch(rows, resource.nbytes)
+                name = f"_fhir_batch_{next(_names)}"
+                staging = self.staging_table()
+                insert = (
+                    f"INSERT INTO {sql.identifier(staging)} SELECT * FROM {sql.identifier(name)}"
+                )
+                self.run(rows, name, insert)
+                gone = bool(pc.any(rows.column("deleted")).as_py())
+                self.staged(rows.num_rows, resource.nbytes, tombstones=gone)
+
+    def staging_table(self) -> str:
+        """Merge mode: the temporary table of staged rows, created if need be (in the open
+        transaction: a rollback drops it)."""
+        if self.staging is None:
+            self.staging = f"_fhir_staged_{next(_names)}"
+            self.connection.execute(
+                f"CREATE TEMP TABLE {sql.identifier(self.staging)} ({sql.STAGE_JSON_DDL})"
+            )
+        return self.staging
+
+    def staged(self, rows: int, nbytes: int, *, tombstones: bool) -> None:
+        """Merge mode: count rows just staged; apply them all once there are enough."""
+        self.uncommitted += rows
+        self.uncommitted_bytes += nbytes
+        self.staged_tombstones |= tombstones
+        if self.uncommitted >= self.commit_rows or self.uncommitted_bytes >= self.commit_bytes:
+            self._flush()
+            self.commit()
 
     @contextmanager
     def transaction(self) -> Iterator[None]:
@@ -204,16 +234,33 @@ class DuckDBLanding:
         """Commit the open transaction, if any."""
         if self.open:
             self.open, self.uncommitted, self.uncommitted_bytes = False, 0, 0
-            self.uncommitted_changes = 0.0
-            self.connection.execute("COMMIT")
+            try:
+                self.connection.execute("COMMIT")
+            except BaseException:
+                with suppress(duckdb.Error):  # a failed COMMIT leaves the transaction aborted
+                    self.connection.execute("ROLLBACK")
+                self.staging, self.staged_tombstones = None, False
+                raise
 
     def rollback(self) -> None:
         """Roll back the open transaction, if any (the landing then raises: the counts it had
         added no longer matter)."""
         if self.open:
             self.open, self.uncommitted, self.uncommitted_bytes = False, 0, 0
-            self.uncommitted_changes = 0.0
+            self.staging, self.staged_tombstones = None, False  # (created in the transaction)
             self.connection.execute("ROLLBACK")
+
+    def salvage(self) -> None:
+        """Merge mode, after an error outside the warehouse (the input failed): apply and
+        commit what was staged. An error doing so rolls back and is logged: the landing raises
+        the first one."""
+        try:
+            with self.transaction():
+                self._flush()
+        except Exception as exc:  # the landing raises the first error
+            name = type(exc).__name__
+            log.warning("could not apply the rows staged before the landing failed (%s)", name)
+        self.commit()
 
     def quarantine(self, rows: pa.Table) -> None:
         """Add quarantine rows (``batches.QUARANTINE_SCHEMA``) that are not there yet."""
@@ -223,18 +270,27 @@ class DuckDBLanding:
             self.run(rows, name, merge)
 
     def finish(self) -> Outcome:
-        """Append mode: keep the newest row of each id, apply the tombstones. Commit."""
-        if self.append and self.open:
-            server = self.provenance.source_server
-            [(repeated,)] = self.connection.execute(sql.duplicates(self.table, server)).fetchall()
-            if repeated:
-                self.connection.execute(sql.delete_older_duplicates(self.table, server))
-                self.outcome += Outcome(inserted=-repeated)
-            if self.tombstones:
-                self.outcome += self._merge(self._staged(self.tombstones, tombstones=True))
-                self.connection.execute(f"DROP TABLE {sql.identifier(self.tombstones)}")
-        self.commit()
+        """Append mode: keep the newest row of each id, apply the tombstones. Merge mode: apply
+        what is staged. Commit."""
+        if not self.open:
+            return self.outcome
+        with self.transaction():
+            if self.append:
+                self._deduplicate()
+            else:
+                self._flush()
+            self.commit()
         return self.outcome
+
+    def _deduplicate(self) -> None:
+        server = self.provenance.source_server
+        [(repeated,)] = self.connection.execute(sql.duplicates(self.table, server)).fetchall()
+        if repeated:
+            self.connection.execute(sql.delete_older_duplicates(self.table, server))
+            self.outcome += Outcome(inserted=-repeated)
+        if self.tombstones:
+            self.outcome += self._merge(self.tombstones, tombstones=True)
+            self.connection.execute(f"DROP TABLE {sql.identifier(self.tombstones)}")
 
     def _append(self, rows: pa.Table) -> None:
         p, name = self.provenance, f"_fhir_batch_{next(_names)}"
@@ -256,46 +312,46 @@ class DuckDBLanding:
                 f"SELECT * FROM {sql.identifier(name)} WHERE deleted",
             )
 
-    def _merge_batch(self, rows: pa.Table, nbytes: int) -> None:
-        name = f"_fhir_batch_{next(_names)}"
-        self.uncommitted += rows.num_rows
-        self.uncommitted_bytes += nbytes
-        passes = (False, True) if pc.any(rows.column("deleted")).as_py() else (False,)
-        changed = 0
+    def _flush(self) -> None:
+        """Merge mode: apply the staged rows (resources, then tombstones), empty the stage."""
+        if self.staging is None or not self.uncommitted:
+            return
+        passes = (False, True) if self.staged_tombstones else (False,)
         for tombstones in passes:
-            outcome = self._merge(self._staged(name, tombstones=tombstones), rows, name)
-            changed += outcome.updated + outcome.deleted
-            self.outcome += outcome
-        self.uncommitted_changes += nbytes * changed / max(rows.num_rows, 1)
+            self.outcome += self._merge(self.staging, tombstones=tombstones)
         if self.history:
             p = self.provenance
-            versions = sql.staged_versions(self.dialect, name, p.source_server, p.sync_id, p.at)
-            self.run(rows, name, sql.merge_history(self.table, versions))
-        if (
-            self.uncommitted >= self.commit_rows
-            or self.uncommitted_bytes >= self.commit_bytes
-            or self.uncommitted_changes >= COMMIT_CHANGED_BYTES
-        ):
-            self.commit()
+            versions = sql.staged_versions(
+                self.dialect, self.staging, p.source_server, p.sync_id, p.at
+            )
+            self.connection.execute(sql.merge_history(self.table, versions))
+        self.connection.execute(f"DELETE FROM {sql.identifier(self.staging)}")
+        self.staged_tombstones = False
 
-    def _merge(self, staged: str, rows: pa.Table | None = None, name: str = "") -> Outcome:
-        """MERGE ``staged`` rows (of the batch ``rows`` read as ``name``, or of a table); count
-        what it did from its RETURNING rows (one pass over the batch and the table, where a
-        separate count query took a second one)."""
-        merge = sql.merge_raw(self.table, staged, returning=True)
-        if rows is None:
-            returned = self.connection.execute(merge).fetchall()
-        else:
-            returned = self.run(rows, name, merge)
-        actions = Counter(returned)
-        return Outcome(
-            inserted=actions["INSERT", False],
-            updated=actions["UPDATE", False],
-            deleted=actions["INSERT", True] + actions["UPDATE", True],
+    def _merge(self, source: str, *, tombstones: bool) -> Outcome:
+        """Apply the rows staged in the table ``source`` (resources or tombstones) under the
+        current-state rule, set-based: the rows that change the table are chosen once
+        (``sql.changed_rows``: the decision of ``sql.merge_raw``), the rows they replace are
+        deleted and they are inserted. Not MERGE: DuckDB keeps an UPDATE's new values in
+        memory and rewrites the row groups it touched at each checkpoint, where deleted rows
+        are only marked and inserted ones appended (bench/landing.py ``land-changed``)."""
+        p, changed = self.provenance, f"_fhir_changed_{next(_names)}"
+        staged = sql.newest_staged(
+            self.dialect, source, p.source_server, p.sync_id, p.at, tombstones=tombstones, row=True
         )
+        self.connection.execute(sql.changed_rows(self.table, staged, changed))
+        # (a failed statement rolls the transaction back, the temporary table with it)
+        [counts] = self.fetch(sql.count_changed(changed))
+        if counts != (0, 0, 0):
+            if counts[1] or counts[2]:
+                self.connection.execute(sql.delete_replaced(self.table, changed))
+            insert = sql.insert_changed(
+                self.table, source, changed, p.source_server, p.sync_id, p.at
+            )
+            self.connection.execute(insert)
+        self.connection.execute(f"DROP TABLE {sql.identifier(changed)}")
+        return Outcome(*counts)
 
-    def _staged(self, name: str, *, tombstones: bool) -> str:
-        p = self.provenance
-        return sql.newest_staged(
-            self.dialect, name, p.source_server, p.sync_id, p.at, tombstones=tombstones
-        )
+    def fetch(self, query: str) -> list[tuple[Any, ...]]:
+        """Run a query and return its rows."""
+        return self.connection.execute(query).fetchall()

@@ -32,37 +32,52 @@ PARTITION_EXPR = "last_updated"  # raw tables: the resource's meta.lastUpdated (
 def build_io_manager(
     settings: WarehouseSettings, secrets: dict[str, Any] | None = None
 ) -> dg.ConfigurableIOManagerFactory:
-    """The pandas IO manager on the configured warehouse (Snowflake imported only in its mode).
+    """The pandas IO manager on the configured warehouse (its kind's, ``kinds.py``).
 
     Args:
         secrets: values replacing the Snowflake password / key passphrase (e.g. ``dg.EnvVar``).
     """
-    if settings.kind == "snowflake":
-        from dagster_snowflake_pandas import SnowflakePandasIOManager
+    from .kinds import warehouse_kind
 
-        sf = settings.snowflake
-        endpoint = {"host": sf.host, "port": sf.port, "protocol": sf.protocol}
-        config = {
-            # the IO manager's config requires an account; with an explicit host (an emulator,
-            # a private link) the connector does not use it to find the endpoint
-            "account": sf.account or "emulator",
-            "user": sf.user,
-            "password": sf.password,
-            "private_key_path": sf.private_key_path,
-            "private_key_password": sf.private_key_password,
-            "role": sf.role,
-            "warehouse": sf.warehouse,
-            "database": sf.database,
-            "additional_snowflake_connection_args": {
-                k: v for k, v in endpoint.items() if v is not None
-            }
-            or None,
-            **(secrets or {}),
-        }
-        return SnowflakePandasIOManager(**{k: v for k, v in config.items() if v is not None})
+    io_manager: dg.ConfigurableIOManagerFactory = warehouse_kind(settings.kind).io_manager(
+        settings, secrets
+    )
+    return io_manager
+
+
+def duckdb_io_manager(
+    settings: WarehouseSettings, secrets: dict[str, Any] | None = None
+) -> dg.ConfigurableIOManagerFactory:
+    """dagster-duckdb-pandas' IO manager on the DuckDB file."""
     from dagster_duckdb_pandas import DuckDBPandasIOManager
 
     return DuckDBPandasIOManager(database=settings.duckdb.path)
+
+
+def snowflake_io_manager(
+    settings: WarehouseSettings, secrets: dict[str, Any] | None = None
+) -> dg.ConfigurableIOManagerFactory:
+    """dagster-snowflake-pandas' IO manager (imported here, in Snowflake mode only)."""
+    from dagster_snowflake_pandas import SnowflakePandasIOManager
+
+    sf = settings.snowflake
+    endpoint = {"host": sf.host, "port": sf.port, "protocol": sf.protocol}
+    config = {
+        # the IO manager's config requires an account; with an explicit host (an emulator,
+        # a private link) the connector does not use it to find the endpoint
+        "account": sf.account or "emulator",
+        "user": sf.user,
+        "password": sf.password,
+        "private_key_path": sf.private_key_path,
+        "private_key_password": sf.private_key_password,
+        "role": sf.role,
+        "warehouse": sf.warehouse,
+        "database": sf.database,
+        "additional_snowflake_connection_args": {k: v for k, v in endpoint.items() if v is not None}
+        or None,
+        **(secrets or {}),
+    }
+    return SnowflakePandasIOManager(**{k: v for k, v in config.items() if v is not None})
 
 
 def raw_table_metadata(partitioned: bool) -> dict[str, Any]:

@@ -6,7 +6,7 @@ write-back all use, so ``FHIR_WAREHOUSE`` switches every one of them at once.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -32,6 +32,12 @@ class DuckDBWarehouseResource(DuckDBResource):
 
     memory_limit: str = DEFAULT_MEMORY_LIMIT
     lock_wait_s: float = 120.0
+
+    def before_landing(self, log: Callable[[str], None]) -> None:
+        """Wait while another process holds the file, saying who (``assets/lock.py``)."""
+        from ..assets.lock import wait_for_write_lock
+
+        wait_for_write_lock(self.database, log)
 
     @contextmanager
     def open_warehouse(self, *, landing: bool = True) -> Iterator[DuckDBWarehouse]:
@@ -88,6 +94,9 @@ class SnowflakeWarehouseResource(dg.ConfigurableResource):  # type: ignore[misc]
             port=self.port,
             protocol=self.protocol,
         )
+
+    def before_landing(self, log: Callable[[str], None]) -> None:
+        """Nothing to wait for: Snowflake takes concurrent writers."""
 
     @contextmanager
     def open_warehouse(self, *, landing: bool = True) -> Iterator[SnowflakeWarehouse]:

@@ -12,11 +12,11 @@ from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .kinds import KINDS, warehouse_kind
 from .protocol import Warehouse
 from .snowflake import SnowflakeSettings
 
 DEFAULT_DUCKDB_PATH = ".fhir-assets/warehouse.duckdb"
-KINDS = ("duckdb", "snowflake")
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,7 +54,7 @@ class WarehouseSettings:
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
-            raise ValueError(f"FHIR_WAREHOUSE must be 'duckdb' or 'snowflake', not {self.kind!r}")
+            warehouse_kind(self.kind)  # raises, naming the kinds
 
 
 @contextmanager
@@ -76,8 +76,4 @@ def open_warehouse(
     """The configured warehouse, open for landing (``landing``) or queries; closed when the
     block ends. Snowflake mode imports only the connector (no Dagster) and opens no DuckDB file.
     """
-    if settings.kind == "snowflake":
-        from .snowflake import open_snowflake
-
-        return open_snowflake(settings.snowflake)
-    return open_duckdb(settings.duckdb, landing=landing)
+    return warehouse_kind(settings.kind).open(settings, landing)

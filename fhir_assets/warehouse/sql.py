@@ -60,18 +60,37 @@ STAGE_DDL = (
     "id VARCHAR, version_id VARCHAR, last_updated VARCHAR, resource VARCHAR, deleted BOOLEAN"
 )
 
+# DuckDB's temporary table of staged rows in merge mode: the resource as JSON, so that rows read
+# from Arrow's JSON type are not parsed again (``duckdb.DuckDBLanding.staging_table``).
+STAGE_JSON_DDL = STAGE_DDL.replace("resource VARCHAR", "resource JSON")
+
 
 @dataclass(frozen=True, slots=True)
 class Dialect:
-    """The words that differ between the warehouses."""
+    """The words that differ between the warehouses (one per ``kinds.WarehouseKind``).
+
+    Attributes:
+        name: the kind's name.
+        json_type, timestamp_type: column types of JSON and UTC-aware timestamps.
+        parse_json: SQL template turning JSON text (``{}``) into ``json_type``.
+        json_text: SQL template of the text at a dotted path (``{expr}``, ``{path}``).
+        json_storage: words after the JSON column's type in the raw tables' DDL.
+        backslash_escapes: string literals treat a backslash as an escape character.
+        upper_names: unquoted names fold to upper case (a quoted name must be upper case).
+    """
 
     name: str
     json_type: str
     timestamp_type: str
+    parse_json: str = "CAST({} AS JSON)"
+    json_text: str = "json_extract_string({expr}, '$.{path}')"
+    json_storage: str = ""
+    backslash_escapes: bool = False
+    upper_names: bool = False
 
     def to_json(self, expr: str) -> str:
         """SQL turning JSON text into the JSON/VARIANT type."""
-        return f"PARSE_JSON({expr})" if self.name == "snowflake" else f"CAST({expr} AS JSON)"
+        return self.parse_json.format(expr)
 
     def to_timestamp(self, expr: str) -> str:
         """SQL turning an ISO 8601 instant into a UTC-aware timestamp."""
@@ -79,13 +98,25 @@ class Dialect:
 
     def literal(self, value: str) -> str:
         """A string literal; Snowflake also treats backslash as an escape character."""
-        if self.name == "snowflake":
+        if self.backslash_escapes:
             value = value.replace("\\", "\\\\")
         return "'" + value.replace("'", "''") + "'"
 
 
-DUCKDB = Dialect("duckdb", json_type="JSON", timestamp_type="TIMESTAMPTZ")
-SNOWFLAKE = Dialect("snowflake", json_type="VARIANT", timestamp_type="TIMESTAMP_TZ")
+# zstd: JSON compresses 5x better than with DuckDB's default (FSST), and writes faster
+# (bench/landing.py: 200 MB of Observations in 17 MB instead of 80 MB).
+DUCKDB = Dialect(
+    "duckdb", json_type="JSON", timestamp_type="TIMESTAMPTZ", json_storage="USING COMPRESSION zstd"
+)
+SNOWFLAKE = Dialect(
+    "snowflake",
+    json_type="VARIANT",
+    timestamp_type="TIMESTAMP_TZ",
+    parse_json="PARSE_JSON({})",
+    json_text="{expr}:{path}::VARCHAR",
+    backslash_escapes=True,
+    upper_names=True,
+)
 
 
 # One part of an identifier: what both warehouses read unquoted, case-insensitively, as one name.
@@ -123,7 +154,7 @@ def quoted(dialect: Dialect, *parts: str) -> str:
     named ``order``). Snowflake folds unquoted names to upper case, so the quoted part is upper
     case there: ``"ORDER"`` is the table an unquoted ``order`` would name."""
     checked = identifier(*parts).split(".")
-    return ".".join(f'"{p.upper()}"' if dialect.name == "snowflake" else f'"{p}"' for p in checked)
+    return ".".join(f'"{p.upper()}"' if dialect.upper_names else f'"{p}"' for p in checked)
 
 
 def qualified(table: str) -> str:
@@ -143,10 +174,8 @@ def create_raw_table(dialect: Dialect, table: str) -> str:
         "ingested_at": dialect.timestamp_type,
         "deleted": "BOOLEAN",
     }
-    if dialect.name == "duckdb":
-        # zstd: JSON compresses 5x better than with DuckDB's default (FSST), and writes faster
-        # (bench/landing.py: 200 MB of Observations in 17 MB instead of 80 MB).
-        types["resource"] += " USING COMPRESSION zstd"
+    if dialect.json_storage:
+        types["resource"] += " " + dialect.json_storage
     columns = ", ".join(f"{name} {types[name]}" for name in RAW_COLUMNS)
     return f"CREATE TABLE IF NOT EXISTS {qualified(table)} ({columns})"
 
@@ -207,16 +236,25 @@ NUMBERED = (
 
 
 def newest_staged(
-    dialect: Dialect, source: str, server: str, sync_id: str, at: str, *, tombstones: bool
+    dialect: Dialect,
+    source: str,
+    server: str,
+    sync_id: str,
+    at: str,
+    *,
+    tombstones: bool,
+    row: bool = False,
 ) -> str:
-    """The staged resources (or tombstones) of ``source`` as raw rows, newest per id only."""
+    """The staged resources (or tombstones) of ``source`` as raw rows, newest per id only.
+    With ``row`` (DuckDB, ``source`` a table), each row's ``rowid`` in ``source`` as ``row``
+    instead of its resource (``changed_rows``)."""
     updated = dialect.to_timestamp("last_updated")
+    resource = "row" if row else f"{dialect.to_json('resource')} AS resource"
     return (
-        f"SELECT id, version_id, {updated} AS last_updated, "
-        f"{dialect.to_json('resource')} AS resource, "
+        f"SELECT id, version_id, {updated} AS last_updated, {resource}, "
         f"{dialect.literal(server)} AS source_server, {dialect.literal(sync_id)} AS sync_id, "
         f"{dialect.to_timestamp(dialect.literal(at))} AS ingested_at, deleted "
-        f"FROM (SELECT *, {NUMBERED} FROM {identifier(source)} "
+        f"FROM (SELECT *, {'rowid AS row, ' if row else ''}{NUMBERED} FROM {identifier(source)} "
         f"WHERE deleted = {'TRUE' if tombstones else 'FALSE'}) AS staged "
         f"QUALIFY ROW_NUMBER() OVER (PARTITION BY id ORDER BY {newest_first(updated)}) = 1"
     )
@@ -255,6 +293,12 @@ def append_raw(table: str, staged: str, server: str, sync_id: str, at: str) -> s
         f"{d.to_timestamp('last_updated')}, resource, {d.literal(server)}, {d.literal(sync_id)}, "
         f"{d.to_timestamp(d.literal(at))}, deleted FROM ({staged}) WHERE ok"
     )
+
+
+def stage_ok(staging: str, staged: str) -> str:
+    """DuckDB: INSERT the ok rows of ``staged`` (``checked_lines``) into the staging table."""
+    columns = ", ".join(STAGE_COLUMNS)
+    return f"INSERT INTO {identifier(staging)} SELECT {columns} FROM ({staged}) WHERE ok"
 
 
 def holds_server(table: str, server: str) -> str:
@@ -315,6 +359,53 @@ def merge_raw(table: str, staged: str, *, returning: bool = False) -> str:
     )
 
 
+def changed_rows(table: str, staged: str, into: str) -> str:
+    """DuckDB: create the temporary table ``into`` of the ``staged`` rows (``newest_staged``
+    with ``row``) that change the raw table under the current-state rule (new ids, and rows
+    ``newer`` than the stored one): ``row`` (where the staged row is), ``old_row`` (the rowid
+    of the stored row it replaces, NULL for a new id) and ``deleted``. The decision of
+    ``merge_raw``, taken once, then applied by ``delete_replaced`` and ``insert_changed``
+    (see ``duckdb.DuckDBLanding._merge``); the resources stay where they are staged."""
+    return (
+        f"CREATE OR REPLACE TEMP TABLE {identifier(into)} AS "
+        "SELECT s.row, t.rowid AS old_row, s.deleted "
+        f"FROM ({staged}) AS s LEFT JOIN {qualified(table)} AS t "
+        "ON t.source_server = s.source_server AND t.id = s.id "
+        f"WHERE t.id IS NULL OR {newer('s', 't')}"
+    )
+
+
+def delete_replaced(table: str, changed: str) -> str:
+    """DuckDB: delete the stored rows that the rows of ``changed`` replace."""
+    return (
+        f"DELETE FROM {qualified(table)} WHERE rowid IN "
+        f"(SELECT old_row FROM {identifier(changed)} WHERE old_row IS NOT NULL)"
+    )
+
+
+def insert_changed(
+    table: str, source: str, changed: str, server: str, sync_id: str, at: str
+) -> str:
+    """DuckDB: insert the staged rows of ``source`` that ``changed`` names (after
+    ``delete_replaced``)."""
+    d = DUCKDB
+    return (
+        f"INSERT INTO {qualified(table)} SELECT id, version_id, "
+        f"{d.to_timestamp('last_updated')}, {d.to_json('resource')}, {d.literal(server)}, "
+        f"{d.literal(sync_id)}, {d.to_timestamp(d.literal(at))}, deleted "
+        f"FROM {identifier(source)} WHERE rowid IN (SELECT row FROM {identifier(changed)})"
+    )
+
+
+def count_changed(changed: str) -> str:
+    """DuckDB: one row (inserted, updated, deleted) of the rows of ``changed``."""
+    return (
+        "SELECT COUNT(*) FILTER (WHERE old_row IS NULL AND NOT deleted), "
+        "COUNT(*) FILTER (WHERE old_row IS NOT NULL AND NOT deleted), "
+        f"COUNT(*) FILTER (WHERE deleted) FROM {identifier(changed)}"
+    )
+
+
 def merge_quarantine(dialect: Dialect, source: str, server: str, sync_id: str, at: str) -> str:
     """Add staged quarantine rows not already there (same type, source, line and text)."""
     staged = (
@@ -334,9 +425,7 @@ def merge_quarantine(dialect: Dialect, source: str, server: str, sync_id: str, a
 
 def json_text(dialect: Dialect, expr: str, path: str) -> str:
     """SQL for the text at a dotted ``path`` (e.g. ``subject.reference``) in a JSON column."""
-    if dialect.name == "snowflake":
-        return f"{expr}:{path}::VARCHAR"
-    return f"json_extract_string({expr}, '$.{path}')"
+    return dialect.json_text.format(expr=expr, path=path)
 
 
 def table_exists(table: str) -> str:

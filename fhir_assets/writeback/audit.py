@@ -176,7 +176,9 @@ class SnowflakeAuditWriter:
 
 
 def audit_writer(dialect: str, connection: Any) -> AuditWriter:
-    """The audit writer of a warehouse connection (``dialect``: ``duckdb`` or ``snowflake``)."""
-    if dialect == "snowflake":
-        return SnowflakeAuditWriter(connection)
-    return DuckDBAuditWriter(connection)
+    """The audit writer of a warehouse connection (``dialect``: the kind's name, ``duckdb`` or
+    ``snowflake``: ``warehouse/kinds.py``)."""
+    from ..warehouse.kinds import warehouse_kind
+
+    writer: AuditWriter = warehouse_kind(dialect).audit_writer(connection)
+    return writer
