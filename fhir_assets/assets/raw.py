@@ -1,7 +1,8 @@
 """One raw asset per catalog entry: search the FHIR server, land every resource of the type.
 
 A sync pages the server into a local spool first (``spool.py``) and opens the warehouse only to
-land what it spooled, so a DuckDB file is locked for the write, not the fetch (``lock.py``).
+land what it spooled, so a DuckDB file is locked for the write, not the fetch (a foreign
+holder is waited for in ``warehouse/duckdb_file.py``, ``FHIR_DUCKDB_LOCK_WAIT_S``).
 """
 
 # No `from __future__ import annotations`: Dagster reads the real `context` annotation object.
@@ -13,7 +14,6 @@ from typing import Any
 
 import dagster as dg
 from dagster import AssetExecutionContext
-from dagster_duckdb import DuckDBResource
 
 from ..catalog import ResourceSpec
 from ..fhir.client import FhirClient, redact
@@ -27,7 +27,6 @@ from ..warehouse.landing import LandingOptions, land
 from ..warehouse.layout import RAW_SCHEMA
 from ..warehouse.protocol import Provenance, WarehouseOpener
 from .checks import raw_check_results, raw_check_specs
-from .lock import wait_for_write_lock
 from .spool import Spool
 from .tables import table_metadata
 
@@ -118,8 +117,6 @@ def sync_raw(
             "source_server": server,
         }
         fetched_s = time.monotonic() - started
-        if isinstance(landing, DuckDBResource):  # wait for a foreign lock on the file first
-            wait_for_write_lock(landing.database, context.log.warning)
         with landing.open_warehouse() as warehouse:
             result = land(warehouse, spec.resource_type, spool.entries(), provenance, options)
             table = table_metadata(warehouse, RAW_SCHEMA, spec.table)

@@ -17,6 +17,7 @@ from pydantic import Field
 
 from .duckdb import DEFAULT_MEMORY_LIMIT, DuckDBWarehouse
 from .duckdb_file import connect_waiting
+from .errors import WarehouseLockedError
 from .snowflake import SnowflakeSettings, SnowflakeWarehouse, open_snowflake
 
 
@@ -27,7 +28,7 @@ class DuckDBWarehouseResource(DuckDBResource):
         memory_limit: DuckDB memory limit while landing (bounds peak RSS; see
             ``DuckDBWarehouse``); empty for DuckDB's default (80% of RAM).
         lock_wait_s: how long to wait for another process holding the file, saying so, before
-            failing with ``WarehouseLockedError``.
+            failing the step with ``WarehouseLockedError``'s sentence (``FHIR_DUCKDB_LOCK_WAIT_S``).
     """
 
     memory_limit: str = DEFAULT_MEMORY_LIMIT
@@ -44,7 +45,13 @@ class DuckDBWarehouseResource(DuckDBResource):
         Path(self.database).parent.mkdir(parents=True, exist_ok=True)
         # Not get_connection(): it retries a held file ~100 s in silence, then raises raw.
         config = {"custom_user_agent": "dagster", **self.connection_config}
-        with connect_waiting(self.database, config, self.lock_wait_s) as connection:
+        # the wait is said in the step's log (get_dagster_logger routes to it inside a step)
+        warn = dg.get_dagster_logger().warning
+        try:
+            connection = connect_waiting(self.database, config, self.lock_wait_s, warn=warn)
+        except WarehouseLockedError as exc:  # the step fails with the one sentence, no traceback
+            raise dg.Failure(str(exc)) from exc
+        with connection:
             if not landing:
                 connection.execute("RESET memory_limit")
             yield DuckDBWarehouse(connection, (self.memory_limit if landing else "") or None)
