@@ -27,6 +27,7 @@ from ..warehouse.landing import LandingOptions, land
 from ..warehouse.layout import RAW_SCHEMA
 from ..warehouse.protocol import Provenance, WarehouseOpener
 from .checks import raw_check_results, raw_check_specs
+from .partition_metadata import record_partitions
 from .spool import Spool
 from .tables import table_metadata
 
@@ -122,12 +123,13 @@ def sync_raw(
             table = table_metadata(warehouse, RAW_SCHEMA, spec.table)
             landed = {**source, **result.metadata()}
             checks = raw_check_results(warehouse, spec, landed, max_invalid_share)
+            landed = {"resources": result.seen, "window": str(window), **landed}
+            if partitioning is not None:  # each partition its own window and counts
+                landed = record_partitions(context, partitioning, warehouse, spec.table, landed)
     seconds = time.monotonic() - started
     metadata: dict[str, Any] = {
         **sync.metadata(),
-        "resources": result.seen,
         **landed,
-        "window": str(window),
         "fetch_s": round(fetched_s, 3),
         "write_s": round(seconds - fetched_s, 3),
         "duration_s": round(seconds, 3),
