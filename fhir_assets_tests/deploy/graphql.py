@@ -94,11 +94,11 @@ def claimed_by(stack: Stack, run_id: str) -> list[str]:
             for slot in entry["claimedSlots"] if slot["runId"] == run_id]  # fmt: skip
 
 
-def launch_run(stack: Stack, asset: list[str], partition: str) -> str:
-    """What the UI's "Materialize" sends for one partition of one asset (the run is queued)."""
+def launch_run(stack: Stack, assets: list[list[str]], partition: str) -> str:
+    """What the UI's "Materialize" sends for one partition of some assets (the run is queued)."""
     params = {
         "selector": {"repositoryLocationName": LOCATION, "repositoryName": REPOSITORY,
-                     "jobName": "__ASSET_JOB", "assetSelection": [{"path": asset}]},
+                     "jobName": "__ASSET_JOB", "assetSelection": [{"path": a} for a in assets]},
         "executionMetadata": {"tags": [{"key": "dagster/partition", "value": partition}]},
         "runConfigData": {},
     }  # fmt: skip

@@ -35,6 +35,7 @@ from .stack import REPO, Stack
 TYPES = "Patient"  # one type: a run is two steps (asset, checks), each its own process
 SCHEDULE, EXPORT_SENSOR = "sync_all_schedule", "fhir_bulk_export_sensor"
 RAW = ["fhir_raw", "patient"]
+VIEW = ["fhir", "patient"]  # the Patient view: a second step after RAW
 # `fhir-assets pools --apply` against the sandbox (profile sekmet)
 POOLS = {"duckdb": 1, "fhir:127.0.0.1": 2, "fhir-bulk:127.0.0.1": 1}
 
@@ -200,7 +201,11 @@ class Scenario:
         every = {r["runId"]: r for r in gql.runs(self.stack)}
         assert self.ids["backfill"] in every, "the backfill run is gone"
         assert gql.pools(self.stack) == POOLS
-        ports = {gql.origin_port(r) for r in every.values()}
+        # what the daemon launched (schedule, sensors, backfills): runs launched from the UI
+        # (recovery.py) carry the webserver's code server
+        launched = ("dagster/backfill", "dagster/sensor_name", "dagster/schedule_name")
+        daemon = [r for r in every.values() if any(gql.tag(r, t) for t in launched)]
+        ports = {gql.origin_port(r) for r in daemon}
         assert ports == {str(self.stack.code_ports[1])}, ports
         table = rate_limit_table(self.stack.env)
         return (f"after the wipe: {len(every)} runs, pools and sensor cursor from Postgres; "

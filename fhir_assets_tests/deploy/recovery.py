@@ -80,8 +80,10 @@ def worker_at_a_step_launch(stack: Stack, run_id: str) -> tuple[int, str] | None
     return (pid, later[-1]) if later else None
 
 
-def kill_a_run_worker(stack: Stack, asset: list[str], partition: str) -> str:
-    run_id = gql.launch_run(stack, asset, partition)
+def kill_a_run_worker(stack: Stack, assets: list[list[str]], partition: str) -> str:
+    """``assets``: two steps (a raw asset, then a view on it), so the kill comes at the second
+    and the retry must skip the first."""
+    run_id = gql.launch_run(stack, assets, partition)
     found = gql.wait_for("the run worker launching a step", lambda: worker_at_a_step_launch(
         stack, run_id), timeout=180, interval=0.2)  # fmt: skip
     pid, step = found
@@ -96,7 +98,7 @@ def kill_a_run_worker(stack: Stack, asset: list[str], partition: str) -> str:
     retry = gql.wait_for("the retry started", lambda: started_retry(stack, run_id), left, 1)
     retry_s = time.monotonic() - killed_at
     steps = set(retry["stepKeysToExecute"] or [])
-    assert steps and not steps & done, (steps, done)
+    assert steps and done and not steps & done, (steps, done)  # resumed, not restarted
     finished = gql.wait_for("the retry finished", lambda: finished_run(stack, retry["runId"]), 180)
     assert finished["status"] == "SUCCESS", finished
     assert gql.run(stack, run_id)["status"] == "FAILURE"
@@ -124,14 +126,14 @@ def starting(stack: Stack, run_id: str) -> bool:
     return gql.run(stack, run_id)["status"] == "STARTING"
 
 
-def lose_a_starting_run(stack: Stack, asset: list[str], partition: str) -> str:
+def lose_a_starting_run(stack: Stack, assets: list[list[str]], partition: str) -> str:
     """The daemon's code server stops answering, so the daemon's launch of a queued run hangs
     with the run STARTING; then the daemon dies (SIGKILL) and the launch is lost with its code
     server (SIGKILL, restarted empty). Run monitoring must fail the run and run retries relaunch
     it, within 90 s of the daemon's restart."""
     stack.pause("code-b")
     try:
-        run_id = gql.launch_run(stack, asset, partition)
+        run_id = gql.launch_run(stack, assets, partition)
         gql.wait_for("the run STARTING", lambda: starting(stack, run_id), 120, 0.5)
         stack.kill("daemon")
         stack.kill("code-b")  # a stopped process dies on SIGKILL too
