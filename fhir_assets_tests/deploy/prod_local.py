@@ -35,7 +35,6 @@ from .stack import REPO, Stack
 TYPES = "Patient"  # one type: a run is two steps (asset, checks), each its own process
 SCHEDULE, EXPORT_SENSOR = "sync_all_schedule", "fhir_bulk_export_sensor"
 RAW = ["fhir_raw", "patient"]
-VIEW = ["fhir", "patient"]  # the Patient view: a second step after RAW
 # `fhir-assets pools --apply` against the sandbox (profile sekmet)
 POOLS = {"duckdb": 1, "fhir:127.0.0.1": 2, "fhir-bulk:127.0.0.1": 1}
 
