@@ -6,8 +6,8 @@ returned: without this module every partition would show the range's window and 
 counts. Dagster 1.13 merges partition-scoped metadata (``context.add_asset_metadata(...,
 partition_key=...)``) over the returned metadata for that partition's event only
 (``dagster/_core/execution/plan/execute_step.py``, ``_get_output_asset_events``), so each
-partition gets its own ``window`` and counts read back from the table, and the run-wide figures
-move to ``run_*`` keys.
+partition gets its own ``window`` and counts read back from the table, and the run's figures move
+to ``run_*`` keys (``run_wide``).
 """
 
 # No `from __future__ import annotations`: kept like the asset modules Dagster inspects.
@@ -22,11 +22,20 @@ from ..warehouse.layout import RAW_SCHEMA
 from ..warehouse.protocol import Warehouse
 from ..warehouse.sql import quoted
 
-# The run-wide figures of a range run, renamed run_<key> on every partition's event.
-RUN_WIDE = (
-    "window", "resources", "seen", "landed", "updated", "deleted", "unchanged", "quarantined",
-    "invalid_share", "source_count", "source_count_until",
-)  # fmt: skip
+# What describes the server or the table, not the run: kept as is on every partition's event.
+SHARED = ("server", "server_profile", "source_server")
+
+
+def run_wide(metadata: dict[str, Any], partitions: int) -> dict[str, Any]:
+    """``metadata`` of a run over ``partitions`` partitions: when more than one, every figure of
+    the run (window, counts, timings, requests) renamed ``run_<key>``, so no partition's event
+    shows the range's figures as its own; the table's (``dagster/...``) and the server's stay."""
+    if partitions <= 1:
+        return metadata
+    renamed = {
+        k if k.startswith("dagster/") or k in SHARED else f"run_{k}": v for k, v in metadata.items()
+    }
+    return {**renamed, "run_partitions": partitions}
 
 
 def partition_windows(
@@ -75,19 +84,15 @@ def partition_counts(
 
 
 def record_partitions(
-    context: AssetExecutionContext,
-    partitioning: Partitioning,
-    warehouse: Warehouse,
-    table: str,
-    metadata: dict[str, Any],
-) -> dict[str, Any]:
-    """Give each partition of the run its own window and counts; return the run's metadata
-    with the run-wide figures renamed ``run_*`` when the run covers more than one partition."""
+    context: AssetExecutionContext, partitioning: Partitioning, warehouse: Warehouse, table: str
+) -> int:
+    """Give each partition of the run its own window and counts; the number of partitions."""
     windows = partition_windows(context, partitioning)
     synced = {key: w for key, w in windows.items() if w is not None}
     counts = partition_counts(warehouse, table, synced, context.run.run_id)
+    partitions_def = context.assets_def.partitions_def
     for key, window in windows.items():
-        span = context.assets_def.partitions_def.time_window_for_partition_key(key)  # type: ignore[union-attr]
+        span = partitions_def.time_window_for_partition_key(key)  # type: ignore[union-attr]
         live, gone, ours = counts.get(key, (0, 0, 0))
         context.add_asset_metadata(
             {
@@ -100,7 +105,4 @@ def record_partitions(
             },
             partition_key=key,
         )
-    if len(windows) <= 1:
-        return metadata
-    renamed = {f"run_{k}" if k in RUN_WIDE else k: v for k, v in metadata.items()}
-    return {**renamed, "run_partitions": len(windows)}
+    return len(windows)

@@ -27,7 +27,7 @@ from ..warehouse.landing import LandingOptions, land
 from ..warehouse.layout import RAW_SCHEMA
 from ..warehouse.protocol import Provenance, WarehouseOpener
 from .checks import raw_check_results, raw_check_specs
-from .partition_metadata import record_partitions
+from .partition_metadata import record_partitions, run_wide
 from .spool import Spool
 from .tables import table_metadata
 
@@ -123,20 +123,22 @@ def sync_raw(
             table = table_metadata(warehouse, RAW_SCHEMA, spec.table)
             landed = {**source, **result.metadata()}
             checks = raw_check_results(warehouse, spec, landed, max_invalid_share)
-            landed = {"resources": result.seen, "window": str(window), **landed}
+            partitions = 0
             if partitioning is not None:  # each partition its own window and counts
-                landed = record_partitions(context, partitioning, warehouse, spec.table, landed)
+                partitions = record_partitions(context, partitioning, warehouse, spec.table)
     seconds = time.monotonic() - started
     metadata: dict[str, Any] = {
         **sync.metadata(),
+        "resources": result.seen,
         **landed,
+        "window": str(window),
         "fetch_s": round(fetched_s, 3),
         "write_s": round(seconds - fetched_s, 3),
         "duration_s": round(seconds, 3),
         "resources_per_s": round(result.seen / seconds, 1) if seconds else 0.0,
         **table,
     }
-    return dg.MaterializeResult(metadata=metadata, check_results=checks)
+    return dg.MaterializeResult(metadata=run_wide(metadata, partitions), check_results=checks)
 
 
 def count_at_source(client: FhirClient, resource_type: str, window: Window) -> int | None:

@@ -51,6 +51,9 @@ def test_a_range_run_records_each_partitions_own_window_and_counts(
         # the range's figures are there, under their own names, the same on every partition
         assert metadata["run_resources"] == total and metadata["run_partitions"] == 3
         assert metadata["run_window"].startswith("[1970-01-01T00:00:00.000Z, ")
+        # no figure of the run under a partition's own name (requests, timings, counts)
+        assert {"fetched", "pages", "seen", "landed", "duration_s"}.isdisjoint(metadata)
+        assert {"run_fetched", "run_pages", "run_seen", "run_landed"} <= set(metadata)
     # the seeded data was all written on one day: that partition holds every row, the others none
     assert {k: m["resources"] for k, m in by_key.items()} == {
         day_key(first): 0,
