@@ -188,12 +188,12 @@ class Scenario:
 
     def run_worker_killed(self) -> str:
         return recovery.kill_a_run_worker(
-            self.stack, RAW, self.key(self.first + timedelta(hours=3))
+            self.stack, [RAW], self.key(self.first + timedelta(hours=3))
         )
 
     def starting_run_lost(self) -> str:
         return recovery.lose_a_starting_run(
-            self.stack, RAW, self.key(self.first + timedelta(hours=4))
+            self.stack, [RAW], self.key(self.first + timedelta(hours=4))
         )
 
     def nothing_lost(self) -> str:
