@@ -62,7 +62,7 @@ def reader(tmp_path: Path) -> Iterator[tuple[Path, Callable[..., subprocess.Pope
     yield count, start
     stop.touch()
     for process in started:
-        process.terminate()  # a reader may be mid-hold; it owns nothing worth a clean exit
+        process.kill()  # it may be mid-hold, SIGTERM ignored (xdist); it owns nothing
         process.wait(timeout=30)
 
 
@@ -99,7 +99,7 @@ def test_a_step_waits_fhir_duckdb_lock_wait_s_then_fails_with_the_one_message(
     path = tmp_path / "held.duckdb"
     make_file(path)
     _, start = reader
-    holder = start(path, hold=600.0, gap=0.0)
+    holder = start(path, hold=60.0, gap=0.0)
     started = time.monotonic()
     result, logged = materialize_patient(sandbox, path, lock_wait_s=2)
     assert time.monotonic() - started < 60  # FHIR_DUCKDB_LOCK_WAIT_S, not a hard-coded 300 s
