@@ -37,7 +37,9 @@ ui: install
 	$(BIN)/fhir-assets ui
 
 ## ui-check: make demo's flow, then the Dagster UI in headless Chromium (Debian's chromium, driven
-## by Playwright): raw assets materialized with every partition filled, views materialized;
+## by Playwright): raw assets materialized with every partition filled, views materialized, no
+## "Never materialized" asset in the default groups, each partition's own metadata window, then a
+## raw backfill launched as the UI launches it and the views rebuilt after it by default;
 ## screenshots in .fhir-assets/ui-check/. Not part of `make test` (installs chromium via apt).
 ui-check: install
 	@test -x /usr/bin/chromium || (apt-get update -qq && apt-get install -y -qq chromium)

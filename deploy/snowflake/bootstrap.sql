@@ -2,8 +2,8 @@
 -- (run as ACCOUNTADMIN, or split between SECURITYADMIN for roles/users/grants and SYSADMIN
 -- for the warehouse, database and schemas). Re-running it changes nothing.
 --
--- Names used here: role FHIR_LOADER, warehouse FHIR_WH, database FHIR_ASSETS, service user
--- FHIR_SERVICE. Then set FHIR_WAREHOUSE=snowflake, SNOWFLAKE_ACCOUNT, SNOWFLAKE_USER=FHIR_SERVICE,
+-- Names used here (all of them: deploy/snowflake/names.yaml): role FHIR_LOADER, warehouse
+-- FHIR_WH, database FHIR_ASSETS, service user FHIR_SERVICE. Then set FHIR_WAREHOUSE=snowflake, SNOWFLAKE_ACCOUNT, SNOWFLAKE_USER=FHIR_SERVICE,
 -- SNOWFLAKE_PRIVATE_KEY_PATH, SNOWFLAKE_ROLE=FHIR_LOADER, SNOWFLAKE_WAREHOUSE=FHIR_WH and
 -- SNOWFLAKE_DATABASE=FHIR_ASSETS (README, "Switching to Snowflake").
 --

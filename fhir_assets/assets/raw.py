@@ -1,7 +1,8 @@
 """One raw asset per catalog entry: search the FHIR server, land every resource of the type.
 
 A sync pages the server into a local spool first (``spool.py``) and opens the warehouse only to
-land what it spooled, so a DuckDB file is locked for the write, not the fetch (``lock.py``).
+land what it spooled, so a DuckDB file is locked for the write, not the fetch (a foreign
+holder is waited for in ``warehouse/duckdb_file.py``, ``FHIR_DUCKDB_LOCK_WAIT_S``).
 """
 
 # No `from __future__ import annotations`: Dagster reads the real `context` annotation object.
@@ -26,6 +27,7 @@ from ..warehouse.landing import LandingOptions, land
 from ..warehouse.layout import RAW_SCHEMA
 from ..warehouse.protocol import Provenance, WarehouseOpener
 from .checks import raw_check_results, raw_check_specs
+from .partition_metadata import record_partitions, run_wide
 from .spool import Spool
 from .tables import table_metadata
 
@@ -116,12 +118,14 @@ def sync_raw(
             "source_server": server,
         }
         fetched_s = time.monotonic() - started
-        landing.before_landing(context.log.warning)  # DuckDB: a foreign lock on the file
         with landing.open_warehouse() as warehouse:
             result = land(warehouse, spec.resource_type, spool.entries(), provenance, options)
             table = table_metadata(warehouse, RAW_SCHEMA, spec.table)
             landed = {**source, **result.metadata()}
             checks = raw_check_results(warehouse, spec, landed, max_invalid_share)
+            partitions = 0
+            if partitioning is not None:  # each partition its own window and counts
+                partitions = record_partitions(context, partitioning, warehouse, spec.table)
     seconds = time.monotonic() - started
     metadata: dict[str, Any] = {
         **sync.metadata(),
@@ -134,7 +138,7 @@ def sync_raw(
         "resources_per_s": round(result.seen / seconds, 1) if seconds else 0.0,
         **table,
     }
-    return dg.MaterializeResult(metadata=metadata, check_results=checks)
+    return dg.MaterializeResult(metadata=run_wide(metadata, partitions), check_results=checks)
 
 
 def count_at_source(client: FhirClient, resource_type: str, window: Window) -> int | None:

@@ -183,7 +183,7 @@ def ui(
     port: int = typer.Option(3000, "--port", help="Dagster UI port on 127.0.0.1"),
     sandbox_port: int = SANDBOX_PORT,
 ) -> None:
-    """Start the sandbox and the Dagster UI (dagster dev) wired to it, until Ctrl-C."""
+    """Start the sandbox and the Dagster UI (dg dev) wired to it, until Ctrl-C."""
     from ..sandbox.demo import dagster_home, demo_environment
 
     interrupt_on_sigterm()
@@ -198,12 +198,13 @@ def ui(
             }
         )
         set_pool_limits(env)
-        dagster = Path(sys.executable).parent / "dagster"
+        dg = Path(sys.executable).parent / "dg"
         typer.echo(f"sandbox at {server.base_url}; Dagster UI at http://127.0.0.1:{port}")
-        # dagster dev started from a non-interactive shell ignores SIGINT/SIGTERM unless the
+        # dg dev (dagster dev's successor: no SupersessionWarning; the project from [tool.dg] in
+        # pyproject.toml) started from a non-interactive shell ignores SIGINT/SIGTERM unless the
         # default handlers are restored; it runs in its own process group so it can be stopped.
         process = subprocess.Popen(  # noqa: S603 (fixed argv)
-            [str(dagster), "dev", "-w", "workspace.yaml", "-h", "127.0.0.1", "-p", str(port)],
+            [str(dg), "dev", "-h", "127.0.0.1", "-p", str(port)],
             env=env,
             start_new_session=True,
             preexec_fn=lambda: [

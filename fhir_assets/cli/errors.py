@@ -115,7 +115,7 @@ class CliGroup(TyperGroup):
                  "print row counts per table."),
         "writeback": (f"{__package__}.demo", "Sandbox -> land Patient/Observation -> per-patient "
                       "score -> write back (twice)."),
-        "ui": (f"{__package__}.demo", "Start the sandbox and the Dagster UI (dagster dev) wired "
+        "ui": (f"{__package__}.demo", "Start the sandbox and the Dagster UI (dg dev) wired "
                "to it, until Ctrl-C."),
         "pools": (f"{__package__}.pools", "Show each Dagster pool the definitions use, its "
                   "default limit from the server profile and its limit in the Dagster instance "

@@ -1,5 +1,6 @@
 """The demo: sandbox -> a backfill of every raw asset's partitions -> the warehouse (DuckDB, or
-Snowflake / its emulator) -> the default views, then the row counts side by side. Built on
+Snowflake / its emulator) -> the default views and a dry run of the write-back example, then the
+row counts side by side. Built on
 ``build_defs(settings)``: no environment is patched."""
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from ..warehouse.settings import WarehouseSettings, open_warehouse
 from .server import Sandbox
 
 if TYPE_CHECKING:
-    from dagster import DagsterInstance
+    from dagster import DagsterInstance, Definitions
 
 DAGSTER_YAML = "telemetry:\n  enabled: false\n"
 QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
@@ -105,10 +106,7 @@ def run_demo(
     Returns:
         per type, what the server holds and what landed.
     """
-    import dagster as dg
-
     from ..assets.defs import build_defs
-    from ..assets.views import GROUP as VIEWS
 
     settings = sandbox_settings(
         sandbox,
@@ -116,8 +114,7 @@ def run_demo(
         FHIR_RESOURCE_TYPES=",".join(spec.resource_type for spec in catalog),
         **demo_environment(),
     )
-    views_job = dg.define_asset_job("demo_views", selection=dg.AssetSelection.groups(VIEWS))
-    defs = dg.Definitions.merge(build_defs(settings), dg.Definitions(jobs=[views_job]))
+    defs = build_defs(settings)
     sync_all = defs.resolve_job_def("sync_all")
     keys = sync_all.partitions_def.get_partition_keys()  # type: ignore[union-attr]
     instance = instance or demo_instance(sandbox.home)
@@ -126,10 +123,10 @@ def run_demo(
         "dagster/asset_partition_range_start": keys[0],
         "dagster/asset_partition_range_end": keys[-1],
     }
-    for job, tags in ((sync_all, whole), (defs.resolve_job_def(views_job.name), {})):
-        result = job.execute_in_process(instance=instance, run_config=QUIET, tags=tags)
-        if not result.success:
-            raise RuntimeError(f"the {job.name} run failed; see the Dagster event log above")
+    result = sync_all.execute_in_process(instance=instance, run_config=QUIET, tags=whole)
+    if not result.success:
+        raise RuntimeError("the sync_all run failed; see the Dagster event log above")
+    materialize_the_rest(defs, instance, {spec.resource_type for spec in catalog})
     server = sandbox.counts([spec.resource_type for spec in catalog])
     landed = warehouse_counts(warehouse, catalog, server=redact(sandbox.base_url))
     return [
@@ -141,6 +138,30 @@ def run_demo(
         )
         for s in catalog
     ]
+
+
+def materialize_the_rest(defs: Definitions, instance: DagsterInstance, types: set[str]) -> None:
+    """After the raw assets: the views and, when Patient and Observation landed, the write-back
+    example as a dry run (validated and diffed against the sandbox, nothing written: `fhir-assets
+    writeback` writes). One run of the code location's own asset job, as "Materialize" in the UI
+    launches it: no job of the demo's own shows in the run history."""
+    import dagster as dg
+
+    from ..assets.views import GROUP as VIEWS
+    from ..assets.writeback import GROUP as WRITEBACK
+    from .writeback_demo import WRITEBACK_OP
+
+    groups = [VIEWS, WRITEBACK] if {"Patient", "Observation"} <= types else [VIEWS]
+    selection = dg.AssetSelection.groups(*groups).resolve(defs.resolve_asset_graph())
+    config = dict(QUIET)
+    if WRITEBACK in groups:
+        config["ops"] = {WRITEBACK_OP: {"config": {"dry_run": True}}}
+    job = defs.resolve_implicit_global_asset_job_def()
+    result = job.execute_in_process(
+        instance=instance, run_config=config, asset_selection=sorted(selection)
+    )
+    if not result.success:
+        raise RuntimeError("the views / write-back run failed; see the Dagster event log above")
 
 
 def format_counts(counts: list[TableCount], warehouse: str = "duckdb") -> str:

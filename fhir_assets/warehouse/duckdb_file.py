@@ -32,6 +32,17 @@ def out_of_memory(error: BaseException) -> str | None:
 
 # DuckDB 1.x/2.x: 'Could not set lock on file "F": Conflicting lock is held in PROGRAM (PID N)'
 _LOCK_HOLDER = re.compile(r"Conflicting lock is held in (.*?) \(PID (\d+)\)")
+# The one wording of the wait and of the failure, for every path that opens the file (Dagster
+# steps, `land`, `sync`, the CLI); docs/sync.md quotes both exactly (test_lock.py checks).
+WAITING = (
+    "waiting up to {wait_s:.0f} s (FHIR_DUCKDB_LOCK_WAIT_S) for the DuckDB file {database}: "
+    "{holder} holds it"
+)
+LOCKED = (
+    "the DuckDB file {database} is still in use by {holder} after {wait_s:.0f} s "
+    "(FHIR_DUCKDB_LOCK_WAIT_S): stop that process (a notebook or duckdb shell: query a copy "
+    "while pipelines run) or wait until it finishes, then run again (one writer at a time)"
+)
 
 
 def connect_waiting(
@@ -39,36 +50,33 @@ def connect_waiting(
     config: dict[str, Any] | None = None,
     wait_s: float = 120.0,
     *,
+    warn: Callable[[str], None] | None = None,
     sleep: Callable[[float], None] = time.sleep,
     now: Callable[[], float] = time.monotonic,
 ) -> duckdb.DuckDBPyConnection:
-    """Open ``database`` for writing; while another process holds it, log once that this one
-    waits and for whom, and retry for up to ``wait_s`` seconds.
+    """Open ``database`` for writing; while another process holds it, say once (``WAITING``)
+    that this one waits and for whom, and retry for up to ``wait_s`` seconds.
+
+    Args:
+        warn: where to say it (a Dagster step passes its logger); the module logger otherwise.
 
     Raises:
-        WarehouseLockedError: the file is still held after ``wait_s`` (the message names the
-            process holding it).
+        WarehouseLockedError: the file is still held after ``wait_s`` (``LOCKED``: the message
+            names the process holding it).
     """
     deadline, warned = now() + wait_s, False
     while True:
         try:
             return duckdb.connect(database, read_only=False, config=config or {})
         except duckdb.IOException as exc:
-            holder = _LOCK_HOLDER.search(str(exc))
-            if holder is None:
+            found = _LOCK_HOLDER.search(str(exc))
+            if found is None:
                 raise
-            who = f"process {holder.group(2)} ({holder.group(1)})"
+            said = {"database": database, "wait_s": wait_s}
+            said["holder"] = f"process {found.group(2)} ({found.group(1)})"
             if now() >= deadline:
-                raise WarehouseLockedError(
-                    f"the DuckDB file {database} is in use by {who}: stop that process or wait "
-                    "until it finishes, then run again (one writer at a time)"
-                ) from exc
+                raise WarehouseLockedError(LOCKED.format(**said)) from exc
             if not warned:
-                log.warning(
-                    "waiting up to %.0f s for the DuckDB file %s: %s holds it",
-                    wait_s,
-                    database,
-                    who,
-                )
+                (warn or log.warning)(WAITING.format(**said))
                 warned = True
             sleep(min(1.0, max(deadline - now(), 0.0)))

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -110,7 +109,3 @@ class WarehouseOpener(Protocol):
     def open_warehouse(self, *, landing: bool = True) -> AbstractContextManager[Warehouse]:
         """An open warehouse, closed when the block ends; ``landing=False`` for queries
         (views, checks, write-back) that need no landing memory bound."""
-
-    def before_landing(self, log: Callable[[str], None]) -> None:
-        """Wait until a landing can write (DuckDB: no other process holds the file), saying
-        why on ``log``; nothing to wait for elsewhere."""

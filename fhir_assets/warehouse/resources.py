@@ -6,7 +6,7 @@ write-back all use, so ``FHIR_WAREHOUSE`` switches every one of them at once.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -17,6 +17,7 @@ from pydantic import Field
 
 from .duckdb import DEFAULT_MEMORY_LIMIT, DuckDBWarehouse
 from .duckdb_file import connect_waiting
+from .errors import WarehouseLockedError
 from .snowflake import SnowflakeSettings, SnowflakeWarehouse, open_snowflake
 
 
@@ -27,17 +28,11 @@ class DuckDBWarehouseResource(DuckDBResource):
         memory_limit: DuckDB memory limit while landing (bounds peak RSS; see
             ``DuckDBWarehouse``); empty for DuckDB's default (80% of RAM).
         lock_wait_s: how long to wait for another process holding the file, saying so, before
-            failing with ``WarehouseLockedError``.
+            failing the step with ``WarehouseLockedError``'s sentence (``FHIR_DUCKDB_LOCK_WAIT_S``).
     """
 
     memory_limit: str = DEFAULT_MEMORY_LIMIT
     lock_wait_s: float = 120.0
-
-    def before_landing(self, log: Callable[[str], None]) -> None:
-        """Wait while another process holds the file, saying who (``assets/lock.py``)."""
-        from ..assets.lock import wait_for_write_lock
-
-        wait_for_write_lock(self.database, log)
 
     @contextmanager
     def open_warehouse(self, *, landing: bool = True) -> Iterator[DuckDBWarehouse]:
@@ -50,7 +45,13 @@ class DuckDBWarehouseResource(DuckDBResource):
         Path(self.database).parent.mkdir(parents=True, exist_ok=True)
         # Not get_connection(): it retries a held file ~100 s in silence, then raises raw.
         config = {"custom_user_agent": "dagster", **self.connection_config}
-        with connect_waiting(self.database, config, self.lock_wait_s) as connection:
+        # the wait is said in the step's log (get_dagster_logger routes to it inside a step)
+        warn = dg.get_dagster_logger().warning
+        try:
+            connection = connect_waiting(self.database, config, self.lock_wait_s, warn=warn)
+        except WarehouseLockedError as exc:  # the step fails with the one sentence, no traceback
+            raise dg.Failure(str(exc)) from exc
+        with connection:
             if not landing:
                 connection.execute("RESET memory_limit")
             yield DuckDBWarehouse(connection, (self.memory_limit if landing else "") or None)
@@ -94,9 +95,6 @@ class SnowflakeWarehouseResource(dg.ConfigurableResource):  # type: ignore[misc]
             port=self.port,
             protocol=self.protocol,
         )
-
-    def before_landing(self, log: Callable[[str], None]) -> None:
-        """Nothing to wait for: Snowflake takes concurrent writers."""
 
     @contextmanager
     def open_warehouse(self, *, landing: bool = True) -> Iterator[SnowflakeWarehouse]:

@@ -24,6 +24,13 @@ RUNS = """query($f: RunsFilter) { runsOrError(filter: $f) { ... on Runs { result
   runId status jobName tags { key value }
   repositoryOrigin { repositoryLocationName repositoryLocationMetadata { key value } } } } } }"""
 POOLS = "{ instance { concurrencyLimits { concurrencyKey slotCount } } }"
+CLAIMS = """{ instance { concurrencyLimits { concurrencyKey claimedSlots { runId stepKey } } } }"""
+LAUNCH_RUN = """mutation($p: ExecutionParams!) { launchRun(executionParams: $p) { __typename
+  ... on LaunchRunSuccess { run { runId } } ... on PythonError { message } } }"""
+RUN = """query($id: ID!) { runOrError(runId: $id) { ... on Run { runId status parentRunId
+  stepKeysToExecute startTime } } }"""
+LOGS = """query($id: ID!) { logsForRun(runId: $id) { ... on EventConnection { events {
+  __typename ... on MessageEvent { message } ... on StepEvent { stepKey } } } } }"""
 SENSOR = """query($s: SensorSelector!) { sensorOrError(sensorSelector: $s) { ... on Sensor {
   sensorState { status typeSpecificData { ... on SensorData { lastCursor } } } } } }"""
 SCHEDULE = """query($s: ScheduleSelector!) { scheduleOrError(scheduleSelector: $s) {
@@ -78,6 +85,40 @@ def runs(stack: Stack, **tags: str) -> list[dict[str, Any]]:
 def pools(stack: Stack) -> dict[str, int]:
     limits = stack.graphql(POOLS)["instance"]["concurrencyLimits"]
     return {entry["concurrencyKey"]: entry["slotCount"] for entry in limits}
+
+
+def claimed_by(stack: Stack, run_id: str) -> list[str]:
+    """``pool:step`` of every pool slot ``run_id`` still holds."""
+    limits = stack.graphql(CLAIMS)["instance"]["concurrencyLimits"]
+    return [f"{entry['concurrencyKey']}:{slot['stepKey']}" for entry in limits
+            for slot in entry["claimedSlots"] if slot["runId"] == run_id]  # fmt: skip
+
+
+def launch_run(stack: Stack, assets: list[list[str]], partition: str) -> str:
+    """What the UI's "Materialize" sends for one partition of some assets (the run is queued)."""
+    params = {
+        "selector": {"repositoryLocationName": LOCATION, "repositoryName": REPOSITORY,
+                     "jobName": "__ASSET_JOB", "assetSelection": [{"path": a} for a in assets]},
+        "executionMetadata": {"tags": [{"key": "dagster/partition", "value": partition}]},
+        "runConfigData": {},
+    }  # fmt: skip
+    answer = stack.graphql(LAUNCH_RUN, {"p": params})["launchRun"]
+    if "run" not in answer:
+        raise RuntimeError(f"launch refused: {answer}")
+    return str(answer["run"]["runId"])
+
+
+def run(stack: Stack, run_id: str) -> dict[str, Any]:
+    return dict(stack.graphql(RUN, {"id": run_id})["runOrError"])
+
+
+def logs(stack: Stack, run_id: str) -> list[dict[str, Any]]:
+    return list(stack.graphql(LOGS, {"id": run_id})["logsForRun"]["events"])
+
+
+def retries_of(stack: Stack, run_id: str) -> list[dict[str, Any]]:
+    """Runs whose parent is ``run_id`` (run retries tag them dagster/parent_run_id)."""
+    return runs(stack, dagster__parent_run_id=run_id)
 
 
 def tag(run: dict[str, Any], key: str) -> str | None:

@@ -5,6 +5,7 @@ GraphQL API like the UI drives them. Prints each step's outcome and time; exit 1
 Hourly partitions (``FHIR_PARTITIONS=hourly``) with a lag chosen so the sync schedule's cron
 (``<lag + 5> * * * *``) fires a minute or two after the start: the daemon launches a real tick
 instead of the test forging one. The first partition holds all the sandbox's older data.
+Then a run worker is SIGKILLed and a run is lost while STARTING (recovery.py).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from fhir_assets.sandbox import Sandbox
 from fhir_assets.sensors import ExportCursor
 
 from . import graphql as gql
+from . import recovery
 from .postgres import Postgres
 from .stack import REPO, Stack
 
@@ -184,11 +186,25 @@ class Scenario:
         assert gql.schedule_status(self.stack, SCHEDULE) == "RUNNING"
         return f"tick at {self.tick:%H:%M} UTC launched sync_all for {key}: SUCCESS, one run"
 
+    def run_worker_killed(self) -> str:
+        return recovery.kill_a_run_worker(
+            self.stack, [RAW], self.key(self.first + timedelta(hours=3))
+        )
+
+    def starting_run_lost(self) -> str:
+        return recovery.lose_a_starting_run(
+            self.stack, [RAW], self.key(self.first + timedelta(hours=4))
+        )
+
     def nothing_lost(self) -> str:
         every = {r["runId"]: r for r in gql.runs(self.stack)}
         assert self.ids["backfill"] in every, "the backfill run is gone"
         assert gql.pools(self.stack) == POOLS
-        ports = {gql.origin_port(r) for r in every.values()}
+        # what the daemon launched (schedule, sensors, backfills): runs launched from the UI
+        # (recovery.py) carry the webserver's code server
+        launched = ("dagster/backfill", "dagster/sensor_name", "dagster/schedule_name")
+        daemon = [r for r in every.values() if any(gql.tag(r, t) for t in launched)]
+        ports = {gql.origin_port(r) for r in daemon}
         assert ports == {str(self.stack.code_ports[1])}, ports
         table = rate_limit_table(self.stack.env)
         return (f"after the wipe: {len(every)} runs, pools and sensor cursor from Postgres; "
@@ -243,6 +259,11 @@ def run(report: Report, home: Path = REPO / ".fhir-assets") -> None:
                 ("backfill completed", scenario.backfill_done),
                 ("export sensor -> bulk_land landed, no duplicate", scenario.export_landed),
                 ("schedule tick -> partition sync", scenario.schedule_tick),
+                (
+                    "run worker SIGKILLed -> slots freed, retried from the failed step",
+                    scenario.run_worker_killed,
+                ),
+                ("run STARTING at the daemon's death -> relaunched", scenario.starting_run_lost),
                 ("nothing lost with DAGSTER_HOME", scenario.nothing_lost),
             ):
                 if not report.step(name, action):

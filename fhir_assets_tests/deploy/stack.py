@@ -67,12 +67,21 @@ class Stack:
 
     def start(self) -> None:
         self.write_home()
-        for name, port in zip(("code-a", "code-b"), self.code_ports, strict=True):
-            self.spawn(name, [str(BIN / "dagster"), "api", "grpc", "-m", "fhir_assets.definitions",
-                              "-h", "127.0.0.1", "-p", str(port), "--location-name", LOCATION,
-                              "-d", str(REPO)])  # fmt: skip
+        for name in ("code-a", "code-b"):
+            self.start_code_server(name)
         self.start_daemon()
         self.start_webserver()
+
+    def start_code_server(self, name: str) -> None:
+        """``code-a`` (the webserver's) or ``code-b`` (the daemon's), on its fixed port."""
+        port = self.code_ports[0 if name == "code-a" else 1]
+        self.spawn(name, [str(BIN / "dagster"), "api", "grpc", "-m", "fhir_assets.definitions",
+                          "-h", "127.0.0.1", "-p", str(port), "--location-name", LOCATION,
+                          "-d", str(REPO)])  # fmt: skip
+
+    def pause(self, name: str, paused: bool = True) -> None:
+        """SIGSTOP (or SIGCONT) one process: it holds its sockets but answers nothing."""
+        self.processes[name].send_signal(signal.SIGSTOP if paused else signal.SIGCONT)
 
     def start_daemon(self) -> None:
         workspace = self.root / "workspace-daemon.yaml"

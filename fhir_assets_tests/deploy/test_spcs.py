@@ -34,7 +34,7 @@ def test_webserver_daemon_and_code_server_run_from_the_helm_image() -> None:
     found = containers()
     assert set(found) == {"webserver", "daemon", "code-server"}
     assert {c["image"] for c in found.values()} == {
-        f"/fhir/dagster/images/fhir-assets:{image['tag']}"
+        f"/fhir_assets/dagster/images/fhir-assets:{image['tag']}"
     }
     assert found["code-server"]["command"][:5] == ["dagster", "api", "grpc", "-m",
                                                    "fhir_assets.definitions"]  # fmt: skip

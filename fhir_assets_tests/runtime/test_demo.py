@@ -13,6 +13,10 @@ from fhir_assets.sandbox.demo import demo_environment, run_demo
 from fhir_assets.warehouse.settings import DuckDBSettings, WarehouseSettings
 
 CATALOG = select("Patient,Observation,Encounter")
+WRITEBACK = [
+    dg.AssetKey(["fhir_writeback", "patient_abnormal_count"]),
+    dg.AssetKey(["fhir_writeback", "abnormal_count_observation"]),
+]
 
 
 def test_demo_environment_starts_daily_partitions_this_month() -> None:
@@ -40,7 +44,24 @@ def test_demo_materializes_every_partition_the_views_and_passes_checks(
         ]
         assert views, "no view was materialized"
         runs = instance.get_runs()
-        assert {run.job_name for run in runs} == {"sync_all", "demo_views"}
+        # only jobs the code location defines (no ad-hoc demo job in the UI's run history)
+        assert {run.job_name for run in runs} == {"sync_all", "__ASSET_JOB"}
+        # the write-back example is materialized too, as a dry run: nothing written
+        for key in WRITEBACK:
+            event = instance.get_latest_materialization_event(key)
+            assert event is not None, key
+        observation = instance.get_latest_materialization_event(WRITEBACK[1])
+        metadata = observation.asset_materialization.metadata  # type: ignore[union-attr]
+        assert metadata["dry_run"].value is True
+        # today's partition is marked partial: the sandbox's data may still change today
+        today = datetime.now(UTC).date().isoformat()
+        patient = instance.fetch_materializations(
+            dg.AssetRecordsFilter(
+                asset_key=dg.AssetKey(["fhir_raw", "patient"]), asset_partitions=[today]
+            ),
+            limit=1,
+        ).records[0]
+        assert patient.asset_materialization.metadata["partial"].value is True  # type: ignore[union-attr]
         assert all(run.status == dg.DagsterRunStatus.SUCCESS for run in runs)
         evaluations = [
             record.dagster_event.event_specific_data

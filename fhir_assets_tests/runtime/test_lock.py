@@ -1,5 +1,6 @@
-"""The DuckDB lock: a raw sync holds it only to write; a foreign holder is waited for, named by PID,
-then reported in one sentence. Real files, real processes."""
+"""The DuckDB lock: a raw sync holds it only to write; a foreign holder is waited for
+(FHIR_DUCKDB_LOCK_WAIT_S, on every path), named by process id, then reported in one sentence.
+Real files, real processes."""
 
 from __future__ import annotations
 
@@ -15,10 +16,10 @@ import duckdb
 import pytest
 
 from fhir_assets.assets.defs import build_defs
-from fhir_assets.assets.lock import wait_for_write_lock
 from fhir_assets.catalog import select
 from fhir_assets.sandbox import Sandbox
 from fhir_assets.settings import Settings
+from fhir_assets.warehouse.duckdb_file import LOCKED, WAITING, connect_waiting
 
 TYPES = "Patient,Encounter,Condition"
 # Opens the file read-only for HOLD seconds, closes it for GAP seconds, until the stop file exists.
@@ -61,7 +62,7 @@ def reader(tmp_path: Path) -> Iterator[tuple[Path, Callable[..., subprocess.Pope
     yield count, start
     stop.touch()
     for process in started:
-        process.terminate()  # a reader may be mid-hold; it owns nothing worth a clean exit
+        process.kill()  # it may be mid-hold, SIGTERM ignored (xdist); it owns nothing
         process.wait(timeout=30)
 
 
@@ -70,33 +71,68 @@ def make_file(path: Path) -> None:
         con.execute("create table t as select 1 as x")
 
 
-def test_wait_for_write_lock_names_the_holder_and_fails_in_one_sentence(
-    tmp_path: Path, reader
+def materialize_patient(sandbox: Sandbox, path: Path, lock_wait_s: float):
+    """The unpartitioned Patient asset into ``path``, through the resource ``build_defs`` makes
+    (its ``lock_wait_s`` is ``FHIR_DUCKDB_LOCK_WAIT_S``)."""
+    settings = Settings.from_environ(
+        sandbox.environment()
+        | {
+            "FHIR_RESOURCE_TYPES": "Patient",
+            "FHIR_PARTITIONS": "none",
+            "FHIR_DUCKDB_PATH": str(path),
+            "FHIR_DUCKDB_LOCK_WAIT_S": str(lock_wait_s),
+        }
+    )
+    defs = build_defs(settings)
+    job = defs.resolve_implicit_global_asset_job_def()
+    instance = dg.DagsterInstance.ephemeral()
+    result = job.execute_in_process(
+        op_selection=["fhir_raw__patient"], raise_on_error=False, instance=instance
+    )
+    return result, [entry.user_message for entry in instance.all_logs(result.run_id)]
+
+
+@pytest.mark.timeout(120)
+def test_a_step_waits_fhir_duckdb_lock_wait_s_then_fails_with_the_one_message(
+    sandbox: Sandbox, tmp_path: Path, reader
 ) -> None:
     path = tmp_path / "held.duckdb"
     make_file(path)
     _, start = reader
     holder = start(path, hold=60.0, gap=0.0)
-    said: list[str] = []
-    with pytest.raises(dg.Failure) as failure:
-        wait_for_write_lock(str(path), said.append, wait_s=1.0)
-    assert said and f"PID {holder.pid}" in said[0]
-    assert f"still held by PID {holder.pid}" in str(failure.value)
-    assert "close that connection" in str(failure.value)
+    started = time.monotonic()
+    result, logged = materialize_patient(sandbox, path, lock_wait_s=2)
+    assert time.monotonic() - started < 60  # FHIR_DUCKDB_LOCK_WAIT_S, not a hard-coded 300 s
+    assert not result.success
+    # the program name is DuckDB's (python, python3.11, ...): everything else is the template
+    before, after = WAITING.format(database=path, wait_s=2.0, holder="|").split("|")
+    said = [m for m in logged if m.startswith(before + f"process {holder.pid} (")]
+    assert len(said) == 1 and said[0].endswith(after), [m for m in logged if "wait" in m]
+    [failure] = [e for e in result.all_events if e.is_step_failure]
+    message = failure.step_failure_data.error.message
+    assert f"process {holder.pid}" in message and "FHIR_DUCKDB_LOCK_WAIT_S" in message
+    assert LOCKED.format(database=path, wait_s=2.0, holder="X").split("X")[0] in message
 
 
-def test_wait_for_write_lock_returns_once_the_holder_lets_go(tmp_path: Path, reader) -> None:
+def test_connect_waiting_returns_once_the_holder_lets_go(tmp_path: Path, reader) -> None:
     path = tmp_path / "busy.duckdb"
     make_file(path)
     _, start = reader
     holder = start(path, hold=2.0, gap=30.0)
     said: list[str] = []
     started = time.monotonic()
-    wait_for_write_lock(str(path), said.append, wait_s=20.0)
+    connect_waiting(str(path), wait_s=20.0, warn=said.append).close()
     assert time.monotonic() - started < 15
-    assert said == [] or f"PID {holder.pid}" in said[0]
+    assert said == [] or f"process {holder.pid}" in said[0]
     with duckdb.connect(str(path)) as con:  # free now: this process can write
         con.execute("insert into t values (2)")
+
+
+@pytest.mark.parametrize("message", [WAITING, LOCKED])
+def test_the_docs_quote_the_lock_messages_exactly(message: str) -> None:
+    example = {"database": "F", "wait_s": 120.0, "holder": "process 1234 (python3)"}
+    text = " ".join((Path(__file__).parents[2] / "docs" / "sync.md").read_text().split())
+    assert message.format(**example) in text
 
 
 def multiprocess_sync() -> dg.JobDefinition:

@@ -1,7 +1,10 @@
 """``make ui-check``: after ``fhir-assets demo``, open the Dagster UI (``fhir-assets ui``) in
 headless Chromium (Debian's ``chromium``, driven by Playwright) and check that it shows what the
-demo did: the raw assets materialized with every partition filled, the views materialized.
-Saves a screenshot of each page under ``.fhir-assets/ui-check/``; exit 1 if a check fails.
+demo did: the raw assets materialized with every partition filled, the views materialized, no
+asset of the default groups "Never materialized", each partition's metadata window its own
+partition's; then a raw backfill launched as the UI launches it (its default settings) and the
+views rebuilt after it by the default automation. Saves a screenshot of each page under
+``.fhir-assets/ui-check/``; exit 1 if a check fails.
 
 Not a pytest test: it needs the system Chromium and takes a minute or two.
 """
@@ -28,9 +31,14 @@ CLI = Path(sys.executable).parent / "fhir-assets"
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
 # Debian's chromium as a root service without a display: no sandbox, no GPU, no update pings
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking"]
-LOCATION = "fhir_assets.definitions"
+LOCATION = "fhir_assets"  # [tool.dg.project] code_location_name (fhir-assets ui runs dg dev)
 RAW = "fhir_raw/patient"
 STARTUP_SECONDS = 240
+# the groups a user sees first (fhir_bulk/export is opt-in: no partition until an export is
+# requested)
+DEFAULT_GROUPS = ("fhir_raw", "fhir_views", "fhir_writeback")
+BACKFILL_SECONDS = 600
+VIEWS_AFTER_BACKFILL_SECONDS = 240
 
 
 def free_port() -> int:
@@ -39,14 +47,17 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def graphql(base: str, query: str) -> dict:
+def graphql(base: str, query: str, variables: dict[str, Any] | None = None) -> dict:
     request = urllib.request.Request(
         f"{base}/graphql",
-        data=json.dumps({"query": query}).encode(),
+        data=json.dumps({"query": query, "variables": variables or {}}).encode(),
         headers={"Content-Type": "application/json"},
     )
-    with urllib.request.urlopen(request, timeout=10) as answer:
-        return dict(json.load(answer)["data"])
+    with urllib.request.urlopen(request, timeout=30) as answer:
+        body = json.load(answer)
+    if body.get("errors"):
+        raise RuntimeError(f"GraphQL errors: {body['errors']}")
+    return dict(body["data"])
 
 
 LOCATIONS = """{ workspaceOrError { ... on Workspace { locationEntries {
@@ -187,6 +198,9 @@ def ui_checks(tables: dict[str, set[str]]) -> Callable[[Browser, list[tuple[str,
             "fhir/patient view: latest materialization shown",
             "Never materialized" not in text,
         )
+        from .ui_backfill import after_the_demo
+
+        after_the_demo(browser, results)
 
     return run
 

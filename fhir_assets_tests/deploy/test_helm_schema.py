@@ -1,0 +1,101 @@
+"""deploy/helm/values.yaml merged onto the chart's defaults as Helm merges them, then validated
+with ``jsonschema`` against deploy/helm/values.schema.json (the chart's constraints; the chart's
+own values.schema.json works unchanged in its place: see deploy/helm/SCHEMA.md)."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import orjson
+import pytest
+import yaml
+from referencing import Registry, Resource
+from referencing.jsonschema import DRAFT7
+
+HELM = Path(__file__).resolve().parents[2] / "deploy" / "helm"
+
+
+def helm_merge(defaults: Any, values: Any) -> Any:
+    """Helm's coalescing of user values onto chart defaults: maps merge key by key, any other
+    value (a list, a scalar, a map where the default is a scalar) replaces the default whole."""
+    if not (isinstance(defaults, dict) and isinstance(values, dict)):
+        return copy.deepcopy(values)
+    merged = copy.deepcopy(defaults)
+    for key, value in values.items():
+        merged[key] = helm_merge(defaults[key], value) if key in defaults else value
+    return merged
+
+
+def remote(uri: str) -> Resource[Any]:
+    """The chart's schema points at kubernetesjsonschema.dev for Kubernetes objects: offline,
+    those accept anything (Kubernetes itself validates them at install)."""
+    return DRAFT7.create_resource({})
+
+
+def errors(values: dict[str, Any]) -> list[str]:
+    schema = orjson.loads((HELM / "values.schema.json").read_bytes())
+    defaults = yaml.safe_load((HELM / "chart-defaults.yaml").read_text())
+    validator = jsonschema.Draft7Validator(schema, registry=Registry(retrieve=remote))
+    found = validator.iter_errors(helm_merge(defaults, values))
+    # an anyOf failure (integer or map) says why each alternative failed in its context
+    return sorted(
+        f"{'.'.join(map(str, e.absolute_path))}: {e.message}"
+        + "".join(f"; {c.message}" for c in e.context or ())
+        for e in found
+    )
+
+
+def values() -> dict[str, Any]:
+    return yaml.safe_load((HELM / "values.yaml").read_text())
+
+
+def test_the_helm_values_pass_the_chart_schema() -> None:
+    assert errors(values()) == []
+
+
+def test_the_schema_names_its_chart_version_and_how_to_refresh_it() -> None:
+    schema = orjson.loads((HELM / "values.schema.json").read_bytes())
+    readme = (HELM / "SCHEMA.md").read_text()
+    deploy_readme = (HELM.parent / "README.md").read_text()
+    version = "1.13.27"
+    assert version in schema["$comment"] and version in readme
+    assert f"--version {version}" in deploy_readme  # the version the install pins
+    assert "helm pull dagster/dagster" in readme
+
+
+def set_path(tree: dict[str, Any], path: str, value: Any) -> dict[str, Any]:
+    node = tree
+    *parents, last = path.split(".")
+    for key in parents:
+        node = node.setdefault(key, {})
+    node[last] = value
+    return tree
+
+
+@pytest.mark.parametrize(
+    ("path", "value", "complaint"),
+    [
+        # the issue's case: a map without `started` replaces the schedule default (-1) whole
+        ("retention.schedule.purgeAfterDays", {"skipped": 7, "success": 90, "failure": 90},
+         "'started' is a required property"),
+        ("retention.sensor.purgeAfterDays", {"skipped": 1, "succes": 9},
+         "Additional properties are not allowed"),
+        ("runLauncher.config.k8sRunLauncher.resource", {}, "Additional properties"),
+        ("dagsterDaemon.runMonitoring", "on", "is not of type 'object'"),
+        ("dagsterDaemon.runCoordinator.type", "QueueRunCoordinator", "is not one of"),
+        ("concurrency.runs.tagConcurrencyLimits", [{"key": "x"}], "'limit' is a required"),
+        ("telemetry.enabled", "no", "is not of type 'boolean'"),
+    ],
+)  # fmt: skip
+def test_the_schema_refuses_what_helm_would_refuse(path: str, value: Any, complaint: str) -> None:
+    found = errors(set_path(values(), path, value))
+    assert any(complaint in error for error in found), found
+
+
+def test_a_map_merges_onto_a_map_default_and_replaces_a_scalar_one() -> None:
+    defaults = {"a": {"x": 1, "y": 2}, "b": -1, "c": [1, 2]}
+    merged = helm_merge(defaults, {"a": {"x": 5}, "b": {"z": 1}, "c": [3]})
+    assert merged == {"a": {"x": 5, "y": 2}, "b": {"z": 1}, "c": [3]}
