@@ -47,6 +47,7 @@ CATALOG: tuple[ResourceSpec, ...] = (
     ResourceSpec("Coverage"),
     ResourceSpec("Claim"),
     ResourceSpec("ExplanationOfBenefit"),
+    ResourceSpec("QuestionnaireResponse"),  # the input of the $extract asset (docs/operations.md)
     ResourceSpec("Practitioner", patient_compartment=False),
     ResourceSpec("PractitionerRole", patient_compartment=False),
     ResourceSpec("Organization", patient_compartment=False),

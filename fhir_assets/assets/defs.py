@@ -21,6 +21,7 @@ from ..views.library import load_views
 from ..warehouse.io_managers import IO_MANAGER_KEY, build_io_manager
 from ..warehouse.landing import LandingOptions
 from .checks import build_reference_checks
+from .operations import build_operation_defs
 from .raw import build_raw_assets
 from .views import build_view_assets
 from .writeback import build_abnormal_count_assets
@@ -157,13 +158,15 @@ def build_defs(settings: Settings) -> dg.Definitions:
         selection=dg.AssetSelection.groups("fhir_raw"),
         executor_def=sync_executor(kind),
     )
+    operations = build_operation_defs(settings.operations, catalog, options, pool)
     return dg.Definitions(
         assets=[
+            *operations.assets,
             *raw_assets,
             *build_view_assets(views, kind, IO_MANAGER_KEY, file_pool),
             *writeback,
         ],
-        asset_checks=build_reference_checks(catalog, file_pool),
+        asset_checks=[*build_reference_checks(catalog, file_pool), *operations.checks],
         jobs=[
             sync_all,
             # the write-back example and the raw tables it reads (when they are in the catalog)

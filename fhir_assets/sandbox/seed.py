@@ -72,6 +72,9 @@ def generate(out_dir: Path, *, population: int, seed: int) -> Path:
     claims, eobs = derive_claims(ndjson)
     write_ndjson(ndjson / "Claim.ndjson", claims)
     write_ndjson(ndjson / "ExplanationOfBenefit.ndjson", eobs)
+    from .questionnaires import write_questionnaires  # it reads this module's helpers
+
+    write_questionnaires(ndjson)
     return ndjson
 
 
