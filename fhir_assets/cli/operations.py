@@ -23,7 +23,8 @@ ROW = "{:26} {:>9} {:>9} {:>9} {:>9} {:>11}"
 
 @contextmanager
 def _server(types: tuple[str, ...]) -> Iterator[tuple[Any, Any, Any]]:
-    """(settings, client with the server profile applied, workers)."""
+    """(settings, client with the server profile applied, workers). Rows name the server as
+    ``redact(settings.fhir.base_url)``, like the raw assets' and ``sync``'s rows."""
     from ..fhir import connect
     from ..settings import Settings
     from ..sync import use_server_profile
@@ -75,7 +76,7 @@ def everything(
     wanted = tuple(t.strip() for t in (types or "").split(",") if t.strip())
     with _server(("Patient", *wanted)) as (settings, client, workers):
         ids = cohort.patients(client)
-        provenance = Provenance(redact(client.base_url), f"cli-everything-{uuid.uuid4()}",
+        provenance = Provenance(redact(settings.fhir.base_url), f"cli-everything-{uuid.uuid4()}",
                                 datetime.now(UTC))  # fmt: skip
         options = LandingOptions(validation=settings.sync.validation, history=settings.sync.history)
         with tempfile.TemporaryDirectory(prefix="fhir-everything-") as folder:
@@ -109,7 +110,7 @@ def validate(
         size = settings.operations.validate_sample if sample is None else sample
         with open_warehouse(settings.warehouse, landing=False) as warehouse:
             resources = list(
-                newest(warehouse, resource_type.lower(), redact(client.base_url), size)
+                newest(warehouse, resource_type.lower(), redact(settings.fhir.base_url), size)
             )
         summary = validate_sample(client, resource_type, resources,
                                   profile or settings.operations.validate_profile)  # fmt: skip
@@ -133,7 +134,7 @@ def extract(
 
     start = _instant(since, "--since") if since else None
     with _server(("QuestionnaireResponse",)) as (settings, client, _):
-        server = redact(client.base_url)
+        server = redact(settings.fhir.base_url)
         provenance = Provenance(server + EXTRACT_SOURCE, f"cli-extract-{uuid.uuid4()}",
                                 datetime.now(UTC))  # fmt: skip
         options = LandingOptions(validation=settings.sync.validation, history=settings.sync.history)
