@@ -80,8 +80,12 @@ def test_validate_command_exits_1_on_an_error(
     make_sandbox: Callable[..., Sandbox], tmp_path: Path
 ) -> None:
     sandbox = make_sandbox()
-    env = {**os.environ, **sandbox.environment(), "FHIR_WAREHOUSE": "duckdb",
-           "FHIR_DUCKDB_PATH": str(tmp_path / "wh.duckdb"), "FHIR_RESOURCE_TYPES": "Patient"}  # fmt: skip
+    env = {
+        **os.environ,
+        **sandbox.environment(),
+        "FHIR_WAREHOUSE": "duckdb",
+        "FHIR_DUCKDB_PATH": str(tmp_path / "wh.duckdb"),
+    }
     cli = [sys.executable, "-m", "fhir_assets.cli"]
     synced = subprocess.run([*cli, "sync", "--type", "Patient"], env=env, capture_output=True)
     assert synced.returncode == 0, synced.stderr
