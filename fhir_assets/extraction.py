@@ -6,8 +6,8 @@ in ``fhir_raw._extract_log`` yet (or, with ``since``, every one updated since th
 the server's ``$extract``; what comes back is landed through the one landing path into its own
 raw table with:
 
-* ``source_server`` = the server's base URL + ``/QuestionnaireResponse/$extract`` (derived rows,
-  kept apart from the server's stored resources and their checks);
+* ``source_server`` = the server's base URL + ``#extract`` (derived rows, kept apart from the
+  server's stored resources and their checks);
 * ``meta.tag`` ``{system: EXTRACTED_FROM, code: "QuestionnaireResponse/<id>"}``;
 * an ``id`` the server did not give: ``<response id>-<n>`` (stable, so re-extraction merges), and
   the response's ``meta.lastUpdated``/``versionId`` (a changed response's extraction wins).
@@ -36,7 +36,9 @@ from .warehouse.layout import RAW_SCHEMA
 from .warehouse.protocol import Provenance, Warehouse
 
 EXTRACTED_FROM = "https://fhir-assets.dev/CodeSystem/extracted-from"
-EXTRACT_SOURCE = "/QuestionnaireResponse/$extract"
+# no "$" in it: the Snowflake emulator (fakesnow) reads '$name' inside a string literal as a
+# session variable and fails
+EXTRACT_SOURCE = "#extract"
 LOG_TABLE = "_extract_log"
 SOURCE_TABLE = "questionnaireresponse"
 

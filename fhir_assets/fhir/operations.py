@@ -211,7 +211,7 @@ def issue_of_text(text: str) -> Issue:
 
 
 def extract(client: FhirClient, response_id: str) -> list[Resource]:
-    """``POST QuestionnaireResponse/{id}/$extract``: the resources the server extracts.
+    """``QuestionnaireResponse/{id}/$extract`` (GET, else POST): the resources the server extracts.
 
     The answer is a Bundle (SDC: a transaction Bundle) or a single resource.
 
@@ -221,7 +221,14 @@ def extract(client: FhirClient, response_id: str) -> list[Resource]:
     """
     path = f"QuestionnaireResponse/{quote(response_id, safe='')}/$extract"
     try:
-        answer = post(client, path, {"resourceType": "Parameters"})
+        # SDC: $extract does not change the server (affectsState false), so GET is allowed and
+        # needs only read access; a server that wants POST says 405, then it gets POST
+        try:
+            answer = client.get(path)
+        except RequestError as exc:
+            if exc.status != 405:
+                raise
+            answer = post(client, path, {"resourceType": "Parameters"})
     except RequestError as exc:
         raise unsupported_or_same(exc, "QuestionnaireResponse/$extract") from exc
     if answer.get("resourceType") == "Bundle":
