@@ -87,6 +87,8 @@ def everything_pages(
             return
         if next_url in seen:
             raise PagingError(f"{what}: the server repeated a next link ({redact(next_url)})")
+        if number == limits.max_pages:
+            break
         if limits.clock() > deadline:
             raise PagingError(
                 f"{what}: not finished after {limits.deadline_s:.0f} s ({number} pages); "
