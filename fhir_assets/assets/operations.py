@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import dagster as dg
 from dagster_duckdb import DuckDBResource
@@ -19,7 +20,8 @@ from ..catalog import ResourceSpec
 from ..cohort import Cohort, everything_metadata, fetch_everything, land_everything
 from ..conformance import sample, validate_sample
 from ..extraction import EXTRACT_SOURCE, extract_all, extraction_metadata, land_extraction, pending
-from ..fhir.client import redact
+from ..fhir.client import FhirClient, redact
+from ..fhir.errors import FhirError
 from ..fhir.operations import OperationLimits
 from ..resources import FhirServerResource
 from ..settings import OperationSettings
@@ -153,17 +155,35 @@ def build_validate_checks(
         with fhir.get_client() as client:
             use_server_profile(client, fhir)
             for check_key, resources in samples.items():
-                spec = keys[check_key.asset_key]
-                summary = validate_sample(client, spec.resource_type, resources, profile)
-                yield dg.AssetCheckResult(
-                    asset_key=check_key.asset_key,
-                    check_name="server_validate",
-                    passed=summary.errors == 0,
-                    severity=dg.AssetCheckSeverity.WARN,
-                    metadata=summary.metadata(),
-                )
+                yield validate_result(client, keys[check_key.asset_key], resources, profile)
 
     return [server_validate]
+
+
+def validate_result(
+    client: FhirClient, spec: ResourceSpec, resources: list[dict[str, Any]], profile: str | None
+) -> dg.AssetCheckResult:
+    """The ``server_validate`` result of one table; a server that cannot validate (no
+    ``$validate``, refused, down) fails the check with its answer, not the step."""
+    key = dg.AssetKey([RAW_SCHEMA, spec.table])
+    try:
+        summary = validate_sample(client, spec.resource_type, resources, profile)
+    except FhirError as exc:
+        return dg.AssetCheckResult(
+            asset_key=key,
+            check_name="server_validate",
+            passed=False,
+            severity=dg.AssetCheckSeverity.WARN,
+            description=f"not validated: {str(exc).splitlines()[0][:300]}",
+            metadata={"sampled": len(resources), "validated": False},
+        )
+    return dg.AssetCheckResult(
+        asset_key=key,
+        check_name="server_validate",
+        passed=summary.errors == 0,
+        severity=dg.AssetCheckSeverity.WARN,
+        metadata=summary.metadata(),
+    )
 
 
 @dataclass(frozen=True, slots=True)

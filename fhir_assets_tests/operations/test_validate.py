@@ -100,3 +100,20 @@ def test_validate_command_exits_1_on_an_error(
     assert broken.returncode == 1
     assert "sampled: 3" in broken.stdout and "invalid_resources: 1" in broken.stdout
     assert "issues_error: 0" not in broken.stdout and SECRET_VALUE not in broken.stdout
+
+
+def test_a_server_without_validate_fails_the_check_with_its_answer_not_the_step() -> None:
+    from fhir_assets.assets.operations import validate_result
+    from fhir_assets.catalog import BY_TYPE
+    from fhir_assets.fhir.client import FhirClient
+    from fhir_assets.fhir.retry import RetryPolicy
+    from fhir_assets_tests.scripted_server import Reply, scripted_server
+
+    issue = {"severity": "error", "code": "not-supported", "diagnostics": "Unknown operation"}
+    outcome = {"resourceType": "OperationOutcome", "issue": [issue]}
+    with scripted_server(lambda m, p: Reply(404, outcome)) as (base, _):
+        client = FhirClient(base, retry=RetryPolicy(attempts=1))
+        result = validate_result(client, BY_TYPE["Patient"], [{"resourceType": "Patient"}], None)
+    assert result.passed is False and result.severity == dg.AssetCheckSeverity.WARN
+    assert "does not support Patient/$validate" in str(result.description)
+    assert "Unknown operation" in str(result.description)
