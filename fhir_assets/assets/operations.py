@@ -203,11 +203,11 @@ def build_operation_defs(
     """The ``$everything`` and ``$extract`` assets and the ``$validate`` checks for ``settings``
     (``FHIR_VALIDATE_*``, ``FHIR_OPERATION_*``)."""
     limits = OperationLimits(max_pages=settings.max_pages, deadline_s=settings.deadline_s)
+    assets = [build_everything_asset(limits, options, pool)]
+    if any(spec.resource_type == "QuestionnaireResponse" for spec in catalog):  # its input
+        assets.append(build_extract_asset(limits, options, pool))
     return OperationDefs(
-        assets=[
-            build_everything_asset(limits, options, pool),
-            build_extract_asset(limits, options, pool),
-        ],
+        assets=assets,
         checks=build_validate_checks(
             catalog, settings.validate_sample, settings.validate_profile, pool
         ),
