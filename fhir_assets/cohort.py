@@ -18,7 +18,7 @@ from typing import Any
 from .assets.spool import Spool  # pure: NDJSON files, no Dagster
 from .fhir.client import FhirClient
 from .fhir.errors import ConfigurationError, RequestError
-from .fhir.names import is_resource_type
+from .fhir.names import check_resource_type, is_resource_type
 from .fhir.operations import OperationLimits, everything_pages
 from .fhir.parallel import run_parallel
 from .fhir.profiles import group_patient_ids
@@ -92,7 +92,8 @@ class Fetched:
         by_type: dict[str, list[dict[str, Any]]] = {}
         for resource in page:
             rtype = type_of(resource)
-            if types and rtype not in types and rtype != QUARANTINED:
+            named = isinstance(resource, dict) and resource.get("resourceType") == rtype
+            if types and named and rtype not in types:  # unnamed ones go to the quarantine
                 self.other_types += 1  # the server ignored _type: not asked for, counted
                 continue
             by_type.setdefault(rtype, []).append(resource)
@@ -105,6 +106,16 @@ class Fetched:
                 self.spools[rtype] = Spool(self.folder / rtype)
             source = f"Patient/{patient_id}/$everything"
             self.spools[rtype].write(source, resources)
+
+
+def parse_types(text: str | None) -> tuple[str, ...]:
+    """Comma-separated R4 type names (``--type``, the asset's ``types``), each checked.
+
+    Raises:
+        UnsafeNameError: a name that is no R4 resource type.
+    """
+    names = (name.strip() for name in (text or "").split(","))
+    return tuple(check_resource_type(name, source="--type") for name in names if name)
 
 
 def type_of(resource: Any) -> str:

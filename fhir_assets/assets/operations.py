@@ -17,7 +17,13 @@ import dagster as dg
 from dagster_duckdb import DuckDBResource
 
 from ..catalog import ResourceSpec
-from ..cohort import Cohort, everything_metadata, fetch_everything, land_everything
+from ..cohort import (
+    Cohort,
+    everything_metadata,
+    fetch_everything,
+    land_everything,
+    parse_types,
+)
 from ..conformance import sample, validate_sample
 from ..extraction import EXTRACT_SOURCE, extract_all, extraction_metadata, land_extraction, pending
 from ..fhir.client import FhirClient, redact
@@ -71,7 +77,7 @@ def build_everything_asset(
         landing: dg.ResourceParam[WarehouseOpener],
     ) -> dg.MaterializeResult:
         cohort = Cohort.from_key(context.partition_key)
-        types = tuple(t.strip() for t in (config.types or "").split(",") if t.strip())
+        types = parse_types(config.types)
         with (
             tempfile.TemporaryDirectory(prefix="fhir-everything-") as folder,
             fhir.get_client() as client,

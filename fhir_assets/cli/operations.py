@@ -22,7 +22,7 @@ ROW = "{:26} {:>9} {:>9} {:>9} {:>9} {:>11}"
 
 
 @contextmanager
-def _server(types: tuple[str, ...]) -> Iterator[tuple[Any, Any, Any]]:
+def _server(types: tuple[str, ...], scopes: str | None = None) -> Iterator[tuple[Any, Any, Any]]:
     """(settings, client with the server profile applied, workers). Rows name the server as
     ``redact(settings.fhir.base_url)``, like the raw assets' and ``sync``'s rows."""
     from ..fhir import connect
@@ -32,7 +32,7 @@ def _server(types: tuple[str, ...]) -> Iterator[tuple[Any, Any, Any]]:
     from .sync import Target
 
     settings = Settings.from_environ(environ())
-    server = checked_server(settings.fhir, types)
+    server = checked_server(settings.fhir, types, scopes=settings.fhir.scopes or scopes)
     fhir = settings.fhir
     target = Target(server.base_url, fhir.client_id, fhir.server_profile, fhir.patient_group,
                     fhir.requests_per_s, fhir.workers, fhir.rate_limit_postgres)  # fmt: skip
@@ -62,7 +62,13 @@ def everything(
     types: str = typer.Option(None, "--type", help="resource types, comma-separated (_type)"),
 ) -> None:
     """Patient/$everything for a cohort (--patient or --group), landed into fhir_raw.<type>."""
-    from ..cohort import Cohort, everything_metadata, fetch_everything, land_everything
+    from ..cohort import (
+        Cohort,
+        everything_metadata,
+        fetch_everything,
+        land_everything,
+        parse_types,
+    )
     from ..fhir.client import redact
     from ..warehouse.landing import LandingOptions
     from ..warehouse.protocol import Provenance
@@ -73,8 +79,13 @@ def everything(
         raise CliError("give --patient ID[,ID...] or --group GROUP_ID (one of them)")
     interrupt_on_sigterm()
     cohort = Cohort.from_key(f"Group/{group}" if group else f"Patient/{patient}")
-    wanted = tuple(t.strip() for t in (types or "").split(",") if t.strip())
-    with _server(("Patient", *wanted)) as (settings, client, workers):
+    wanted = parse_types(types)
+    # every type of the record unless --type narrows it (FHIR_SCOPES, when set, wins)
+    with _server(("Patient", *wanted), None if wanted else "system/*.read") as (
+        settings,
+        client,
+        workers,
+    ):
         ids = cohort.patients(client)
         provenance = Provenance(redact(settings.fhir.base_url), f"cli-everything-{uuid.uuid4()}",
                                 datetime.now(UTC))  # fmt: skip

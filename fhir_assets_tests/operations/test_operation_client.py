@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -149,3 +150,25 @@ def test_safe_message_without_expression() -> None:
         safe_message({"code": "invalid", "diagnostics": 'name "Ann" bad'})
         == "invalid: name '…' bad"
     )
+
+
+def test_everything_entry_of_no_r4_type_is_quarantined_not_dropped(tmp_path: Path) -> None:
+    from fhir_assets.cohort import fetch_everything, land_everything
+    from fhir_assets.warehouse.protocol import Provenance
+    from fhir_assets.warehouse.resources import DuckDBWarehouseResource
+
+    body = {"resourceType": "Bundle", "type": "searchset", "entry": [
+        {"resource": {"resourceType": "Patient", "id": "p1"}},
+        {"resource": {"resourceType": "../../etc", "id": "x"}},
+    ]}  # fmt: skip
+    with scripted_server(lambda m, p: Reply(body=body)) as (base, _):
+        spool = tmp_path / "spool"
+        spool.mkdir()
+        fetched = fetch_everything(FhirClient(base, retry=NO_RETRY), ["p1"], spool)
+    landing = DuckDBWarehouseResource(database=str(tmp_path / "wh" / "w.duckdb"))
+    with landing.open_warehouse() as warehouse:
+        [result] = land_everything(warehouse, fetched, Provenance.now(base, "t"))
+        [(reason,)] = warehouse.fetch("SELECT error FROM fhir_raw._quarantine")
+    assert (result.resource_type, result.landed, result.quarantined) == ("Patient", 1, 1)
+    assert "../../etc" in reason
+    assert sorted(p.name for p in spool.iterdir()) == ["Patient"]
