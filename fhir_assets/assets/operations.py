@@ -82,7 +82,8 @@ def build_everything_asset(
             tempfile.TemporaryDirectory(prefix="fhir-everything-") as folder,
             fhir.get_client() as client,
         ):
-            workers = fhir.workers or use_server_profile(client, fhir).workers
+            profile = use_server_profile(client, fhir)  # vendor headers, shared rate limit
+            workers = fhir.workers or profile.workers
             ids = cohort.patients(client)
             fetched = fetch_everything(client, ids, Path(folder), since=config.since, types=types,
                                        limits=limits, workers=workers)  # fmt: skip
