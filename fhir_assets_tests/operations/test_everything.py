@@ -3,6 +3,8 @@ the asset lands per type exactly each patient's compartment; a rerun changes not
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import dagster as dg
 
 from fhir_assets.assets.defs import build_defs
@@ -33,8 +35,11 @@ def compartments(sandbox: Sandbox, patient_ids: list[str]) -> dict[str, set[str]
 
 
 def test_everything_lands_each_patients_compartment_and_a_rerun_changes_nothing(
-    sandbox: Sandbox, warehouse: WarehouseSettings
+    make_sandbox: Callable[..., Sandbox], warehouse: WarehouseSettings
 ) -> None:
+    # a server of its own: its base URL (the rows' source_server) is this test's alone, and the
+    # emulator may hold rows other tests of this process landed from the shared sandbox
+    sandbox = make_sandbox()
     with sandbox.fhir_client() as client:
         patients = sorted(r["id"] for r in client.search("Patient"))[:3]
     key = "Patient/" + ",".join(patients)
