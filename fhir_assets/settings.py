@@ -328,6 +328,29 @@ class BulkSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class OperationSettings:
+    """The FHIR operations: ``$everything``, ``$validate`` and ``$extract`` (docs/operations.md)."""
+
+    validate_sample: int = field(
+        default=20,
+        metadata=_env(
+            "FHIR_VALIDATE_SAMPLE", "newest resources per raw table sent to `$validate` (0: off)"
+        ),
+    )
+    validate_profile: str | None = field(
+        default=None, metadata=_env("FHIR_VALIDATE_PROFILE", "profile URL sent with `$validate`")
+    )
+    max_pages: int = field(
+        default=1000,
+        metadata=_env("FHIR_OPERATION_MAX_PAGES", "pages followed per `$everything` call"),
+    )
+    deadline_s: float = field(
+        default=3600.0,
+        metadata=_env("FHIR_OPERATION_DEADLINE_S", "seconds one operation call may take"),
+    )
+
+
+@dataclass(frozen=True, slots=True)
 class Settings:
     """Everything a deployment configures.
 
@@ -340,6 +363,7 @@ class Settings:
     sync: SyncSettings = field(default_factory=SyncSettings)
     write: WriteSettings = field(default_factory=WriteSettings)
     bulk: BulkSettings = field(default_factory=BulkSettings)
+    operations: OperationSettings = field(default_factory=OperationSettings)
     warehouse: WarehouseSettings = field(default_factory=WarehouseSettings)
     secrets_from_env: bool = False
 
@@ -410,6 +434,7 @@ __all__ = [
     "DuckDBSettings",
     "FhirSettings",
     "LimitSettings",
+    "OperationSettings",
     "Settings",
     "SnowflakeSettings",
     "SyncSettings",

@@ -23,8 +23,8 @@ from fhir_assets.settings import variables
 ROOT = Path(__file__).resolve().parent.parent
 README = ROOT / "README.md"
 PAGES = [README, *sorted((ROOT / "docs").glob("*.md")), ROOT / "bench" / "README.md"]
-TOPICS = ("auth", "sync", "bulk", "landing", "views", "writeback", "deploy", "security",
-          "troubleshooting")  # fmt: skip
+TOPICS = ("auth", "sync", "bulk", "landing", "views", "operations", "writeback", "deploy",
+          "security", "troubleshooting")  # fmt: skip
 
 # Variables read outside Settings, each with a file that reads it (checked below).
 DIRECT = {

@@ -22,6 +22,7 @@ from ..warehouse.io_managers import IO_MANAGER_KEY
 from ..warehouse.kinds import warehouse_kind
 from ..warehouse.landing import LandingOptions
 from .checks import build_reference_checks
+from .operations import build_operation_defs
 from .raw import build_raw_assets
 from .views import build_view_assets, build_view_sensor
 from .writeback import build_abnormal_count_assets
@@ -144,13 +145,15 @@ def build_defs(settings: Settings) -> dg.Definitions:
         selection=dg.AssetSelection.groups("fhir_raw"),
         executor_def=sync_executor(kind),
     )
+    operations = build_operation_defs(settings.operations, catalog, options, pool)
     return dg.Definitions(
         assets=[
+            *operations.assets,
             *raw_assets,
             *build_view_assets(views, kind, IO_MANAGER_KEY, file_pool),
             *writeback,
         ],
-        asset_checks=build_reference_checks(catalog, file_pool),
+        asset_checks=[*build_reference_checks(catalog, file_pool), *operations.checks],
         jobs=[
             sync_all,
             # the write-back example and the raw tables it reads (when they are in the catalog)

@@ -106,6 +106,12 @@ class CliGroup(TyperGroup):
                    "resumable after a crash or Ctrl-C."),
         "sync": (f"{__package__}.sync", "Sync resource types from FHIR_BASE_URL into the "
                  "configured warehouse, in this process."),
+        "everything": (f"{__package__}.operations", "Patient/$everything for a cohort "
+                       "(--patient or --group), landed into fhir_raw.<type>."),
+        "validate": (f"{__package__}.operations", "$validate the newest landed resources of a "
+                     "type on the server; exit 1 on any error."),
+        "extract": (f"{__package__}.operations", "QuestionnaireResponse/$extract for new or "
+                    "changed landed responses, landed by type."),
         "doctor": (f"{__package__}.doctor", "Check FHIR_* / SNOWFLAKE_* settings: server, SMART, "
                    "key, token, scopes, warehouse."),
         "views": ("fhir_assets.views.cli", "SQL on FHIR v2 ViewDefinitions."),

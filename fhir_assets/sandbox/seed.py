@@ -77,6 +77,9 @@ def generate(out_dir: Path, *, population: int, seed: int) -> Path:
     write_ndjson(ndjson / "ExplanationOfBenefit.ndjson", eobs)
     for resource_type, resources in derive_us_core(ndjson).items():
         write_ndjson(ndjson / f"{resource_type}.ndjson", resources)
+    from .questionnaires import write_questionnaires  # it reads this module's helpers
+
+    write_questionnaires(ndjson)  # the QuestionnaireResponses, which $extract reads
     return ndjson
 
 

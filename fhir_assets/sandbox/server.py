@@ -38,7 +38,7 @@ from . import seed as seeding
 log = logging.getLogger(__name__)
 
 DEFAULT_CLIENT_ID = "fhir-assets-demo"
-SEED_VERSION = 2  # bump when the seeding code changes what lands in the cache
+SEED_VERSION = 3  # bump when the seeding code changes what lands in the cache
 PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
 
@@ -238,7 +238,8 @@ class Sandbox:
         settings_path.write_text(yaml.safe_dump(self._settings(workdir)))
         log_file = (workdir / "server.log").open("wb")
         self._process = subprocess.Popen(  # noqa: S603 (fixed argv, no shell)
-            [seeding.tool("sekmet"), "serve", "--config", str(settings_path)],
+            # sekmet's app plus the operations it lacks ($extract): sandbox/app.py
+            [sys.executable, "-m", "fhir_assets.sandbox.app", "--config", str(settings_path)],
             cwd=workdir,
             stdout=log_file,
             stderr=subprocess.STDOUT,

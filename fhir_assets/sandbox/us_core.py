@@ -1,7 +1,8 @@
 """US Core types clinosim does not write, derived per patient so the sandbox holds some of every
 type a sync is likely asked for beyond the 23 of the old catalog: a Goal, a CarePlan that
-pursues it, a QuestionnaireResponse and a Provenance per patient, and a Device for every third
-patient. Deterministic: the same NDJSON in gives the same resources out."""
+pursues it and a Provenance per patient, and a Device for every third patient (the
+QuestionnaireResponses are ``questionnaires.py``'s, answers to a form ``$extract`` reads).
+Deterministic: the same NDJSON in gives the same resources out."""
 
 from __future__ import annotations
 
@@ -18,13 +19,12 @@ def derive_us_core(ndjson: Path) -> dict[str, list[dict[str, Any]]]:
     patients = sorted(p["id"] for p in read_ndjson(ndjson / "Patient.ndjson"))
     organization = next(read_ndjson(ndjson / "Organization.ndjson"))["id"]
     out: dict[str, list[dict[str, Any]]] = {
-        "Goal": [], "CarePlan": [], "QuestionnaireResponse": [], "Provenance": [], "Device": []
+        "Goal": [], "CarePlan": [], "Provenance": [], "Device": []
     }  # fmt: skip
     for n, pid in enumerate(patients):
         subject = {"reference": f"Patient/{pid}"}
         out["Goal"].append(goal(pid, subject))
         out["CarePlan"].append(care_plan(pid, subject))
-        out["QuestionnaireResponse"].append(questionnaire_response(pid, subject))
         out["Provenance"].append(provenance(pid, organization))
         if n % 3 == 0:
             out["Device"].append(device(pid, subject))
@@ -44,14 +44,6 @@ def care_plan(pid: str, subject: dict[str, str]) -> dict[str, Any]:
             "intent": "plan", "category": [{"coding": [category]}], "subject": subject,
             "goal": [{"reference": f"Goal/goal-{pid}"}],
             "text": {"status": "generated", "div": div}}  # fmt: skip
-
-
-def questionnaire_response(pid: str, subject: dict[str, str]) -> dict[str, Any]:
-    answer = {"linkId": "1", "text": "Little interest or pleasure in doing things",
-              "answer": [{"valueInteger": len(pid) % 4}]}  # fmt: skip
-    return {"resourceType": "QuestionnaireResponse", "id": f"qr-{pid}", "status": "completed",
-            "questionnaire": "http://loinc.org/q/55757-9", "subject": subject,
-            "authored": RECORDED, "item": [answer]}  # fmt: skip
 
 
 def provenance(pid: str, organization: str) -> dict[str, Any]:

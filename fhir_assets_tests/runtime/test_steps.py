@@ -26,16 +26,19 @@ def test_sync_all_steps_and_executor(warehouse: str, executor: dg.ExecutorDefini
     job = build_defs(Settings.from_environ(environ)).resolve_job_def("sync_all")
     assert job.executor_def.name == executor.name
     steps = [node.name for node in job.graph.nodes]
-    # one step per type, its checks inside it, and one step for the cross-table references
+    # one step per type, its checks inside it, one step for the cross-table references and one
+    # for the server's $validate of every table (docs/operations.md)
     assert sorted(steps) == [
         "fhir_raw__encounter",
         "fhir_raw__patient",
         "fhir_raw__practitioner",
         "raw_patient_references",
+        "raw_server_validate",
     ]
     patient = job.asset_layer.get(dg.AssetKey(["fhir_raw", "patient"]))
     checks = {key.name for key in patient.check_keys}
-    assert {"source_count", "id_unique", "no_future_last_updated", "invalid_share"} == checks
+    inside = {"source_count", "id_unique", "no_future_last_updated", "invalid_share"}
+    assert inside | {"server_validate"} == checks  # server_validate: its own step (above)
 
 
 def test_views_queue_on_the_duckdb_pool_in_duckdb_mode_only() -> None:
@@ -61,6 +64,7 @@ def test_every_step_that_talks_to_the_server_queues_on_its_pool() -> None:
     server = "fhir:fhir.example.org"
     assert pools["fhir_raw__patient"] == pools["fhir_raw__observation"] == server
     assert pools["fhir_writeback__abnormal_count_observation"] == server
+    assert pools["raw_server_validate"] == server
     # an export holds its step for hours: its own pool, so it never blocks the REST syncs
     assert pools["fhir_bulk__export"] == "fhir-bulk:fhir.example.org"
     assert pools["raw_patient_references"] == "duckdb"  # only works in the file
