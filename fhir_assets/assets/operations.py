@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Any
 
 import dagster as dg
-from dagster_duckdb import DuckDBResource
 
 from ..catalog import ResourceSpec
 from ..cohort import (
@@ -35,7 +34,6 @@ from ..sync import use_server_profile
 from ..warehouse.landing import LandingOptions
 from ..warehouse.layout import RAW_SCHEMA
 from ..warehouse.protocol import Provenance, WarehouseOpener
-from .lock import wait_for_write_lock
 
 GROUP = "fhir_operations"
 COHORTS = dg.DynamicPartitionsDefinition(name="fhir_cohorts")
@@ -48,11 +46,6 @@ class EverythingConfig(dg.Config):  # type: ignore[misc]
 
     since: str | None = None
     types: str | None = None
-
-
-def _wait(context: dg.AssetExecutionContext, landing: WarehouseOpener) -> None:
-    if isinstance(landing, DuckDBResource):  # wait for a foreign lock on the file first
-        wait_for_write_lock(landing.database, context.log.warning)
 
 
 def build_everything_asset(
@@ -88,7 +81,6 @@ def build_everything_asset(
             fetched = fetch_everything(client, ids, Path(folder), since=config.since, types=types,
                                        limits=limits, workers=workers)  # fmt: skip
             provenance = Provenance(redact(fhir.base_url), context.run.run_id, datetime.now(UTC))
-            _wait(context, landing)
             with landing.open_warehouse() as warehouse:
                 results = land_everything(warehouse, fetched, provenance, options)
         metadata = everything_metadata(fetched, results)
@@ -119,7 +111,6 @@ def build_extract_asset(
     ) -> dg.MaterializeResult:
         server = redact(fhir.base_url)
         provenance = Provenance(server + EXTRACT_SOURCE, context.run.run_id, datetime.now(UTC))
-        _wait(context, landing)
         with landing.open_warehouse(landing=False) as warehouse:
             responses = pending(warehouse, server)
         with (
@@ -128,7 +119,6 @@ def build_extract_asset(
         ):
             use_server_profile(client, fhir)
             run = extract_all(client, responses, Path(folder), limits)
-            _wait(context, landing)
             with landing.open_warehouse() as warehouse:
                 results = land_extraction(warehouse, run, responses, provenance, options)
         for response_id in sorted(run.failed):
