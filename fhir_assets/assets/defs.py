@@ -21,6 +21,7 @@ from ..views.library import load_views
 from ..warehouse.io_managers import IO_MANAGER_KEY, build_io_manager
 from ..warehouse.landing import LandingOptions
 from .checks import build_reference_checks
+from .deid import build_deid_layer
 from .raw import build_raw_assets
 from .views import build_view_assets, build_view_sensor
 from .writeback import build_abnormal_count_assets
@@ -155,6 +156,7 @@ def build_defs(settings: Settings) -> dg.Definitions:
         warehouse=kind,
         pool=pool,
     )
+    deid_assets, deid_resources = build_deid_layer(settings, views, file_pool)
     sync_all = dg.define_asset_job(
         "sync_all",
         selection=dg.AssetSelection.groups("fhir_raw"),
@@ -164,6 +166,7 @@ def build_defs(settings: Settings) -> dg.Definitions:
         assets=[
             *raw_assets,
             *build_view_assets(views, kind, IO_MANAGER_KEY, file_pool),
+            *deid_assets,
             *writeback,
         ],
         asset_checks=build_reference_checks(catalog, file_pool),
@@ -181,6 +184,7 @@ def build_defs(settings: Settings) -> dg.Definitions:
             "fhir": build_fhir_resource(settings, catalog),
             "fhir_writer": build_fhir_resource(settings, scopes=write.scopes),
             **build_warehouse_resources(settings),
+            **deid_resources,
         },
     )
 
