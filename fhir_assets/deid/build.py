@@ -76,20 +76,22 @@ def deid_select(policy: ViewPolicy, ctx: DeidContext, source: str | None = None)
     d = ctx.dialect
     table = source or quoted(d, VIEW_SCHEMA, policy.view.name)
     sql = KeyedSql(ctx.dialect.name)
-    patient = (
-        sql.pseudonym(ctx.key, quote(policy.patient_key)) if policy.patient_key else "NULL"
-    )
+    patient = sql.pseudonym(ctx.key, quote(policy.patient_key)) if policy.patient_key else "NULL"
     digest = sql.pseudonym(ctx.key, f"'date-shift:' || {PATIENT}")
-    outputs = ", ".join(
-        f"{column_sql(column, kind, ctx, quote(column.name))} AS {quote(column.name)}"
-        for column, kind in policy.kept()
-    )
+    outputs = []
+    for column, kind in policy.kept():
+        name = quote(column.name)
+        # the patient's pseudonym is computed once, in deid_1
+        value = (
+            PATIENT if column.name == policy.patient_key else column_sql(column, kind, ctx, name)
+        )
+        outputs.append(f"{value} AS {name}")
     return (
         f"WITH deid_1 AS (SELECT src.*, {patient} AS {PATIENT} FROM {table} AS src), "
         f"deid_2 AS (SELECT deid_1.*, {digest} AS {DIGEST} FROM deid_1), "
         f"deid_3 AS (SELECT deid_2.*, {sql.shift_number(DIGEST)} AS {NUMBER} FROM deid_2), "
         f"deid_4 AS (SELECT deid_3.*, {sql.shift_days(NUMBER)} AS {SHIFT} FROM deid_3) "
-        f"SELECT {outputs} FROM deid_4"
+        f"SELECT {', '.join(outputs)} FROM deid_4"
     )
 
 

@@ -66,7 +66,7 @@ def identifiers_sql(warehouse: Warehouse, resources: Iterable[str]) -> str | Non
             f"WHERE UPPER(table_schema) = '{RAW_SCHEMA.upper()}'"
         )
     }
-    parts = []
+    parts: list[str] = []
     for resource in sorted(set(resources)):
         if resource.lower() not in landed:
             continue
