@@ -129,11 +129,13 @@ def build_deid_layer(
     """The ``fhir_deid`` assets and their ``deid`` resource, when ``FHIR_DEID_KEY`` is set.
 
     Raises:
-        DeidPolicyError: a view that takes part has a column without a method (and the like).
+        DeidPolicyError: the key is too short, or a view that takes part has a column without
+            a method (and the like).
     """
     deid = settings.deid
     if not deid.key:
         return [], {}
+    DeidKey.from_secret(deid.key)  # a short key is refused when the code location loads
     policies = build_policies(views, deid.policy)
     secret: Any = (
         dg.EnvVar(env_name(DeidSettings, "key")) if settings.secrets_from_env else deid.key

@@ -136,21 +136,17 @@ def patient_key(view: ViewDefinition, methods: list[tuple[Column, str]]) -> str 
     keys the date shift; None if there is none. A dated view must have one, hashed."""
     by_name = {column.name: kind for column, kind in methods}
     key = "id" if view.resource == "Patient" else "patient_id"
-    if key not in by_name:
-        key_or_none = None
-    else:
-        key_or_none = key
-        if by_name[key] != "hash":
-            raise DeidPolicyError(
-                f"view {view.name!r} column {key!r} holds the patient's id: its method must be "
-                f"'hash' (so it joins), not {by_name[key]!r}"
-            )
-    if key_or_none is None and any(kind in DATED for kind in by_name.values()):
+    if key in by_name and by_name[key] != "hash":
+        raise DeidPolicyError(
+            f"view {view.name!r} column {key!r} holds the patient's id: its method must be "
+            f"'hash' (so it joins), not {by_name[key]!r}"
+        )
+    if key not in by_name and any(kind in DATED for kind in by_name.values()):
         raise DeidPolicyError(
             f"view {view.name!r}: shifted dates need the patient's id in a column named "
             f"{key!r}; use 'year' or 'drop' for its dates otherwise"
         )
-    return key_or_none
+    return key if key in by_name else None
 
 
 def build_policies(

@@ -148,3 +148,8 @@ def test_policy_key_reaches_dagster_as_an_env_var(tmp_path: Path) -> None:
         "deid"
         not in build_defs(Settings.from_environ({"FHIR_RESOURCE_TYPES": "Patient"})).resources
     )
+
+
+def test_policy_short_key_stops_the_code_location(tmp_path: Path) -> None:
+    with pytest.raises(DeidPolicyError, match="at least 32 characters"):
+        defs_for(tmp_path / "x", FHIR_DEID_KEY="too-short", FHIR_VIEWS_DIR="")
