@@ -156,7 +156,7 @@ def build_defs(settings: Settings) -> dg.Definitions:
         warehouse=kind,
         pool=pool,
     )
-    deid_assets, deid_resources = build_deid_layer(settings, views, file_pool)
+    deid_assets, deid_sensors, deid_resources = build_deid_layer(settings, views, file_pool)
     sync_all = dg.define_asset_job(
         "sync_all",
         selection=dg.AssetSelection.groups("fhir_raw"),
@@ -179,7 +179,7 @@ def build_defs(settings: Settings) -> dg.Definitions:
             ),
         ],
         schedules=[build_sync_schedule(sync_all, partitioning)] if partitioning else [],
-        sensors=[build_view_sensor()] if views else [],  # running by default
+        sensors=[*([build_view_sensor()] if views else []), *deid_sensors],  # running by default
         resources={
             "fhir": build_fhir_resource(settings, catalog),
             "fhir_writer": build_fhir_resource(settings, scopes=write.scopes),

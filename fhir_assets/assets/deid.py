@@ -20,6 +20,7 @@ from ..views.definition import ViewDefinition
 from ..views.runner import VIEW_SCHEMA
 from ..warehouse.protocol import WarehouseOpener
 from .tables import table_metadata
+from .views import refresh_condition
 
 GROUP = "fhir_deid"
 CHECK = "no_source_identifiers"
@@ -47,7 +48,7 @@ def build_deid_asset(
     today: Callable[[], date] = utc_today,
 ) -> dg.AssetsDefinition:
     """The asset ``["fhir_deid", view]`` downstream of ``["fhir", view]``, rebuilt when the view
-    changes (the views' eager condition), with the check ``no_source_identifiers``.
+    changes (the views' ``refresh_condition``), with the check ``no_source_identifiers``.
 
     Args:
         scanned: the resource types whose identifiers the check looks for.
@@ -61,7 +62,7 @@ def build_deid_asset(
         group_name=GROUP,
         deps=[dg.AssetKey([VIEW_SCHEMA, name])],
         kinds={warehouse_kind, "sql"},
-        automation_condition=dg.AutomationCondition.eager(),
+        automation_condition=refresh_condition(),  # the views' own: after the view updates
         check_specs=[dg.AssetCheckSpec(CHECK, asset=key, description=CHECK_DESCRIPTION)],
         description=f"De-identified {name!r}: "
         + ", ".join(f"{column.name} ({kind})" for column, kind in policy.methods),
@@ -123,10 +124,23 @@ def build_deid_assets(
     return [build_deid_asset(p, scanned, warehouse_kind, pool, today) for p in policies]
 
 
+def build_deid_sensor(tick_s: int = 30) -> dg.AutomationConditionSensorDefinition:
+    """The sensor acting on the deid assets' ``refresh_condition``, running by default like
+    the views' (``build_view_sensor``), so a view's rebuild leads to its de-identified one."""
+    return dg.AutomationConditionSensorDefinition(
+        "fhir_deid_refresh_sensor",
+        target=dg.AssetSelection.groups(GROUP),
+        minimum_interval_seconds=tick_s,
+        default_status=dg.DefaultSensorStatus.RUNNING,
+        description="Rebuilds the de-identified tables after their views change.",
+    )
+
+
 def build_deid_layer(
     settings: Settings, views: Iterable[ViewDefinition], pool: str | None = None
-) -> tuple[list[dg.AssetsDefinition], dict[str, Any]]:
-    """The ``fhir_deid`` assets and their ``deid`` resource, when ``FHIR_DEID_KEY`` is set.
+) -> tuple[list[dg.AssetsDefinition], list[dg.SensorDefinition], dict[str, Any]]:
+    """The ``fhir_deid`` assets, their sensor and their ``deid`` resource, when
+    ``FHIR_DEID_KEY`` is set (nothing otherwise).
 
     Raises:
         DeidPolicyError: the key is too short, or a view that takes part has a column without
@@ -134,11 +148,12 @@ def build_deid_layer(
     """
     deid = settings.deid
     if not deid.key:
-        return [], {}
+        return [], [], {}
     DeidKey.from_secret(deid.key)  # a short key is refused when the code location loads
     policies = build_policies(views, deid.policy)
     secret: Any = (
         dg.EnvVar(env_name(DeidSettings, "key")) if settings.secrets_from_env else deid.key
     )
     assets = build_deid_assets(policies, settings.warehouse.kind, pool)
-    return assets, {"deid": DeidKeyResource(key=secret)}
+    sensors = [build_deid_sensor()] if assets else []
+    return assets, sensors, {"deid": DeidKeyResource(key=secret)}

@@ -78,7 +78,11 @@ def test_policy_untagged_user_view_stays_out_and_tagged_one_gets_an_asset(
     assert graph.get(dg.AssetKey(["fhir_deid", "tagged"])).parent_keys == {
         dg.AssetKey(["fhir", "tagged"])
     }
-    assert not {k for k in asset_keys(defs_for(tmp_path, FHIR_DEID_KEY="")) if "deid" in k}
+    sensor = defs.resolve_sensor_def("fhir_deid_refresh_sensor")
+    assert sensor.default_status == dg.DefaultSensorStatus.RUNNING
+    off = defs_for(tmp_path, FHIR_DEID_KEY="")
+    assert not {k for k in asset_keys(off) if "deid" in k}
+    assert "fhir_deid_refresh_sensor" not in {s.name for s in off.sensors or []}
 
 
 def test_policy_file_overrides_the_tag(tmp_path: Path) -> None:
