@@ -351,6 +351,25 @@ class OperationSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class DeidSettings:
+    """The de-identified layer ``fhir_deid`` (docs/deid.md); off while the key is unset."""
+
+    key: str | None = field(
+        default=None,
+        repr=False,
+        metadata=_env(
+            "FHIR_DEID_KEY",
+            "secret keying pseudonyms and date shifts; set: builds fhir_deid",
+            secret=True,
+        ),
+    )
+    policy: str | None = field(
+        default=None,
+        metadata=_env("FHIR_DEID_POLICY", "JSON file of per-column methods overriding tags"),
+    )
+
+
+@dataclass(frozen=True, slots=True)
 class Settings:
     """Everything a deployment configures.
 
@@ -364,6 +383,7 @@ class Settings:
     write: WriteSettings = field(default_factory=WriteSettings)
     bulk: BulkSettings = field(default_factory=BulkSettings)
     operations: OperationSettings = field(default_factory=OperationSettings)
+    deid: DeidSettings = field(default_factory=DeidSettings)
     warehouse: WarehouseSettings = field(default_factory=WarehouseSettings)
     secrets_from_env: bool = False
 
@@ -431,6 +451,7 @@ def env_name(cls: type[Any], name: str) -> str:
 
 __all__ = [
     "BulkSettings",
+    "DeidSettings",
     "DuckDBSettings",
     "FhirSettings",
     "LimitSettings",

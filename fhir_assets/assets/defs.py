@@ -23,6 +23,7 @@ from ..warehouse.kinds import warehouse_kind
 from ..warehouse.landing import LandingOptions
 from .checks import build_reference_checks
 from .operations import build_operation_defs
+from .deid import build_deid_layer
 from .raw import build_raw_assets
 from .views import build_view_assets, build_view_sensor
 from .writeback import build_abnormal_count_assets
@@ -140,6 +141,7 @@ def build_defs(settings: Settings) -> dg.Definitions:
         warehouse=kind,
         pool=pool,
     )
+    deid_assets, deid_sensors, deid_resources = build_deid_layer(settings, views, file_pool)
     sync_all = dg.define_asset_job(
         "sync_all",
         selection=dg.AssetSelection.groups("fhir_raw"),
@@ -151,6 +153,7 @@ def build_defs(settings: Settings) -> dg.Definitions:
             *operations.assets,
             *raw_assets,
             *build_view_assets(views, kind, IO_MANAGER_KEY, file_pool),
+            *deid_assets,
             *writeback,
         ],
         asset_checks=[*build_reference_checks(catalog, file_pool), *operations.checks],
@@ -163,11 +166,12 @@ def build_defs(settings: Settings) -> dg.Definitions:
             ),
         ],
         schedules=[build_sync_schedule(sync_all, partitioning)] if partitioning else [],
-        sensors=[build_view_sensor()] if views else [],  # running by default
+        sensors=[*([build_view_sensor()] if views else []), *deid_sensors],  # running by default
         resources={
             "fhir": build_fhir_resource(settings, catalog),
             "fhir_writer": build_fhir_resource(settings, scopes=write.scopes),
             **build_warehouse_resources(settings),
+            **deid_resources,
         },
     )
 

@@ -50,6 +50,8 @@ class Column:
     # the warehouse type the author asked for with an ``ansi/type`` tag ("date", "timestamp")
     hint: str | None = None
     description: str | None = None  # the column's ``description``, shown in the Dagster UI
+    # every tag as (name, value), e.g. ("deid", "hash") read by fhir_assets/deid/policy.py
+    tags: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,8 +121,9 @@ def parse_column(raw: Any) -> Column:
     description = raw.get("description")
     if description is not None and not isinstance(description, str):
         raise fail(f"column {name!r}: description must be a string")
-    hint = type_hint(name, raw, collection)
-    return Column(name, parse(path), path, kind, collection, hint, description)
+    hint = type_hint(name, raw, collection)  # also checks that tags are {name, value} objects
+    tags = tuple((str(t.get("name")), str(t.get("value"))) for t in raw.get("tag", []))
+    return Column(name, parse(path), path, kind, collection, hint, description, tags)
 
 
 # ``ansi/type`` tag values -> the typed column kinds they select. A FHIR dateTime carries its
