@@ -22,8 +22,8 @@ from ..warehouse.io_managers import IO_MANAGER_KEY
 from ..warehouse.kinds import warehouse_kind
 from ..warehouse.landing import LandingOptions
 from .checks import build_reference_checks
-from .operations import build_operation_defs
 from .deid import build_deid_layer
+from .operations import build_operation_defs
 from .raw import build_raw_assets
 from .views import build_view_assets, build_view_sensor
 from .writeback import build_abnormal_count_assets
