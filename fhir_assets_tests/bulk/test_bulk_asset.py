@@ -209,12 +209,15 @@ def test_the_bulk_asset_quarantines_lines_longer_than_the_settings_max_line_byte
         server.status = [Reply(200, server.manifest([("Patient", "p.ndjson", 2)]))]
         instance = dg.DagsterInstance.ephemeral()
         instance.add_dynamic_partitions(EXPORTS.name, ["by-hand"])
+        resources = {
+            "fhir": FhirServerResource(base_url=server.url, server_profile="generic"),
+            "bulk": BulkExportResource(folder=str(tmp_path / "x"), types="Patient"),
+            "landing": landing,
+        }
         result = dg.materialize(
             [build_bulk_asset(landing_options(settings.sync))],
             partition_key="by-hand",
-            resources={"fhir": FhirServerResource(base_url=server.url, server_profile="generic"),
-                       "bulk": BulkExportResource(folder=str(tmp_path / "x"), types="Patient"),
-                       "landing": landing},  # fmt: skip
+            resources=resources,
             instance=instance,
         )
     assert result.success
