@@ -179,6 +179,7 @@ class FhirClient:
             lambda: self._send(method, url, **kwargs),
             retry_on=retry_on or (TransientRequestError,),
             before_sleep=lambda _exc, wait: self.stats.add_retry(wait),
+            jitter=True,
         )
 
     def _send(self, method: str, url: str, **kwargs: Any) -> dict[str, Any]:

@@ -9,6 +9,7 @@ the server's ``Retry-After`` (:func:`retry_after`), which ``run`` honours up to 
 
 from __future__ import annotations
 
+import random
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -75,6 +76,7 @@ class RetryPolicy:
         max_wait_s: float | None = None,
         stop: Callable[[], bool] | None = None,
         before_sleep: Callable[[BaseException, float], None] | None = None,
+        jitter: bool = False,
     ) -> T:
         """The library's one retry loop (module doc): searches and reads, Bulk Data, write-back
         transactions and token requests.
@@ -88,6 +90,8 @@ class RetryPolicy:
             sleep: how to wait (default ``self.sleep``).
             stop: when it answers true, the error is raised at once (an interrupted export).
             before_sleep: called with the error and the wait before each retry (a log line).
+            jitter: add up to ``backoff_s`` at random to a backoff (not to a server's
+                ``Retry-After``), so many workers failing together do not retry together.
 
         Raises:
             the last error of ``retry_on`` once the retries are spent, or any other at once.
@@ -103,7 +107,11 @@ class RetryPolicy:
                 if failures > tries or (stop is not None and stop()):
                     raise
                 asked = getattr(exc, "wait_s", None)
-                wait = self.backoff(failures) if asked is None else min(float(asked), cap)
+                if asked is not None:
+                    wait = min(float(asked), cap)
+                else:
+                    spread = random.uniform(0, self.backoff_s) if jitter else 0.0  # noqa: S311
+                    wait = min(self.backoff(failures) + spread, self.max_backoff_s)
                 if before_sleep is not None:
                     before_sleep(exc, wait)
                 (sleep or self.sleep)(wait)

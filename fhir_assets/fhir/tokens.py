@@ -277,6 +277,7 @@ def fetch_token(
             retry_on=(TokenBusyError,),
             sleep=sleep,
             before_sleep=lambda exc, wait: log.warning("%s; retrying in %.1fs", exc, wait),
+            jitter=True,
         )
 
     return fetch_with_client_retry(busy_retried, client_id, sleep)
