@@ -128,8 +128,9 @@ def land_export(
     for resource_type, path in result.output_files():
         check_resource_type(resource_type, source="the export manifest")
         by_type.setdefault(resource_type, []).append(path)
+    limit = options.max_line_bytes  # FHIR_MAX_LINE_BYTES: a longer line is quarantined unread
     results = [
-        land(warehouse, t, folder_entries(paths, result.folder), provenance, options)
+        land(warehouse, t, folder_entries(paths, result.folder, None, limit), provenance, options)
         for t, paths in sorted(by_type.items())
     ]
     results.extend(land_deletions(warehouse, result.deleted_files(), result.folder, provenance,

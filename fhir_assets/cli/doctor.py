@@ -2,6 +2,8 @@
 
 The steps follow a sync's own order (server, SMART discovery, key, token, scopes, warehouse), so
 the first failure is the one to fix; a step that needs a failed one is skipped, not failed again.
+The last FHIR step, ``search``, reads one result through the client every path builds (the
+factory: the vendor profile's headers and rate limit, the token, the retry policy).
 No Dagster here; the token is obtained and never printed. After the server check, ``server
 types`` lists the resource types the CapabilityStatement offers and prints the
 ``FHIR_RESOURCE_TYPES`` line that selects them all (``--write-types FILE`` writes that line into
@@ -21,6 +23,7 @@ from .common import environ
 from .errors import CliError, explain
 
 if TYPE_CHECKING:
+    from ..fhir.settings import ServerSettings
     from ..settings import Settings
 
 PASS, FAIL, SKIP = "pass", "FAIL", "skip"
@@ -89,8 +92,7 @@ def run_checks(env: Mapping[str, str]) -> Iterator[Check]:
 
 
 def _fhir_checks(settings: Settings, types: tuple[str, ...]) -> Iterator[Check]:
-    from ..fhir import FhirError, discover, require_read, token_source
-    from .probe import capability_statement, check_private_key
+    from .probe import capability_statement
 
     fhir = settings.fhir
     try:
@@ -103,7 +105,21 @@ def _fhir_checks(settings: Settings, types: tuple[str, ...]) -> Iterator[Check]:
     server = fhir.server(types)
     if server.method() == "none":
         yield Check("SMART / token", SKIP, "no client configured (FHIR_CLIENT_ID unset)")
-        return
+    else:
+        token_checks = list(_token_checks(settings, server, types))
+        yield from token_checks
+        if any(c.status == FAIL for c in token_checks):
+            return
+    yield search_check(server, types)
+
+
+def _token_checks(
+    settings: Settings, server: ServerSettings, types: tuple[str, ...]
+) -> Iterator[Check]:
+    from ..fhir import FhirError, discover, require_read, token_source
+    from .probe import check_private_key
+
+    fhir = settings.fhir
     try:
         config = discover(server.base_url, timeout=server.timeout_s)
         yield Check("SMART configuration", PASS, f"token endpoint {config.token_endpoint}")
@@ -126,6 +142,28 @@ def _fhir_checks(settings: Settings, types: tuple[str, ...]) -> Iterator[Check]:
                     "grant the scope to the client, or narrow FHIR_RESOURCE_TYPES")  # fmt: skip
         return
     yield Check("scopes", PASS, f"cover reading the {len(types)} selected types")
+
+
+SEARCH = "search"
+
+
+def search_check(server: ServerSettings, types: tuple[str, ...]) -> Check:
+    """One page of one result of the first selected type, through the client every path builds
+    (:func:`~fhir_assets.fhir.build_client`): the vendor profile's headers and rate limit, the
+    token, the retry policy and the limits of a sync."""
+    from ..fhir import FhirError, build_client
+
+    if not types:
+        return Check(SEARCH, SKIP, "no resource type selected")
+    try:
+        with build_client(server) as client:
+            page = next(client.search_pages(types[0], {"_count": "1"}))
+            profile = client.profile.name if client.profile else "generic"
+    except FhirError as exc:
+        what, fix = explain(exc)
+        return Check(SEARCH, FAIL, what, fix or "check the server's logs for this search")
+    found = "no match" if not page.resources else "a searchset Bundle"
+    return Check(SEARCH, PASS, f"{types[0]}?_count=1 answered {found} ({profile} profile)")
 
 
 def _statement_check(base_url: str, statement: dict[str, object] | None) -> Check:

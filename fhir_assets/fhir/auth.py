@@ -24,7 +24,8 @@ from authlib.oauth2.rfc7523 import private_key_jwt_sign
 from .errors import ConfigurationError
 from .http import new_session
 from .keys import Key, algorithm_for, load_private_key
-from .tokens import Token, TokenSource, client_secrets, fetch_with_client_retry, request_token
+from .retry import RetryPolicy
+from .tokens import Token, TokenSource, client_secrets, fetch_token, request_token
 from .urls import origin, require_https
 
 __all__ = [
@@ -73,6 +74,7 @@ class ClientCredentialsTokenSource(TokenSource):
         jti: Callable[[], str] = lambda: uuid.uuid4().hex,
         sleep: Callable[[float], None] = time.sleep,
         timeout: float = 30.0,
+        retry: RetryPolicy | None = None,
     ) -> None:
         super().__init__(now=now)
         self.token_url = require_https(token_url, "token endpoint")
@@ -86,6 +88,7 @@ class ClientCredentialsTokenSource(TokenSource):
         self._jti = jti
         self._sleep = sleep
         self._timeout = timeout
+        self.retry = retry or RetryPolicy()
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(token_url={self.token_url!r}, client_id={self.client_id!r})"
@@ -104,7 +107,7 @@ class ClientCredentialsTokenSource(TokenSource):
         return signed.decode() if isinstance(signed, bytes) else str(signed)
 
     def _fetch(self) -> Token:
-        return fetch_with_client_retry(self._request, self.client_id, self._sleep)
+        return fetch_token(self._request, self.client_id, self._sleep, self.retry)
 
     def _request(self) -> Token:
         form = {
@@ -138,6 +141,7 @@ class ClientSecretTokenSource(TokenSource):
         now: Callable[[], float] = time.time,
         sleep: Callable[[float], None] = time.sleep,
         timeout: float = 30.0,
+        retry: RetryPolicy | None = None,
     ) -> None:
         super().__init__(now=now)
         if method not in SECRET_METHODS:
@@ -150,6 +154,7 @@ class ClientSecretTokenSource(TokenSource):
         self._session = session or new_session()
         self._sleep = sleep
         self._timeout = timeout
+        self.retry = retry or RetryPolicy()
 
     def __repr__(self) -> str:
         return (
@@ -158,7 +163,7 @@ class ClientSecretTokenSource(TokenSource):
         )
 
     def _fetch(self) -> Token:
-        return fetch_with_client_retry(self._request, self.client_id, self._sleep)
+        return fetch_token(self._request, self.client_id, self._sleep, self.retry)
 
     def _request(self) -> Token:
         # authlib sends Basic base64(id:secret) without RFC 6749 2.3.1's form-urlencoding first,

@@ -25,7 +25,13 @@ from .errors import (
 from .http import new_session
 from .limits import Limits, PageBound
 from .ratelimit import RateLimit, RateLimitedAdapter
-from .retry import TRANSIENT_STATUSES, IncompleteBodyError, RequestStats, RetryPolicy
+from .retry import (
+    TRANSIENT_STATUSES,
+    IncompleteBodyError,
+    RequestStats,
+    RetryPolicy,
+    retry_after,
+)
 from .tokens import scrub
 from .urls import origin, redact, require_https, show_origin
 
@@ -49,6 +55,8 @@ log = logging.getLogger(__name__)
 Params = Mapping[str, Any] | Sequence[tuple[str, Any]]
 
 FHIR_JSON = "application/fhir+json"
+# Methods retried on a transient failure; a POST (a transaction, an operation) is not.
+IDEMPOTENT = frozenset({"GET", "HEAD", "PUT", "DELETE", "OPTIONS"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,14 +114,8 @@ class FhirClient:
         self.session = new_session(self.limits.max_redirects)
         self.session.auth = auth
         self.session.headers.update({"Accept": FHIR_JSON, **(headers or {})})
-        adapter = RateLimitedAdapter(
-            rate_limit,
-            max_retries=self.retry.to_urllib3(self.stats),
-            pool_connections=pool_size,
-            pool_maxsize=pool_size,
-        )
-        self.session.mount("http://", adapter)
-        self.session.mount("https://", adapter)
+        self.pool_size = 0
+        self.widen_pool(pool_size)
 
     def __repr__(self) -> str:
         return f"FhirClient({self.base_url!r})"
@@ -124,6 +126,23 @@ class FhirClient:
         for adapter in self.session.adapters.values():
             if isinstance(adapter, RateLimitedAdapter):
                 adapter.rate_limit = rate_limit
+
+    def widen_pool(self, size: int) -> None:
+        """Pool at least ``size`` connections (a Bulk Data export downloads files in parallel
+        through this same session)."""
+        if size <= self.pool_size:
+            return
+        self.pool_size = size
+        # The transport never retries: every retry is RetryPolicy.run's (retry.py), so searches,
+        # Bulk Data and writes that share this session have one policy, not two stacked.
+        adapter = RateLimitedAdapter(
+            self.rate_limit, max_retries=0, pool_connections=size, pool_maxsize=size
+        )
+        for prefix in ("http://", "https://"):
+            old = self.session.adapters.get(prefix)
+            self.session.mount(prefix, adapter)
+            if old is not None and old is not adapter:
+                old.close()
 
     def __enter__(self) -> FhirClient:
         return self
@@ -152,9 +171,16 @@ class FhirClient:
         # a single read may be redirected to storage elsewhere (without the token); searches,
         # writes and everything else stay on the server's origin (fhir_assets.fhir.http)
         kwargs.setdefault("redirects", "reads" if method == "GET" else "same-origin")
-        if method == "GET":
-            return self.retry.body_retrying(self.stats)(self._send, method, url, **kwargs)
-        return self._send(method, url, **kwargs)
+        if method not in IDEMPOTENT:
+            return self._send(method, url, **kwargs)  # a POST is retried only by its caller
+        # GET: a body that broke off or is not JSON (an HTML error page) is worth another try
+        retry_on = (TransientRequestError, ResponseFormatError) if method == "GET" else None
+        return self.retry.run(
+            lambda: self._send(method, url, **kwargs),
+            retry_on=retry_on or (TransientRequestError,),
+            before_sleep=lambda _exc, wait: self.stats.add_retry(wait),
+            jitter=True,
+        )
 
     def _send(self, method: str, url: str, **kwargs: Any) -> dict[str, Any]:
         require_https(url, f"{method} target")
@@ -251,14 +277,18 @@ def decode(response: requests.Response) -> dict[str, Any]:
         # token we sent (opaque tokens have no recognisable shape) passes
         sent = sent_token(response)
         issues = tuple(scrub(issue, sent) for issue in outcome_issues(body))
-        error = TransientRequestError if status in TRANSIENT_STATUSES else RequestError
+        kind = TransientRequestError if status in TRANSIENT_STATUSES else RequestError
         detail = "; ".join(issues) or scrub(response.reason or "no OperationOutcome", sent)
-        raise error(
+        error = kind(
             f"{response.request.method} {url} answered HTTP {status}: {detail}",
             status=status,
             url=url,
             issues=issues,
         )
+        if kind is TransientRequestError:
+            # RetryPolicy.run waits what the server asks (capped), else its own backoff
+            error.wait_s = retry_after(response.headers)  # type: ignore[attr-defined]
+        raise error
     if not isinstance(body, dict):
         raise ResponseFormatError(
             f"{url} answered HTTP {status} with {content_type or 'no content type'}, not FHIR JSON",

@@ -98,7 +98,8 @@ def shared_rate_file(base_url: str, folder: Path | None = None) -> Path:
 class RateLimitedAdapter(HTTPAdapter):
     """A ``requests`` transport adapter that takes a permit from a :class:`RateLimit` per send.
 
-    urllib3's retries happen inside ``send``, after the permit; their backoff already spaces them.
+    The transport never retries (``max_retries=0``): every retry is a new ``send`` through
+    :meth:`~fhir_assets.fhir.retry.RetryPolicy.run`, so it takes its own permit.
     """
 
     def __init__(self, rate_limit: RateLimit | None = None, **kwargs: Any) -> None:

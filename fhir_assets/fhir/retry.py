@@ -1,24 +1,23 @@
 """How transient failures are retried, and the counters the sync reports about them.
 
-urllib3's ``Retry`` does the status/connection retries inside the transport (backoff with jitter,
-``Retry-After`` in seconds or HTTP-date, capped); tenacity retries GETs whose body broke off,
-which urllib3 never sees because ``requests`` reads the body after the transport returns.
+:meth:`RetryPolicy.run` is the library's one retry loop: searches and reads, Bulk Data kick-off,
+status polls and files, write-back transactions and token requests all go through it. The
+transport itself never retries (the session's adapters have ``max_retries=0``), so no second,
+hidden policy multiplies the attempts; a transient status becomes a :class:`BusyError` carrying
+the server's ``Retry-After`` (:func:`retry_after`), which ``run`` honours up to its cap.
 """
 
 from __future__ import annotations
 
+import random
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Self, TypeVar
+from email.utils import parsedate_to_datetime
+from typing import Any, TypeVar
 
-import tenacity
-from urllib3.exceptions import InvalidHeader
-from urllib3.response import BaseHTTPResponse
-from urllib3.util.retry import Retry
-
-from .errors import ResponseFormatError, TransientRequestError
+from .errors import TransientRequestError
 
 T = TypeVar("T")
 TRANSIENT_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
@@ -41,46 +40,6 @@ class RequestStats:
         with self._lock:
             self.retries += 1
             self.retry_wait_s += waited_s
-
-
-class CountingRetry(Retry):
-    """urllib3 ``Retry`` that counts into :class:`RequestStats` and sleeps with an injected sleep.
-
-    The retry decisions, exponential backoff with jitter and ``Retry-After`` parsing (seconds and
-    HTTP-date, capped by ``retry_after_max``) are urllib3's own.
-    """
-
-    def __init__(
-        self,
-        *args: Any,
-        stats: RequestStats | None = None,
-        sleeper: Callable[[float], None] = time.sleep,
-        **kwargs: Any,
-    ) -> None:
-        self.stats = stats or RequestStats()
-        self.sleeper = sleeper
-        super().__init__(*args, **kwargs)
-
-    def new(self, **kw: Any) -> Self:
-        retry = super().new(**kw)
-        retry.stats, retry.sleeper = self.stats, self.sleeper
-        return retry
-
-    def get_retry_after(self, response: BaseHTTPResponse) -> float | None:
-        try:
-            return super().get_retry_after(response)
-        except InvalidHeader:
-            return None  # an unparseable Retry-After is treated as absent: plain backoff
-
-    def sleep(self, response: BaseHTTPResponse | None = None) -> None:
-        delay = None
-        if self.respect_retry_after_header and response is not None:
-            delay = self.get_retry_after(response)
-        if delay is None:
-            delay = self.get_backoff_time()
-        self.stats.add_retry(delay)
-        if delay > 0:
-            self.sleeper(delay)
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,9 +76,10 @@ class RetryPolicy:
         max_wait_s: float | None = None,
         stop: Callable[[], bool] | None = None,
         before_sleep: Callable[[BaseException, float], None] | None = None,
+        jitter: bool = False,
     ) -> T:
-        """The library's one retry loop for requests that answer with something urllib3 does not
-        see (an export kick-off's 429, a file whose body broke off, a resent transaction).
+        """The library's one retry loop (module doc): searches and reads, Bulk Data, write-back
+        transactions and token requests.
 
         The wait is the error's ``wait_s`` (a server's ``Retry-After``, capped at ``max_wait_s``,
         default ``max_backoff_s``) or :meth:`backoff`.
@@ -130,6 +90,8 @@ class RetryPolicy:
             sleep: how to wait (default ``self.sleep``).
             stop: when it answers true, the error is raised at once (an interrupted export).
             before_sleep: called with the error and the wait before each retry (a log line).
+            jitter: add up to ``backoff_s`` at random to a backoff (not to a server's
+                ``Retry-After``), so many workers failing together do not retry together.
 
         Raises:
             the last error of ``retry_on`` once the retries are spent, or any other at once.
@@ -145,43 +107,14 @@ class RetryPolicy:
                 if failures > tries or (stop is not None and stop()):
                     raise
                 asked = getattr(exc, "wait_s", None)
-                wait = self.backoff(failures) if asked is None else min(float(asked), cap)
+                if asked is not None:
+                    wait = min(float(asked), cap)
+                else:
+                    spread = random.uniform(0, self.backoff_s) if jitter else 0.0  # noqa: S311
+                    wait = min(self.backoff(failures) + spread, self.max_backoff_s)
                 if before_sleep is not None:
                     before_sleep(exc, wait)
                 (sleep or self.sleep)(wait)
-
-    def to_urllib3(self, stats: RequestStats | None = None) -> CountingRetry:
-        """The urllib3 ``Retry`` that implements this policy on a ``requests`` adapter."""
-        return CountingRetry(
-            total=self.attempts,
-            status_forcelist=TRANSIENT_STATUSES,
-            # GET and the idempotent verbs; a POSTed transaction is only retried by its caller.
-            allowed_methods=frozenset({"GET", "HEAD", "PUT", "DELETE", "OPTIONS"}),
-            backoff_factor=self.backoff_s,
-            backoff_max=self.max_backoff_s,
-            backoff_jitter=self.backoff_s,
-            respect_retry_after_header=True,
-            retry_after_max=self.max_backoff_s,
-            raise_on_status=False,
-            stats=stats,
-            sleeper=self.sleep,
-        )
-
-    def body_retrying(self, stats: RequestStats) -> tenacity.Retrying:
-        """Retries of a GET whose response body was cut or is not JSON (tenacity).
-
-        urllib3 returns before the body is read, so its ``Retry`` never sees these failures.
-        """
-        return tenacity.Retrying(
-            retry=tenacity.retry_if_exception_type((IncompleteBodyError, ResponseFormatError)),
-            stop=tenacity.stop_after_attempt(self.attempts + 1),
-            wait=tenacity.wait_exponential_jitter(
-                multiplier=self.backoff_s, max=self.max_backoff_s, jitter=self.backoff_s
-            ),
-            sleep=self.sleep,
-            before_sleep=lambda state: stats.add_retry(state.upcoming_sleep),
-            reraise=True,
-        )
 
 
 class IncompleteBodyError(TransientRequestError):
@@ -199,3 +132,21 @@ class BusyError(TransientRequestError):
         super().__init__(message, url=url)
         self.wait_s = wait_s
         self.response = response
+
+
+def retry_after(headers: Mapping[str, str], now: Callable[[], float] = time.time) -> float | None:
+    """Seconds a server asks to wait (``Retry-After`` as delay-seconds or HTTP-date, RFC 9110
+    10.2.3, measured against the server's ``Date`` when it sends one); ``None`` without a
+    readable header (then the policy's backoff applies). Callers cap it."""
+    value = (headers.get("Retry-After") or "").strip()
+    if value.isdigit():
+        return float(value)
+    if not value:
+        return None
+    try:
+        target = parsedate_to_datetime(value).timestamp()
+        server_now = headers.get("Date")
+        clock = parsedate_to_datetime(server_now).timestamp() if server_now else now()
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, target - clock)

@@ -157,6 +157,7 @@ def build_token_source(settings: ServerSettings) -> TokenSource | None:
             scope=scope,
             jku=settings.jku,
             timeout=timeout,
+            retry=settings.retry,
         )
     if method.startswith("client-secret"):
         return ClientSecretTokenSource(
@@ -166,6 +167,7 @@ def build_token_source(settings: ServerSettings) -> TokenSource | None:
             scope=scope,
             method=_secret_method(settings, method, config),
             timeout=timeout,
+            retry=settings.retry,
         )
     return AuthorizationCodeTokenSource(
         token_url=token_url,

@@ -18,6 +18,7 @@ from urllib.parse import quote, quote_plus
 import requests
 
 from .errors import AuthError
+from .retry import TRANSIENT_STATUSES, RetryPolicy, retry_after
 from .urls import InsecureUrlError, redact, require_https
 
 log = logging.getLogger(__name__)
@@ -82,6 +83,15 @@ class TokenRequestError(AuthError):
         super().__init__(message)
         self.status = status
         self.error = error
+
+
+class TokenBusyError(TokenRequestError):
+    """The token endpoint was unreachable or answered a transient status (408, 429, 5xx):
+    worth another try (:func:`fetch_token`). ``wait_s`` is its ``Retry-After``, if any."""
+
+    def __init__(self, message: str, *, status: int | None = None, wait_s: float | None = None):
+        super().__init__(message, status=status)
+        self.wait_s = wait_s
 
 
 class TokenSource:
@@ -159,7 +169,7 @@ def request_token(
     except InsecureUrlError as exc:
         raise TokenRequestError(f"token endpoint: {exc}") from None
     except requests.RequestException as exc:
-        raise TokenRequestError(
+        raise TokenBusyError(
             f"token endpoint {redact(token_url)} could not be reached: {type(exc).__name__}"
         ) from None
     if response.is_redirect:
@@ -183,6 +193,13 @@ def request_token(
     # so a cut can never leave part of a secret unrecognised.
     detail = (f"{error}: {description}" if description else error)[:DETAIL_CHARS]
     detail = detail or f"not an OAuth JSON answer but {kind}"
+    if response.status_code in TRANSIENT_STATUSES:
+        raise TokenBusyError(
+            f"token endpoint {redact(token_url)} is busy or failing "
+            f"(HTTP {response.status_code}, {detail})",
+            status=response.status_code,
+            wait_s=retry_after(response.headers, now),
+        )
     raise TokenRequestError(
         f"token endpoint {redact(token_url)} refused the request "
         f"(HTTP {response.status_code}, {detail})",
@@ -236,6 +253,34 @@ def scrub(text: str, secrets: Iterable[str]) -> str:
         text = text.replace(form, REDACTED)
     text = JWT_SHAPE.sub(REDACTED, text)
     return AUTH_HEADER.sub(lambda m: f"{m.group(1)} {REDACTED}", text)
+
+
+def fetch_token(
+    request: Callable[[], Token],
+    client_id: str,
+    sleep: Callable[[float], None],
+    retry: RetryPolicy | None = None,
+) -> Token:
+    """Run the token ``request`` under the server's one :class:`RetryPolicy`: an unreachable
+    endpoint, 408, 429 or 5xx is tried again (``Retry-After`` honoured, capped at the policy's
+    ``max_backoff_s``); a refusal (4xx such as ``invalid_grant``) is not, except the vendor rule
+    of :func:`fetch_with_client_retry` (one more try after ``invalid_client``).
+
+    Raises:
+        TokenRequestError: refused, or still failing once the policy's retries are spent.
+    """
+    policy = retry or RetryPolicy()
+
+    def busy_retried() -> Token:
+        return policy.run(
+            request,
+            retry_on=(TokenBusyError,),
+            sleep=sleep,
+            before_sleep=lambda exc, wait: log.warning("%s; retrying in %.1fs", exc, wait),
+            jitter=True,
+        )
+
+    return fetch_with_client_retry(busy_retried, client_id, sleep)
 
 
 def fetch_with_client_retry(

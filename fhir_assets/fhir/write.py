@@ -5,9 +5,10 @@ Single interactions return an :class:`EntryOutcome` (status, id, version, ETag);
 refer to each other through ``urn:uuid`` full URLs (FHIR R4 3.1.0.11.2), and the response Bundle
 is parsed into one :class:`EntryOutcome` per entry, in request order.
 
-Retries: the client's urllib3 retry covers PUT and DELETE only. A POST (a create, a transaction)
-is resent only by :meth:`WriteClient.submit_idempotent`, and only when every entry is safe to
-repeat (:func:`is_retry_safe`): a conditional create, a PUT, a DELETE or a read.
+Retries: the client's :class:`RetryPolicy` covers PUT and DELETE (transient failures, the
+server's ``Retry-After`` honoured). A POST (a create, a transaction) is resent only by
+:meth:`WriteClient.submit_idempotent`, and only when every entry is safe to repeat
+(:func:`is_retry_safe`): a conditional create, a PUT, a DELETE or a read.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from typing import Any, Literal
 import orjson
 import requests
 
-from .client import FHIR_JSON, FhirClient, RetryPolicy, decode, redact
+from .client import FHIR_JSON, IDEMPOTENT, FhirClient, RetryPolicy, decode, redact
 from .errors import RequestError, ResponseFormatError, TransientRequestError, outcome_issues
 
 log = logging.getLogger(__name__)
@@ -287,13 +288,18 @@ class WriteClient:
     def _send(
         self, method: str, path: str, resource: Mapping[str, Any] | None, headers: dict[str, str]
     ) -> EntryOutcome:
-        response = self._request(method, self.client.url(path), resource, headers)
-        body = decode(response) if response.content else {}
-        return EntryOutcome.parse(
-            response.status_code,
-            location=response.headers.get("Location") or response.headers.get("Content-Location"),
-            etag=response.headers.get("ETag"),
-            body=body,
+        def once() -> EntryOutcome:
+            response = self._request(method, self.client.url(path), resource, headers)
+            body = decode(response) if response.content else {}
+            location = response.headers.get("Location") or response.headers.get("Content-Location")
+            etag = response.headers.get("ETag")
+            return EntryOutcome.parse(response.status_code, location=location, etag=etag, body=body)
+
+        if method not in IDEMPOTENT:
+            return once()  # a POST is resent only by submit_idempotent
+        return self.client.retry.run(
+            once,
+            before_sleep=lambda exc, wait: self.client.stats.add_retry(wait),
         )
 
     def _request(

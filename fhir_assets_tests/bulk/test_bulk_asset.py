@@ -187,3 +187,44 @@ def test_bulk_export_records_a_materialization_per_raw_asset(
         assert metadata["source_server"] == sandbox.base_url
     # Encounter was not exported, so its raw asset records nothing
     assert instance.get_latest_materialization_event(dg.AssetKey(["fhir_raw", "encounter"])) is None
+
+
+def test_the_bulk_asset_quarantines_lines_longer_than_the_settings_max_line_bytes(
+    tmp_path: Path,
+) -> None:
+    import orjson
+
+    from fhir_assets.assets.defs import landing_options
+    from fhir_assets.settings import Settings
+    from fhir_assets_tests.bulk.bulk_server import BulkServer, Reply
+
+    settings = Settings.from_environ({"FHIR_BASE_URL": "http://127.0.0.1/fhir",
+                                      "FHIR_MAX_LINE_BYTES": "300"})  # fmt: skip
+    meta = {"versionId": "1", "lastUpdated": "2026-11-01T00:00:00.000Z"}
+    short = {"resourceType": "Patient", "id": "p0", "meta": meta}
+    long = short | {"id": "p1", "name": [{"text": "x" * 400}]}
+    landing = DuckDBWarehouseResource(database=str(tmp_path / "warehouse.duckdb"))
+    with BulkServer() as server:
+        server.files["p.ndjson"] = orjson.dumps(short) + b"\n" + orjson.dumps(long) + b"\n"
+        server.status = [Reply(200, server.manifest([("Patient", "p.ndjson", 2)]))]
+        instance = dg.DagsterInstance.ephemeral()
+        instance.add_dynamic_partitions(EXPORTS.name, ["by-hand"])
+        resources = {
+            "fhir": FhirServerResource(base_url=server.url, server_profile="generic"),
+            "bulk": BulkExportResource(folder=str(tmp_path / "x"), types="Patient"),
+            "landing": landing,
+        }
+        result = dg.materialize(
+            [build_bulk_asset(landing_options(settings.sync))],
+            partition_key="by-hand",
+            resources=resources,
+            instance=instance,
+        )
+    assert result.success
+    with landing.open_warehouse() as warehouse:
+        landed = warehouse.fetch("SELECT id FROM fhir_raw.patient")
+        quarantined = warehouse.fetch("SELECT line, error FROM fhir_raw._quarantine")
+    assert landed == [("p0",)]
+    assert [(line, "FHIR_MAX_LINE_BYTES=300" in reason) for line, reason in quarantined] == [
+        (2, True)
+    ]

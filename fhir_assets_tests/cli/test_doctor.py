@@ -22,7 +22,7 @@ def test_doctor_passes_on_the_sandbox(run: Run, sandbox: Sandbox) -> None:
     done = run("doctor", env=sandbox.environment())
     assert done.returncode == 0, done.stdout + done.stderr
     names = ("configuration", "FHIR server", "server types", "SMART configuration", "token",
-             "scopes", "warehouse")  # fmt: skip
+             "scopes", "search", "warehouse")  # fmt: skip
     assert _rows(done.stdout) == dict.fromkeys(names, "pass")
     assert "FHIR 4.0.1" in done.stdout
 

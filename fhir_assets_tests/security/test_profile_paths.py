@@ -100,6 +100,21 @@ def test_cli_export_sends_the_profile_header_and_is_group_only(tmp_path: Path) -
     assert {s.headers.get("Epic-Client-ID") for s in sent} == {"app-7"}
 
 
+def test_doctor_searches_through_the_built_client_with_the_profile_header(tmp_path: Path) -> None:
+    with evil_servers(1) as (server,):
+        epic(server)
+        env = environment(server) | {"FHIR_DUCKDB_PATH": str(tmp_path / "w.duckdb"),
+                                     "FHIR_RESOURCE_TYPES": "Practitioner"}  # fmt: skip
+        done = subprocess.run([CLI, "doctor"], env=env, cwd=tmp_path, capture_output=True,
+                              text=True, timeout=120)  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "(epic profile)" in done.stdout
+    searches = fhir_requests(server, "/fhir/Practitioner")
+    assert len(searches) == 1 and "_count=1" in searches[0].path
+    assert searches[0].headers.get("Epic-Client-ID") == "app-7"
+    assert searches[0].headers.get("Authorization") == "Bearer t0k"
+
+
 def test_resource_get_client_carries_the_profile(monkeypatch: pytest.MonkeyPatch) -> None:
     with evil_servers(1) as (server,):
         epic(server)
@@ -122,6 +137,7 @@ PATHS = {
     "assets/writeback.py": "get_client",  # write-back
     "cli/sync.py": "connect",  # fhir-assets sync (build_client's first name)
     "cli/data.py": "connect",  # fhir-assets export
+    "cli/doctor.py": "build_client",  # fhir-assets doctor
 }
 
 

@@ -1,9 +1,10 @@
 """Kick-off, status polling and deletion of a Bulk Data export (HL7 Bulk Data Access IG v2).
 
-:class:`BulkClient` wraps a :class:`FhirClient` (its base URL, auth and timeout) with a session of
-its own that does not retry by itself: every wait here is decided by the server's ``Retry-After``
-(capped) and done through the injected ``sleep``, so tests run instantly and a sensor can poll
-once per tick with :meth:`BulkClient.poll`.
+:class:`BulkClient` wraps a :class:`FhirClient` and sends through the client's own session (one
+session per server: its auth, profile headers, rate limit and redirect rules), whose transport
+never retries by itself: every retry is the client's :class:`~fhir_assets.fhir.retry.RetryPolicy`,
+every wait is decided by the server's ``Retry-After`` (capped) and done through the injected
+``sleep``, so tests run instantly and a sensor can poll once per tick with :meth:`BulkClient.poll`.
 """
 
 from __future__ import annotations
@@ -16,7 +17,6 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from email.utils import parsedate_to_datetime
 from typing import Any, TypeVar
 from urllib.parse import urljoin
 
@@ -25,9 +25,8 @@ import requests
 
 from ..client import FHIR_JSON, FhirClient, decode, redact
 from ..errors import ConfigurationError, RequestError, ResponseFormatError, TransientRequestError
-from ..http import new_session
-from ..ratelimit import RateLimit, RateLimitedAdapter, shared_rate_file
-from ..retry import TRANSIENT_STATUSES, BusyError
+from ..ratelimit import RateLimit, shared_rate_file
+from ..retry import TRANSIENT_STATUSES, BusyError, retry_after
 from ..urls import require_https, require_same_origin
 from .answers import refusal, too_soon, transient_failure
 from .manifest import (
@@ -81,25 +80,18 @@ class BulkClient:
         self.stopping = threading.Event()
         self._streams: set[requests.Response] = set()
         self._streams_lock = threading.Lock()
-        self.session = new_session(client.limits.max_redirects)
-        self.session.auth = client.session.auth
-        self.session.headers.update(client.session.headers)
         # One request budget per server for every export and sync on the machine (as the REST
         # path does): the client's own if it has one, else one shared through a file.
-        self.rate_limit = client.rate_limit or RateLimit(
-            self.options.requests_per_s, shared_file=shared_rate_file(client.base_url)
-        )
-        adapter = RateLimitedAdapter(
-            self.rate_limit,
-            max_retries=0,
-            pool_maxsize=self.options.max_connections + 2,
-            pool_block=False,
-        )
-        self.session.mount("http://", adapter)
-        self.session.mount("https://", adapter)
+        if client.rate_limit is None:
+            shared = shared_rate_file(client.base_url)
+            client.use_rate_limit(RateLimit(self.options.requests_per_s, shared_file=shared))
+        self.rate_limit = client.rate_limit
+        # One session per server: the client's (issue 23), pooled wide enough for the downloads.
+        client.widen_pool(self.options.max_connections + 2)
+        self.session = client.session
 
     def close(self) -> None:
-        """Release pooled connections."""
+        """Release pooled connections (the session stays the client's, usable afterwards)."""
         self.session.close()
 
     def streaming(self, response: requests.Response | None, *, done: bool = False) -> None:
@@ -272,19 +264,13 @@ class BulkClient:
     def wait_for(self, response: requests.Response) -> float:
         """Seconds to wait per ``Retry-After`` (delay-seconds or HTTP-date, RFC 9110 10.2.3),
         capped at ``max_wait_s``; ``default_wait_s`` without the header."""
-        value = (response.headers.get("Retry-After") or "").strip()
-        wait = self.options.default_wait_s
-        if value.isdigit():
-            wait = float(value)
-        elif value:
-            try:
-                target = parsedate_to_datetime(value).timestamp()
-                # Measure against the server's own clock when it sends one (clocks drift).
-                server_now = response.headers.get("Date")
-                now = parsedate_to_datetime(server_now).timestamp() if server_now else self.now()
-                wait = max(0.0, target - now)
-            except (TypeError, ValueError):
-                log.warning("unreadable Retry-After %r; waiting %ss", value, wait)
+        wait = retry_after(response.headers, self.now)
+        if wait is None:
+            wait = self.options.default_wait_s
+            if response.headers.get("Retry-After"):
+                log.warning(
+                    "unreadable Retry-After %r; waiting %ss", response.headers["Retry-After"], wait
+                )
         return min(wait, self.options.max_wait_s)
 
     def _busy(self, response: requests.Response, cap: float | None = None) -> BusyError:
