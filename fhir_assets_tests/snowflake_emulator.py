@@ -23,11 +23,13 @@ SKIP = re.compile(r"--\s*emulator:\s*skip")
 
 @contextmanager
 def emulator_settings(database: str = "FHIR_ASSETS") -> Iterator[SnowflakeSettings]:
-    """A fresh fakesnow server on a free 127.0.0.1 port, as connection settings."""
+    """A fresh fakesnow server on a free 127.0.0.1 port, as connection settings, with
+    ``database`` emptied: every fakesnow server of a process shares one in-memory store, so a
+    test run after another in the same pytest worker would otherwise see its tables."""
     logging.getLogger("uvicorn").setLevel(logging.WARNING)
     logging.getLogger("uvicorn.access").setLevel(logging.WARNING)
     with START_SERVER() as server:
-        yield SnowflakeSettings(
+        settings = SnowflakeSettings(
             account=server["account"],
             user=server["user"],
             password=server["password"],
@@ -36,6 +38,24 @@ def emulator_settings(database: str = "FHIR_ASSETS") -> Iterator[SnowflakeSettin
             port=server["port"],
             protocol=server["protocol"],
         )
+        empty_database(settings)
+        yield settings
+
+
+def empty_database(settings: SnowflakeSettings) -> None:
+    """Drop every schema of the settings' database but its information schema (the emulator has
+    no DROP DATABASE)."""
+    connection = connect(settings)
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"SELECT schema_name FROM {settings.database}.information_schema.schemata"  # noqa: S608
+            )
+            for (name,) in cursor.fetchall():
+                if name.lower() not in ("information_schema", "main", "public"):
+                    cursor.execute(f"DROP SCHEMA IF EXISTS {settings.database}.{name} CASCADE")
+    finally:
+        connection.close()
 
 
 def bootstrap_statements(text: str | None = None) -> list[tuple[str, bool]]:
