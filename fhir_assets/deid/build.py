@@ -2,8 +2,8 @@
 
 The statement is a chain of CTEs over the identified view: the patient's pseudonym, then the
 digest keying its date shift, then the shift in days, then one expression per kept column. Only
-the warehouse sees rows; Python only writes the SQL. ``deid_select`` is the whole query, so an
-incremental build later needs only a WHERE on the changed keys and a DELETE + INSERT.
+the warehouse sees rows; Python only writes the SQL. ``deid_select`` is the whole query; an
+incremental build (``incremental.py``) runs it over the changed keys' rows of the view.
 
 The SQL holds HMAC's pads (derived from the key, never the key itself): it is never logged
 here. Snowflake keeps statement text in its query history; see docs/deid.md.
