@@ -11,19 +11,24 @@ from typing import Any
 import dagster as dg
 from dagster import AssetExecutionContext
 
-from ..deid.build import DEID_SCHEMA, materialize
+from ..deid.build import DEID_SCHEMA
+from ..deid.incremental import DeidResult, DeidState, build_deid
 from ..deid.keyed import DeidKey
 from ..deid.policy import ViewPolicy, build_policies
 from ..deid.scan import scan
 from ..settings import DeidSettings, Settings, env_name
 from ..views.definition import ViewDefinition
+from ..views.incremental import BuildState
 from ..views.runner import VIEW_SCHEMA
 from ..warehouse.protocol import WarehouseOpener
 from .tables import table_metadata
+from .views import HASH as VIEW_HASH
+from .views import WATERMARK as VIEW_WATERMARK
 from .views import refresh_condition
 
 GROUP = "fhir_deid"
 CHECK = "no_source_identifiers"
+HASH, KEY_FP, WATERMARK = "fhir_deid/hash", "fhir_deid/key_fingerprint", "fhir_deid/watermark"
 
 
 class DeidKeyResource(dg.ConfigurableResource):  # type: ignore[type-arg]
@@ -38,6 +43,43 @@ class DeidKeyResource(dg.ConfigurableResource):  # type: ignore[type-arg]
 
 def utc_today() -> date:
     return datetime.now(UTC).date()
+
+
+def latest_metadata(context: AssetExecutionContext, key: dg.AssetKey) -> dict[str, str]:
+    """The text metadata of ``key``'s last materialization (empty if none)."""
+    event = context.instance.get_latest_materialization_event(key)
+    materialization = event.asset_materialization if event else None
+    if materialization is None:
+        return {}
+    return {name: str(value.value) for name, value in materialization.metadata.items()}
+
+
+def view_state(context: AssetExecutionContext, name: str) -> BuildState | None:
+    """The hash and watermark of the view's last build (None if it recorded none)."""
+    metadata = latest_metadata(context, dg.AssetKey([VIEW_SCHEMA, name]))
+    if VIEW_HASH not in metadata:
+        return None
+    return BuildState(metadata[VIEW_HASH], metadata.get(VIEW_WATERMARK) or None)
+
+
+def previous_state(context: AssetExecutionContext) -> DeidState | None:
+    """This table's last build state (None if it recorded none)."""
+    metadata = latest_metadata(context, context.asset_key)
+    if HASH not in metadata or KEY_FP not in metadata:
+        return None
+    return DeidState(metadata[HASH], metadata[KEY_FP], metadata.get(WATERMARK) or None)
+
+
+def build_metadata(built: DeidResult) -> dict[str, Any]:
+    """What a build records: its mode and the state for the next one (never the key)."""
+    return {
+        "build": built.mode,
+        "full_build_reason": built.reason or "none",
+        "resources_recomputed": built.changed,
+        HASH: built.state.deid_hash,
+        KEY_FP: built.state.key_fingerprint,
+        WATERMARK: built.state.watermark or "",
+    }
 
 
 def build_deid_asset(
@@ -76,13 +118,28 @@ def build_deid_asset(
     ) -> dg.MaterializeResult:
         started = time.monotonic()
         with landing.open_warehouse(landing=False) as warehouse:
-            rows = materialize(warehouse, policy, deid.deid_key(), today())
+            built = build_deid(
+                warehouse,
+                policy,
+                deid.deid_key(),
+                today(),
+                view_state(context, name),
+                previous_state(context),
+            )
             hits = scan(warehouse, name, scanned)
             table = table_metadata(warehouse, DEID_SCHEMA, name)
         seconds = time.monotonic() - started
-        context.log.info(f"deid {name}: {rows} rows in {seconds:.2f} s, {sum(hits.values())} hits")
+        context.log.info(
+            f"deid {name}: {built.mode} build ({built.reason or 'incremental'}), "
+            f"{built.rows} rows in {seconds:.2f} s, {sum(hits.values())} hits"
+        )
         return dg.MaterializeResult(
-            metadata={"rows": rows, "duration_s": round(seconds, 3), **table},
+            metadata={
+                "rows": built.rows,
+                "duration_s": round(seconds, 3),
+                **build_metadata(built),
+                **table,
+            },
             check_results=[identifier_check(hits)],
         )
 

@@ -2,8 +2,8 @@
 
 The statement is a chain of CTEs over the identified view: the patient's pseudonym, then the
 digest keying its date shift, then the shift in days, then one expression per kept column. Only
-the warehouse sees rows; Python only writes the SQL. ``deid_select`` is the whole query, so an
-incremental build later needs only a WHERE on the changed keys and a DELETE + INSERT.
+the warehouse sees rows; Python only writes the SQL. ``deid_select`` is the whole query; an
+incremental build (``incremental.py``) runs it over the changed keys' rows of the view.
 
 The SQL holds HMAC's pads (derived from the key, never the key itself): it is never logged
 here. Snowflake keeps statement text in its query history; see docs/deid.md.
@@ -17,23 +17,22 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date
-from typing import TYPE_CHECKING
 
-from ..views.compiler import quote
+from ..views.compiler import KEY_COLUMNS, quote
 from ..views.definition import Column
 from ..views.runner import VIEW_SCHEMA
-from ..warehouse.sql import Dialect, identifier, quoted
+from ..warehouse.sql import Dialect, quoted
 from .keyed import AGE_CAP, DeidKey, KeyedSql, restricted_zip3
 from .policy import ViewPolicy, date_kind
-
-if TYPE_CHECKING:
-    from ..warehouse.protocol import Warehouse
 
 DEID_SCHEMA = "fhir_deid"
 PATIENT = "deid__patient"  # helper columns, never in the output
 DIGEST = "deid__digest"
 NUMBER = "deid__number"
 SHIFT = "deid__shift"
+# the keyed pseudonym of the row's resource key (server and id), which an incremental build
+# matches on; the raw server URL and resource id themselves never reach the table
+ROW_KEY = "_deid_key"
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,11 +66,24 @@ def column_sql(column: Column, kind: str, ctx: DeidContext, name: str) -> str:
     return name  # keep
 
 
-def deid_select(policy: ViewPolicy, ctx: DeidContext, source: str | None = None) -> str:
+def resource_key_text(server: str, rid: str) -> str:
+    """SQL: one unambiguous text of a resource key (the server's length first)."""
+    return f"CAST(LENGTH({server}) AS VARCHAR) || ':' || {server} || '/' || {rid}"
+
+
+def row_key_sql(key: DeidKey, dialect: str, server: str, rid: str) -> str:
+    """SQL: the keyed pseudonym of the resource key (``ROW_KEY``'s value)."""
+    return KeyedSql(dialect).pseudonym(key, resource_key_text(server, rid))
+
+
+def deid_select(
+    policy: ViewPolicy, ctx: DeidContext, source: str | None = None, keyed: bool = False
+) -> str:
     """The de-identified rows of ``policy.view``, as one SELECT over ``fhir.<view>``.
 
     Args:
         source: the table to read instead of ``fhir.<view>`` (tests, an incremental slice).
+        keyed: add ``ROW_KEY`` last, from the view's ``KEY_COLUMNS``.
     """
     d = ctx.dialect
     table = source or quoted(d, VIEW_SCHEMA, policy.view.name)
@@ -86,6 +98,9 @@ def deid_select(policy: ViewPolicy, ctx: DeidContext, source: str | None = None)
             PATIENT if column.name == policy.patient_key else column_sql(column, kind, ctx, name)
         )
         outputs.append(f"{value} AS {name}")
+    if keyed:
+        server, rid = (quote(column) for column in KEY_COLUMNS)
+        outputs.append(f"{row_key_sql(ctx.key, d.name, server, rid)} AS {quote(ROW_KEY)}")
     return (
         f"WITH deid_1 AS (SELECT src.*, {patient} AS {PATIENT} FROM {table} AS src), "
         f"deid_2 AS (SELECT deid_1.*, {digest} AS {DIGEST} FROM deid_1), "
@@ -93,13 +108,3 @@ def deid_select(policy: ViewPolicy, ctx: DeidContext, source: str | None = None)
         f"deid_4 AS (SELECT deid_3.*, {sql.shift_days(NUMBER)} AS {SHIFT} FROM deid_3) "
         f"SELECT {', '.join(outputs)} FROM deid_4"
     )
-
-
-def materialize(warehouse: Warehouse, policy: ViewPolicy, key: DeidKey, today: date) -> int:
-    """``CREATE OR REPLACE TABLE fhir_deid.<view> AS <deid_select>``; returns the row count."""
-    ctx = DeidContext(key, warehouse.dialect, today)
-    target = quoted(warehouse.dialect, DEID_SCHEMA, policy.view.name)
-    warehouse.fetch(f"CREATE SCHEMA IF NOT EXISTS {identifier(DEID_SCHEMA)}")
-    warehouse.fetch(f"CREATE OR REPLACE TABLE {target} AS {deid_select(policy, ctx)}")
-    [(rows,)] = warehouse.fetch(f"SELECT COUNT(*) FROM {target}")
-    return int(rows)

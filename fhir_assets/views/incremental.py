@@ -79,8 +79,10 @@ def table_has_keys(warehouse: Warehouse, schema: str, table: str) -> bool:
     return set(KEY_COLUMNS) <= {str(name).lower() for (name,) in names}
 
 
-def refresh_keys(warehouse: Warehouse, target: str, keys: str, rows: str) -> None:
-    """Replace the rows of ``keys`` in a table derived per resource key.
+def refresh_keys(
+    warehouse: Warehouse, target: str, keys: str, rows: str, match: str | None = None
+) -> None:
+    """Replace the rows of ``keys`` in a table derived per resource key, in one transaction.
 
     Args:
         warehouse: the open warehouse.
@@ -89,15 +91,15 @@ def refresh_keys(warehouse: Warehouse, target: str, keys: str, rows: str) -> Non
         keys: a table or subquery with columns ``source_server`` and ``id``: the changed keys.
         rows: a query giving the table's new rows of those keys (same columns, same order),
             none for a deleted resource.
+        match: the condition between ``target`` and ``k`` (the keys) selecting the rows to
+            delete, for a table keyed otherwise (default: equal ``KEY_COLUMNS``).
     """
     # quoted lower case in both warehouses, as the compiled view names its columns
     server, rid = (f'{target}."{column}"' for column in KEY_COLUMNS)
+    match = match or f"{server} = k.source_server AND {rid} = k.id"
     warehouse.fetch("BEGIN TRANSACTION")
     try:
-        warehouse.fetch(
-            f"DELETE FROM {target} USING {keys} AS k "
-            f"WHERE {server} = k.source_server AND {rid} = k.id"
-        )
+        warehouse.fetch(f"DELETE FROM {target} USING {keys} AS k WHERE {match}")
         warehouse.fetch(f"INSERT INTO {target} {rows}")
     except Exception:
         warehouse.fetch("ROLLBACK")
