@@ -7,6 +7,7 @@ import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import fakesnow
 
@@ -84,3 +85,30 @@ def apply_bootstrap(settings: SnowflakeSettings) -> int:
     finally:
         connection.close()
     return ran
+
+
+def emulator_environment(settings: SnowflakeSettings) -> dict[str, str]:
+    """The ``FHIR_WAREHOUSE``/``SNOWFLAKE_*`` variables that point a process at the emulator."""
+    return {
+        "FHIR_WAREHOUSE": "snowflake",
+        "SNOWFLAKE_ACCOUNT": settings.account,
+        "SNOWFLAKE_USER": settings.user,
+        "SNOWFLAKE_PASSWORD": settings.password or "",
+        "SNOWFLAKE_DATABASE": settings.database,
+        "SNOWFLAKE_HOST": settings.host or "",
+        "SNOWFLAKE_PORT": str(settings.port),
+        "SNOWFLAKE_PROTOCOL": settings.protocol or "",
+    }
+
+
+@contextmanager
+def patched_warehouse() -> Iterator[Any]:
+    """A landing warehouse on fakesnow's in-process patch (no server), closed afterwards."""
+    from fhir_assets.warehouse.resources import SnowflakeWarehouseResource
+
+    with fakesnow.patch():
+        resource = SnowflakeWarehouseResource(
+            account="fake", user="fake", password="fake", database="DB", schema="PUBLIC"
+        )
+        with resource.open_warehouse() as warehouse:
+            yield warehouse

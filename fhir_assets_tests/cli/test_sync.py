@@ -86,20 +86,15 @@ def test_sync_and_doctor_run_without_importing_dagster(sandbox: Sandbox, tmp_pat
 def test_sync_into_the_snowflake_emulator_continues_from_its_high_water_mark(
     run: Run, sandbox: Sandbox
 ) -> None:
-    from fhir_assets_tests.snowflake_emulator import apply_bootstrap, emulator_settings
+    from fhir_assets_tests.snowflake_emulator import (
+        apply_bootstrap,
+        emulator_environment,
+        emulator_settings,
+    )
 
     with emulator_settings(database="FHIR_ASSETS") as snowflake:
         apply_bootstrap(snowflake)
-        env = sandbox.environment() | {
-            "FHIR_WAREHOUSE": "snowflake",
-            "SNOWFLAKE_ACCOUNT": snowflake.account,
-            "SNOWFLAKE_USER": snowflake.user,
-            "SNOWFLAKE_PASSWORD": snowflake.password or "",
-            "SNOWFLAKE_DATABASE": snowflake.database,
-            "SNOWFLAKE_HOST": snowflake.host or "",
-            "SNOWFLAKE_PORT": str(snowflake.port),
-            "SNOWFLAKE_PROTOCOL": snowflake.protocol or "",
-        }
+        env = sandbox.environment() | emulator_environment(snowflake)
         first = run("sync", "--type", "Patient", env=env)
         again = run("sync", "--type", "Patient", env=env)
     assert first.returncode == 0, first.stderr

@@ -10,7 +10,6 @@ from datetime import date, timedelta
 from typing import Any
 
 import duckdb
-import fakesnow
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -24,6 +23,7 @@ from fhir_assets.views.incremental import BuildState, build_view
 from fhir_assets.warehouse.duckdb import DuckDBWarehouse
 from fhir_assets.warehouse.landing import land
 from fhir_assets.warehouse.protocol import Provenance, Warehouse
+from fhir_assets_tests.snowflake_emulator import patched_warehouse
 
 from ..views.test_incremental import IDS, SERVERS, START, entries, names
 
@@ -123,14 +123,8 @@ def test_incremental_deid_build_equals_full_build_duckdb(changes: list[Any]) -> 
 
 @pytest.fixture
 def emulator() -> Iterator[Warehouse]:
-    from fhir_assets.warehouse.resources import SnowflakeWarehouseResource
-
-    with fakesnow.patch():
-        resource = SnowflakeWarehouseResource(
-            account="fake", user="fake", password="fake", database="DB", schema="PUBLIC"
-        )
-        with resource.open_warehouse() as warehouse:
-            yield warehouse
+    with patched_warehouse() as warehouse:
+        yield warehouse
 
 
 def test_incremental_deid_build_equals_full_build_on_the_emulator(emulator: Warehouse) -> None:

@@ -8,7 +8,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import duckdb
-import fakesnow
 import orjson
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -19,6 +18,7 @@ from fhir_assets.views.incremental import BuildState, build_view
 from fhir_assets.warehouse.duckdb import DuckDBWarehouse
 from fhir_assets.warehouse.landing import land
 from fhir_assets.warehouse.protocol import Provenance, Warehouse
+from fhir_assets_tests.snowflake_emulator import patched_warehouse
 
 SERVERS = ("https://a.example.org/fhir", "https://b.example.org/fhir")
 IDS = ("p1", "p2", "p3", "p4")
@@ -119,14 +119,8 @@ def test_incremental_build_equals_full_build_duckdb(changes: list[Any]) -> None:
 
 @pytest.fixture
 def emulator() -> Iterator[Warehouse]:
-    from fhir_assets.warehouse.resources import SnowflakeWarehouseResource
-
-    with fakesnow.patch():
-        resource = SnowflakeWarehouseResource(
-            account="fake", user="fake", password="fake", database="DB", schema="PUBLIC"
-        )
-        with resource.open_warehouse() as warehouse:
-            yield warehouse
+    with patched_warehouse() as warehouse:
+        yield warehouse
 
 
 def test_incremental_build_equals_full_build_on_the_emulator(emulator: Warehouse) -> None:

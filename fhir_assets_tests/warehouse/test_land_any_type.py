@@ -66,20 +66,15 @@ def duckdb_env(tmp_path: Path) -> Iterator[dict[str, str]]:
 
 @contextmanager
 def snowflake_env(tmp_path: Path) -> Iterator[dict[str, str]]:
-    from fhir_assets_tests.snowflake_emulator import apply_bootstrap, emulator_settings
+    from fhir_assets_tests.snowflake_emulator import (
+        apply_bootstrap,
+        emulator_environment,
+        emulator_settings,
+    )
 
     with emulator_settings(database="FHIR_ASSETS") as snowflake:
         apply_bootstrap(snowflake)
-        yield {
-            "FHIR_WAREHOUSE": "snowflake",
-            "SNOWFLAKE_ACCOUNT": snowflake.account,
-            "SNOWFLAKE_USER": snowflake.user,
-            "SNOWFLAKE_PASSWORD": snowflake.password or "",
-            "SNOWFLAKE_DATABASE": snowflake.database,
-            "SNOWFLAKE_HOST": snowflake.host or "",
-            "SNOWFLAKE_PORT": str(snowflake.port),
-            "SNOWFLAKE_PROTOCOL": snowflake.protocol or "",
-        }
+        yield emulator_environment(snowflake)
 
 
 def stored(env: dict[str, str]) -> dict[str, tuple[set[str], set[str]]]:
