@@ -12,6 +12,7 @@ same run, and the ratio ``after / demo`` printed (the target: at most 2). The ca
 from __future__ import annotations
 
 import argparse
+import os
 import subprocess
 import sys
 import tempfile
@@ -74,11 +75,12 @@ def backfill(sandbox: Sandbox, mode: str, folder: Path) -> tuple[float, int, int
         requests = len(proxy.requests)
     if not result.success:
         raise RuntimeError(f"the {mode} backfill failed")
-    # each partition records its own rows (run_resources: the run's total, on every partition)
+    # each partition records its own rows; the run's total (run_resources) is on the newest's event
     landed = sum(
         int(m.metadata["run_resources"].value)
         for spec in CATALOG
-        for m in result.asset_materializations_for_node(f"fhir_raw__{spec.table}")[:1]
+        for m in result.asset_materializations_for_node(f"fhir_raw__{spec.table}")
+        if "run_resources" in m.metadata
     )
     return seconds, requests, landed
 
@@ -95,6 +97,11 @@ def demo(folder: Path) -> float:
     return time.monotonic() - started
 
 
+def load() -> str:
+    """The load average (1, 5, 15 min): the machine is shared, compare ratios within a run."""
+    return "load " + " ".join(f"{x:.2f}" for x in os.getloadavg())
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--mode", choices=["before", "after", "both"], default="after")
@@ -108,10 +115,16 @@ def main() -> None:
             for mode in modes:
                 seconds, requests, landed = backfill(sandbox, mode, Path(folder))
                 timed[mode] = seconds
-                print(f"{mode:7} {seconds:8.1f} s {requests:7d} requests {landed:7d} resources")
+                print(
+                    f"{mode:7} {seconds:8.1f} s {requests:7d} requests {landed:7d} resources, "
+                    + load()
+                )
         if not args.no_demo:
             timed["demo"] = demo(Path(folder))
-            print(f"{'demo':7} {timed['demo']:8.1f} s (fhir-assets demo, as make demo runs it)")
+            print(
+                f"{'demo':7} {timed['demo']:8.1f} s (fhir-assets demo, as make demo runs it), "
+                + load()
+            )
         if "after" in timed and "demo" in timed:
             print(f"after / demo = {timed['after'] / timed['demo']:.2f} (target <= 2)")
 

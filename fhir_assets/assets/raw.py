@@ -27,7 +27,7 @@ from ..warehouse.landing import LandingOptions, land
 from ..warehouse.layout import RAW_SCHEMA
 from ..warehouse.protocol import Provenance, WarehouseOpener
 from .checks import raw_check_results, raw_check_specs
-from .partition_metadata import record_partitions, run_wide
+from .partition_metadata import range_metadata, record_partitions
 from .spool import Spool
 from .tables import table_metadata
 
@@ -123,9 +123,9 @@ def sync_raw(
             table = table_metadata(warehouse, RAW_SCHEMA, spec.table)
             landed = {**source, **result.metadata()}
             checks = raw_check_results(warehouse, spec, landed, max_invalid_share)
-            partitions = 0
+            keys: list[str] = []
             if partitioning is not None:  # each partition its own window and counts
-                partitions = record_partitions(context, partitioning, warehouse, spec.table)
+                keys = record_partitions(context, partitioning, warehouse, spec.table)
     seconds = time.monotonic() - started
     metadata: dict[str, Any] = {
         **sync.metadata(),
@@ -138,7 +138,9 @@ def sync_raw(
         "resources_per_s": round(result.seen / seconds, 1) if seconds else 0.0,
         **table,
     }
-    return dg.MaterializeResult(metadata=run_wide(metadata, partitions), check_results=checks)
+    return dg.MaterializeResult(
+        metadata=range_metadata(context, metadata, keys), check_results=checks
+    )
 
 
 def count_at_source(client: FhirClient, resource_type: str, window: Window) -> int | None:

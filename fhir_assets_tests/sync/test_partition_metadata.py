@@ -1,11 +1,13 @@
 """A partition range landed in one run (a single-run backfill) records each partition's own
-window and counts, read back from the table; the run-wide figures are named run_*."""
+window and counts, read back from the table; the run-wide figures are named run_* and, with the
+table's, carried by the newest partition's event only (the asset's latest materialization)."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import dagster as dg
 import duckdb
 
 from fhir_assets.fhir.window import EPOCH, Window
@@ -30,7 +32,9 @@ def test_a_range_run_records_each_partitions_own_window_and_counts(
         "dagster/asset_partition_range_start": day_key(first),
         "dagster/asset_partition_range_end": day_key(last),
     }
-    result = materialize(sandbox, path, partitioning, tags=tags)
+    with dg.DagsterInstance.ephemeral() as instance:
+        result = materialize(sandbox, path, partitioning, tags=tags, instance=instance)
+        latest = instance.get_latest_materialization_event(dg.AssetKey(["fhir_raw", "encounter"]))
     assert result.success
     events = result.asset_materializations_for_node("fhir_raw__encounter")
     by_key = {e.partition: {k: v.value for k, v in e.metadata.items()} for e in events}
@@ -48,12 +52,21 @@ def test_a_range_run_records_each_partitions_own_window_and_counts(
             assert window == str(expected) and metadata["partial"] is False
         else:
             assert metadata["partial"] is True
-        # the range's figures are there, under their own names, the same on every partition
-        assert metadata["run_resources"] == total and metadata["run_partitions"] == 3
-        assert metadata["run_window"].startswith("[1970-01-01T00:00:00.000Z, ")
         # no figure of the run under a partition's own name (requests, timings, counts)
         assert {"fetched", "pages", "seen", "landed", "duration_s"}.isdisjoint(metadata)
-        assert {"run_fetched", "run_pages", "run_seen", "run_landed"} <= set(metadata)
+        assert metadata["source_server"] == sandbox.base_url.rstrip("/")
+        if key != day_key(last):  # an older partition: its own figures only, not the run's
+            assert not [k for k in metadata if k.startswith(("run_", "dagster/"))], key
+    # the range's figures, under their own names, and the table's: on the newest partition
+    newest = by_key[day_key(last)]
+    assert newest["run_resources"] == total and newest["run_partitions"] == 3
+    assert newest["run_window"].startswith("[1970-01-01T00:00:00.000Z, ")
+    assert {"run_fetched", "run_pages", "run_seen", "run_landed"} <= set(newest)
+    assert newest["dagster/row_count"] == total and "dagster/column_schema" in newest
+    # ... which is the event the asset's page shows as its latest materialization
+    assert latest is not None and latest.asset_materialization is not None
+    assert latest.asset_materialization.partition == day_key(last)
+    assert latest.asset_materialization.metadata["run_partitions"].value == 3
     # the seeded data was all written on one day: that partition holds every row, the others none
     assert {k: m["resources"] for k, m in by_key.items()} == {
         day_key(first): 0,
