@@ -90,10 +90,12 @@ def backfill(
         raise RuntimeError(f"the {mode} backfill failed")
     # each partition records its own rows; the run's total (run_resources) is on the newest's event
     landed = sum(
-        int(m.metadata["run_resources"].value)
+        next(
+            int(m.metadata["run_resources"].value)
+            for m in result.asset_materializations_for_node(f"fhir_raw__{spec.table}")
+            if "run_resources" in m.metadata
+        )
         for spec in CATALOG
-        for m in result.asset_materializations_for_node(f"fhir_raw__{spec.table}")
-        if "run_resources" in m.metadata
     )
     return seconds, cpu, requests, landed
 
