@@ -69,6 +69,9 @@ def test_the_schema_names_its_chart_version_and_how_to_refresh_it() -> None:
     assert version in schema["$comment"] and version in readme
     assert f"--version {version}" in deploy_readme  # the version the install pins
     assert "helm pull dagster/dagster" in readme
+    # the upstream files it was checked against are named in both
+    upstream = "bdb8547fab497826eeec292bc160b549a0a329ef"
+    assert upstream in schema["$comment"] and upstream in readme
 
 
 def set_path(tree: dict[str, Any], path: str, value: Any) -> dict[str, Any]:
