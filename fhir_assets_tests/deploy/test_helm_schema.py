@@ -20,12 +20,16 @@ HELM = Path(__file__).resolve().parents[2] / "deploy" / "helm"
 
 def helm_merge(defaults: Any, values: Any) -> Any:
     """Helm's coalescing of user values onto chart defaults: maps merge key by key, any other
-    value (a list, a scalar, a map where the default is a scalar) replaces the default whole."""
+    value (a list, a scalar, a map where the default is a scalar) replaces the default whole, and
+    null removes a key the defaults have (Helm's coalesceValues deletes it)."""
     if not (isinstance(defaults, dict) and isinstance(values, dict)):
         return copy.deepcopy(values)
     merged = copy.deepcopy(defaults)
     for key, value in values.items():
-        merged[key] = helm_merge(defaults[key], value) if key in defaults else value
+        if value is None and key in defaults:
+            del merged[key]
+        else:
+            merged[key] = helm_merge(defaults[key], value) if key in defaults else value
     return merged
 
 
@@ -165,3 +169,11 @@ def test_a_map_merges_onto_a_map_default_and_replaces_a_scalar_one() -> None:
     defaults = {"a": {"x": 1, "y": 2}, "b": -1, "c": [1, 2]}
     merged = helm_merge(defaults, {"a": {"x": 5}, "b": {"z": 1}, "c": [3]})
     assert merged == {"a": {"x": 5, "y": 2}, "b": {"z": 1}, "c": [3]}
+
+
+def test_null_removes_a_default_key_and_stays_on_a_new_one() -> None:
+    merged = helm_merge({"a": {"x": 1, "y": 2}, "b": 1}, {"a": {"x": None, "n": None}, "b": None})
+    assert merged == {"a": {"y": 2, "n": None}}
+    # so nulling a section the chart requires is refused, as `helm install` would
+    found = errors(set_path(values(), "dagsterDaemon.runRetries", None))
+    assert any("'runRetries' is a required property" in error for error in found), found
