@@ -136,12 +136,12 @@ class DuckDBLanding:
     are staged (``_flush``: the rows that change the table are chosen by one join, the rows
     they replace deleted, the new ones inserted), then commits. Why groups: each application
     joins the staged rows with the whole raw table, and DuckDB writes a committed change to its
-    write-ahead log and, past ``checkpoint_threshold`` (16 MiB), rewrites it into the database
-    file; a transaction that appends more than a row group (122,880 rows) writes straight to
-    the file instead. Merging and committing every 10k-row batch therefore scanned the table
-    and checkpointed every few batches. The byte bound keeps the staged text bounded for large
-    resources. Why delete+insert and not UPDATE: DuckDB keeps an UPDATE's new values in memory
-    until COMMIT and rewrites the row groups it touched at each checkpoint.
+    write-ahead log (a transaction that appends more than a row group, 122,880 rows, writes
+    those rows straight to the file and logs where they are); past ``checkpoint_threshold`` a
+    commit also rewrites the log into the database file, so the landing raises that threshold
+    while it runs (``LANDING_CHECKPOINT_THRESHOLD``). The byte bound keeps the staged text
+    bounded for large resources. Why delete+insert and not UPDATE: DuckDB keeps an UPDATE's new
+    values in memory until COMMIT and rewrites the row groups it touched at each checkpoint.
     """
 
     connection: duckdb.DuckDBPyConnection
