@@ -78,7 +78,7 @@ def test_a_job_longer_than_the_token_lifetime_never_fails(
 
 @pytest.mark.slow
 def test_a_refused_token_is_refreshed_once_on_401(make_sandbox: Callable[..., Sandbox]) -> None:
-    server = make_sandbox(token_lifetime=2)
+    server = make_sandbox(token_lifetime=5)  # the first request must beat it, under load too
     from fhir_assets.fhir import ClientCredentialsTokenSource, load_private_key
     from fhir_assets.fhir.auth import BearerAuth
     from fhir_assets.fhir.client import FhirClient
@@ -95,7 +95,7 @@ def test_a_refused_token_is_refreshed_once_on_401(make_sandbox: Callable[..., Sa
     )
     with FhirClient(server.base_url, auth=BearerAuth(tokens, server.base_url)) as client:
         assert client.get("Patient", {"_count": 1})["resourceType"] == "Bundle"
-        time.sleep(3)
+        time.sleep(6)  # the server's clock moves on: the token has expired there
         response = client.session.get(client.url("Patient"), params={"_count": 1})
     assert response.status_code == 200
     assert [r.status_code for r in response.history] == [401]
