@@ -118,6 +118,7 @@ def latest(instance: dg.DagsterInstance, key: dg.AssetKey) -> dg.EventLogEntry |
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(900)  # two waits of up to DEADLINE_S each, on a loaded machine
 def test_the_daemon_rebuilds_the_view_after_a_ui_backfill(
     sandbox: Sandbox, environment: Path, daemon: subprocess.Popen[bytes], tmp_path: Path
 ) -> None:
