@@ -8,7 +8,9 @@ which everything changed), under the default memory limit.
 Generates ~200 MB of synthetic Observation NDJSON once (cached in the temp dir; override with
 FHIR_BENCH_MB / FHIR_BENCH_DIR; FHIR_BENCH_ONLY=land-changed,... runs those methods and orjson
 only), then measures each method in its own subprocess so that peak
-RSS is per method (``os.wait4`` rusage of that child). Full validation runs on the first
+RSS is per method (``os.wait4`` rusage of that child); ``CPU s`` is the child's CPU time (all
+threads) over the timed part, steadier than the rate on a loaded machine. A landing's time
+includes a ``CHECKPOINT`` after it (the one it leaves for later). Full validation runs on the first
 FHIR_BENCH_FULL_MB (default 20) MB only: at a few thousand resources/s per core the whole file
 would take minutes; its rate is per resource, so the figure compares.
 
@@ -84,19 +86,20 @@ def generate(path: Path, megabytes: int, version: str | None = None) -> Path:
     return path
 
 
-def run_method(method: str, path: Path) -> tuple[int, float]:
+def run_method(method: str, path: Path) -> tuple[int, float, float]:
     """In the child: run one method over the file; how many resources it handled, in how many
-    seconds."""
-    begin = time.perf_counter()
+    seconds, and the process's CPU seconds (user + system, all threads) over that time."""
+    begin, cpu = time.perf_counter(), time.process_time()
     if method == "orjson":
         with open(path, "rb") as lines:
-            return sum(1 for line in lines if orjson.loads(line)), time.perf_counter() - begin
+            count = sum(1 for line in lines if orjson.loads(line))
+            return count, time.perf_counter() - begin, time.process_time() - cpu
     if method == "pandas":
         import pandas as pd  # imported before the clock starts (see __main__)
 
         with open(path, "rb") as lines:
             frame = pd.DataFrame([orjson.loads(line) for line in lines])
-            return len(frame), time.perf_counter() - begin
+            return len(frame), time.perf_counter() - begin, time.process_time() - cpu
     import duckdb
 
     from fhir_assets.warehouse.duckdb import DEFAULT_MEMORY_LIMIT, DuckDBWarehouse
@@ -113,9 +116,12 @@ def run_method(method: str, path: Path) -> tuple[int, float]:
             if method in ("land-again", "land-changed"):  # the MERGE path, into its own table
                 first = path.with_name(path.name.replace("-v2.", "-v1."))
                 land(warehouse, "Observation", ndjson_blocks(first), provenance, options)
-                begin = time.perf_counter()
+                begin, cpu = time.perf_counter(), time.process_time()
             result = land(warehouse, "Observation", ndjson_blocks(path), provenance, options)
-            return result.seen, time.perf_counter() - begin
+            # timed too: the checkpoint a landing leaves for later (duckdb.py's
+            # LANDING_CHECKPOINT_THRESHOLD), which closing the file would otherwise run
+            con.execute("CHECKPOINT")
+            return result.seen, time.perf_counter() - begin, time.process_time() - cpu
     finally:
         database.unlink(missing_ok=True)
 
@@ -131,7 +137,7 @@ def measure(method: str, path: Path) -> dict[str, float]:
     seconds = time.perf_counter() - started
     if status != 0:
         raise SystemExit(f"{method} failed with status {status}")
-    count, inner = json.loads(out)
+    count, inner, cpu = json.loads(out)
     megabytes = path.stat().st_size / 1_000_000
     return {
         "resources": count,
@@ -139,6 +145,7 @@ def measure(method: str, path: Path) -> dict[str, float]:
         "mb_per_s": megabytes / inner,
         "rss_mb": usage.ru_maxrss / 1024,
         "wall_s": seconds,
+        "cpu_s": cpu,
     }
 
 
@@ -165,10 +172,11 @@ def main() -> None:
     if ONLY:  # FHIR_BENCH_ONLY=land-changed,land-fast: orjson always runs (the reference)
         plan = [(m, f) for m, f in plan if m == "orjson" or m in ONLY]
     results = {method: measure(method, file) for method, file in plan}
-    print(f"{'method':12} {'resources':>10} {'res/s':>10} {'MB/s':>8} {'peak RSS MB':>12}")
+    print(f"{'method':12} {'resources':>10} {'res/s':>10} {'MB/s':>8} {'peak RSS MB':>12} "
+          f"{'CPU s':>6}")  # fmt: skip
     for method, r in results.items():
         print(f"{method:12} {r['resources']:10.0f} {r['per_s']:10.0f} {r['mb_per_s']:8.1f} "
-              f"{r['rss_mb']:12.0f}")  # fmt: skip
+              f"{r['rss_mb']:12.0f} {r['cpu_s']:6.2f}")  # fmt: skip
     if ONLY:
         for method in ONLY:
             rate = results[method]["per_s"] / results["orjson"]["per_s"]

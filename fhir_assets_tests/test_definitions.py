@@ -13,7 +13,7 @@ import requests
 
 from fhir_assets.catalog import CATALOG
 from fhir_assets.processes import stop_group
-from fhir_assets.sandbox.server import free_port
+from fhir_assets_tests.ports import unshared_port
 
 REPO = Path(__file__).resolve().parent.parent
 DAGSTER = str(Path(sys.executable).parent / "dagster")
@@ -56,7 +56,7 @@ def test_dagster_definitions_validate_passes(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_dagster_dev_serves_the_asset_list_over_graphql(tmp_path: Path) -> None:
-    port = free_port()
+    port = unshared_port()  # dagster dev binds it only after its imports
     process = subprocess.Popen(
         [
             "env",

@@ -38,7 +38,7 @@ def start(child: str, leader: str) -> tuple[subprocess.Popen[str], int]:
     return process, int(process.stdout.readline())
 
 
-def gone(pid: int, within: float = 10.0) -> bool:
+def gone(pid: int, within: float = 60.0) -> bool:  # returns as soon as it is gone
     deadline = time.monotonic() + within
     while time.monotonic() < deadline:
         try:
@@ -74,7 +74,7 @@ def test_a_leader_that_ignores_sigterm_is_killed_with_its_group_after_the_timeou
     started = time.monotonic()
     stop_group(process, timeout=1)
     assert process.returncode == -9 and gone(child)
-    assert time.monotonic() - started < 10
+    assert time.monotonic() - started < 60  # after the 1 s timeout, not the leader's 120 s sleep
 
 
 def test_children_of_a_leader_that_already_exited_are_stopped() -> None:

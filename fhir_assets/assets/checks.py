@@ -14,6 +14,7 @@ from typing import Any
 import dagster as dg
 
 from ..catalog import ResourceSpec
+from ..extraction import EXTRACT_SOURCE
 from ..warehouse import sql
 from ..warehouse.layout import RAW_SCHEMA
 from ..warehouse.protocol import Warehouse, WarehouseOpener
@@ -180,10 +181,17 @@ def reference_check(
             description="no Patient table",
         )
     ref = sql.json_text(warehouse.dialect, "r.resource", f"{field}.reference")
+    # what $extract made lands under "<server>#extract" and refers to that server's patients
+    suffix = warehouse.dialect.literal(EXTRACT_SOURCE)
+    server = (
+        f"CASE WHEN RIGHT(r.source_server, {len(EXTRACT_SOURCE)}) = {suffix} "
+        f"THEN LEFT(r.source_server, LENGTH(r.source_server) - {len(EXTRACT_SOURCE)}) "
+        "ELSE r.source_server END"
+    )
     dangling = scalar(
         warehouse,
         f"SELECT COUNT(*) FROM {sql.qualified(table)} AS r "  # noqa: S608 (catalog names)
-        f"LEFT JOIN {sql.qualified('patient')} AS p ON p.source_server = r.source_server "
+        f"LEFT JOIN {sql.qualified('patient')} AS p ON p.source_server = {server} "
         f"AND NOT p.deleted AND {ref} = 'Patient/' || p.id "
         f"WHERE NOT r.deleted AND {ref} LIKE 'Patient/%' AND p.id IS NULL",
     )

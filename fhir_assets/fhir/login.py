@@ -19,9 +19,17 @@ from authlib.integrations.requests_client.oauth2_session import OAuth2ClientAuth
 from .errors import AuthError, ConfigurationError
 from .http import new_session
 from .pkce import LoopbackReceiver, Pkce, authorize_url
+from .retry import RetryPolicy
 from .smart import SmartConfiguration
 from .token_store import TokenStore
-from .tokens import Token, TokenRequestError, TokenSource, client_secrets, request_token
+from .tokens import (
+    Token,
+    TokenRequestError,
+    TokenSource,
+    client_secrets,
+    fetch_token,
+    request_token,
+)
 from .urls import require_https
 
 log = logging.getLogger(__name__)
@@ -153,8 +161,12 @@ class AuthorizationCodeTokenSource(TokenSource):
         session: requests.Session | None = None,
         now: Callable[[], float] = time.time,
         timeout: float = 30.0,
+        retry: RetryPolicy | None = None,
+        sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         super().__init__(now=now)
+        self.retry = retry or RetryPolicy()
+        self._sleep = sleep
         self.token_url = token_url
         self.base_url = base_url
         self.client = client
@@ -196,8 +208,9 @@ class AuthorizationCodeTokenSource(TokenSource):
         form = {"grant_type": "refresh_token", "refresh_token": refresh}
         if self.client.client_secret is None:
             form["client_id"] = self.client.client_id
-        try:
-            token = request_token(
+
+        def request() -> Token:
+            return request_token(
                 self._session,
                 self.token_url,
                 form,
@@ -206,6 +219,9 @@ class AuthorizationCodeTokenSource(TokenSource):
                 auth=self.client.auth(),
                 secrets=self.client.secrets(),
             )
+
+        try:  # an unreachable endpoint, 408, 429 or 5xx is tried again, as for every token
+            token = fetch_token(request, self.client.client_id, self._sleep, self.retry)
         except TokenRequestError as exc:
             if exc.error in ("invalid_grant", "invalid_token"):
                 raise TokenRequestError(

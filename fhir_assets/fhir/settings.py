@@ -175,6 +175,7 @@ def build_token_source(settings: ServerSettings) -> TokenSource | None:
         client=CodeClient(client_id, settings.client_secret),
         store=token_store(settings),
         timeout=timeout,
+        retry=settings.retry,
     )
 
 

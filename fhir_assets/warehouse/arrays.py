@@ -82,6 +82,13 @@ def int32_offsets(offsets: np.ndarray) -> np.ndarray:
     return offsets.astype(np.int32)
 
 
+def repeated(value: str, count: int) -> pa.DictionaryArray:
+    """``count`` times ``value``, as a dictionary array: one string and ``count`` zero indices
+    (a block's source, its resourceType), not the string copied ``count`` times."""
+    zeros = int_array(np.zeros(count, np.int32), np.int32)
+    return pa.DictionaryArray.from_arrays(zeros, string_array([value]))
+
+
 def utf8_array(texts: Sequence[bytes]) -> pa.Array:
     """A string array of byte strings, checked to be UTF-8.
 

@@ -25,7 +25,14 @@ import numpy as np
 import orjson
 import pyarrow as pa
 
-from .arrays import bool_array, int_array, string_array, utf8_array
+from .arrays import (
+    bool_array,
+    int32_offsets,
+    int_array,
+    repeated,
+    string_array,
+    utf8_array,
+)
 from .head import Fields, NotJSON, read_head, read_line
 from .tombstones import Refused, Tombstone, checked_tombstone
 from .validation import ResourceError
@@ -39,16 +46,17 @@ QUARANTINE_SCHEMA = pa.schema(
         ("raw", pa.string()),
     ]
 )
-# ``n``: position in the batch; ``text``: the JSON text (arrow.json: DuckDB takes it as JSON
-# without a cast, that is without parsing it again); then the values the checks need
-# (``Fields``).
+# ``n``: position in the batch; ``source``: dictionary-encoded (a block has one source: one
+# value and a zero index per line, instead of the path copied per line); ``text``: the JSON
+# text (arrow.json: DuckDB takes it as JSON without a cast, that is without parsing it again);
+# then the values the checks need (``Fields``).
 LINES_SCHEMA = pa.schema(
     [
         ("n", pa.int32()),
-        ("source", pa.string()),
+        ("source", pa.dictionary(pa.int32(), pa.string())),
         ("line", pa.int64()),
         ("text", pa.json_()),
-        ("resource_type", pa.string()),
+        ("resource_type", pa.dictionary(pa.int32(), pa.string())),
         ("id", pa.string()),
         ("version_id", pa.string()),
         ("last_updated", pa.string()),
@@ -136,39 +144,50 @@ def block_batch(block: Block, resource_type: str) -> Batch:
         # A Python loop, not map(): the interpreter can hand the GIL to the writer thread
         # between lines, while one C call over the block would keep it ~20 ms.
         fields.add_heads([read_head(part) for part in parts])  # the common case: all objects
-        text = line_array(data, len(parts))
+        text = line_array(data, parts)
         text.validate(full=True)  # UTF-8, also of the strings msgspec skipped
         keep, bad = None, []
     except (msgspec.DecodeError, pa.ArrowInvalid, RecursionError):
         fields = Fields()
         keep, bad = sort_lines(parts, block, resource_type, fields)
-        text = line_array(data, len(parts)).filter(bool_array(keep))
+        text = line_array(data, parts).filter(bool_array(keep))
     numbers = np.arange(block.first_line, block.first_line + len(parts), dtype=np.int64)
     if keep is not None:
         numbers = numbers[keep]
-    lines = lines_table([block.source] * len(text), int_array(numbers), text, fields)
+    source = repeated(block.source, len(text))
+    lines = lines_table(source, int_array(numbers), text, fields, resource_type)
     return Batch(lines, quarantine=bad, entries=len(text) + len(bad))
 
 
-def lines_table(sources: list[str], numbers: pa.Array, text: pa.Array, fields: Fields) -> pa.Table:
-    """A table in ``LINES_SCHEMA``: positions, then where each line came from, its JSON text
-    and the values ``fields`` holds for it."""
+def lines_table(
+    sources: pa.Array, numbers: pa.Array, text: pa.Array, fields: Fields, resource_type: str
+) -> pa.Table:
+    """A table in ``LINES_SCHEMA``: positions, then where each line came from (a dictionary
+    array), its JSON text and the values ``fields`` holds for it."""
     columns = [
         int_array(np.arange(len(text), dtype=np.int32), np.int32),
-        string_array(sources),
+        sources,
         numbers,
         pa.ExtensionArray.from_storage(pa.json_(), text),
     ]
-    return pa.table(columns + fields.columns(), schema=LINES_SCHEMA)
+    return pa.table(columns + fields.columns(resource_type), schema=LINES_SCHEMA)
 
 
-def line_array(data: bytes, count: int) -> pa.StringArray:
-    """The ``count`` lines of ``data`` as an Arrow string array, without their line ends.
+def line_array(data: bytes, parts: list[bytes]) -> pa.StringArray:
+    """The lines of ``data`` (``parts``: ``data`` split at \\n, without the empty part after the
+    last newline) as an Arrow string array, without their line ends.
 
     Arrow strings are contiguous, so the line ends (\\n, and the \\r of CRLF) are cut out of
     a copy of the bytes: by ``bytes.replace`` when that is exact (no other \\r), else by a
-    NumPy mask; 10-100x faster than Arrow's per-string ``utf8_rtrim``.
+    NumPy mask; 10-100x faster than Arrow's per-string ``utf8_rtrim``. Without any \\r the
+    offsets are the lengths of ``parts`` (half the time of finding the newlines again).
     """
+    count = len(parts)
+    if data.find(b"\r") < 0:
+        offsets = np.zeros(count + 1, np.int64)
+        np.cumsum(np.fromiter(map(len, parts), np.int64, count), out=offsets[1:])
+        body = pa.py_buffer(data.replace(b"\n", b""))
+        return pa.StringArray.from_buffers(count, pa.py_buffer(int32_offsets(offsets)), body)
     raw = np.frombuffer(data, np.uint8)
     newlines = np.flatnonzero(raw == 10)[:count]
     ends = newlines if len(newlines) == count else np.append(newlines, len(data))
@@ -177,9 +196,7 @@ def line_array(data: bytes, count: int) -> pa.StringArray:
     carriage = (ends > starts) & (raw[np.maximum(ends - 1, 0)] == 13)
     offsets = np.zeros(count + 1, np.int32)
     np.cumsum(ends - carriage - starts, out=offsets[1:])
-    if data.find(b"\r") < 0:
-        body = data.replace(b"\n", b"")
-    elif data.count(b"\r") == np.count_nonzero(carriage):
+    if data.count(b"\r") == np.count_nonzero(carriage):
         body = data.replace(b"\r\n", b"").replace(b"\n", b"")
     else:  # a \r inside a line (JSON whitespace) stays
         cut = np.ones(len(data), bool)
@@ -258,7 +275,9 @@ class EntryBatch:
     def finish(self) -> Batch:
         """The batch built so far; the builder starts over."""
         text = utf8_array(self.texts)
-        lines = lines_table(self.sources, int_array(self.numbers), text, self.fields)
+        sources = string_array(self.sources).dictionary_encode()
+        numbers = int_array(self.numbers)
+        lines = lines_table(sources, numbers, text, self.fields, self.resource_type)
         batch = Batch(lines, self.tombstones, self.bad, self.count)
         self.sources, self.numbers, self.texts, self.tombstones, self.bad = [], [], [], [], []
         self.fields, self.count, self.size = Fields(), 0, 0

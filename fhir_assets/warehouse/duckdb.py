@@ -48,6 +48,15 @@ log = logging.getLogger(__name__)
 # or this much resource text, whichever comes first (see ``DuckDBLanding``).
 COMMIT_ROWS = 130_000
 COMMIT_BYTES = 32_000_000
+# DuckDB's checkpoint_threshold while a landing runs (its default: 16 MiB of write-ahead log).
+# A merge landing commits every group (above); past the default threshold each commit was also
+# a checkpoint, which rewrote the table's changed row groups: re-landing 300 MB in which every
+# resource changed spent 4 of its 9.8 s in COMMIT. With this threshold the groups' changes stay
+# in the log and one checkpoint (at the next commit past DuckDB's own threshold, or when the
+# file is closed) writes them: 3.5 s + 0.7 s (bench/landing.py ``land-changed``). The log on
+# disk grows by at most this much before a checkpoint (rows appended a row group or more at a
+# time go to the database file directly, the log only points at them).
+LANDING_CHECKPOINT_THRESHOLD = "1GB"
 
 
 class DuckDBWarehouse:
@@ -89,10 +98,14 @@ class DuckDBWarehouse:
         if history:
             self.connection.execute(sql.create_raw_table(self.dialect, sql.history_table(table)))
         append = not history and not self.fetch(sql.holds_server(table, provenance.source_server))
-        threads = self.fetch("SELECT current_setting('threads')")[0][0]
+        [(threads, threshold)] = self.fetch(
+            "SELECT current_setting('threads'), current_setting('checkpoint_threshold')"
+        )
         # One DuckDB thread: the landing's other thread parses JSON in Python on the second core
         # (bench/landing.py: 1.4 s for 200 MB with one thread, 1.9 s with two on 2 cores).
         self.connection.execute("SET threads = 1")
+        literal = sql.DUCKDB.literal(LANDING_CHECKPOINT_THRESHOLD)
+        self.connection.execute(f"SET checkpoint_threshold = {literal}")
         landing = DuckDBLanding(
             self.connection, table, provenance, history, append, self.commit_rows
         )
@@ -109,6 +122,9 @@ class DuckDBWarehouse:
             raise
         finally:
             self.connection.execute(f"SET threads = {int(threads)}")
+            self.connection.execute(
+                f"SET checkpoint_threshold = {sql.DUCKDB.literal(str(threshold))}"
+            )
 
 
 @dataclass
@@ -120,12 +136,12 @@ class DuckDBLanding:
     are staged (``_flush``: the rows that change the table are chosen by one join, the rows
     they replace deleted, the new ones inserted), then commits. Why groups: each application
     joins the staged rows with the whole raw table, and DuckDB writes a committed change to its
-    write-ahead log and, past ``checkpoint_threshold`` (16 MiB), rewrites it into the database
-    file; a transaction that appends more than a row group (122,880 rows) writes straight to
-    the file instead. Merging and committing every 10k-row batch therefore scanned the table
-    and checkpointed every few batches. The byte bound keeps the staged text bounded for large
-    resources. Why delete+insert and not UPDATE: DuckDB keeps an UPDATE's new values in memory
-    until COMMIT and rewrites the row groups it touched at each checkpoint.
+    write-ahead log (a transaction that appends more than a row group, 122,880 rows, writes
+    those rows straight to the file and logs where they are); past ``checkpoint_threshold`` a
+    commit also rewrites the log into the database file, so the landing raises that threshold
+    while it runs (``LANDING_CHECKPOINT_THRESHOLD``). The byte bound keeps the staged text
+    bounded for large resources. Why delete+insert and not UPDATE: DuckDB keeps an UPDATE's new
+    values in memory until COMMIT and rewrites the row groups it touched at each checkpoint.
     """
 
     connection: duckdb.DuckDBPyConnection

@@ -13,7 +13,7 @@ from typing import Any
 import msgspec
 import pyarrow as pa
 
-from .arrays import string_array
+from .arrays import repeated, string_array
 
 # Stands for a value that is not a string (an id that is a number, a meta that is a list): no
 # id or instant pattern matches it, so the line fails the checks and check() names the problem.
@@ -90,10 +90,16 @@ class Fields:
             meta = Meta(NOT_TEXT, NOT_TEXT)
         self.add_head(Head(resource.get("resourceType"), resource.get("id"), meta))
 
-    def columns(self) -> list[pa.Array]:
+    def columns(self, resource_type: str) -> list[pa.Array]:
         """The four columns of ``LINES_SCHEMA``; values that are not strings become
-        ``NOT_TEXT``."""
-        return [text_column(v) for v in (self.types, self.ids, self.versions, self.times)]
+        ``NOT_TEXT``. The resourceType column is a dictionary array: when every line has
+        ``resource_type`` (the common case, found by one C-level count), one value."""
+        types = self.types
+        if types.count(resource_type) == len(types):
+            kinds: pa.Array = repeated(resource_type, len(types))
+        else:
+            kinds = text_column(types).dictionary_encode()
+        return [kinds] + [text_column(v) for v in (self.ids, self.versions, self.times)]
 
 
 def text_column(values: list[Any]) -> pa.Array:

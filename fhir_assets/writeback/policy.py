@@ -58,3 +58,12 @@ class WritePolicy:
 
         retry = RetryPolicy(self.attempts, self.backoff_s, self.max_backoff_s)
         return retry.backoff(attempt)
+
+    def wait(self, error: BaseException, attempt: int) -> float:
+        """Seconds to wait after the ``attempt``-th transient failure: the server's
+        ``Retry-After`` when it sent one (``BusyError.wait_s``), else :meth:`backoff`; capped
+        at ``max_backoff_s`` either way."""
+        asked = getattr(error, "wait_s", None)
+        if asked is None:
+            return self.backoff(attempt)
+        return min(float(asked), self.max_backoff_s)

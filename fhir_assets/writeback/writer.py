@@ -195,7 +195,7 @@ class Writer:
                 transient += 1
                 if transient >= self.policy.attempts:
                     return done + [i.done("failed", issues=(str(exc),)) for i in pending]
-                self.sleep(self.policy.backoff(transient))
+                self.sleep(self.policy.wait(exc, transient))
             except RequestError as exc:
                 self._record(pending, transaction_id, attempt, None, exc.status, "rejected", exc)
                 if self.policy.split_failed and len(pending) > 1:

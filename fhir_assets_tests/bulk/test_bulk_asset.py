@@ -33,7 +33,8 @@ TYPES = ["Patient", "Encounter", "Observation", "Condition", "Procedure"]
 
 def wait_for_run(sensor: dg.SensorDefinition, resources: dict[str, Any]) -> dg.RunRequest:
     cursor = None
-    for _ in range(120):
+    deadline = time.monotonic() + 120  # the sandbox's export job, on a loaded machine
+    while time.monotonic() < deadline:
         result = sensor(dg.build_sensor_context(cursor=cursor, resources=resources))
         cursor = result.cursor
         if result.run_requests:

@@ -15,7 +15,7 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-from fhir_assets.sandbox.server import free_port
+from fhir_assets_tests.ports import unshared_port
 
 USER = "dagster"
 DATABASE = "dagster"
@@ -92,7 +92,7 @@ class Postgres:
         self._pg("initdb", "-D", str(self.data), "-U", USER, "-A", "scram-sha-256",
                  f"--pwfile={password_file}", "-E", "UTF8", "--no-sync")  # fmt: skip
         password_file.unlink()
-        self.port = free_port()
+        self.port = unshared_port()
         options = f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 -c fsync=off"
         self._pg("pg_ctl", "-D", str(self.data), "-o", options,
                  "-l", str(self.root / "server.log"), "-w", "-t", "60", "start")  # fmt: skip

@@ -20,7 +20,7 @@ from typing import Any
 import requests
 
 from fhir_assets.processes import stop_group
-from fhir_assets.sandbox.server import free_port
+from fhir_assets_tests.ports import unshared_port
 
 BIN = Path(sys.executable).parent
 REPO = Path(__file__).resolve().parents[2]
@@ -40,8 +40,8 @@ class Stack:
 
     root: Path
     env: dict[str, str]
-    web_port: int = field(default_factory=free_port)
-    code_ports: tuple[int, int] = field(default_factory=lambda: (free_port(), free_port()))
+    web_port: int = field(default_factory=unshared_port)
+    code_ports: tuple[int, int] = field(default_factory=lambda: (unshared_port(), unshared_port()))
     processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
 
     @property

@@ -33,10 +33,7 @@ from .postgres import Postgres
 pytestmark = [pytest.mark.postgres, pytest.mark.xdist_group("postgres"), pytest.mark.timeout(240)]
 
 RATE = 10  # requests per second, for every process together
-# The server's sliding window: a request reaches it some time after its permit (its thread
-# descheduled on this busy machine; under the full suite once 12 arrived within 0.9 s, two of
-# them held up over 0.1 s). Requests arriving within 0.7 s took their permits within 0.7 s plus
-# that delay: within one second, so no more than RATE of them, while none waits over 0.3 s.
+# The control's sliding window at the server: without a shared budget two processes send 20/s.
 WINDOW_S = 0.7
 WORKERS, THREADS, REQUESTS = 2, 2, 12  # 48 requests: 4.8 s at the shared rate, 2.4 s without
 
@@ -68,7 +65,7 @@ def counting_server() -> Iterator[tuple[str, list[float]]]:
     arrivals: list[float] = []
 
     def script(method: str, path: str) -> Reply:
-        arrivals.append(time.monotonic())
+        arrivals.append(time.time())  # the clock PostgreSQL stamps the permits with
         return Reply(body={"resourceType": "Patient", "id": "p"})
 
     with scripted_server(script) as (base, _):
@@ -97,6 +94,15 @@ def busiest_window(arrivals: list[float], window_s: float) -> int:
     return max(sum(1 for t in stamps[i:] if t < start + window_s) for i, start in enumerate(stamps))
 
 
+def early_arrivals(arrivals: list[float], permits: list[float]) -> list[tuple[float, float]]:
+    """(arrival, permit) pairs, both sorted, where the arrival comes before the permit."""
+    arrived, granted = sorted(arrivals), sorted(permits)
+    if len(granted) < len(arrived):  # a leak dropped the oldest permits: compare the newest
+        arrived = arrived[len(arrived) - len(granted) :]
+    # 5 ms: PostgreSQL's clock and time.time() read the same system clock, at different moments
+    return [(a, p) for a, p in zip(arrived, granted) if a < p - 0.005]
+
+
 def environ(base: str, **more: str) -> dict[str, str]:
     return {"FHIR_BASE_URL": base, "FHIR_SERVER_PROFILE": "generic",
             "FHIR_REQUESTS_PER_S": str(RATE), **more}  # fmt: skip
@@ -118,7 +124,12 @@ def test_processes_share_one_request_budget_through_postgres(
         # the permits as the database logged them: at most RATE in any second, exactly
         logged = permit_log(postgres.dsn(), base)
         assert logged and busiest_window(logged, 0.999) <= RATE, logged
-        assert busiest <= RATE, f"{busiest} requests reached the server within {WINDOW_S} s"
+        # Measured at the server: no request arrived before its permit. A thread descheduled
+        # between its permit and its request (a loaded machine) only makes it arrive later, so
+        # a window at the server may then count more than RATE; sorted, the i-th arrival still
+        # comes no sooner than the i-th permit (the newest ones if a leak dropped the oldest).
+        early = early_arrivals(arrivals, logged)
+        assert early == [], f"requests reached the server before their permits: {early}"
         assert max(arrivals) - min(arrivals) >= (len(arrivals) / RATE) - 1.2
     else:
         assert busiest > RATE * 1.5, f"only {busiest} requests within {WINDOW_S} s"
@@ -130,7 +141,7 @@ def permit_log(dsn: str, base_url: str) -> list[float]:
     from psycopg import sql
 
     table = sql.Identifier(f"ratelimit___{shared_rate_table(base_url, dsn).name}")
-    query = sql.SQL("SELECT extract(epoch FROM item_timestamp) FROM {}").format(table)
+    query = sql.SQL("SELECT extract(epoch FROM item_timestamp::TIMESTAMPTZ) FROM {}").format(table)
     with psycopg.connect(dsn) as connection:
         return [float(row[0]) for row in connection.execute(query)]
 

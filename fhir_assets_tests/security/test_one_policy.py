@@ -46,7 +46,7 @@ def test_the_bulk_and_rest_paths_of_one_built_client_share_one_session() -> None
             for prefix in ("http://", "https://"):
                 assert client.session.get_adapter(prefix + "x").max_retries.total == 0
             assert [r["id"] for r in client.search("Patient")] == ["p1"]
-            assert bulk.session.get(f"{base}/fhir/files/1", timeout=5).status_code == 200
+            assert bulk.session.get(f"{base}/fhir/files/1", timeout=30).status_code == 200
             bulk.close()
             assert [r["id"] for r in client.search("Patient")] == ["p1"]  # still usable
     assert {s.headers.get("X-App") for s in seen} == {"7"}

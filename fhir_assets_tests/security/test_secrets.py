@@ -43,12 +43,12 @@ def test_the_hostile_endpoint_really_echoes_every_encoding(hostile: HostileServe
     # Without scrubbing, the answer holds the secret: the tests below could fail.
     basic = requests.post(
         hostile.origin + "/token", data={"grant_type": "client_credentials"},
-        auth=(CLIENT_ID, SECRET), timeout=5,
+        auth=(CLIENT_ID, SECRET), timeout=30,
     )  # fmt: skip
     post = requests.post(
         hostile.origin + "/token",
         data={"client_id": CLIENT_ID, "client_secret": SECRET},
-        timeout=5,
+        timeout=30,
     )
     for answer, encoded in ((basic, "basic"), (post, "form")):
         assert {encoded, "json"} <= set(leaks(answer.text))

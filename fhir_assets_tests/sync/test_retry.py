@@ -105,8 +105,10 @@ def test_other_client_errors_fail_fast_with_diagnostics(
 def test_an_answer_slower_than_the_timeout_is_retried(
     proxy: FaultProxy, proxied_client: ClientFactory, sleeps: Sleeps
 ) -> None:
-    proxy.add(Fault("slow", delay_s=2.5, count=1))
-    client = proxied_client(timeout=1.0, retry=RetryPolicy(sleep=sleeps))
+    # 10 s against a 3 s timeout: the slow answer always times out, and an ordinary one gets
+    # three seconds on a loaded machine
+    proxy.add(Fault("slow", delay_s=10.0, count=1))
+    client = proxied_client(timeout=3.0, retry=RetryPolicy(sleep=sleeps))
     assert client.get("Patient", {"_count": 1})["resourceType"] == "Bundle"
     assert client.stats.retries >= 1  # the slow answer timed out (a loaded machine may add one)
     assert proxy.injected == {"slow": 1}

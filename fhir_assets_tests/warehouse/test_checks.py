@@ -73,6 +73,21 @@ def test_reference_check_warns_about_a_missing_patient(warehouse: Warehouse) -> 
     assert result.metadata["unresolved_patient_references"].value == 1
 
 
+def test_reference_check_resolves_extracted_resources_against_their_servers_patients(
+    warehouse: Warehouse,
+) -> None:
+    """``$extract`` lands what it makes under ``<server>#extract``; its Patient references
+    point at the server's own patients."""
+    seed(warehouse)
+    extracted = [
+        {"resourceType": "Observation", "id": "x1", "subject": {"reference": "Patient/p1"}},
+        {"resourceType": "Observation", "id": "x2", "subject": {"reference": "Patient/p8"}},
+    ]
+    land(warehouse, "Observation", lines(*extracted), Provenance(SERVER + "#extract", "s", at(2)))
+    result = reference_check(warehouse, "observation", "subject")
+    assert result.metadata["unresolved_patient_references"].value == 2  # p9 and p8, not p1
+
+
 def test_share_check_fails_past_the_threshold() -> None:
     assert share_check({"seen": 100, "quarantined": 1}, 0.01).passed
     assert not share_check({"seen": 100, "quarantined": 2}, 0.01).passed

@@ -1,9 +1,10 @@
 """A writer killed with SIGKILL between sending a transaction and hearing its answer: the attempt
 was audited before it went out, and the next run settles it with what the server holds.
 
-The sandbox sits behind the fault proxy, which holds the transaction for a moment: long enough
-to kill the writer while its request is in flight. Then the proxy either forwards it (the write
-commits with nobody left to audit it) or refuses it (nothing was written).
+The sandbox sits behind the fault proxy, which holds the transaction for a few seconds: long
+enough to kill the writer while its request is in flight, even on a loaded machine. Then the
+proxy either forwards it (the write commits with nobody left to audit it) or refuses it (nothing
+was written).
 """
 
 from __future__ import annotations
@@ -63,7 +64,17 @@ def kill_in_flight(server: Sandbox, proxy: FaultProxy, fault: Fault, audit: Path
         time.sleep(0.02)
     assert fault.matched == 1, "the transaction never reached the proxy"
     child.send_signal(signal.SIGKILL)
-    assert child.wait(timeout=10) == -signal.SIGKILL
+    assert child.wait(timeout=60) == -signal.SIGKILL
+
+
+def wait_settled(proxy: FaultProxy) -> None:
+    """Until the proxy has answered the held transaction (after the upstream committed it, or
+    with its refusal): it records the answer before sending it. No fixed sleep: on a loaded
+    machine forwarding it can take seconds."""
+    deadline = time.monotonic() + 120
+    while not any(method == "POST" for method, _, _ in proxy.requests):
+        assert time.monotonic() < deadline, "the proxy never answered the held transaction"
+        time.sleep(0.05)
 
 
 def proxied(server: Sandbox, proxy: FaultProxy) -> FhirClient:
@@ -88,9 +99,10 @@ def test_an_attempt_whose_writer_was_killed_is_settled_on_the_next_run(
 ) -> None:
     audit = tmp_path / "audit.duckdb"
     kind = {"kind": "slow"} if forwarded else {"kind": "status", "status": 503}
-    fault = proxy.add(Fault(**kind, delay_s=2.0, method="POST", count=1))
+    # held 5 s: the kill must land before the writer can hear the answer and audit it
+    fault = proxy.add(Fault(**kind, delay_s=5.0, method="POST", count=1))
     kill_in_flight(server, proxy, fault, audit, patients[0])
-    time.sleep(3.0)  # the proxy forwards (or refuses) the transaction after its delay
+    wait_settled(proxy)
     stored = by_identifier(client, patients[0])
     assert len(stored) == (1 if forwarded else 0)
 

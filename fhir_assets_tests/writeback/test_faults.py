@@ -70,6 +70,9 @@ def posts(proxy: FaultProxy) -> list[int | None]:
     [
         (Fault("status", status=503, method="POST", count=3), [503, 503, 503, 200], [0.5, 1, 1.5]),
         (Fault("drop", method="POST", count=1), [None, 200], [0.5]),
+        # the server's Retry-After wins over the backoff, capped at max_backoff_s (1.5 here)
+        (Fault("status", status=429, retry_after=1, method="POST", count=1), [429, 200], [1.0]),
+        (Fault("status", status=503, retry_after=120, method="POST", count=1), [503, 200], [1.5]),
         (Fault("html", status=502, method="POST", count=1), [502, 200], [0.5]),
         # the transaction commits, but its answer is cut: the re-read finds it, nothing is resent
         (Fault("truncate", method="POST", count=1), [200], [0.5]),
@@ -98,7 +101,7 @@ def test_writes_survive_a_failed_transaction(
     assert posts(proxy) == statuses
     outcomes_audited = [r[0] for r in audit_rows(audit_db, "outcome")]
     assert outcomes_audited.count("transient") == len(waits) * len(patients)
-    assert waited == waits  # backoff doubles, capped at max_backoff_s
+    assert waited == waits  # Retry-After, else a backoff doubling; capped at max_backoff_s
 
 
 def test_a_lost_answer_leaves_one_provenance(

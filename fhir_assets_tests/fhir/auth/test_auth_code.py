@@ -22,8 +22,10 @@ from fhir_assets.fhir import (
     discover,
 )
 from fhir_assets.fhir.login import login
+from fhir_assets.fhir.retry import RetryPolicy
 from fhir_assets.fhir.smart import SmartConfiguration
 
+from ...proxy import Fault, FaultProxy
 from .oauth_server import OAuthServer
 
 SCOPE = "user/Patient.rs offline_access"
@@ -138,6 +140,36 @@ def test_refresh_token_is_used_and_rotated(oauth: OAuthServer, store: TokenStore
 
     third = tokens.token(force_refresh=True)
     assert third.refresh_token not in (first.refresh_token, second.refresh_token)
+
+
+def test_a_refresh_is_retried_when_the_token_endpoint_is_busy(
+    oauth: OAuthServer, store: TokenStore
+) -> None:
+    """503 twice (the second with Retry-After), then the refresh succeeds; a refusal is not
+    retried (the revoked-token test below)."""
+    first = run_login(oauth, store, CodeClient("public-app"))
+    waits: list[float] = []
+    with FaultProxy(oauth.url) as proxy:
+        proxy.add(Fault("status", status=503, method="POST", path_contains="/token", count=1))
+        proxy.add(
+            Fault(
+                "status", status=503, retry_after=2, method="POST", path_contains="/token", count=1
+            )
+        )
+        tokens = AuthorizationCodeTokenSource(
+            token_url=f"{proxy.url}/token",
+            base_url=oauth.base_url,
+            client=CodeClient("public-app"),
+            store=store,
+            retry=RetryPolicy(attempts=3, backoff_s=0.5, max_backoff_s=5),
+            sleep=waits.append,
+        )
+        second = tokens.token(force_refresh=True)
+        posts = [status for method, path, status in proxy.requests if path.endswith("/token")]
+    assert posts == [503, 503, 200]
+    assert second.refresh_token != first.refresh_token
+    assert store.load(oauth.base_url, "public-app") == second
+    assert waits[1] == 2 and 0.5 <= waits[0] <= 1.0  # the backoff (with jitter), Retry-After
 
 
 def test_revoked_refresh_token_asks_to_log_in_again(oauth: OAuthServer, store: TokenStore) -> None:
