@@ -6,13 +6,20 @@ tombstones nothing, and a rerun changes nothing. A scripted server on 127.0.0.1 
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterator
+import os
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import dagster as dg
+import orjson
 import pytest
 
+from fhir_assets.assets.defs import build_defs
+from fhir_assets.assets.operations import EXTRACT_KEY
 from fhir_assets.extraction import (
     EXTRACT_SOURCE,
     extract_all,
@@ -23,6 +30,8 @@ from fhir_assets.extraction import (
 from fhir_assets.fhir.client import FhirClient, redact
 from fhir_assets.fhir.operations import OperationLimits
 from fhir_assets.fhir.retry import RetryPolicy
+from fhir_assets.sandbox import Sandbox
+from fhir_assets.sandbox.demo import sandbox_settings
 from fhir_assets.warehouse.inputs import resource_entries
 from fhir_assets.warehouse.landing import land
 from fhir_assets.warehouse.protocol import Provenance
@@ -30,8 +39,9 @@ from fhir_assets.warehouse.settings import WarehouseSettings, open_warehouse
 from fhir_assets.warehouse.tombstones import Tombstone
 from fhir_assets_tests.scripted_server import Reply, scripted_server
 
-from .conftest import rows
+from .conftest import materialization, rows
 
+RESPONSES = dg.AssetKey(["fhir_raw", "questionnaireresponse"])
 _runs = itertools.count()
 
 
@@ -207,3 +217,71 @@ def test_extract_tombstones_the_results_of_a_deleted_response(
     assert again["tombstoned"] == 0 and again["deleted_responses"] == 0
     assert len(log_outcomes(warehouse, "qr1")) == 2
     assert set(live(warehouse, server)) == {"qr2-1"}
+
+
+def drop_smoking_answer(sandbox: Sandbox, rid: str) -> None:
+    """The patient's form changes on the server: the smoking item is no longer answered."""
+    with sandbox.fhir_client() as client:
+        changed = client.get(f"QuestionnaireResponse/{rid}")
+        changed["item"] = [i for i in changed["item"] if i["linkId"] != "smoking"]
+        client.request("PUT", f"QuestionnaireResponse/{rid}", json=changed,
+                       headers={"Content-Type": "application/fhir+json"})  # fmt: skip
+
+
+def test_extract_asset_tombstones_the_observation_a_changed_answer_no_longer_gives(
+    make_sandbox: Callable[..., Sandbox], warehouse: WarehouseSettings
+) -> None:
+    sandbox = make_sandbox()
+    settings = sandbox_settings(sandbox, warehouse, FHIR_RESOURCE_TYPES="QuestionnaireResponse",
+                                FHIR_PARTITIONS="none", FHIR_VALIDATE_SAMPLE="0")  # fmt: skip
+    job = dg.define_asset_job("extract", selection=[RESPONSES, EXTRACT_KEY])
+    defs = dg.Definitions.merge(build_defs(settings), dg.Definitions(jobs=[job]))
+    derived = redact(sandbox.base_url) + EXTRACT_SOURCE
+
+    def materialize(instance: dg.DagsterInstance) -> dict[str, Any]:
+        run = defs.resolve_job_def("extract").execute_in_process(instance=instance)
+        return materialization(run, EXTRACT_KEY)
+
+    with dg.instance_for_test() as instance:
+        materialize(instance)
+        before = rows(warehouse, "observation", derived)
+        drop_smoking_answer(sandbox, "intake-2")
+        changed = materialize(instance)
+        again = materialize(instance)
+    after = rows(warehouse, "observation", derived)
+    assert changed["per_response"] == {"intake-2": 1}
+    assert changed["tombstoned"] == 1 and changed["stale_per_response"] == {"intake-2": 1}
+    assert set(before) - set(after) == {"intake-2-2"} and len(after) == 5
+    assert again["tombstoned"] == 0 and again["responses"] == 0
+
+
+def test_extract_command_counts_the_results_it_tombstones(
+    make_sandbox: Callable[..., Sandbox], tmp_path: Path
+) -> None:
+    sandbox = make_sandbox()
+    env = {**os.environ, **sandbox.environment(), "FHIR_WAREHOUSE": "duckdb",
+           "FHIR_DUCKDB_PATH": str(tmp_path / "wh.duckdb")}  # fmt: skip
+    cli = [sys.executable, "-m", "fhir_assets.cli"]
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        done = subprocess.run([*cli, *args], env=env, capture_output=True, text=True)
+        assert done.returncode == 0, done.stderr
+        return done
+
+    run("sync", "--type", "QuestionnaireResponse")
+    run("extract")
+    drop_smoking_answer(sandbox, "intake-2")
+    with sandbox.fhir_client() as client:
+        client.request("DELETE", "QuestionnaireResponse/intake-3")
+    run("sync", "--type", "QuestionnaireResponse")
+    deleted = tmp_path / "deleted"  # the deletion as a Bulk Data deleted file lands it
+    deleted.mkdir()
+    entry = {"request": {"method": "DELETE", "url": "QuestionnaireResponse/intake-3"}}
+    line = {"resourceType": "Bundle", "type": "transaction", "entry": [entry]}
+    (deleted / "QuestionnaireResponse.ndjson").write_bytes(orjson.dumps(line) + b"\n")
+    run("land", str(deleted), "--server", redact(sandbox.base_url))
+    done = run("extract")
+    assert "1 responses extracted, 0 failed" in done.stdout
+    assert "3 earlier results tombstoned (1 responses deleted on the server)" in done.stdout
+    again = run("extract")
+    assert "0 earlier results tombstoned (0 responses deleted on the server)" in again.stdout
