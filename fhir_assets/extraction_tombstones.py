@@ -23,6 +23,7 @@ hides them. A response whose extraction failed is in neither set: its earlier re
 from __future__ import annotations
 
 import re
+import uuid
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -36,8 +37,14 @@ from .warehouse.layout import RAW_SCHEMA
 from .warehouse.protocol import Provenance, Warehouse, iso
 from .warehouse.tombstones import Tombstone
 
-# Temporary (per session) table of this run's extracted responses and the results they gave.
-RUN_TABLE = "fhir_extract_run"
+# The table of this run's extracted responses and the results they gave, dropped at the end:
+# temporary in DuckDB; in Snowflake a transient table in fhir_raw, like the landing's staging
+# tables (a session that landed nothing has no current schema for a temporary table, and the
+# emulator cannot qualify one).
+RUN_TABLE = {  # dialect -> (CREATE words, schema prefix)
+    "duckdb": ("CREATE TEMPORARY TABLE", ""),
+    "snowflake": ("CREATE TRANSIENT TABLE", f"{RAW_SCHEMA}."),
+}
 # Results of deleted responses tombstoned per run at most (the rest stays live and is found again
 # by the next run); stale results of responses extracted again are bounded by the run itself.
 MAX_DELETED_RESULTS = 50_000
@@ -114,9 +121,13 @@ def tombstone_stale(
     )
     rows: list[tuple[Any, ...]] = []
     if extracted:
-        stage_run(warehouse, extracted)
-        rows += warehouse.fetch(changed_sql(tagged))
-        warehouse.fetch(f"DROP TABLE IF EXISTS {RUN_TABLE}")
+        create, prefix = RUN_TABLE[warehouse.dialect.name]
+        run_table = sql.identifier(f"{prefix}_extract_run_{uuid.uuid4().hex[:12]}")
+        try:
+            stage_run(warehouse, extracted, create, run_table)
+            rows += warehouse.fetch(changed_sql(tagged, run_table))
+        finally:
+            warehouse.fetch(f"DROP TABLE IF EXISTS {run_table}")
     if "questionnaireresponse" in tables:
         gone = warehouse.fetch(deleted_sql(warehouse, tagged, server, MAX_DELETED_RESULTS + 1))
         stale.more_left = len(gone) > MAX_DELETED_RESULTS
@@ -145,15 +156,18 @@ def raw_tables(warehouse: Warehouse) -> list[str]:
     return sorted({str(n).lower() for (n,) in names if TYPE_TABLE.fullmatch(str(n).lower())})
 
 
-def stage_run(warehouse: Warehouse, extracted: Iterable[Extracted]) -> None:
-    """``RUN_TABLE``: a row per extracted response (no result) and per result it gave."""
+def stage_run(
+    warehouse: Warehouse, extracted: Iterable[Extracted], create: str, table: str
+) -> None:
+    """``table`` (made by the ``create`` words): a row per extracted response (no result) and
+    per result it gave."""
     literal = warehouse.dialect.literal
 
     def text(value: str | None) -> str:
         return "NULL" if value is None else literal(value)
 
     warehouse.fetch(
-        f"CREATE OR REPLACE TEMPORARY TABLE {RUN_TABLE} (response_id VARCHAR, "
+        f"{create} {table} (response_id VARCHAR, "
         "version_id VARCHAR, last_updated VARCHAR, resource_type VARCHAR, resource_id VARCHAR)"
     )
     rows = []
@@ -164,18 +178,18 @@ def stage_run(warehouse: Warehouse, extracted: Iterable[Extracted]) -> None:
         rows += [f"({rid}, NULL, NULL, {literal(t)}, {literal(i)})" for t, i in response.results]
     for start in range(0, len(rows), INSERT_ROWS):
         warehouse.fetch(
-            f"INSERT INTO {RUN_TABLE} VALUES " + ", ".join(rows[start : start + INSERT_ROWS])
+            f"INSERT INTO {table} VALUES " + ", ".join(rows[start : start + INSERT_ROWS])
         )
 
 
-def changed_sql(tagged: str) -> str:
+def changed_sql(tagged: str, run_table: str) -> str:
     """(type, id, response, version_id, last_updated) of tagged rows whose response was extracted
     in this run without giving them."""
     return (
         f"SELECT x.resource_type, x.id, r.response_id, r.version_id, r.last_updated "
-        f"FROM ({tagged}) x JOIN {RUN_TABLE} r ON r.resource_id IS NULL "
+        f"FROM ({tagged}) x JOIN {run_table} r ON r.resource_id IS NULL "
         "AND x.code = 'QuestionnaireResponse/' || r.response_id "
-        f"WHERE NOT EXISTS (SELECT 1 FROM {RUN_TABLE} k WHERE k.resource_id = x.id "
+        f"WHERE NOT EXISTS (SELECT 1 FROM {run_table} k WHERE k.resource_id = x.id "
         "AND k.resource_type = x.resource_type)"
     )
 

@@ -180,6 +180,19 @@ def test_extract_tombstones_results_of_another_type_than_the_new_extraction_give
     assert set(live(warehouse, server)) == {"qr1-1", "qr1-2"}
 
 
+def test_extract_that_gives_nothing_now_tombstones_every_earlier_result(
+    warehouse: WarehouseSettings, server: Server, tmp_path: Path
+) -> None:
+    server.answers["qr1"] = Reply(200, bundle(observation("a", 1), observation("b", 2)))
+    land_responses(warehouse, server, ("qr1", 1))
+    extract_run(warehouse, server, tmp_path)
+    server.answers["qr1"] = Reply(200, bundle())  # every answer removed
+    land_responses(warehouse, server, ("qr1", 2))
+    emptied = extract_run(warehouse, server, tmp_path)
+    assert emptied["per_response"] == {"qr1": 0} and emptied["tombstoned"] == 2
+    assert live(warehouse, server) == {}
+
+
 @pytest.mark.parametrize("status", [500, 422])
 def test_extract_that_fails_tombstones_nothing(
     warehouse: WarehouseSettings, server: Server, tmp_path: Path, status: int
