@@ -119,32 +119,49 @@ def tombstone_stale(
         )
         for table in tables
     )
-    rows: list[tuple[Any, ...]] = []
-    if extracted:
-        create, prefix = RUN_TABLE[warehouse.dialect.name]
-        run_table = sql.identifier(f"{prefix}_extract_run_{uuid.uuid4().hex[:12]}")
-        try:
-            stage_run(warehouse, extracted, create, run_table)
-            rows += warehouse.fetch(changed_sql(tagged, run_table))
-        finally:
-            warehouse.fetch(f"DROP TABLE IF EXISTS {run_table}")
+    rows = changed_rows(warehouse, tagged, extracted) if extracted else []
     if "questionnaireresponse" in tables:
         gone = warehouse.fetch(deleted_sql(warehouse, tagged, server, MAX_DELETED_RESULTS + 1))
         stale.more_left = len(gone) > MAX_DELETED_RESULTS
         gone = gone[:MAX_DELETED_RESULTS]
         stale.deleted_responses = {str(r[2]): f"{r[3] or ''}|{_instant(r[4])}" for r in gone}
         rows += gone
+    stale.results = land_tombstones(warehouse, rows, stale, provenance, options)
+    return stale
+
+
+def changed_rows(
+    warehouse: Warehouse, tagged: str, extracted: Iterable[Extracted]
+) -> list[tuple[Any, ...]]:
+    """``changed_sql``'s rows, through a table of this run's responses, dropped at the end."""
+    create, prefix = RUN_TABLE[warehouse.dialect.name]
+    run_table = sql.identifier(f"{prefix}_extract_run_{uuid.uuid4().hex[:12]}")
+    try:
+        stage_run(warehouse, extracted, create, run_table)
+        return warehouse.fetch(changed_sql(tagged, run_table))
+    finally:
+        warehouse.fetch(f"DROP TABLE IF EXISTS {run_table}")
+
+
+def land_tombstones(
+    warehouse: Warehouse,
+    rows: Iterable[tuple[Any, ...]],
+    stale: Stale,
+    provenance: Provenance,
+    options: LandingOptions | None,
+) -> list[LandingResult]:
+    """Land a tombstone for each (type, id, response, version_id, last_updated), by type,
+    counting them per response in ``stale``."""
     by_type: dict[str, list[Entry]] = {}
     for rtype, rid, response, version_id, updated in rows:
         stale.per_response[str(response)] += 1
         tombstone = Tombstone(str(rid), version_id, _instant(updated) or None)
         entries = by_type.setdefault(str(rtype), [])
         entries.append((f"QuestionnaireResponse/{response}", len(entries) + 1, tombstone))
-    stale.results = [
+    return [
         land(warehouse, rtype, entries, provenance, options)
         for rtype, entries in sorted(by_type.items())
     ]
-    return stale
 
 
 def raw_tables(warehouse: Warehouse) -> list[str]:
