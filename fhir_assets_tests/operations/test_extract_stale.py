@@ -153,11 +153,11 @@ def test_extract_tombstones_the_results_a_changed_response_no_longer_gives(
     server.answers["qr1"] = Reply(200, bundle(observation("a", 9)))  # v2: one answer left
     land_responses(warehouse, server, ("qr1", 2))
     second = extract_run(warehouse, server, tmp_path)
+    now = live(warehouse, server)
+    assert set(now) == {"qr1-1", "qr2-1", "qr2-2"}  # the other response's results untouched
     assert second["per_response"] == {"qr1": 1}
     assert second["tombstoned"] == 1 and second["tombstoned_per_type"] == {"Observation": 1}
     assert second["stale_per_response"] == {"qr1": 1}
-    now = live(warehouse, server)
-    assert set(now) == {"qr1-1", "qr2-1", "qr2-2"}  # the other response's results untouched
     assert now["qr1-1"]["valueQuantity"]["value"] == 9
     assert deleted_ids(warehouse, server, "observation") == {"qr1-2"}  # a tombstone row
     again = extract_run(warehouse, server, tmp_path)  # idempotent
@@ -175,8 +175,8 @@ def test_extract_tombstones_results_of_another_type_than_the_new_extraction_give
     server.answers["qr1"] = Reply(200, bundle(observation("a", 1), observation("b", 3)))
     land_responses(warehouse, server, ("qr1", 2))
     second = extract_run(warehouse, server, tmp_path)
-    assert second["tombstoned_per_type"] == {"Condition": 1}
     assert live(warehouse, server, "condition") == {}
+    assert second["tombstoned_per_type"] == {"Condition": 1}
     assert set(live(warehouse, server)) == {"qr1-1", "qr1-2"}
 
 
@@ -189,8 +189,8 @@ def test_extract_that_gives_nothing_now_tombstones_every_earlier_result(
     server.answers["qr1"] = Reply(200, bundle())  # every answer removed
     land_responses(warehouse, server, ("qr1", 2))
     emptied = extract_run(warehouse, server, tmp_path)
-    assert emptied["per_response"] == {"qr1": 0} and emptied["tombstoned"] == 2
     assert live(warehouse, server) == {}
+    assert emptied["per_response"] == {"qr1": 0} and emptied["tombstoned"] == 2
 
 
 @pytest.mark.parametrize("status", [500, 422])
@@ -222,9 +222,9 @@ def test_extract_tombstones_the_results_of_a_deleted_response(
     extract_run(warehouse, server, tmp_path)
     delete_response(warehouse, server, "qr1", 2)
     run = extract_run(warehouse, server, tmp_path)
+    assert set(live(warehouse, server)) == {"qr2-1"} and live(warehouse, server, "condition") == {}
     assert run["responses"] == 0 and run["deleted_responses"] == 1
     assert run["tombstoned"] == 2 and run["stale_per_response"] == {"qr1": 2}
-    assert set(live(warehouse, server)) == {"qr2-1"} and live(warehouse, server, "condition") == {}
     assert log_outcomes(warehouse, "qr1")[-1] == "deleted on the server: 2 results tombstoned"
     again = extract_run(warehouse, server, tmp_path)  # idempotent: nothing left to tombstone
     assert again["tombstoned"] == 0 and again["deleted_responses"] == 0
@@ -262,9 +262,9 @@ def test_extract_asset_tombstones_the_observation_a_changed_answer_no_longer_giv
         changed = materialize(instance)
         again = materialize(instance)
     after = rows(warehouse, "observation", derived)
+    assert set(before) - set(after) == {"intake-2-2"} and len(after) == 5
     assert changed["per_response"] == {"intake-2": 1}
     assert changed["tombstoned"] == 1 and changed["stale_per_response"] == {"intake-2": 1}
-    assert set(before) - set(after) == {"intake-2-2"} and len(after) == 5
     assert again["tombstoned"] == 0 and again["responses"] == 0
 
 
