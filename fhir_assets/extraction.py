@@ -13,7 +13,9 @@ raw table with:
   the response's ``meta.lastUpdated``/``versionId`` (a changed response's extraction wins).
 
 A response the server cannot extract gets a log row with its OperationOutcome (masked, cut
-short) and the run goes on.
+short), its earlier results are kept, and the run goes on. Earlier results that a successful
+re-extraction no longer gives, and results of responses deleted on the server, are tombstoned
+(``extraction_tombstones.py``).
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from typing import Any
 
 from .assets.spool import Spool  # pure: NDJSON files, no Dagster
 from .cohort import type_of
+from .extraction_tombstones import Extracted, Stale, tombstone_stale
 from .fhir.client import FhirClient
 from .fhir.errors import RequestError
 from .fhir.operations import OperationLimits, OperationNotSupportedError, extract, issue_of_text
@@ -40,6 +43,7 @@ EXTRACTED_FROM = "https://fhir-assets.dev/CodeSystem/extracted-from"
 # session variable and fails
 EXTRACT_SOURCE = "#extract"
 LOG_TABLE = "_extract_log"
+KEPT = "earlier results kept"  # a failed extraction tombstones nothing
 SOURCE_TABLE = "questionnaireresponse"
 
 
@@ -63,8 +67,10 @@ class Extraction:
     folder: Path
     spools: dict[str, Spool] = field(default_factory=dict)
     per_response: dict[str, int] = field(default_factory=dict)
+    results: dict[str, list[tuple[str, str]]] = field(default_factory=dict)  # (type, id) each
     failed: dict[str, str] = field(default_factory=dict)
     left: int = 0
+    stale: Stale = field(default_factory=Stale)  # set by ``land_extraction``
 
 
 def pending(warehouse: Warehouse, server: str, since: datetime | None = None) -> list[Pending]:
@@ -125,6 +131,9 @@ def extract_all(
             continue
         stamped = [stamp(r, response, n) for n, r in enumerate(resources, 1)]
         run.per_response[response.id] = len(stamped)
+        run.results[response.id] = [
+            (type_of(r), str(r["id"])) for r in stamped if isinstance(r, dict)
+        ]
         spool_by_type(run, response.id, stamped)
     return run
 
@@ -167,12 +176,21 @@ def land_extraction(
     options: LandingOptions | None = None,
 ) -> list[LandingResult]:
     """Land the spooled resources (``provenance.source_server`` ends in ``EXTRACT_SOURCE``),
-    then log every attempted response: extracted (with its count) or failed (with its outcome)."""
+    tombstone the stale results (``run.stale``), then log every attempted response: extracted
+    (with its count), failed (with its outcome) or deleted (with its results tombstoned). The
+    log comes last: a run stopped before it extracts the same versions again."""
     results = [
         land(warehouse, rtype, spool.entries(), provenance, options)
         for rtype, spool in sorted(run.spools.items())
     ]
     server = provenance.source_server.removesuffix(EXTRACT_SOURCE)
+    extracted = [
+        Extracted(p.id, p.version_id, p.last_updated, run.results.get(p.id, ()))
+        for p in responses
+        if p.id in run.per_response
+    ]
+    run.stale = tombstone_stale(warehouse, extracted, provenance, options, server=server,
+                                system=EXTRACTED_FROM)  # fmt: skip
     write_log(warehouse, server, run, responses, provenance.at)
     return results
 
@@ -193,10 +211,15 @@ def write_log(
             continue  # left for the next run
         count = run.per_response.get(response.id, 0)
         failure = run.failed.get(response.id)
+        outcome = literal(f"{failure} ({KEPT})") if failure else "NULL"
         rows.append(
             f"({literal(server)}, {literal(response.id)}, {literal(response.version)}, "
-            f"{literal(at)}, {count}, {literal(failure) if failure else 'NULL'})"
+            f"{literal(at)}, {count}, {outcome})"
         )
+    for response_id, version in sorted(run.stale.deleted_responses.items()):
+        gone = f"deleted on the server: {run.stale.per_response[response_id]} results tombstoned"
+        rows.append(f"({literal(server)}, {literal(response_id)}, {literal(version)}, "
+                    f"{literal(at)}, 0, {literal(gone)})")  # fmt: skip
     for start in range(0, len(rows), 500):
         warehouse.fetch(
             f"INSERT INTO {sql.qualified(LOG_TABLE)} VALUES "  # noqa: S608 (literals)
@@ -216,4 +239,9 @@ def extraction_metadata(run: Extraction, results: Sequence[LandingResult]) -> di
         "per_type": {r.resource_type: r.metadata() for r in results},
         "resources": sum(r.seen for r in results),
         "quarantined": sum(r.quarantined for r in results),
+        "tombstoned": run.stale.tombstoned,
+        "tombstoned_per_type": {r.resource_type: r.deleted for r in run.stale.results},
+        "stale_per_response": dict(sorted(run.stale.per_response.items())),
+        "deleted_responses": len(run.stale.deleted_responses),
+        "stale_left_for_next_run": run.stale.more_left,
     }

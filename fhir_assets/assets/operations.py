@@ -122,7 +122,13 @@ def build_extract_asset(
             with landing.open_warehouse() as warehouse:
                 results = land_extraction(warehouse, run, responses, provenance, options)
         for response_id in sorted(run.failed):
-            context.log.warning(f"QuestionnaireResponse/{response_id}: not extracted")
+            context.log.warning(
+                f"QuestionnaireResponse/{response_id}: not extracted (earlier results kept)"
+            )
+        for response_id, count in sorted(run.stale.per_response.items()):
+            gone = " (deleted on the server)" if response_id in run.stale.deleted_responses else ""
+            context.log.info(f"QuestionnaireResponse/{response_id}{gone}: {count} earlier "
+                             "results tombstoned")  # fmt: skip
         return dg.MaterializeResult(metadata=_json(extraction_metadata(run, results)))
 
     return questionnaireresponse_extract

@@ -158,10 +158,15 @@ def extract(
             results = land_extraction(warehouse, run, responses, provenance, options)
     summary = extraction_metadata(run, results)
     done, failed = summary["extracted_responses"], summary["failed_responses"]
-    typer.echo(f"{done} responses extracted, {failed} failed, {run.left} left for the next run")
+    typer.echo(f"{done} responses extracted, {failed} failed, {run.left} left for the next run; "
+               f"{summary['tombstoned']} earlier results tombstoned "
+               f"({summary['deleted_responses']} responses deleted on the server)")  # fmt: skip
     _table(results)
     for response_id, outcome in sorted(run.failed.items()):
-        typer.echo(f"QuestionnaireResponse/{response_id}: not extracted: {outcome}", err=True)
+        typer.echo(f"QuestionnaireResponse/{response_id}: not extracted: {outcome} "
+                   "(earlier results kept)", err=True)  # fmt: skip
+    if summary["stale_left_for_next_run"]:
+        typer.echo("more results of deleted responses to tombstone: run extract again", err=True)
 
 
 def register(app: typer.Typer) -> None:
