@@ -7,7 +7,8 @@ Requests are counted by a proxy in front of the sandbox. ``demo``: ``fhir-assets
 same run, and the ratio ``after / demo`` printed (the target: at most 2), of the wall-clock times
 and of the CPU times (this process's for the backfill; the demo's and its children's: less
 moved by other work on a shared machine). The catalog is
-``fhir_assets.catalog.CATALOG``, whatever its size. Run: ``.venv/bin/python bench/backfill.py
+``fhir_assets.catalog.CATALOG``, whatever its size (``--types core``: the 23 types it had before
+US Core; the demo syncs the whole catalog either way). Run: ``.venv/bin/python bench/backfill.py
 --mode after`` (``before`` takes minutes).
 """
 
@@ -28,7 +29,7 @@ import dagster as dg
 from fhir_assets import partitions
 from fhir_assets.assets import raw
 from fhir_assets.assets.raw import build_raw_assets
-from fhir_assets.catalog import CATALOG
+from fhir_assets.catalog import CATALOG, CORE, ResourceSpec, spec_for
 from fhir_assets.resources import FhirServerResource
 from fhir_assets.sandbox import Sandbox
 from fhir_assets.sandbox.demo import demo_instance
@@ -50,7 +51,11 @@ def per_day_windows(partitioning, time_window, now):  # type: ignore[no-untyped-
 
 
 def backfill(
-    sandbox: Sandbox, mode: str, folder: Path, instance: str = "memory"
+    sandbox: Sandbox,
+    mode: str,
+    folder: Path,
+    instance: str = "memory",
+    catalog: tuple[ResourceSpec, ...] = CATALOG,
 ) -> tuple[float, float, int, int]:
     """Seconds, CPU seconds, requests and resources landed for a one-year daily backfill of every
     type, its run recorded in ``dg.materialize``'s in-memory instance or (``sqlite``) in a
@@ -70,7 +75,7 @@ def backfill(
         recorded = demo_instance(folder / mode) if instance == "sqlite" else None
         started, cpu = time.monotonic(), time.process_time()
         result = dg.materialize(
-            build_raw_assets(CATALOG, partitioning),
+            build_raw_assets(catalog, partitioning),
             resources={
                 "fhir": fhir,
                 "landing": DuckDBWarehouseResource(database=str(folder / f"{mode}.duckdb")),
@@ -95,7 +100,7 @@ def backfill(
             for m in result.asset_materializations_for_node(f"fhir_raw__{spec.table}")
             if "run_resources" in m.metadata
         )
-        for spec in CATALOG
+        for spec in catalog
     )
     return seconds, cpu, requests, landed
 
@@ -134,16 +139,24 @@ def main() -> None:
         default="memory",
         help="where the backfill's run is recorded: in memory, or SQLite files as the demo's",
     )
+    parser.add_argument(
+        "--types",
+        choices=["catalog", "core"],
+        default="catalog",
+        help="backfill every catalog type, or the 23 types before US Core (issue #27's count); "
+        "the demo always syncs the whole catalog",
+    )
     args = parser.parse_args()
+    catalog = CATALOG if args.types == "catalog" else tuple(spec_for(name) for name in CORE)
     modes = ["before", "after"] if args.mode == "both" else [args.mode]
     timed: dict[str, float] = {}
     cpu: dict[str, float] = {}
     with tempfile.TemporaryDirectory() as folder:
         with Sandbox() as sandbox:
-            print(f"one-year daily backfill, {len(CATALOG)} types, sandbox {sandbox.base_url}")
+            print(f"one-year daily backfill, {len(catalog)} types, sandbox {sandbox.base_url}")
             for mode in modes:
                 seconds, used, requests, landed = backfill(
-                    sandbox, mode, Path(folder), args.instance
+                    sandbox, mode, Path(folder), args.instance, catalog
                 )
                 timed[mode], cpu[mode] = seconds, used
                 print(
