@@ -35,15 +35,21 @@ def sources(observations: dict[str, dict]) -> dict[str, str]:
     return found
 
 
-def test_extract_asset_lands_observations_linked_to_their_response(
-    make_sandbox: Callable[..., Sandbox], warehouse: WarehouseSettings
-) -> None:
-    sandbox = make_sandbox()
+def extract_defs(sandbox: Sandbox, warehouse: WarehouseSettings) -> tuple[dg.Definitions, str]:
+    """The definitions on the sandbox with a job ``extract`` (the responses, then their
+    extraction), and the ``source_server`` of what it extracts."""
     settings = sandbox_settings(sandbox, warehouse, FHIR_RESOURCE_TYPES="QuestionnaireResponse",
                                 FHIR_PARTITIONS="none", FHIR_VALIDATE_SAMPLE="0")  # fmt: skip
     job = dg.define_asset_job("extract", selection=[RESPONSES, EXTRACT_KEY])
     defs = dg.Definitions.merge(build_defs(settings), dg.Definitions(jobs=[job]))
-    derived = redact(sandbox.base_url) + EXTRACT_SOURCE
+    return defs, redact(sandbox.base_url) + EXTRACT_SOURCE
+
+
+def test_extract_asset_lands_observations_linked_to_their_response(
+    make_sandbox: Callable[..., Sandbox], warehouse: WarehouseSettings
+) -> None:
+    sandbox = make_sandbox()
+    defs, derived = extract_defs(sandbox, warehouse)
     with dg.instance_for_test() as instance:
         run = defs.resolve_job_def("extract").execute_in_process(instance=instance)
         first = materialization(run, EXTRACT_KEY)

@@ -18,7 +18,6 @@ import dagster as dg
 import orjson
 import pytest
 
-from fhir_assets.assets.defs import build_defs
 from fhir_assets.assets.operations import EXTRACT_KEY
 from fhir_assets.extraction import (
     EXTRACT_SOURCE,
@@ -31,17 +30,16 @@ from fhir_assets.fhir.client import FhirClient, redact
 from fhir_assets.fhir.operations import OperationLimits
 from fhir_assets.fhir.retry import RetryPolicy
 from fhir_assets.sandbox import Sandbox
-from fhir_assets.sandbox.demo import sandbox_settings
 from fhir_assets.warehouse.inputs import resource_entries
 from fhir_assets.warehouse.landing import land
 from fhir_assets.warehouse.protocol import Provenance
 from fhir_assets.warehouse.settings import WarehouseSettings, open_warehouse
 from fhir_assets.warehouse.tombstones import Tombstone
+from fhir_assets_tests.operations.test_extract import extract_defs
 from fhir_assets_tests.scripted_server import Reply, scripted_server
 
 from .conftest import materialization, rows
 
-RESPONSES = dg.AssetKey(["fhir_raw", "questionnaireresponse"])
 _runs = itertools.count()
 
 
@@ -245,11 +243,7 @@ def test_extract_asset_tombstones_the_observation_a_changed_answer_no_longer_giv
     make_sandbox: Callable[..., Sandbox], warehouse: WarehouseSettings
 ) -> None:
     sandbox = make_sandbox()
-    settings = sandbox_settings(sandbox, warehouse, FHIR_RESOURCE_TYPES="QuestionnaireResponse",
-                                FHIR_PARTITIONS="none", FHIR_VALIDATE_SAMPLE="0")  # fmt: skip
-    job = dg.define_asset_job("extract", selection=[RESPONSES, EXTRACT_KEY])
-    defs = dg.Definitions.merge(build_defs(settings), dg.Definitions(jobs=[job]))
-    derived = redact(sandbox.base_url) + EXTRACT_SOURCE
+    defs, derived = extract_defs(sandbox, warehouse)
 
     def materialize(instance: dg.DagsterInstance) -> dict[str, Any]:
         run = defs.resolve_job_def("extract").execute_in_process(instance=instance)
