@@ -45,9 +45,19 @@ DEFAULT_MEMORY_LIMIT = "128MB"
 _names = itertools.count()
 log = logging.getLogger(__name__)
 # A merge transaction is committed after this many rows (more than a DuckDB row group, 122,880)
-# or this much resource text, whichever comes first (see ``DuckDBLanding``).
+# or this much resource text, whichever comes first (see ``DuckDBLanding``). The text of the
+# group's lines is held in their Arrow batches until then: the byte bound bounds that memory.
+# At 32 MB (56,000 Observations of the bench) the groups' inserts went through the write-ahead
+# log and COMMIT took 1.0 s of CPU re-landing 300 MB; a group of a row group or more is written
+# to the database file directly (bench/landing.py ``land-changed``).
 COMMIT_ROWS = 130_000
-COMMIT_BYTES = 32_000_000
+COMMIT_BYTES = 96_000_000
+# ... and a transaction is committed after this many groups were applied in it. A transaction's
+# inserted rows are written to the database file a row group at a time; those of a last, partial
+# row group go through the write-ahead log at COMMIT and are compressed and merged with their
+# neighbours at the next checkpoint. Committing every group did that once a group: re-landing
+# 300 MB in which everything changed took 3.4-3.5 s of CPU, 2.6-2.7 s with one commit.
+GROUPS_PER_COMMIT = 8
 # DuckDB's checkpoint_threshold while a landing runs (its default: 16 MiB of write-ahead log).
 # A merge landing commits every group (above); past the default threshold each commit was also
 # a checkpoint, which rewrote the table's changed row groups: re-landing 300 MB in which every
@@ -76,7 +86,7 @@ class DuckDBWarehouse:
             80% of RAM, and its buffer cache then grows with the data landed; a limit keeps the
             process's peak RSS bounded whatever the input size (DuckDB spills to disk). It is
             a setting of the whole database instance.
-        commit_rows: rows merged per transaction (see ``DuckDBLanding``).
+        commit_rows: rows staged per group applied (see ``DuckDBLanding``).
         """
         self.connection = connection
         self.commit_rows = commit_rows
@@ -112,9 +122,9 @@ class DuckDBWarehouse:
         try:
             yield landing
         except BaseException as exc:
-            # append: nothing of this landing stays. merge: a failed merge rolled its group back
-            # already; after another error (the input failed) what was staged is applied and
-            # stays (re-landing is idempotent).
+            # append: nothing of this landing stays. merge: a failed merge rolled its transaction
+            # (up to GROUPS_PER_COMMIT groups) back already; after another error (the input
+            # failed) what was staged is applied and stays (re-landing is idempotent).
             if append or isinstance(exc, duckdb.Error | WarehouseMemoryError):
                 landing.rollback()
             else:
@@ -134,7 +144,12 @@ class DuckDBLanding:
     Merge mode stages the checked rows of several batches in a temporary table and applies
     them together, set-based, once at least ``commit_rows`` rows or ``commit_bytes`` of text
     are staged (``_flush``: the rows that change the table are chosen by one join, the rows
-    they replace deleted, the new ones inserted), then commits. Why groups: each application
+    they replace deleted, the new ones inserted); every ``GROUPS_PER_COMMIT`` groups it commits.
+    A JSON line's text is not copied into the staging table: the table says where the line is
+    (``batch``, ``n``), the line's Arrow batch is held (``held``) and only the changed lines are
+    read from it (``sql.insert_changed_lines``): copying 300 MB of text into the table cost
+    ~0.15 s of CPU, and lines that change nothing are not read again. With ``history`` the text
+    is staged (the history table takes every staged version). Why groups: each application
     joins the staged rows with the whole raw table, and DuckDB writes a committed change to its
     write-ahead log (a transaction that appends more than a row group, 122,880 rows, writes
     those rows straight to the file and logs where they are); past ``checkpoint_threshold`` a
@@ -152,12 +167,14 @@ class DuckDBLanding:
     commit_rows: int = COMMIT_ROWS
     commit_bytes: int = COMMIT_BYTES
     outcome: Outcome = field(default_factory=Outcome)
-    uncommitted: int = 0
+    uncommitted: int = 0  # rows staged, not applied yet
     uncommitted_bytes: int = 0
+    applied: int = 0  # groups applied in the open transaction
     open: bool = False
     tombstones: str | None = None  # append mode: temporary table of the tombstones staged
     staging: str | None = None  # merge mode: temporary table of the rows staged, not applied
     staged_tombstones: bool = False  # whether ``staging`` holds tombstones
+    held: dict[int, pa.Table] = field(default_factory=dict)  # merge mode: lines staged by place
     dialect = sql.DUCKDB
 
     def stage_lines(self, lines: pa.Table, resource_type: str) -> list[int]:
@@ -168,12 +185,15 @@ class DuckDBLanding:
         with self.transaction():
             if self.append:
                 insert = sql.append_raw(self.table, checked, p.source_server, p.sync_id, p.at)
-            else:
-                insert = sql.stage_ok(self.staging_table(), checked)
+            else:  # the text stays in ``lines`` until applied (history reads it staged)
+                batch = None if self.history else next(_names)
+                insert = sql.stage_ok(self.staging_table(), checked, batch)
             [(inserted,)] = self.run(lines, view, insert)
             if self.append:
                 self.outcome += Outcome(inserted=inserted)
             else:
+                if batch is not None and inserted:
+                    self.held[batch] = lines
                 self.staged(inserted, lines.column("text").nbytes, tombstones=False)
             if inserted == lines.num_rows:
                 return []
@@ -197,7 +217,8 @@ class DuckDBLanding:
                 name = f"_fhir_batch_{next(_names)}"
                 staging = self.staging_table()
                 insert = (
-                    f"INSERT INTO {sql.identifier(staging)} SELECT * FROM {sql.identifier(name)}"
+                    f"INSERT INTO {sql.identifier(staging)} "
+                    f"SELECT *, NULL, NULL FROM {sql.identifier(name)}"
                 )
                 self.run(rows, name, insert)
                 gone = bool(pc.any(rows.column("deleted")).as_py())
@@ -220,7 +241,8 @@ class DuckDBLanding:
         self.staged_tombstones |= tombstones
         if self.uncommitted >= self.commit_rows or self.uncommitted_bytes >= self.commit_bytes:
             self._flush()
-            self.commit()
+            if self.applied >= GROUPS_PER_COMMIT:
+                self.commit()
 
     @contextmanager
     def transaction(self) -> Iterator[None]:
@@ -249,21 +271,23 @@ class DuckDBLanding:
     def commit(self) -> None:
         """Commit the open transaction, if any."""
         if self.open:
-            self.open, self.uncommitted, self.uncommitted_bytes = False, 0, 0
+            self.open, self.uncommitted, self.uncommitted_bytes, self.applied = False, 0, 0, 0
             try:
                 self.connection.execute("COMMIT")
             except BaseException:
                 with suppress(duckdb.Error):  # a failed COMMIT leaves the transaction aborted
                     self.connection.execute("ROLLBACK")
                 self.staging, self.staged_tombstones = None, False
+                self.held.clear()
                 raise
 
     def rollback(self) -> None:
         """Roll back the open transaction, if any (the landing then raises: the counts it had
         added no longer matter)."""
         if self.open:
-            self.open, self.uncommitted, self.uncommitted_bytes = False, 0, 0
+            self.open, self.uncommitted, self.uncommitted_bytes, self.applied = False, 0, 0, 0
             self.staging, self.staged_tombstones = None, False  # (created in the transaction)
+            self.held.clear()
             self.connection.execute("ROLLBACK")
 
     def salvage(self) -> None:
@@ -319,13 +343,13 @@ class DuckDBLanding:
             if self.tombstones is None:
                 self.tombstones = f"_fhir_tombstones_{next(_names)}"
                 self.connection.execute(
-                    f"CREATE TEMP TABLE {sql.identifier(self.tombstones)} ({sql.STAGE_DDL})"
+                    f"CREATE TEMP TABLE {sql.identifier(self.tombstones)} ({sql.STAGE_JSON_DDL})"
                 )
             self.run(
                 rows,
                 name,
                 f"INSERT INTO {sql.identifier(self.tombstones)} "
-                f"SELECT * FROM {sql.identifier(name)} WHERE deleted",
+                f"SELECT *, NULL, NULL FROM {sql.identifier(name)} WHERE deleted",
             )
 
     def _flush(self) -> None:
@@ -342,7 +366,9 @@ class DuckDBLanding:
             )
             self.connection.execute(sql.merge_history(self.table, versions))
         self.connection.execute(f"DELETE FROM {sql.identifier(self.staging)}")
-        self.staged_tombstones = False
+        self.staged_tombstones, self.uncommitted, self.uncommitted_bytes = False, 0, 0
+        self.held.clear()
+        self.applied += 1
 
     def _merge(self, source: str, *, tombstones: bool) -> Outcome:
         """Apply the rows staged in the table ``source`` (resources or tombstones) under the
@@ -352,8 +378,16 @@ class DuckDBLanding:
         memory and rewrites the row groups it touched at each checkpoint, where deleted rows
         are only marked and inserted ones appended (bench/landing.py ``land-changed``)."""
         p, changed = self.provenance, f"_fhir_changed_{next(_names)}"
+        [(repeated,)] = self.fetch(sql.repeated_ids(source, tombstones=tombstones))
         staged = sql.newest_staged(
-            self.dialect, source, p.source_server, p.sync_id, p.at, tombstones=tombstones, row=True
+            self.dialect,
+            source,
+            p.source_server,
+            p.sync_id,
+            p.at,
+            tombstones=tombstones,
+            row=True,
+            unique=not repeated,
         )
         self.connection.execute(sql.changed_rows(self.table, staged, changed))
         # (a failed statement rolls the transaction back, the temporary table with it)
@@ -365,6 +399,12 @@ class DuckDBLanding:
                 self.table, source, changed, p.source_server, p.sync_id, p.at
             )
             self.connection.execute(insert)
+            for (batch,) in self.fetch(sql.changed_batches(changed)):
+                name = f"_fhir_lines_{next(_names)}"
+                insert = sql.insert_changed_lines(
+                    self.table, name, batch, changed, p.source_server, p.sync_id, p.at
+                )
+                self.run(self.held[batch], name, insert)
         self.connection.execute(f"DROP TABLE {sql.identifier(changed)}")
         return Outcome(*counts)
 

@@ -60,9 +60,13 @@ STAGE_DDL = (
     "id VARCHAR, version_id VARCHAR, last_updated VARCHAR, resource VARCHAR, deleted BOOLEAN"
 )
 
-# DuckDB's temporary table of staged rows in merge mode: the resource as JSON, so that rows read
-# from Arrow's JSON type are not parsed again (``duckdb.DuckDBLanding.staging_table``).
-STAGE_JSON_DDL = STAGE_DDL.replace("resource VARCHAR", "resource JSON")
+# DuckDB's temporary tables of staged rows (``duckdb.DuckDBLanding``): the resource as JSON, so
+# that rows read from Arrow's JSON type are not parsed again, or, for a line whose text stays in
+# its Arrow batch until the rows are applied, NULL with where the line is: ``batch`` (the
+# landing's number of the batch) and ``n`` (its position in the batch).
+STAGE_JSON_DDL = (
+    STAGE_DDL.replace("resource VARCHAR", "resource JSON") + ", batch INTEGER, n INTEGER"
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -244,19 +248,37 @@ def newest_staged(
     *,
     tombstones: bool,
     row: bool = False,
+    unique: bool = False,
 ) -> str:
     """The staged resources (or tombstones) of ``source`` as raw rows, newest per id only.
-    With ``row`` (DuckDB, ``source`` a table), each row's ``rowid`` in ``source`` as ``row``
-    instead of its resource (``changed_rows``)."""
+    With ``row`` (DuckDB, ``source`` a table of ``STAGE_JSON_DDL``), each row's ``rowid`` in
+    ``source`` as ``row``, ``batch`` and ``n`` instead of its resource (``changed_rows``).
+    ``unique`` says that no id repeats among them (``repeated_ids``): every row is then the
+    newest of its id, and the two window functions that pick it are left out (on 130,000 staged
+    rows they took 0.07 s of the join's 0.14 s)."""
     updated = dialect.to_timestamp("last_updated")
-    resource = "row" if row else f"{dialect.to_json('resource')} AS resource"
+    resource = "row, batch, n" if row else f"{dialect.to_json('resource')} AS resource"
+    numbered = "" if unique else f", {NUMBERED}"
+    newest = (
+        ""
+        if unique
+        else f" QUALIFY ROW_NUMBER() OVER (PARTITION BY id ORDER BY {newest_first(updated)}) = 1"
+    )
     return (
         f"SELECT id, version_id, {updated} AS last_updated, {resource}, "
         f"{dialect.literal(server)} AS source_server, {dialect.literal(sync_id)} AS sync_id, "
         f"{dialect.to_timestamp(dialect.literal(at))} AS ingested_at, deleted "
-        f"FROM (SELECT *, {'rowid AS row, ' if row else ''}{NUMBERED} FROM {identifier(source)} "
-        f"WHERE deleted = {'TRUE' if tombstones else 'FALSE'}) AS staged "
-        f"QUALIFY ROW_NUMBER() OVER (PARTITION BY id ORDER BY {newest_first(updated)}) = 1"
+        f"FROM (SELECT *{', rowid AS row' if row else ''}{numbered} FROM {identifier(source)} "
+        f"WHERE deleted = {'TRUE' if tombstones else 'FALSE'}) AS staged{newest}"
+    )
+
+
+def repeated_ids(source: str, *, tombstones: bool) -> str:
+    """DuckDB: one row holding how many staged resources (or tombstones) of ``source`` repeat
+    an id (``newest_staged``'s ``unique`` when none does)."""
+    return (
+        f"SELECT COUNT(*) - COUNT(DISTINCT id) FROM {identifier(source)} "
+        f"WHERE deleted = {'TRUE' if tombstones else 'FALSE'}"
     )
 
 
@@ -295,10 +317,14 @@ def append_raw(table: str, staged: str, server: str, sync_id: str, at: str) -> s
     )
 
 
-def stage_ok(staging: str, staged: str) -> str:
-    """DuckDB: INSERT the ok rows of ``staged`` (``checked_lines``) into the staging table."""
-    columns = ", ".join(STAGE_COLUMNS)
-    return f"INSERT INTO {identifier(staging)} SELECT {columns} FROM ({staged}) WHERE ok"
+def stage_ok(staging: str, staged: str, batch: int | None = None) -> str:
+    """DuckDB: INSERT the ok rows of ``staged`` (``checked_lines``) into the staging table
+    (``STAGE_JSON_DDL``): with their text, or, given ``batch``, with where they are instead."""
+    text = "resource, deleted, NULL, NULL" if batch is None else f"NULL, deleted, {int(batch)}, n"
+    return (
+        f"INSERT INTO {identifier(staging)} SELECT id, version_id, last_updated, {text} "
+        f"FROM ({staged}) WHERE ok"
+    )
 
 
 def holds_server(table: str, server: str) -> str:
@@ -362,13 +388,14 @@ def merge_raw(table: str, staged: str, *, returning: bool = False) -> str:
 def changed_rows(table: str, staged: str, into: str) -> str:
     """DuckDB: create the temporary table ``into`` of the ``staged`` rows (``newest_staged``
     with ``row``) that change the raw table under the current-state rule (new ids, and rows
-    ``newer`` than the stored one): ``row`` (where the staged row is), ``old_row`` (the rowid
-    of the stored row it replaces, NULL for a new id) and ``deleted``. The decision of
-    ``merge_raw``, taken once, then applied by ``delete_replaced`` and ``insert_changed``
-    (see ``duckdb.DuckDBLanding._merge``); the resources stay where they are staged."""
+    ``newer`` than the stored one): ``row``, ``batch`` and ``n`` (where the staged row and its
+    text are), ``old_row`` (the rowid of the stored row it replaces, NULL for a new id) and
+    ``deleted``. The decision of ``merge_raw``, taken once, then applied by ``delete_replaced``,
+    ``insert_changed`` and ``insert_changed_lines`` (see ``duckdb.DuckDBLanding._merge``); the
+    resources stay where they are staged."""
     return (
         f"CREATE OR REPLACE TEMP TABLE {identifier(into)} AS "
-        "SELECT s.row, t.rowid AS old_row, s.deleted "
+        "SELECT s.row, s.batch, s.n, t.rowid AS old_row, s.deleted "
         f"FROM ({staged}) AS s LEFT JOIN {qualified(table)} AS t "
         "ON t.source_server = s.source_server AND t.id = s.id "
         f"WHERE t.id IS NULL OR {newer('s', 't')}"
@@ -386,14 +413,36 @@ def delete_replaced(table: str, changed: str) -> str:
 def insert_changed(
     table: str, source: str, changed: str, server: str, sync_id: str, at: str
 ) -> str:
-    """DuckDB: insert the staged rows of ``source`` that ``changed`` names (after
-    ``delete_replaced``)."""
+    """DuckDB: insert the staged rows of ``source`` that ``changed`` names and that hold their
+    resource (or are tombstones), after ``delete_replaced``."""
     d = DUCKDB
     return (
         f"INSERT INTO {qualified(table)} SELECT id, version_id, "
         f"{d.to_timestamp('last_updated')}, {d.to_json('resource')}, {d.literal(server)}, "
         f"{d.literal(sync_id)}, {d.to_timestamp(d.literal(at))}, deleted "
-        f"FROM {identifier(source)} WHERE rowid IN (SELECT row FROM {identifier(changed)})"
+        f"FROM {identifier(source)} WHERE rowid IN "
+        f"(SELECT row FROM {identifier(changed)} WHERE batch IS NULL)"
+    )
+
+
+def changed_batches(changed: str) -> str:
+    """DuckDB: the batches (``STAGE_JSON_DDL``) of which ``changed`` names lines."""
+    return (
+        f"SELECT DISTINCT batch FROM {identifier(changed)} WHERE batch IS NOT NULL ORDER BY batch"
+    )
+
+
+def insert_changed_lines(
+    table: str, lines: str, batch: int, changed: str, server: str, sync_id: str, at: str
+) -> str:
+    """DuckDB: insert the JSON lines of ``lines`` (batch number ``batch``, in
+    ``batches.LINES_SCHEMA``) that ``changed`` names, after ``delete_replaced``."""
+    d = DUCKDB
+    return (
+        f"INSERT INTO {qualified(table)} SELECT id, version_id, "
+        f"{d.to_timestamp('last_updated')}, text, {d.literal(server)}, {d.literal(sync_id)}, "
+        f"{d.to_timestamp(d.literal(at))}, FALSE FROM {identifier(lines)} WHERE n IN "
+        f"(SELECT n FROM {identifier(changed)} WHERE batch = {int(batch)})"
     )
 
 
