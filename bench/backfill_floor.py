@@ -1,10 +1,11 @@
 """Dagster's own share of a range run: the raw assets' bookkeeping with none of their work.
 
-``floor_assets`` builds, for every type, an asset with the raw asset's key, partitions, backfill
+``floor_asset`` builds, for one type, an asset with the raw asset's key, partitions, backfill
 policy and (optionally) its four checks, which only records what the raw asset records per
 partition (five metadata entries, the server's names on every event, a run figure on the
-newest), and returns the check results: no server, no warehouse. Timing its one-year range run against
-``fhir-assets demo`` shows the ratio no change to the raw assets' own code can go below.
+newest) and returns the check results: no server, no warehouse. Timing ``floor``'s one-year
+range run against ``fhir-assets demo`` shows the ratio no change to the raw assets' own code
+can go below.
 """
 
 # No `from __future__ import annotations`: Dagster reads the real `context` annotation object.
