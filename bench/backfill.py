@@ -38,6 +38,8 @@ from fhir_assets.warehouse.resources import DuckDBWarehouseResource
 # The counting proxy and the seeded data's day are test helpers (the repository root is not on
 # sys.path when a bench script runs).
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from backfill_floor import floor  # bench/ is sys.path[0] when this script runs
+
 from fhir_assets_tests.proxy import FaultProxy
 from fhir_assets_tests.sync.test_partitioned_assets import data_day
 
@@ -48,6 +50,17 @@ def per_day_windows(partitioning, time_window, now):  # type: ignore[no-untyped-
     """The old plan: the range cut into one window per partition."""
     whole, _ = partitions.sync_windows(partitioning, time_window, now)
     return whole, partitioning.pieces(whole) if partitioning else [whole]
+
+
+def year(sandbox: Sandbox) -> tuple[partitions.Partitioning, dict[str, str]]:
+    """The daily partitioning of the year up to the seeded data's day, and a range run's tags."""
+    day = data_day(sandbox)
+    first = day - timedelta(days=365)
+    tags = {
+        "dagster/asset_partition_range_start": first.strftime("%Y-%m-%d"),
+        "dagster/asset_partition_range_end": day.strftime("%Y-%m-%d"),
+    }
+    return partitions.Partitioning(start=first, lag=timedelta(0)), tags
 
 
 def backfill(
@@ -61,9 +74,7 @@ def backfill(
     type, its run recorded in ``dg.materialize``'s in-memory instance or (``sqlite``) in a
     DAGSTER_HOME of its own in ``folder``, SQLite files as the demo's and a deployment's default
     instance."""
-    day = data_day(sandbox)
-    first = day - timedelta(days=365)
-    partitioning = partitions.Partitioning(start=first, lag=timedelta(0))
+    partitioning, tags = year(sandbox)
     raw.sync_windows = per_day_windows if mode == "before" else partitions.sync_windows  # type: ignore[assignment]
     with FaultProxy(sandbox.base_url) as proxy:
         fhir = FhirServerResource(
@@ -80,10 +91,7 @@ def backfill(
                 "fhir": fhir,
                 "landing": DuckDBWarehouseResource(database=str(folder / f"{mode}.duckdb")),
             },
-            tags={
-                "dagster/asset_partition_range_start": first.strftime("%Y-%m-%d"),
-                "dagster/asset_partition_range_end": day.strftime("%Y-%m-%d"),
-            },
+            tags=tags,
             run_config=QUIET,
             instance=recorded,
         )
@@ -146,6 +154,12 @@ def main() -> None:
         help="backfill every catalog type, or the 23 types before US Core (issue #27's count); "
         "the demo always syncs the whole catalog",
     )
+    parser.add_argument(
+        "--floor",
+        action="store_true",
+        help="also time Dagster's bookkeeping alone: the same range run of do-nothing assets with "
+        "the raw assets' keys, partitions and checks, and without the checks",
+    )
     args = parser.parse_args()
     catalog = CATALOG if args.types == "catalog" else tuple(spec_for(name) for name in CORE)
     modes = ["before", "after"] if args.mode == "both" else [args.mode]
@@ -163,6 +177,13 @@ def main() -> None:
                     f"{mode:7} {seconds:8.1f} s (cpu {used:.1f} s) {requests:7d} requests "
                     f"{landed:7d} resources, {load()}"
                 )
+            if args.floor:
+                for name, checks in (("floor", True), ("floor-nc", False)):
+                    timed[name], cpu[name] = floor(catalog, *year(sandbox), checks)
+                    print(
+                        f"{name:8} {timed[name]:7.1f} s (cpu {cpu[name]:.1f} s; do-nothing assets, "
+                        f"{'with' if checks else 'without'} the 4 checks), {load()}"
+                    )
         if not args.no_demo:
             timed["demo"], cpu["demo"] = demo(Path(folder))
             print(
@@ -174,6 +195,9 @@ def main() -> None:
                 f"after / demo = {timed['after'] / timed['demo']:.2f} (target <= 2); "
                 f"cpu {cpu['after'] / cpu['demo']:.2f}"
             )
+        for name in ("floor", "floor-nc"):
+            if name in cpu and "demo" in cpu:
+                print(f"{name} / demo = cpu {cpu[name] / cpu['demo']:.2f}")
 
 
 if __name__ == "__main__":
