@@ -166,10 +166,7 @@ def land_tombstones(
 
 def raw_tables(warehouse: Warehouse) -> list[str]:
     """The resource tables of ``fhir_raw`` (lower case), sorted."""
-    names = warehouse.fetch(
-        "SELECT table_name FROM information_schema.tables "
-        f"WHERE UPPER(table_schema) = {sql.DUCKDB.literal(RAW_SCHEMA.upper())}"
-    )
+    names = warehouse.fetch(sql.raw_table_names())
     return sorted({str(n).lower() for (n,) in names if TYPE_TABLE.fullmatch(str(n).lower())})
 
 

@@ -17,8 +17,7 @@ from typing import TYPE_CHECKING, Any
 from ..views.compiler import compile_view, quote
 from ..views.definition import ViewDefinition, parse_view
 from ..views.errors import ViewError
-from ..warehouse.layout import RAW_SCHEMA
-from ..warehouse.sql import quoted
+from ..warehouse.sql import quoted, raw_table_names
 from .build import DEID_SCHEMA
 
 if TYPE_CHECKING:
@@ -59,13 +58,7 @@ def identifier_view(resource: str) -> ViewDefinition:
 
 def identifiers_sql(warehouse: Warehouse, resources: Iterable[str]) -> str | None:
     """One query listing the identifiers of every landed type in ``resources`` (None if none)."""
-    landed = {
-        str(name).lower()
-        for (name,) in warehouse.fetch(
-            "SELECT table_name FROM information_schema.tables "
-            f"WHERE UPPER(table_schema) = '{RAW_SCHEMA.upper()}'"
-        )
-    }
+    landed = {str(name).lower() for (name,) in warehouse.fetch(raw_table_names())}
     parts: list[str] = []
     for resource in sorted(set(resources)):
         if resource.lower() not in landed:

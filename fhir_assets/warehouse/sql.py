@@ -486,6 +486,14 @@ def table_exists(table: str) -> str:
     )
 
 
+def raw_table_names() -> str:
+    """The names of ``fhir_raw``'s tables, a row each (upper case in Snowflake)."""
+    return (
+        "SELECT table_name FROM information_schema.tables "
+        f"WHERE UPPER(table_schema) = {DUCKDB.literal(RAW_SCHEMA.upper())}"
+    )
+
+
 def history_table(table: str) -> str:
     """The history table of a raw table: ``<table>_history``."""
     return identifier(f"{table}_history")
