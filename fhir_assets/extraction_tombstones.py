@@ -33,43 +33,26 @@ from typing import Any
 from .warehouse import sql
 from .warehouse.batches import Entry
 from .warehouse.landing import LandingOptions, LandingResult, land
-from .warehouse.layout import RAW_SCHEMA
 from .warehouse.protocol import Provenance, Warehouse, iso
 from .warehouse.tombstones import Tombstone
 
-# The table of this run's extracted responses and the results they gave, dropped at the end:
-# temporary in DuckDB; in Snowflake a transient table in fhir_raw, like the landing's staging
-# tables (a session that landed nothing has no current schema for a temporary table, and the
-# emulator cannot qualify one).
-RUN_TABLE = {  # dialect -> (CREATE words, schema prefix)
-    "duckdb": ("CREATE TEMPORARY TABLE", ""),
-    "snowflake": ("CREATE TRANSIENT TABLE", f"{RAW_SCHEMA}."),
-}
 # Results of deleted responses tombstoned per run at most (the rest stays live and is found again
 # by the next run); stale results of responses extracted again are bounded by the run itself.
 MAX_DELETED_RESULTS = 50_000
 TYPE_TABLE = re.compile(r"[a-z]+")  # fhir_raw.<type lower>: not _quarantine, _log, *_history
 INSERT_ROWS = 500
 
-# A raw table's live extracted rows with the code of each of their EXTRACTED_FROM tags:
-# (resource_type, id, code). ``{table}``, ``{source}`` and ``{system}`` are filled in.
-TAGGED = {
-    "duckdb": (
-        "SELECT json_extract_string(t.resource, '$.resourceType') AS resource_type, t.id, "
-        "json_extract_string(g.tag, '$.code') AS code "
-        "FROM {table} t, UNNEST(json_extract(t.resource, '$.meta.tag[*]')) AS g(tag) "
-        "WHERE t.source_server = {source} AND NOT t.deleted "
-        "AND json_extract_string(g.tag, '$.system') = {system}"
-    ),
-    # no '$' inside a literal: the emulator reads '$name' as a session variable
-    "snowflake": (
-        "SELECT t.resource:resourceType::VARCHAR AS resource_type, t.id, "
-        "g.value:code::VARCHAR AS code "
-        "FROM {table} t, LATERAL FLATTEN(input => t.resource:meta.tag) g "
-        "WHERE t.source_server = {source} AND NOT t.deleted "
-        "AND g.value:system::VARCHAR = {system}"
-    ),
-}
+
+def tagged_sql(d: sql.Dialect, table: str, source: str, system: str) -> str:
+    """A raw table's live extracted rows with the code of each of their EXTRACTED_FROM tags:
+    (resource_type, id, code), in ``d``'s words (``source``, ``system``: SQL literals)."""
+    return (
+        f"SELECT {sql.json_text(d, 't.resource', 'resourceType')} AS resource_type, t.id, "
+        f"{sql.json_text(d, 'g.value', 'code')} AS code "
+        f"FROM {table} t, {sql.json_rows(d, 't.resource', 'meta.tag', 'g')} "
+        f"WHERE t.source_server = {source} AND NOT t.deleted "
+        f"AND {sql.json_text(d, 'g.value', 'system')} = {system}"
+    )
 
 
 @dataclass(slots=True)
@@ -111,13 +94,10 @@ def tombstone_stale(
     tables = raw_tables(warehouse)
     if not tables:
         return stale
+    d = warehouse.dialect
+    source, tag_system = d.literal(provenance.source_server), d.literal(system)
     tagged = " UNION ALL ".join(
-        TAGGED[warehouse.dialect.name].format(
-            table=sql.qualified(table),
-            source=warehouse.dialect.literal(provenance.source_server),
-            system=warehouse.dialect.literal(system),
-        )
-        for table in tables
+        tagged_sql(d, sql.qualified(table), source, tag_system) for table in tables
     )
     rows = changed_rows(warehouse, tagged, extracted) if extracted else []
     if "questionnaireresponse" in tables:
@@ -134,8 +114,10 @@ def changed_rows(
     warehouse: Warehouse, tagged: str, extracted: Iterable[Extracted]
 ) -> list[tuple[Any, ...]]:
     """``changed_sql``'s rows, through a table of this run's responses, dropped at the end."""
-    create, prefix = RUN_TABLE[warehouse.dialect.name]
-    run_table = sql.identifier(f"{prefix}_extract_run_{uuid.uuid4().hex[:12]}")
+    # temporary in DuckDB; a transient table in fhir_raw in Snowflake (``sql.Dialect``)
+    create, run_table = sql.scratch_table(
+        warehouse.dialect, f"_extract_run_{uuid.uuid4().hex[:12]}"
+    )
     try:
         stage_run(warehouse, extracted, create, run_table)
         return warehouse.fetch(changed_sql(tagged, run_table))

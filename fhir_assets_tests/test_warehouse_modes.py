@@ -8,6 +8,7 @@ open a DuckDB file.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -115,9 +116,11 @@ def test_the_scenario_runs_alike_in_both_warehouses(
     assert checks["source_count"] and checks["id_unique"] and checks["no_future_last_updated"]
 
     with open_warehouse(warehouse, landing=False) as opened:
-        [(scores,)] = opened.fetch("SELECT COUNT(*) FROM fhir_writeback.patient_abnormal_count")
+        scores = dict(opened.fetch("SELECT * FROM fhir_writeback.patient_abnormal_count"))
+        observations = opened.fetch("SELECT resource FROM fhir_raw.observation WHERE NOT deleted")
         [(audited,)] = opened.fetch("SELECT COUNT(*) FROM fhir_audit.writes")
-    assert scores == expected["Patient"]
+    assert len(scores) == expected["Patient"]
+    assert scores == abnormal_counts(observations, scores)  # the score SQL of each warehouse
     assert audited >= 0  # the audit table exists in this warehouse (a dry run may log nothing)
 
 
@@ -135,6 +138,26 @@ def test_snowflake_key_pair_settings_reach_the_connector(tmp_path: Path) -> None
     assert args["private_key_file_pwd"] == "not-shown"
     assert "password" not in args
     assert "not-shown" not in repr(settings)
+
+
+def abnormal_counts(rows: list[tuple[Any, ...]], patients: dict[str, int]) -> dict[str, int]:
+    """The write-back example's score computed in Python from the raw Observations: how many
+    of each patient's Observations have an interpretation coding in ``ABNORMAL_CODES``."""
+    from fhir_assets.writeback.example import ABNORMAL_CODES
+
+    counts = dict.fromkeys(patients, 0)
+    for (text,) in rows:
+        resource = json.loads(text) if isinstance(text, str) else text
+        codes = {
+            coding.get("code")
+            for interpretation in resource.get("interpretation", [])
+            for coding in interpretation.get("coding", [])
+        }
+        subject = resource.get("subject", {}).get("reference", "")
+        if codes & set(ABNORMAL_CODES) and subject.removeprefix("Patient/") in counts:
+            counts[subject.removeprefix("Patient/")] += 1
+    assert any(counts.values())  # the sandbox has abnormal Observations: the SQL is exercised
+    return counts
 
 
 def test_demo_counts_come_back_from_the_emulator(sandbox: Sandbox) -> None:

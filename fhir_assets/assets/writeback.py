@@ -216,7 +216,7 @@ def build_abnormal_count_assets(
         server = redact(fhir_writer.base_url)
         with landing.open_warehouse(landing=False) as wh:
             wh.fetch(f"create schema if not exists {SCORE_SCHEMA}")
-            wh.fetch(score_sql(wh.dialect.name, wh.dialect.literal(server)))
+            wh.fetch(score_sql(wh.dialect, wh.dialect.literal(server)))
             count = f"select count(*) from {SCORE_SCHEMA}.{SCORE_TABLE}"  # noqa: S608 (constants)
             [(rows,)] = wh.fetch(count)
         return dg.MaterializeResult(metadata={"patients": int(rows)})

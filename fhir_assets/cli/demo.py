@@ -13,7 +13,6 @@ import os
 import signal
 import subprocess
 import sys
-import warnings
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -55,43 +54,29 @@ def sandbox_command(
 def demo_warehouse(
     kind: str | None, home: Path, duckdb_path: Path | None
 ) -> Iterator[WarehouseSettings]:
-    """The demo's ``WarehouseSettings``: FHIR_WAREHOUSE's (or ``kind``); DuckDB in ``home``
-    by default; Snowflake from SNOWFLAKE_*, or a local fakesnow emulator when no account or
-    host is set (the ``dev`` extra)."""
+    """The demo's ``WarehouseSettings``: FHIR_WAREHOUSE's kind (or ``kind``), its settings from
+    the environment, made ready by the kind (``WarehouseKind.demo``: a DuckDB file in ``home``
+    unless ``duckdb_path``; Snowflake from SNOWFLAKE_*, or a local emulator)."""
     from ..settings import load
-    from ..warehouse.settings import DuckDBSettings, WarehouseSettings
+    from ..warehouse.kinds import warehouse_kind
+    from ..warehouse.settings import WarehouseSettings
 
     settings = load(WarehouseSettings, environ())
-    kind = kind or settings.kind
-    if kind == "duckdb":
-        path = str(duckdb_path or home / "warehouse.duckdb")
-        duckdb = DuckDBSettings(path=path, memory_limit=settings.duckdb.memory_limit)
-        yield WarehouseSettings("duckdb", duckdb=duckdb)
-        return
-    snowflake = settings.snowflake
-    if snowflake.account or snowflake.host:
-        yield dataclasses.replace(settings, kind=kind)
-        return
+    duckdb = dataclasses.replace(
+        settings.duckdb, path=str(duckdb_path or home / "warehouse.duckdb")
+    )
+    settings = dataclasses.replace(settings, kind=kind or settings.kind, duckdb=duckdb)
     try:
-        import fakesnow
-    except ImportError as exc:
-        typer.echo("no SNOWFLAKE_ACCOUNT set and no emulator: pip install fakesnow", err=True)
+        chosen = warehouse_kind(settings.kind)
+    except ValueError as exc:
+        typer.echo(str(exc), err=True)
         raise typer.Exit(2) from exc
-    # fakesnow copies Arrow results (a warning per query) and uvicorn logs every request
-    warnings.filterwarnings("ignore", category=UserWarning, module="fakesnow")
-    with fakesnow.server() as emulator:
-        for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
-            logging.getLogger(name).setLevel(logging.WARNING)
-        typer.echo(
-            f"no SNOWFLAKE_ACCOUNT: Snowflake emulator (fakesnow) on port {emulator['port']}"
-        )
-        endpoint = {k: emulator[k] for k in ("account", "user", "password", "host", "port")}
-        yield WarehouseSettings(
-            "snowflake",
-            snowflake=dataclasses.replace(
-                snowflake, database="FHIR_ASSETS", protocol=emulator["protocol"], **endpoint
-            ),
-        )
+    try:
+        with chosen.demo(settings, home, typer.echo) as ready:
+            yield ready
+    except RuntimeError as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(2) from exc
 
 
 def demo(
@@ -108,6 +93,7 @@ def demo(
 ) -> None:
     """Sandbox -> every raw asset -> the warehouse, then print row counts per table."""
     from ..sandbox.demo import format_counts, run_demo
+    from ..warehouse.kinds import warehouse_kind
 
     logging.basicConfig(level=logging.WARNING)
     interrupt_on_sigterm()
@@ -116,23 +102,15 @@ def demo(
         demo_warehouse(warehouse, home, duckdb_path) as settings,
         sandbox(home, population, seed, sandbox_port) as server,
     ):
-        where = describe_warehouse(settings)
+        where = warehouse_kind(settings.kind).describe(settings)
         typer.echo(f"sandbox at {server.base_url}; materializing every raw asset into {where}")
         counts = run_demo(server, settings)
         typer.echo(format_counts(counts, settings.kind))
     typer.echo(f"\nwarehouse: {where}")
-    if settings.kind == "duckdb":
+    if warehouse_kind(settings.kind).one_writer:  # a file: make ui opens HOME's
         typer.echo("Open the Dagster UI on the same setup: make ui")
     if any(c.server != c.warehouse for c in counts):
         raise typer.Exit(1)
-
-
-def describe_warehouse(settings: WarehouseSettings) -> str:
-    """Where the demo lands: the DuckDB file, or the Snowflake endpoint and database."""
-    if settings.kind == "snowflake":
-        sf = settings.snowflake
-        return f"Snowflake {sf.host or sf.account}:{sf.port or 443} database {sf.database}"
-    return f"DuckDB file {settings.duckdb.path}"
 
 
 def writeback(
@@ -144,6 +122,7 @@ def writeback(
 ) -> None:
     """Sandbox -> land Patient/Observation -> per-patient score -> write back (twice)."""
     from ..sandbox.writeback_demo import format_reports, run_writeback_demo
+    from ..warehouse.kinds import warehouse_kind
 
     logging.basicConfig(level=logging.WARNING)
     interrupt_on_sigterm()  # SIGTERM unwinds the with-blocks below, so the sandbox stops
@@ -152,7 +131,7 @@ def writeback(
         demo_warehouse(warehouse, home, home / "writeback.duckdb") as settings,
         sandbox(home, population, seed) as server,
     ):
-        where = describe_warehouse(settings)
+        where = warehouse_kind(settings.kind).describe(settings)
         typer.echo(f"sandbox at {server.base_url}; writing back from {where}")
         reports = run_writeback_demo(server, settings, dry_run=dry_run)
     typer.echo(format_reports(reports))

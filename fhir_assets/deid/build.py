@@ -47,7 +47,7 @@ class DeidContext:
 
 def column_sql(column: Column, kind: str, ctx: DeidContext, name: str) -> str:
     """The expression of one kept column (``name``: the quoted source column)."""
-    sql = KeyedSql(ctx.dialect.name)
+    sql = KeyedSql(ctx.dialect)
     if kind == "hash":
         return sql.pseudonym(ctx.key, name)
     if kind == "date":
@@ -71,7 +71,7 @@ def resource_key_text(server: str, rid: str) -> str:
     return f"CAST(LENGTH({server}) AS VARCHAR) || ':' || {server} || '/' || {rid}"
 
 
-def row_key_sql(key: DeidKey, dialect: str, server: str, rid: str) -> str:
+def row_key_sql(key: DeidKey, dialect: Dialect, server: str, rid: str) -> str:
     """SQL: the keyed pseudonym of the resource key (``ROW_KEY``'s value)."""
     return KeyedSql(dialect).pseudonym(key, resource_key_text(server, rid))
 
@@ -87,7 +87,7 @@ def deid_select(
     """
     d = ctx.dialect
     table = source or quoted(d, VIEW_SCHEMA, policy.view.name)
-    sql = KeyedSql(ctx.dialect.name)
+    sql = KeyedSql(ctx.dialect)
     patient = sql.pseudonym(ctx.key, quote(policy.patient_key)) if policy.patient_key else "NULL"
     digest = sql.pseudonym(ctx.key, f"'date-shift:' || {PATIENT}")
     outputs = []
@@ -100,7 +100,7 @@ def deid_select(
         outputs.append(f"{value} AS {name}")
     if keyed:
         server, rid = (quote(column) for column in KEY_COLUMNS)
-        outputs.append(f"{row_key_sql(ctx.key, d.name, server, rid)} AS {quote(ROW_KEY)}")
+        outputs.append(f"{row_key_sql(ctx.key, d, server, rid)} AS {quote(ROW_KEY)}")
     return (
         f"WITH deid_1 AS (SELECT src.*, {patient} AS {PATIENT} FROM {table} AS src), "
         f"deid_2 AS (SELECT deid_1.*, {digest} AS {DIGEST} FROM deid_1), "

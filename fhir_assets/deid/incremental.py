@@ -164,7 +164,7 @@ def update_since(
             keyed=True,
         )
         pseudonyms = (
-            f"(SELECT DISTINCT {row_key_sql(ctx.key, d.name, 'source_server', 'id')} AS rk "
+            f"(SELECT DISTINCT {row_key_sql(ctx.key, d, 'source_server', 'id')} AS rk "
             f"FROM {CHANGED})"
         )
         refresh_keys(warehouse, target, pseudonyms, rows, f"{target}.{quote(ROW_KEY)} = k.rk")

@@ -4,12 +4,16 @@ Pseudonyms are keyed hashes of the identifier text, so the same id gives the sam
 every table (``patient_id`` still joins) and nobody without ``FHIR_DEID_KEY`` can recompute them.
 The key is turned into HMAC's two pads once, here; only those pads (never the key) go into SQL.
 
-* DuckDB has ``sha256`` over BLOBs but no HMAC: HMAC-SHA-256 (RFC 2104) is written out as its
-  two nested hashes, ``H(opad || H(ipad || m))``; the result is byte-equal to Python's ``hmac``.
-* Snowflake has no HMAC either, and its ``SHA2`` hashes a *string* (a BINARY argument is first
-  turned into hex text), so the outer hash cannot take the inner digest's bytes. The closest it
-  offers is the same nesting over text: ``SHA2(hex(opad) || SHA2(hex(ipad) || m))``, a keyed
-  hash whose outer key still hides the inner one (no length extension).
+Each warehouse's words are in its ``sql.Dialect`` (``keyed_hash``, ``add_days``,
+``years_before``); its ``keyed_hash_scheme`` tells the reference below what it computes:
+
+* ``hmac``: DuckDB has ``sha256`` over BLOBs but no HMAC: HMAC-SHA-256 (RFC 2104) is written out
+  as its two nested hashes, ``H(opad || H(ipad || m))``; the result is byte-equal to ``hmac``.
+* ``sha2-hex``: Snowflake has no HMAC either, and its ``SHA2`` hashes a *string* (a BINARY
+  argument is first turned into hex text), so the outer hash cannot take the inner digest's
+  bytes. The closest it offers is the same nesting over text:
+  ``SHA2(hex(opad) || SHA2(hex(ipad) || m))``, a keyed hash whose outer key still hides the
+  inner one (no length extension).
 """
 
 from __future__ import annotations
@@ -20,6 +24,8 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..warehouse.kinds import warehouse_kind
+from ..warehouse.sql import Dialect
 from .errors import DeidPolicyError
 
 BLOCK = 64  # SHA-256's block size: an HMAC key of up to 64 bytes is used as it is
@@ -65,15 +71,20 @@ class DeidKey:
         return bytes(b ^ 0x36 for b in self.ipad)
 
 
-def pseudonym(key: DeidKey, value: str, dialect: str = "duckdb") -> str:
-    """The pseudonym of ``value`` as the warehouse of ``dialect`` computes it (hex)."""
-    if dialect == "snowflake":
+def words(dialect: str | Dialect) -> Dialect:
+    """A dialect, or the dialect of the warehouse kind named ``dialect``."""
+    return warehouse_kind(dialect).dialect if isinstance(dialect, str) else dialect
+
+
+def pseudonym(key: DeidKey, value: str, dialect: str | Dialect = "duckdb") -> str:
+    """The pseudonym of ``value`` as a warehouse of ``dialect`` computes it (hex)."""
+    if words(dialect).keyed_hash_scheme == "sha2-hex":
         inner = hashlib.sha256((key.ipad.hex() + value).encode("utf-8")).hexdigest()
         return hashlib.sha256((key.opad.hex() + inner).encode("utf-8")).hexdigest()
     return hmac.new(key.hmac_key, value.encode("utf-8"), hashlib.sha256).hexdigest()
 
 
-def shift_days(key: DeidKey, patient_pseudonym: str, dialect: str = "duckdb") -> int:
+def shift_days(key: DeidKey, patient_pseudonym: str, dialect: str | Dialect = "duckdb") -> int:
     """The patient's date shift in days, from the key and the patient's pseudonym."""
     digest = pseudonym(key, "date-shift:" + patient_pseudonym, dialect)
     value = int(digest[:4], 16) % (2 * SHIFT_SPAN)
@@ -89,20 +100,16 @@ def zip3(code: str | None, restricted: tuple[str, ...]) -> str | None:
     return "000" if text[:3] in restricted else text[:3]
 
 
-@dataclass(frozen=True, slots=True)
 class KeyedSql:
-    """The SQL of the keyed functions in one dialect."""
+    """The SQL of the keyed functions in one dialect (or a warehouse kind's name)."""
 
-    dialect: str
+    def __init__(self, dialect: str | Dialect) -> None:
+        self.words = words(dialect)
 
     def pseudonym(self, key: DeidKey, expr: str) -> str:
         """SQL: the hex pseudonym of ``expr`` (NULL stays NULL)."""
         text = f"CAST({expr} AS VARCHAR)"
-        if self.dialect == "snowflake":
-            inner = f"SHA2('{key.ipad.hex()}' || {text}, 256)"
-            return f"SHA2('{key.opad.hex()}' || {inner}, 256)"
-        inner = f"unhex(sha256(unhex('{key.ipad.hex()}') || encode({text})))"
-        return f"sha256(unhex('{key.opad.hex()}') || {inner})"
+        return self.words.keyed_hash.format(ipad=key.ipad.hex(), opad=key.opad.hex(), text=text)
 
     def shift_number(self, digest: str) -> str:
         """SQL: the first four hex digits of a digest column as an integer (0..65535)."""
@@ -122,9 +129,8 @@ class KeyedSql:
 
     def add_days(self, expr: str, days: str, kind: str) -> str:
         """SQL: a DATE (``kind`` "date") or timestamp moved by ``days``, keeping its type."""
-        if self.dialect == "snowflake":
-            return f"DATEADD(day, {days}, {expr})"
-        return f"{expr} + {days}" if kind == "date" else f"{expr} + to_days({days})"
+        template = dict(self.words.add_days)["date" if kind == "date" else "timestamp"]
+        return template.format(expr=expr, days=days)
 
     def zip3(self, expr: str, restricted: tuple[str, ...]) -> str:
         """SQL: ``zip3`` of a text column."""
@@ -138,6 +144,4 @@ class KeyedSql:
 
     def years_before(self, day: str, years: int) -> str:
         """SQL: the DATE ``years`` before the ISO date ``day``."""
-        if self.dialect == "snowflake":
-            return f"DATEADD(year, -{years}, CAST('{day}' AS DATE))"
-        return f"CAST(CAST('{day}' AS DATE) - INTERVAL {years} YEAR AS DATE)"
+        return self.words.years_before.format(day=day, years=years)

@@ -215,7 +215,7 @@ class BranchWriter:
         """A column of forEachOrNull's null row: NULL, except %rowIndex which is 0."""
         kind = self.dialect.sql_type(column_kind(column))
         if column.collection:
-            kind = f"{kind}[]" if self.dialect.name == "duckdb" else "ARRAY"
+            kind = self.dialect.array_type(column_kind(column))
         elif column.path == Constant("rowIndex"):
             return f"CAST(0 AS {kind})"
         return f"CAST(NULL AS {kind})"

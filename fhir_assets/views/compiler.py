@@ -3,19 +3,31 @@ each branch is written by ``branches.BranchWriter``)."""
 
 from __future__ import annotations
 
+import importlib
 from dataclasses import dataclass
 
 from .branches import BranchWriter, column_kind
 from .definition import ViewDefinition
 from .dialect import Dialect
-from .duckdb_dialect import DuckDBDialect
 from .errors import UnsupportedError, ViewDefinitionError
 from .expressions import ExpressionCompiler
 from .plan import Repeat, expand
-from .snowflake_dialect import SnowflakeDialect
 from .values import Context
 
-DIALECTS: dict[str, type[Dialect]] = {"duckdb": DuckDBDialect, "snowflake": SnowflakeDialect}
+
+def dialect_for(name: str) -> Dialect:
+    """A new views dialect of the warehouse kind ``name`` (its ``sql.Dialect.views``).
+
+    Raises:
+        ViewDefinitionError: no such kind.
+    """
+    from ..warehouse.kinds import KINDS, warehouse_kind
+
+    if name not in KINDS:
+        raise ViewDefinitionError(f"unknown SQL dialect {name!r}: one of {sorted(KINDS)}")
+    module, _, cls = warehouse_kind(name).dialect.views.partition(":")
+    dialect: Dialect = getattr(importlib.import_module(module), cls)()
+    return dialect
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,7 +89,7 @@ def compile_view(
 
     Args:
         view: the ViewDefinition.
-        dialect: "duckdb", "snowflake" or a Dialect instance.
+        dialect: a warehouse kind's name ("duckdb", "snowflake") or a Dialect instance.
         table: the table holding ``resource`` and ``deleted`` columns (default
             ``fhir_raw.<type lower>``).
         keyed: also output each row's resource key (``KEY_COLUMNS``, from the raw table's
@@ -90,9 +102,7 @@ def compile_view(
         UnsupportedError: a construct the dialect cannot express (the message names it).
         ViewDefinitionError: the view is invalid (e.g. an undefined constant).
     """
-    if isinstance(dialect, str) and dialect not in DIALECTS:
-        raise ViewDefinitionError(f"unknown SQL dialect {dialect!r}: one of {sorted(DIALECTS)}")
-    d = DIALECTS[dialect]() if isinstance(dialect, str) else dialect
+    d = dialect_for(dialect) if isinstance(dialect, str) else dialect
     compiler = ExpressionCompiler(d, view.name, view.resource, view.constants, view.valuesets)
     branches = expand(view.root)
     needs_rid = any(isinstance(op, Repeat) for branch in branches for op in branch)

@@ -78,6 +78,14 @@ class Dialect(ABC):
     def sql_type(self, kind: str) -> str: ...
 
     @abstractmethod
+    def array_type(self, kind: str) -> str:
+        """The SQL type of an array of ``kind`` values (a collection column)."""
+
+    @abstractmethod
+    def collapse_whitespace(self, text: str) -> str:
+        """``text`` with every run of whitespace replaced by one space."""
+
+    @abstractmethod
     def error(self, message: str, kind: str, witness: str) -> str:
         """An expression that raises ``message`` when evaluated (``witness``: a row-dependent
         integer SQL expression, so the optimizer cannot evaluate it ahead of time)."""

@@ -43,6 +43,12 @@ class DuckDBDialect(Dialect):
     def sql_type(self, kind: str) -> str:
         return TYPES[kind]
 
+    def array_type(self, kind: str) -> str:
+        return f"{self.sql_type(kind)}[]"
+
+    def collapse_whitespace(self, text: str) -> str:
+        return f"REGEXP_REPLACE({text}, '\\\\s+', ' ', 'g')"
+
     def error(self, message: str, kind: str, witness: str) -> str:
         return f"CAST(error({self.string(message)}) AS {self.sql_type(kind)})"
 

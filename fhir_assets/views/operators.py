@@ -77,12 +77,7 @@ def equivalent(compiler: ExpressionCompiler, left: Value, right: Value) -> str:
     )
 
     def normal(sql: str) -> str:
-        return f"LOWER(TRIM(REGEXP_REPLACE({sql}, '\\\\s+', ' ', 'g')))"
-
-    if compiler.dialect.name == "snowflake":
-
-        def normal(sql: str) -> str:
-            return f"LOWER(TRIM(REGEXP_REPLACE({sql}, '\\\\s+', ' ')))"
+        return f"LOWER(TRIM({compiler.dialect.collapse_whitespace(sql)}))"
 
     return (
         f"(CASE WHEN {a} IS NULL AND {b} IS NULL THEN TRUE WHEN {a} IS NULL OR {b} IS NULL "

@@ -57,6 +57,12 @@ class SnowflakeDialect(Dialect):
     def sql_type(self, kind: str) -> str:
         return TYPES[kind]
 
+    def array_type(self, kind: str) -> str:
+        return "ARRAY"
+
+    def collapse_whitespace(self, text: str) -> str:
+        return f"REGEXP_REPLACE({text}, '\\\\s+', ' ')"
+
     def error(self, message: str, kind: str, witness: str) -> str:
         # Snowflake has no RAISE in expressions: a failing cast carries the message instead
         # ("Boolean value '<message>' is not recognized"). The witness keeps it row-dependent.

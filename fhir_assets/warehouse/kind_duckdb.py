@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from . import sql
@@ -16,7 +19,15 @@ if TYPE_CHECKING:
 
 def describe(settings: WarehouseSettings) -> str:
     """The DuckDB file."""
-    return settings.duckdb.path
+    return f"DuckDB file {settings.duckdb.path}"
+
+
+@contextlib.contextmanager
+def demo(
+    settings: WarehouseSettings, home: Path, echo: Callable[[str], None]
+) -> Iterator[WarehouseSettings]:
+    """The file the demo command chose (``HOME``/warehouse.duckdb, or ``--duckdb``)."""
+    yield settings
 
 
 def open_warehouse(settings: WarehouseSettings, landing: bool) -> AbstractContextManager[Warehouse]:
@@ -60,4 +71,5 @@ KIND = WarehouseKind(
     resources=resources,
     io_manager=io_manager,
     audit_writer=audit_writer,
+    demo=demo,
 )

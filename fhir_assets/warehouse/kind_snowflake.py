@@ -3,11 +3,18 @@ dagster-snowflake-pandas take seconds to import, and are imported only when used
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
+import logging
+import warnings
+from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from . import sql
 from .kinds import WarehouseKind
+from .layout import RAW_SCHEMA
 
 if TYPE_CHECKING:
     from ..settings import Settings
@@ -16,10 +23,63 @@ if TYPE_CHECKING:
 
 SECRETS = ("password", "private_key_password")
 
+# No '$' inside a literal (the emulator reads '$name' as a session variable). Scratch tables are
+# transient tables in fhir_raw, like the landing's staging tables: a session that landed nothing
+# has no current schema for a temporary table, and the emulator cannot qualify one. Snowflake
+# has no HMAC and no binary concatenation: the keyed hash is SHA-256 over the pads' hex.
+DIALECT = sql.Dialect(
+    "snowflake",
+    json_type="VARIANT",
+    timestamp_type="TIMESTAMP_TZ",
+    views="fhir_assets.views.snowflake_dialect:SnowflakeDialect",
+    parse_json="PARSE_JSON({})",
+    json_text="{expr}:{path}::VARCHAR",
+    json_rows="LATERAL FLATTEN(input => {expr}:{path}) {alias}",
+    backslash_escapes=True,
+    upper_names=True,
+    scratch_table=("CREATE TRANSIENT TABLE", f"{RAW_SCHEMA}."),
+    keyed_hash="SHA2('{opad}' || SHA2('{ipad}' || {text}, 256), 256)",
+    keyed_hash_scheme="sha2-hex",
+    add_days=(
+        ("date", "DATEADD(day, {days}, {expr})"),
+        ("timestamp", "DATEADD(day, {days}, {expr})"),
+    ),
+    years_before="DATEADD(year, -{years}, CAST('{day}' AS DATE))",
+)
+
 
 def describe(settings: WarehouseSettings) -> str:
-    """Where the connection settings come from."""
-    return "Snowflake (SNOWFLAKE_*)"
+    """The endpoint and database (SNOWFLAKE_*; no secrets)."""
+    sf = settings.snowflake
+    return f"Snowflake {sf.host or sf.account}:{sf.port or 443} database {sf.database}"
+
+
+@contextlib.contextmanager
+def demo(
+    settings: WarehouseSettings, home: Path, echo: Callable[[str], None]
+) -> Iterator[WarehouseSettings]:
+    """Snowflake from SNOWFLAKE_*, or a local fakesnow emulator (the ``dev`` extra) for the
+    demo's life when no account or host is set."""
+    if settings.snowflake.account or settings.snowflake.host:
+        yield settings
+        return
+    try:
+        import fakesnow
+    except ImportError as exc:
+        raise RuntimeError(
+            "no SNOWFLAKE_ACCOUNT set and no emulator: pip install fakesnow"
+        ) from exc
+    # fakesnow copies Arrow results (a warning per query) and uvicorn logs every request
+    warnings.filterwarnings("ignore", category=UserWarning, module="fakesnow")
+    with fakesnow.server() as emulator:
+        for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
+            logging.getLogger(name).setLevel(logging.WARNING)
+        echo(f"no SNOWFLAKE_ACCOUNT: Snowflake emulator (fakesnow) on port {emulator['port']}")
+        endpoint = {k: emulator[k] for k in ("account", "user", "password", "host", "port")}
+        snowflake = dataclasses.replace(
+            settings.snowflake, database="FHIR_ASSETS", protocol=emulator["protocol"], **endpoint
+        )
+        yield dataclasses.replace(settings, snowflake=snowflake)
 
 
 def open_warehouse(settings: WarehouseSettings, landing: bool) -> AbstractContextManager[Warehouse]:
@@ -65,11 +125,12 @@ def audit_writer(connection: Any) -> Any:
 
 KIND = WarehouseKind(
     name="snowflake",
-    dialect=sql.SNOWFLAKE,
+    dialect=DIALECT,
     one_writer=False,
     describe=describe,
     open=open_warehouse,
     resources=resources,
     io_manager=io_manager,
     audit_writer=audit_writer,
+    demo=demo,
 )

@@ -1,12 +1,14 @@
 """The warehouse seam: the kinds of warehouse, decided in one place.
 
-Adding a warehouse is two modules and one line in ``KINDS``: the warehouse itself (like
-``duckdb.py``: a ``protocol.Warehouse`` and its ``LandingSession``) and its kind (like
-``kind_duckdb.py``: a ``WarehouseKind`` naming its SQL dialect, how to open it, its Dagster
-resources and audit writer, and whether one process writes at a time). The rest of the code asks
-``warehouse_kind(settings.kind)`` instead of comparing names. Its connection settings are a field
-of ``settings.WarehouseSettings``; the views compiler keeps its own dialects
-(``views/compiler.py``).
+Adding a warehouse is three modules and one line in ``KINDS``: the warehouse itself (like
+``duckdb.py``: a ``protocol.Warehouse`` and its ``LandingSession``), its kind (like
+``kind_duckdb.py``: a ``WarehouseKind`` with its SQL words (``sql.Dialect``: the landing's,
+the de-identification's keyed hash and date arithmetic, scratch tables), how to open it, its
+Dagster resources and audit writer, the demo's settings, and whether one process writes at a
+time), and the views compiler's dialect (like ``views/duckdb_dialect.py``, named by
+``sql.Dialect.views``). The rest of the code asks ``warehouse_kind(settings.kind)`` (the views
+compiler ``views.compiler.dialect_for``) instead of comparing names. Its connection settings are
+a field of ``settings.WarehouseSettings``.
 
 A kind module imports nothing heavy at import time (no Dagster, no Snowflake connector): its
 functions import what they need.
@@ -18,6 +20,7 @@ import importlib
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .sql import Dialect
@@ -42,6 +45,9 @@ class WarehouseKind:
         resources: ``resources(settings)``: the Dagster ``landing`` resource and IO manager.
         io_manager: ``io_manager(settings, secrets)``: the pandas IO manager alone.
         audit_writer: ``audit_writer(connection)``: the write-back audit writer.
+        demo: ``demo(settings, home, echo)``: the settings ``fhir-assets demo`` lands with
+            (``settings`` from the environment; ``home`` the demo's folder; ``echo`` says what
+            it set up), open while the demo runs. Raises ``RuntimeError`` when it cannot.
     """
 
     name: str
@@ -52,6 +58,9 @@ class WarehouseKind:
     resources: Callable[[Settings], tuple[Any, Any]]
     io_manager: Callable[[WarehouseSettings, dict[str, Any] | None], Any]
     audit_writer: Callable[[Any], Any]
+    demo: Callable[
+        [WarehouseSettings, Path, Callable[[str], None]], AbstractContextManager[WarehouseSettings]
+    ]
 
 
 # name -> the module defining its ``KIND`` (imported when first asked for)

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from . import sql
+from .kind_snowflake import DIALECT
 from .layout import RAW_SCHEMA
 from .protocol import Outcome, Provenance
 
@@ -132,7 +133,7 @@ class SnowflakeWarehouse:
     Identifiers are unquoted, so ``fhir_raw.observation`` is ``FHIR_RAW.OBSERVATION``.
     """
 
-    dialect = sql.SNOWFLAKE
+    dialect = DIALECT
 
     def __init__(self, connection: Any) -> None:
         self.connection = connection

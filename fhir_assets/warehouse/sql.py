@@ -81,16 +81,39 @@ class Dialect:
         json_storage: words after the JSON column's type in the raw tables' DDL.
         backslash_escapes: string literals treat a backslash as an escape character.
         upper_names: unquoted names fold to upper case (a quoted name must be upper case).
+        json_rows: FROM-clause template: one row per item of the JSON array at a dotted path
+            (``{expr}``, ``{path}``, ``{alias}``), the item being ``<alias>.value``.
+        scratch_table: the words creating a table of one run's own, dropped at its end, and the
+            schema prefix of its name.
+        keyed_hash: SQL template of a keyed SHA-256 of text (``{ipad}`` and ``{opad}``: the
+            key's pads as hex, ``{text}``), as hex; ``keyed_hash_scheme`` names what it
+            computes for the Python reference (``deid.keyed.pseudonym``): ``hmac`` (HMAC-SHA256)
+            or ``sha2-hex`` (SHA-256 of the outer pad's hex and the inner digest's hex, for a
+            warehouse without HMAC or binary concatenation).
+        add_days: SQL templates moving a DATE (``date``) or a timestamp (``timestamp``) by
+            ``{days}`` days, keeping its type (``{expr}``).
+        years_before: SQL template of the DATE ``{years}`` years before the ISO date ``{day}``.
+        views: ``module:Class`` of the views compiler's dialect (``views/dialect.py``).
     """
 
     name: str
     json_type: str
     timestamp_type: str
+    views: str
     parse_json: str = "CAST({} AS JSON)"
     json_text: str = "json_extract_string({expr}, '$.{path}')"
+    json_rows: str = "UNNEST(json_extract({expr}, '$.{path}[*]')) AS {alias}(value)"
     json_storage: str = ""
     backslash_escapes: bool = False
     upper_names: bool = False
+    scratch_table: tuple[str, str] = ("CREATE TEMPORARY TABLE", "")
+    keyed_hash: str = "sha256(unhex('{opad}') || unhex(sha256(unhex('{ipad}') || encode({text}))))"
+    keyed_hash_scheme: str = "hmac"
+    add_days: tuple[tuple[str, str], ...] = (
+        ("date", "{expr} + {days}"),
+        ("timestamp", "{expr} + to_days({days})"),
+    )
+    years_before: str = "CAST(CAST('{day}' AS DATE) - INTERVAL {years} YEAR AS DATE)"
 
     def to_json(self, expr: str) -> str:
         """SQL turning JSON text into the JSON/VARIANT type."""
@@ -107,19 +130,15 @@ class Dialect:
         return "'" + value.replace("'", "''") + "'"
 
 
+# The embedded default's words (``kind_duckdb``; the DuckDB-only statements below use them too).
 # zstd: JSON compresses 5x better than with DuckDB's default (FSST), and writes faster
 # (bench/landing.py: 200 MB of Observations in 17 MB instead of 80 MB).
 DUCKDB = Dialect(
-    "duckdb", json_type="JSON", timestamp_type="TIMESTAMPTZ", json_storage="USING COMPRESSION zstd"
-)
-SNOWFLAKE = Dialect(
-    "snowflake",
-    json_type="VARIANT",
-    timestamp_type="TIMESTAMP_TZ",
-    parse_json="PARSE_JSON({})",
-    json_text="{expr}:{path}::VARCHAR",
-    backslash_escapes=True,
-    upper_names=True,
+    "duckdb",
+    json_type="JSON",
+    timestamp_type="TIMESTAMPTZ",
+    views="fhir_assets.views.duckdb_dialect:DuckDBDialect",
+    json_storage="USING COMPRESSION zstd",
 )
 
 
@@ -475,6 +494,19 @@ def merge_quarantine(dialect: Dialect, source: str, server: str, sync_id: str, a
 def json_text(dialect: Dialect, expr: str, path: str) -> str:
     """SQL for the text at a dotted ``path`` (e.g. ``subject.reference``) in a JSON column."""
     return dialect.json_text.format(expr=expr, path=path)
+
+
+def json_rows(dialect: Dialect, expr: str, path: str, alias: str) -> str:
+    """A FROM-clause item: a row per item of the JSON array at ``path`` of ``expr`` (a lateral
+    join), the item being ``<alias>.value``; none when the path holds no array."""
+    return dialect.json_rows.format(expr=expr, path=path, alias=alias)
+
+
+def scratch_table(dialect: Dialect, name: str) -> tuple[str, str]:
+    """The CREATE words and the checked, qualified name of a table of one run's own (``name``
+    a plain identifier); the caller drops it when done."""
+    create, prefix = dialect.scratch_table
+    return create, identifier(f"{prefix}{name}")
 
 
 def table_exists(table: str) -> str:

@@ -11,58 +11,41 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from ..warehouse.sql import Dialect, json_rows, json_text
+
 SCORE_SYSTEM = "urn:fhir-assets:writeback:abnormal-observation-count"
 SCORE_SCHEMA = "fhir_writeback"
 SCORE_TABLE = "patient_abnormal_count"
 ABNORMAL_CODES = ("A", "AA", "H", "HH", "HU", "L", "LL", "LU", ">", "<")
 
-# One row per live patient of one server ({server}: its source_server literal); the raw tables
-# hold the JSON exactly as the server sent it. Rows of other servers (e.g. earlier sandbox
-# ports) are left out: their ids mean nothing on the server written back to.
-SCORE_SQL = f"""
-create or replace table {SCORE_SCHEMA}.{SCORE_TABLE} as
-with abnormal as (
-    select json_extract_string(resource, '$.subject.reference') as subject, count(*) as n
-    from fhir_raw.observation
-    where not deleted and source_server = {{server}}
-      and list_has_any(
-            json_extract_string(resource, '$.interpretation[*].coding[*].code'),
-            {list(ABNORMAL_CODES)!r})
-    group by 1
-)
-select p.id as patient_id, coalesce(a.n, 0)::integer as abnormal_count
-from fhir_raw.patient p
-left join abnormal a on a.subject = 'Patient/' || p.id
-where not p.deleted and p.source_server = {{server}}
-order by p.id
-"""  # noqa: S608 (constants only)
 
-# The same table in Snowflake SQL: the codes are found with LATERAL FLATTEN over the VARIANT;
-# each Observation counts once however many of its codings match.
-SNOWFLAKE_SCORE_SQL = f"""
+def score_sql(d: Dialect, server: str) -> str:
+    """The statement building the score table, in ``d``'s words, from the rows of ``server`` (a
+    quoted SQL string literal of the redacted base URL).
+
+    One row per live patient of that server; the raw tables hold the JSON exactly as the server
+    sent it. Rows of other servers (e.g. earlier sandbox ports) are left out: their ids mean
+    nothing on the server written back to. An Observation counts once however many of its
+    codings match.
+    """
+    codes = ", ".join(d.literal(code) for code in ABNORMAL_CODES)
+    return f"""
 create or replace table {SCORE_SCHEMA}.{SCORE_TABLE} as
 with matches as (
-    select distinct o.source_server, o.id, o.resource:subject:reference::varchar as subject
+    select distinct o.id, {json_text(d, "o.resource", "subject.reference")} as subject
     from fhir_raw.observation o,
-         lateral flatten(input => o.resource:interpretation) i,
-         lateral flatten(input => i.value:coding) c
-    where not o.deleted and o.source_server = {{server}}
-      and c.value:code::varchar in ({", ".join(repr(c) for c in ABNORMAL_CODES)})
+         {json_rows(d, "o.resource", "interpretation", "i")},
+         {json_rows(d, "i.value", "coding", "c")}
+    where not o.deleted and o.source_server = {server}
+      and {json_text(d, "c.value", "code")} in ({codes})
 ),
 abnormal as (select subject, count(*) as n from matches group by subject)
 select p.id as patient_id, coalesce(a.n, 0)::integer as abnormal_count
 from fhir_raw.patient p
 left join abnormal a on a.subject = 'Patient/' || p.id
-where not p.deleted and p.source_server = {{server}}
+where not p.deleted and p.source_server = {server}
 order by p.id
-"""  # noqa: S608 (constants only)
-
-
-def score_sql(dialect: str, server: str) -> str:
-    """The statement building the score table in the warehouse of ``dialect`` from the rows of
-    ``server`` (a quoted SQL string literal of the redacted base URL)."""
-    template = SNOWFLAKE_SCORE_SQL if dialect == "snowflake" else SCORE_SQL
-    return template.format(server=server)
+"""  # noqa: S608 (constants, and literals quoted by the dialect)
 
 
 def abnormal_count_observation(row: Mapping[str, Any]) -> dict[str, Any]:

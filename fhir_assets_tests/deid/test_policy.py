@@ -18,7 +18,8 @@ from fhir_assets.deid.keyed import DeidKey
 from fhir_assets.deid.policy import build_policies
 from fhir_assets.settings import Settings
 from fhir_assets.views.library import load_views
-from fhir_assets.warehouse.sql import DUCKDB, SNOWFLAKE
+from fhir_assets.warehouse.kind_snowflake import DIALECT as SNOWFLAKE
+from fhir_assets.warehouse.sql import DUCKDB
 
 KEY = "a-test-key-that-is-long-enough-0123456789"
 

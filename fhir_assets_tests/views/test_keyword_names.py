@@ -17,6 +17,7 @@ from fhir_assets.views import parse_view
 from fhir_assets.views.runner import materialize
 from fhir_assets.warehouse import sql
 from fhir_assets.warehouse.duckdb import DuckDBWarehouse
+from fhir_assets.warehouse.kind_snowflake import DIALECT as SNOWFLAKE
 from fhir_assets.warehouse.snowflake import SnowflakeWarehouse
 
 from .conformance import fakesnow_views
@@ -79,6 +80,6 @@ def test_keyword_view_name_materializes_on_snowflake() -> None:
 
 def test_quoted_names_are_checked_then_quoted_in_the_warehouse_case() -> None:
     assert sql.quoted(sql.DUCKDB, "fhir", "order") == '"fhir"."order"'
-    assert sql.quoted(sql.SNOWFLAKE, "fhir.order") == '"FHIR"."ORDER"'
+    assert sql.quoted(SNOWFLAKE, "fhir.order") == '"FHIR"."ORDER"'
     with pytest.raises(sql.UnsafeIdentifierError):
         sql.quoted(sql.DUCKDB, "fhir", 'order"; DROP TABLE fhir_raw.patient; --')
