@@ -15,16 +15,20 @@ US Core; the demo syncs the whole catalog either way). Run: ``.venv/bin/python b
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import resource
+import shutil
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable, Iterator
 from datetime import timedelta
 from pathlib import Path
 
 import dagster as dg
+from dagster import DagsterInstance
 
 from fhir_assets import partitions
 from fhir_assets.assets import raw
@@ -40,9 +44,11 @@ from fhir_assets.warehouse.resources import DuckDBWarehouseResource
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from backfill_floor import floor  # bench/ is sys.path[0] when this script runs
 
+from fhir_assets_tests.deploy.postgres import Postgres
 from fhir_assets_tests.proxy import FaultProxy
 from fhir_assets_tests.sync.test_partitioned_assets import data_day
 
+REPO = Path(__file__).resolve().parent.parent
 QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 
 
@@ -70,10 +76,8 @@ def backfill(
     instance: str = "memory",
     catalog: tuple[ResourceSpec, ...] = CATALOG,
 ) -> tuple[float, float, int, int]:
-    """Seconds, CPU seconds, requests and resources landed for a one-year daily backfill of every
-    type, its run recorded in ``dg.materialize``'s in-memory instance or (``sqlite``) in a
-    DAGSTER_HOME of its own in ``folder``, SQLite files as the demo's and a deployment's default
-    instance."""
+    """Seconds, CPU seconds (this process's), requests and resources landed for a one-year daily
+    backfill of every type, its run recorded as ``instance`` says (``recorded_instance``)."""
     partitioning, tags = year(sandbox)
     raw.sync_windows = per_day_windows if mode == "before" else partitions.sync_windows  # type: ignore[assignment]
     with FaultProxy(sandbox.base_url) as proxy:
@@ -83,22 +87,22 @@ def backfill(
             private_key_path=str(sandbox.client.private_key_path),
             token_url=sandbox.token_url,
         )
-        recorded = demo_instance(folder / mode) if instance == "sqlite" else None
-        started, cpu = time.monotonic(), time.process_time()
-        result = dg.materialize(
-            build_raw_assets(catalog, partitioning),
-            resources={
-                "fhir": fhir,
-                "landing": DuckDBWarehouseResource(database=str(folder / f"{mode}.duckdb")),
-            },
-            tags=tags,
-            run_config=QUIET,
-            instance=recorded,
-        )
-        seconds, cpu = time.monotonic() - started, time.process_time() - cpu
+        with recorded_instance(instance, folder / mode) as (recorded, server_cpu):
+            started, cpu, server = time.monotonic(), time.process_time(), server_cpu()
+            result = dg.materialize(
+                build_raw_assets(catalog, partitioning),
+                resources={
+                    "fhir": fhir,
+                    "landing": DuckDBWarehouseResource(database=str(folder / f"{mode}.duckdb")),
+                },
+                tags=tags,
+                run_config=QUIET,
+                instance=recorded,
+            )
+            seconds, cpu = time.monotonic() - started, time.process_time() - cpu
+            if instance == "postgres":
+                print(f"        (PostgreSQL's own processes: cpu {server_cpu() - server:.1f} s)")
         requests = len(proxy.requests)
-        if recorded is not None:
-            recorded.dispose()
     if not result.success:
         raise RuntimeError(f"the {mode} backfill failed")
     # each partition records its own rows; the run's total (run_resources) is on the newest's event
@@ -111,6 +115,55 @@ def backfill(
         for spec in catalog
     )
     return seconds, cpu, requests, landed
+
+
+@contextlib.contextmanager
+def recorded_instance(
+    kind: str, folder: Path
+) -> Iterator[tuple[DagsterInstance | None, Callable[[], float]]]:
+    """Where the backfill's run is recorded, and a clock of the storage server's CPU seconds:
+    ``memory`` (``dg.materialize``'s own instance), ``sqlite`` (files, as ``dg dev``'s and the
+    demo's instance) or ``postgres`` (deploy/dagster.yaml against a PostgreSQL of its own on
+    127.0.0.1, as a deployment; Debian's ``postgresql``)."""
+    if kind == "memory":
+        yield None, lambda: 0.0
+        return
+    if kind == "sqlite":
+        instance = demo_instance(folder)
+        try:
+            yield instance, lambda: 0.0
+        finally:
+            instance.dispose()
+        return
+    home = folder / "dagster_home"
+    home.mkdir(parents=True)
+    shutil.copy(REPO / "deploy" / "dagster.yaml", home / "dagster.yaml")
+    with Postgres() as server:
+        os.environ.update(server.environment(), DAGSTER_COMPUTE_LOG_DIR=str(folder / "logs"))
+        instance = DagsterInstance.from_config(str(home))
+        try:
+            yield instance, lambda: postgres_cpu(server)
+        finally:
+            instance.dispose()
+
+
+def postgres_cpu(server: Postgres) -> float:
+    """CPU seconds of the PostgreSQL server so far: its postmaster's own and its reaped
+    children's, plus its live backends' (``/proc``)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    postmaster = int((server.data / "postmaster.pid").read_text().split()[0])
+    total = 0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # the process ended meanwhile
+        pid, ppid = int(stat.parent.name), int(fields[1])
+        if pid == postmaster:
+            total += sum(int(f) for f in fields[11:15])  # utime stime cutime cstime
+        elif ppid == postmaster:
+            total += int(fields[11]) + int(fields[12])
+    return total / tick
 
 
 def children_cpu() -> float:
@@ -143,9 +196,10 @@ def main() -> None:
     parser.add_argument("--no-demo", action="store_true", help="skip timing fhir-assets demo")
     parser.add_argument(
         "--instance",
-        choices=["memory", "sqlite"],
+        choices=["memory", "sqlite", "postgres"],
         default="memory",
-        help="where the backfill's run is recorded: in memory, or SQLite files as the demo's",
+        help="where the backfill's run is recorded: in memory, SQLite files as the demo's, or "
+        "PostgreSQL with deploy/dagster.yaml as a deployment (needs Debian's postgresql)",
     )
     parser.add_argument(
         "--types",
