@@ -212,8 +212,7 @@ class BearerAuth(requests.auth.AuthBase):
         sent = (request.headers.get("Authorization") or "").removeprefix("Bearer ")
         fresh = self.tokens.token(stale=sent)
         log.info("the server refused the access token (401); retrying once with a fresh one")
-        _ = response.content  # read the body so the connection can be reused
-        response.close()
+        response.close()  # its body unread: a 401's body may be endless (http.py reads bounded)
         retry = request.copy()
         retry.headers["Authorization"] = f"Bearer {fresh.access_token}"
         retry._fhir_retried = True  # type: ignore[attr-defined]

@@ -111,7 +111,7 @@ class FhirClient:
         self.limits = limits or Limits()
         self.now = now
         self.profile: ServerProfile | None = None  # set once by settings.build_client
-        self.session = new_session(self.limits.max_redirects)
+        self.session = new_session(self.limits)
         self.session.auth = auth
         self.session.headers.update({"Accept": FHIR_JSON, **(headers or {})})
         self.pool_size = 0
