@@ -8,7 +8,6 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urljoin
 
@@ -32,6 +31,7 @@ from .retry import (
     RetryPolicy,
     retry_after,
 )
+from .searchset import Page, parse_searchset
 from .tokens import scrub
 from .urls import origin, redact, require_https, show_origin
 
@@ -57,15 +57,6 @@ Params = Mapping[str, Any] | Sequence[tuple[str, Any]]
 FHIR_JSON = "application/fhir+json"
 # Methods retried on a transient failure; a POST (a transaction, an operation) is not.
 IDEMPOTENT = frozenset({"GET", "HEAD", "PUT", "DELETE", "OPTIONS"})
-
-
-@dataclass(frozen=True, slots=True)
-class Page:
-    """One page of a search: the matched resources and where the next page is."""
-
-    resources: list[dict[str, Any]]
-    next_url: str | None
-    total: int | None
 
 
 class ForeignLinkError(PagingError):
@@ -296,30 +287,3 @@ def decode(response: requests.Response) -> dict[str, Any]:
             url=url,
         )
     return body
-
-
-def parse_searchset(bundle: Mapping[str, Any], resource_type: str) -> Page:
-    """Split a searchset Bundle into matched resources and the ``next`` link.
-
-    Entries whose ``search.mode`` is ``include`` or ``outcome`` are not matches of this search
-    (FHIR R4 3.1.1.5.2); an outcome's issues are logged as warnings.
-    """
-    if bundle.get("resourceType") != "Bundle":
-        raise ResponseFormatError(
-            f"{resource_type} search answered with {bundle.get('resourceType')!r}, not a Bundle"
-        )
-    resources = []
-    for entry in bundle.get("entry") or ():
-        resource = entry.get("resource")
-        mode = (entry.get("search") or {}).get("mode", "match")
-        if mode == "outcome" or (resource or {}).get("resourceType") == "OperationOutcome":
-            for issue in outcome_issues(resource):
-                log.warning("%s search: server reported %s", resource_type, scrub(issue, ()))
-        elif mode == "match" and resource is not None:
-            resources.append(resource)
-    next_url = next(
-        (link.get("url") for link in bundle.get("link") or () if link.get("relation") == "next"),
-        None,
-    )
-    total = bundle.get("total")
-    return Page(resources, next_url, total if isinstance(total, int) else None)

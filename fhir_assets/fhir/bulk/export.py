@@ -318,11 +318,17 @@ class BulkClient:
         body = decode(response)
         manifest = Manifest.from_json(body)
         seen: set[str] = set()
+        limit = self.client.limits.max_pages
         while (link := next_link(body)) is not None:
             # manifest pages come from the FHIR server itself, never from elsewhere
             url = require_same_origin(urljoin(response.url, link), response.url, "manifest link")
             if url in seen:
                 raise ResponseFormatError(f"manifest paging repeated {redact(url)}")
+            if len(seen) >= limit:  # fresh links forever: bounded like a search's pages
+                raise ResponseFormatError(
+                    f"the export manifest at {redact(response.url)} has more than {limit} pages "
+                    f"(FHIR_MAX_PAGES_PER_SEARCH); the server keeps sending next links, stopping"
+                )
             seen.add(url)
             body = self._get_json(url)
             manifest = manifest.with_files(Manifest.from_json(body).files)
