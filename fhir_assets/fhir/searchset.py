@@ -57,7 +57,7 @@ def parse_searchset(bundle: Mapping[str, Any], resource_type: str) -> Page:
     resources: list[dict[str, Any]] = []
     empty = 0
     for entry in _objects(bundle, "entry", what):
-        resource = entry.get("resource")
+        resource: Any = entry.get("resource")
         search = entry.get("search")
         mode = search.get("mode", "match") if isinstance(search, Mapping) else "match"
         is_outcome = isinstance(resource, Mapping) and (
