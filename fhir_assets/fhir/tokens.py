@@ -7,6 +7,7 @@ from __future__ import annotations
 import base64
 import json
 import logging
+import math
 import re
 import threading
 import time
@@ -39,6 +40,7 @@ REDACTED = "[redacted]"
 # Shapes of credentials whatever their value: a JWT (three base64url parts, the first one a JSON
 # object: "eyJ"), and the value of an Authorization header (Basic, Bearer).
 JWT_SHAPE = re.compile(r"eyJ[A-Za-z0-9_\-]+\.[A-Za-z0-9_\-]+\.[A-Za-z0-9_\-]*")
+VSCHARS = re.compile(r"[\x20-\x7e]+")
 AUTH_HEADER = re.compile(r"(?i)\b(basic|bearer)(\s+|%20|\+)[A-Za-z0-9+/=._~%\-]+")
 
 INVALID_CLIENT_CAUSES = (
@@ -185,6 +187,12 @@ def request_token(
         body = None
     if response.status_code == 200 and isinstance(body, dict) and "access_token" in body:
         return _parse_token(body, token_url, now(), form.get("scope", ""))
+    if response.status_code == 200 and isinstance(body, dict) and "error" not in body:
+        raise TokenRequestError(
+            f"token endpoint {redact(token_url)} answered HTTP 200 with JSON that holds no "
+            f"access_token (nor an OAuth error): check FHIR_TOKEN_URL",
+            status=200,
+        )
     error = str(body.get("error", "")) if isinstance(body, dict) else ""
     description = str(body.get("error_description", "")) if isinstance(body, dict) else ""
     kind = response.headers.get("Content-Type", "no content type").split(";")[0]
@@ -209,14 +217,25 @@ def request_token(
 
 
 def _parse_token(body: dict[str, Any], token_url: str, now: float, asked: str) -> Token:
-    try:
+    access = body["access_token"]
+    # RFC 6749 A.12: 1*VSCHAR. Anything else (null, a number, a control character that would
+    # end the header, where http.client's error would quote it) is no usable token.
+    if not isinstance(access, str) or not access or not VSCHARS.fullmatch(access):
+        raise TokenRequestError(
+            f"token endpoint {redact(token_url)} answered HTTP 200 with an unusable access_token "
+            f"(a {type(access).__name__}, not a non-empty string of printable ASCII)",
+            status=200,
+        )
+    try:  # expires_in may come as a string ("3600"), or be missing, 0, negative, NaN, inf
         expires_in = float(body.get("expires_in") or DEFAULT_LIFETIME_S)
     except (TypeError, ValueError):
         expires_in = DEFAULT_LIFETIME_S
+    if not math.isfinite(expires_in) or expires_in <= 0:
+        expires_in = DEFAULT_LIFETIME_S  # a token due at once would be fetched per request
     log.info("obtained an access token from %s, valid %ss", redact(token_url), int(expires_in))
     refresh = body.get("refresh_token")
     return Token(
-        access_token=str(body["access_token"]),
+        access_token=access,
         expires_at=now + expires_in,
         # RFC 6749 5.1: scope may be omitted when it is what was asked for
         scope=str(body.get("scope") or asked),
