@@ -16,6 +16,7 @@ from typing import Any
 import orjson
 
 CHUNK_BYTES = 1 << 20
+BOM = b"\xef\xbb\xbf"  # a UTF-8 byte order mark, which some servers and tools write first
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,11 +59,14 @@ def lines(path: Path, *, chunk_bytes: int = CHUNK_BYTES) -> Iterator[tuple[int, 
     """Yield ``(line number, line)`` for each non-blank line, reading ``chunk_bytes`` at a time.
 
     Line numbers count every line, blank ones included, so they match an editor's. A last line
-    without a newline is still yielded.
+    without a newline is still yielded, and a UTF-8 byte order mark that starts the file is
+    skipped (as ``fhir-assets land`` skips it: no part of the JSON).
     """
     number = 0
     carry = b""
     with path.open("rb") as stream:
+        if stream.read(len(BOM)) != BOM:
+            stream.seek(0)
         while chunk := stream.read(chunk_bytes):
             parts = (carry + chunk).split(b"\n")
             carry = parts.pop()
