@@ -27,6 +27,7 @@ from ..client import decode, redact
 from ..errors import RequestError, TransientRequestError
 from ..limits import ByteMeter, LimitError
 from ..retry import TRANSIENT_STATUSES, BusyError
+from ..urls import origin, show_origin
 from .export import BulkClient
 from .manifest import ExportError, ExportGoneError, OutputFile
 from .state import ExportState, FileDone, inside, local_name
@@ -80,8 +81,23 @@ def fetch(bulk: BulkClient, file: OutputFile, target: Path, *, with_token: bool)
     except RequestError as exc:
         error = ExportGoneError if exc.status in (404, 410) else ExportError
         raise error(
-            f"download of {file.type} file {redact(file.url)} refused: {exc}", issues=exc.issues
+            f"download of {file.type} file {redact(file.url)} refused: {exc}"
+            f"{_elsewhere(bulk, file) if exc.status in (401, 403) and with_token else ''}",
+            issues=exc.issues,
         ) from exc
+
+
+def _elsewhere(bulk: BulkClient, file: OutputFile) -> str:
+    """Why a file that wants the token did not get it: it is on another origin (``""`` if not).
+    The manifest's ``requiresAccessToken`` cannot send the token off the server's origin."""
+    if origin(file.url) == origin(bulk.client.base_url):
+        return ""
+    return (
+        f" -- the manifest says requiresAccessToken, but the file is on {show_origin(file.url)}, "
+        f"not the FHIR server's origin {show_origin(bulk.client.base_url)}: the access token is "
+        f"sent only to the server's origin, so files elsewhere must be readable without it "
+        f"(pre-signed URLs). Ask the server's operator to serve them so."
+    )
 
 
 def _finish(bulk: BulkClient, part: Path, target: Path) -> None:
