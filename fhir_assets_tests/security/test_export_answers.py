@@ -126,3 +126,20 @@ def test_a_search_page_that_breaks_off_is_a_transient_error(
     with FhirClient(f"{fhir.url}/fhir", retry=RetryPolicy(attempts=0)) as client:
         with pytest.raises(TransientRequestError, match="broke off"):
             list(client.search("Patient"))
+
+
+def test_a_status_that_never_ends_stops_at_the_deadline_with_its_progress_cut(
+    servers: tuple[EvilServer, EvilServer],
+) -> None:
+    fhir, _ = servers
+    junk = {"X-Progress": "\u00e9\u00e9 " * 3000, "Retry-After": "1"}
+    fhir.route("/fhir/st", lambda seen, h: reply(h, 202, b"", junk))
+    base = f"{fhir.url}/fhir"
+    options = BulkOptions(attempts=0, total_timeout_s=30, min_poll_s=1)
+    clock = [1_800_000_000.0]
+    client = BulkClient(FhirClient(base), options, now=lambda: clock[0],
+                        sleep=lambda s: clock.__setitem__(0, clock[0] + s))  # fmt: skip
+    with client, pytest.raises(ExportError, match="not complete 30s after kick-off") as raised:
+        client.wait(ExportJob(f"{base}/st", clock[0]))
+    assert len(str(raised.value)) < 400
+    assert 2 <= len(fhir.seen) <= 30

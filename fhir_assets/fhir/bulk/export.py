@@ -41,6 +41,7 @@ from .options import BulkOptions
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+PROGRESS_CHARS = 120
 
 
 @dataclass(frozen=True, slots=True)
@@ -175,7 +176,8 @@ class BulkClient:
             return Pending(None, self.options.default_wait_s, None)
         status = response.status_code
         if status == 202:
-            progress = response.headers.get("X-Progress")
+            # free text from the server (IG v2): cut, it reaches messages and progress displays
+            progress = (response.headers.get("X-Progress") or "")[:PROGRESS_CHARS] or None
             return Pending(progress, self.wait_for(response), status)
         if status == 200:
             return self._manifest(response)
