@@ -55,6 +55,7 @@ log = logging.getLogger(__name__)
 Params = Mapping[str, Any] | Sequence[tuple[str, Any]]
 
 FHIR_JSON = "application/fhir+json"
+DETAIL_CHARS = 1000  # of a server's OperationOutcome text in an error message
 # Methods retried on a transient failure; a POST (a transaction, an operation) is not.
 IDEMPOTENT = frozenset({"GET", "HEAD", "PUT", "DELETE", "OPTIONS"})
 
@@ -270,6 +271,8 @@ def decode(response: requests.Response) -> dict[str, Any]:
         issues = tuple(scrub(issue, sent) for issue in outcome_issues(body))
         kind = TransientRequestError if status in TRANSIENT_STATUSES else RequestError
         detail = "; ".join(issues) or scrub(response.reason or "no OperationOutcome", sent)
+        if len(detail) > DETAIL_CHARS:  # the server's text, of any length: all in ``issues``
+            detail = detail[:DETAIL_CHARS] + f"... ({len(issues)} issues in all)"
         error = kind(
             f"{response.request.method} {url} answered HTTP {status}: {detail}",
             status=status,

@@ -124,3 +124,13 @@ def test_a_failing_search_is_a_fhir_error() -> None:
     # whatever the shape, the caller sees the library's own error tree, never AttributeError
     with pytest.raises(FhirError):
         search({"resourceType": "Bundle", "type": "searchset", "entry": [None]})
+
+
+def test_a_huge_operation_outcome_is_cut_in_the_message_and_whole_in_issues() -> None:
+    issue = {"severity": "error", "code": "invalid", "diagnostics": "d" * 1_000_000}
+    outcome = {"resourceType": "OperationOutcome", "issue": [issue] * 3}
+    with scripted_server(lambda m, p: Reply(400, outcome)) as (base, _seen):
+        with FhirClient(base) as client, pytest.raises(FhirError) as raised:
+            list(client.search("Patient"))
+    assert len(str(raised.value)) < 1200
+    assert [len(text) for text in raised.value.issues] == [len("error/invalid: ") + 1_000_000] * 3  # type: ignore[attr-defined]
