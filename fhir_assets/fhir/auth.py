@@ -24,8 +24,9 @@ from authlib.oauth2.rfc7523 import private_key_jwt_sign
 from .errors import ConfigurationError
 from .http import new_session
 from .keys import Key, algorithm_for, load_private_key
+from .redaction import client_secrets
 from .retry import RetryPolicy
-from .tokens import Token, TokenSource, client_secrets, fetch_token, request_token
+from .tokens import Token, TokenSource, fetch_token, request_token
 from .urls import origin, require_https
 
 __all__ = [

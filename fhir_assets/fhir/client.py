@@ -24,6 +24,7 @@ from .errors import (
 from .http import new_session
 from .limits import Limits, PageBound
 from .ratelimit import RateLimit, RateLimitedAdapter
+from .redaction import scrub
 from .retry import (
     TRANSIENT_STATUSES,
     IncompleteBodyError,
@@ -32,7 +33,6 @@ from .retry import (
     retry_after,
 )
 from .searchset import Page, parse_searchset
-from .tokens import scrub
 from .urls import origin, redact, require_https, show_origin
 
 if TYPE_CHECKING:

@@ -20,7 +20,7 @@ import orjson
 
 from .client import FHIR_JSON, FhirClient, redact
 from .errors import FhirError, PagingError, RequestError, ResponseFormatError, outcome_issues
-from .tokens import scrub
+from .redaction import scrub
 
 log = logging.getLogger(__name__)
 

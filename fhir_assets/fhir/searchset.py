@@ -16,7 +16,7 @@ from typing import Any
 
 from .errors import ResponseFormatError, outcome_issues
 from .names import shown
-from .tokens import scrub
+from .redaction import scrub
 
 log = logging.getLogger(__name__)
 
