@@ -67,7 +67,8 @@ class PageBound:
     def check(self, page: Any) -> None:
         """Count ``page``; raise PagingError if it breaks a bound."""
         self.pages += 1
-        if self.pages == 1 and page.total is not None:
+        # a total below the first page's own matches is no count (some servers send 0)
+        if self.pages == 1 and page.total is not None and page.total >= len(page.resources):
             per_page = max(len(page.resources), 1)
             needed = math.ceil(page.total / per_page) if page.resources else page.total
             self.allowed = min(self.allowed, 2 * needed + PAGE_SLACK)

@@ -83,7 +83,9 @@ def parse_searchset(bundle: Mapping[str, Any], resource_type: str) -> Page:
     if next_url is not None and not isinstance(next_url, str):
         raise ResponseFormatError(f"{what}: the next link's url is {shown(next_url)}, not a URL")
     total = bundle.get("total")
-    return Page(resources, next_url, total if isinstance(total, int) else None)
+    # a count or nothing: -1 ("unknown"), true or 2.5 bound nothing (limits.PageBound)
+    known = isinstance(total, int) and not isinstance(total, bool) and total >= 0
+    return Page(resources, next_url, total if known else None)
 
 
 def _objects(bundle: Mapping[str, Any], name: str, what: str) -> list[Mapping[str, Any]]:

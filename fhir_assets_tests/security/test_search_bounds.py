@@ -96,3 +96,21 @@ def test_search_with_a_drifting_total_still_lands_everything() -> None:
         with FhirClient(base, retry=NO_RETRY) as client:
             found = [r["id"] for r in client.search("Patient")]
     assert found == ["a", "b", "c", "d", "e"]
+
+
+@pytest.mark.parametrize("total", [-1, 0, True, 2.5])
+def test_a_total_that_is_no_count_does_not_cut_a_search_short(total: Any) -> None:
+    # valid paging under a Bundle.total that is no count ("unknown" -1, 0 beside matches): the
+    # search is bounded by FHIR_MAX_PAGES_PER_SEARCH and repeats instead, and lands whole
+    pages = itertools.count()
+    box: dict[str, str] = {}
+
+    def script(method: str, path: str) -> Reply:
+        n = next(pages)
+        body = page(box["base"], [f"p{n}"], n, None) | {"total": total}
+        return Reply(body=body if n < 9 else body | {"link": []})
+
+    with scripted_server(script) as (base, _seen):
+        box["base"] = base
+        with FhirClient(base, retry=NO_RETRY) as client:
+            assert len(list(client.search("Patient"))) == 10
