@@ -114,3 +114,23 @@ def test_a_total_that_is_no_count_does_not_cut_a_search_short(total: Any) -> Non
         box["base"] = base
         with FhirClient(base, retry=NO_RETRY) as client:
             assert len(list(client.search("Patient"))) == 10
+
+
+def test_next_links_cycling_between_two_urls_stop_even_with_fresh_resources() -> None:
+    # A -> B -> A -> ... with new ids on every page: the repeated link stops it (passes on main;
+    # no other test cycles two links while the ids change)
+    pages = itertools.count()
+    box: dict[str, str] = {}
+
+    def script(method: str, path: str) -> Reply:
+        n = next(pages)
+        url = box["base"] + ("/Patient?b" if n % 2 else "/Patient?a")
+        body = page(box["base"], [f"p{n}"], n, None)
+        return Reply(body=body | {"link": [{"relation": "next", "url": url}]})
+
+    with scripted_server(script) as (base, seen):
+        box["base"] = base
+        with FhirClient(base, retry=NO_RETRY) as client:
+            with pytest.raises(PagingError, match="repeated a next link"):
+                list(client.search("Patient"))
+    assert len(seen) <= 3
