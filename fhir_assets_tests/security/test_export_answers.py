@@ -143,3 +143,23 @@ def test_a_status_that_never_ends_stops_at_the_deadline_with_its_progress_cut(
         client.wait(ExportJob(f"{base}/st", clock[0]))
     assert len(str(raised.value)) < 400
     assert 2 <= len(fhir.seen) <= 30
+
+
+def test_an_endless_refusal_of_a_file_is_read_within_the_bound(
+    servers: tuple[EvilServer, EvilServer], tmp_path: Path
+) -> None:
+    fhir, _ = servers
+
+    def refuse(seen: Any, h: BaseHTTPRequestHandler) -> None:
+        h.send_response(403)
+        h.send_header("Content-Type", "application/fhir+json")
+        h.send_header("Transfer-Encoding", "chunked")
+        h.end_headers()
+        for _ in range(1024):  # 64 MiB, or until the client leaves
+            h.wfile.write(b"10000\r\n" + b" " * 0x10000 + b"\r\n")
+
+    fhir.route("/f/", refuse)
+    with bulk(fhir, Limits(max_response_bytes=1 << 20)) as client:
+        with pytest.raises(ExportError, match=r"HTTP 403 .*FHIR_MAX_RESPONSE_BYTES"):
+            fetch(client, OutputFile("Patient", f"{fhir.url}/f/p"), tmp_path / "P.ndjson",
+                  with_token=True)  # fmt: skip

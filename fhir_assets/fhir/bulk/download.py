@@ -25,7 +25,8 @@ import urllib3
 from .. import ndjson
 from ..client import decode, redact
 from ..errors import RequestError, TransientRequestError
-from ..limits import ByteMeter, LimitError
+from ..http import read_body
+from ..limits import ByteMeter, LimitError, Limits
 from ..retry import TRANSIENT_STATUSES, BusyError
 from ..urls import origin, show_origin
 from .export import BulkClient
@@ -157,8 +158,8 @@ def _transfer(bulk: BulkClient, url: str, part: Path, *, with_token: bool) -> No
         if status in TRANSIENT_STATUSES:
             wait = bulk.wait_for(response)
             raise BusyError(f"{redact(url)} answered HTTP {status}", url=redact(url), wait_s=wait)
-        if status >= 300:
-            decode(response)  # raises RequestError with the OperationOutcome
+        if status >= 300:  # the streamed refusal's body is read bounded, as any JSON answer
+            _refused(response, bulk.client.limits, url)
         resumed = status == 206 and response.headers.get("Content-Range", "").startswith(
             f"bytes {offset}-"
         )
@@ -166,6 +167,19 @@ def _transfer(bulk: BulkClient, url: str, part: Path, *, with_token: bool) -> No
                           offset if resumed else 0)  # fmt: skip
         with part.open("ab" if resumed else "wb") as out:
             _stream(bulk, response, out, meter)
+
+
+def _refused(response: requests.Response, limits: Limits, url: str) -> None:
+    """Raise the :class:`RequestError` of a refused download (with its OperationOutcome)."""
+    try:
+        read_body(response, limits)
+    except (LimitError, requests.RequestException) as exc:
+        raise RequestError(
+            f"GET {redact(url)} answered HTTP {response.status_code} ({exc})",
+            status=response.status_code,
+            url=redact(url),
+        ) from exc
+    decode(response)
 
 
 def _stream(bulk: BulkClient, response: requests.Response, out: BinaryIO, meter: ByteMeter) -> None:
