@@ -74,6 +74,13 @@ class LimitSettings:
             "FHIR_MIN_DOWNLOAD_BYTES_PER_S", "slowest average download speed, after 60 s"
         ),
     )
+    max_response_bytes: int = field(
+        default=1024**3,
+        metadata=_env(
+            "FHIR_MAX_RESPONSE_BYTES",
+            "decompressed bytes of one JSON answer held in memory (search page, read, status)",
+        ),
+    )
 
     def as_dict(self) -> dict[str, Any]:
         """The values by field name: ``Limits(**as_dict())`` (a Dagster resource's config)."""

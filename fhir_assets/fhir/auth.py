@@ -24,8 +24,9 @@ from authlib.oauth2.rfc7523 import private_key_jwt_sign
 from .errors import ConfigurationError
 from .http import new_session
 from .keys import Key, algorithm_for, load_private_key
+from .redaction import client_secrets
 from .retry import RetryPolicy
-from .tokens import Token, TokenSource, client_secrets, fetch_token, request_token
+from .tokens import Token, TokenSource, fetch_token, request_token
 from .urls import origin, require_https
 
 __all__ = [
@@ -212,8 +213,7 @@ class BearerAuth(requests.auth.AuthBase):
         sent = (request.headers.get("Authorization") or "").removeprefix("Bearer ")
         fresh = self.tokens.token(stale=sent)
         log.info("the server refused the access token (401); retrying once with a fresh one")
-        _ = response.content  # read the body so the connection can be reused
-        response.close()
+        response.close()  # its body unread: a 401's body may be endless (http.py reads bounded)
         retry = request.copy()
         retry.headers["Authorization"] = f"Bearer {fresh.access_token}"
         retry._fhir_retried = True  # type: ignore[attr-defined]

@@ -8,7 +8,6 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urljoin
 
@@ -25,6 +24,7 @@ from .errors import (
 from .http import new_session
 from .limits import Limits, PageBound
 from .ratelimit import RateLimit, RateLimitedAdapter
+from .redaction import scrub
 from .retry import (
     TRANSIENT_STATUSES,
     IncompleteBodyError,
@@ -32,7 +32,7 @@ from .retry import (
     RetryPolicy,
     retry_after,
 )
-from .tokens import scrub
+from .searchset import Page, parse_searchset
 from .urls import origin, redact, require_https, show_origin
 
 if TYPE_CHECKING:
@@ -55,17 +55,9 @@ log = logging.getLogger(__name__)
 Params = Mapping[str, Any] | Sequence[tuple[str, Any]]
 
 FHIR_JSON = "application/fhir+json"
+DETAIL_CHARS = 1000  # of a server's OperationOutcome text in an error message
 # Methods retried on a transient failure; a POST (a transaction, an operation) is not.
 IDEMPOTENT = frozenset({"GET", "HEAD", "PUT", "DELETE", "OPTIONS"})
-
-
-@dataclass(frozen=True, slots=True)
-class Page:
-    """One page of a search: the matched resources and where the next page is."""
-
-    resources: list[dict[str, Any]]
-    next_url: str | None
-    total: int | None
 
 
 class ForeignLinkError(PagingError):
@@ -111,7 +103,7 @@ class FhirClient:
         self.limits = limits or Limits()
         self.now = now
         self.profile: ServerProfile | None = None  # set once by settings.build_client
-        self.session = new_session(self.limits.max_redirects)
+        self.session = new_session(self.limits)
         self.session.auth = auth
         self.session.headers.update({"Accept": FHIR_JSON, **(headers or {})})
         self.pool_size = 0
@@ -279,6 +271,8 @@ def decode(response: requests.Response) -> dict[str, Any]:
         issues = tuple(scrub(issue, sent) for issue in outcome_issues(body))
         kind = TransientRequestError if status in TRANSIENT_STATUSES else RequestError
         detail = "; ".join(issues) or scrub(response.reason or "no OperationOutcome", sent)
+        if len(detail) > DETAIL_CHARS:  # the server's text, of any length: all in ``issues``
+            detail = detail[:DETAIL_CHARS] + f"... ({len(issues)} issues in all)"
         error = kind(
             f"{response.request.method} {url} answered HTTP {status}: {detail}",
             status=status,
@@ -296,30 +290,3 @@ def decode(response: requests.Response) -> dict[str, Any]:
             url=url,
         )
     return body
-
-
-def parse_searchset(bundle: Mapping[str, Any], resource_type: str) -> Page:
-    """Split a searchset Bundle into matched resources and the ``next`` link.
-
-    Entries whose ``search.mode`` is ``include`` or ``outcome`` are not matches of this search
-    (FHIR R4 3.1.1.5.2); an outcome's issues are logged as warnings.
-    """
-    if bundle.get("resourceType") != "Bundle":
-        raise ResponseFormatError(
-            f"{resource_type} search answered with {bundle.get('resourceType')!r}, not a Bundle"
-        )
-    resources = []
-    for entry in bundle.get("entry") or ():
-        resource = entry.get("resource")
-        mode = (entry.get("search") or {}).get("mode", "match")
-        if mode == "outcome" or (resource or {}).get("resourceType") == "OperationOutcome":
-            for issue in outcome_issues(resource):
-                log.warning("%s search: server reported %s", resource_type, scrub(issue, ()))
-        elif mode == "match" and resource is not None:
-            resources.append(resource)
-    next_url = next(
-        (link.get("url") for link in bundle.get("link") or () if link.get("relation") == "next"),
-        None,
-    )
-    total = bundle.get("total")
-    return Page(resources, next_url, total if isinstance(total, int) else None)

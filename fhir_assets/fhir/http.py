@@ -15,20 +15,33 @@ before it is sent:
   pre-signed storage URLs) sends no credentials after the first hop at all (Bulk Data IG v2).
 
 A refused hop raises :class:`RedirectError` naming both URLs (without query strings).
+
+A body is read here too, unless the caller streams it (``stream=True``: Bulk Data files, bounded
+by ``download.py``): as it arrives, decompressed, within :class:`~fhir_assets.fhir.limits.Limits`
+(``max_response_bytes``, the compression ratio, the download deadline and throughput floor).
+``requests`` would otherwise hold any body whole in memory, however large a gzip bomb or an
+endless chunked answer makes it, and a body trickled a byte at a time would never end.
 """
 
 from __future__ import annotations
 
+import http.client
+import time
 from typing import Any, Literal
 from urllib.parse import urljoin
 
 import requests
+import urllib3
 
+from .limits import BodyMeter, LimitError, Limits
 from .urls import InsecureUrlError, origin, redact, require_https, show_origin
 
-__all__ = ["MAX_REDIRECTS", "GuardedSession", "RedirectError", "new_session"]
+__all__ = ["MAX_REDIRECTS", "GuardedSession", "RedirectError", "new_session", "read_body"]
 
 MAX_REDIRECTS = 5
+# Decompressed bytes per read (urllib3 2.6+ inflates no more than asked): a gzip bomb is counted
+# as it inflates, never held whole.
+BODY_CHUNK = 1 << 16
 Redirects = Literal["same-origin", "reads", "files"]
 BODY_ARGS = ("data", "json", "files")
 
@@ -47,12 +60,14 @@ class GuardedSession(requests.Session):
     """A ``requests`` session that follows redirects itself, checking every hop (module doc).
 
     Args:
-        max_redirects: hops followed before :class:`RedirectError` (``FHIR_MAX_REDIRECTS``).
+        limits: ``max_redirects`` hops are followed before :class:`RedirectError`
+            (``FHIR_MAX_REDIRECTS``); bodies are read within its bounds (module doc).
     """
 
-    def __init__(self, max_redirects: int = MAX_REDIRECTS) -> None:
+    def __init__(self, limits: Limits | None = None) -> None:
         super().__init__()
-        self.max_redirects = max_redirects
+        self.limits = limits or Limits()
+        self.max_redirects = self.limits.max_redirects
 
     def request(  # type: ignore[override]
         self, method: str, url: str, *args: Any, redirects: Redirects = "same-origin", **kwargs: Any
@@ -62,12 +77,19 @@ class GuardedSession(requests.Session):
         Raises:
             RedirectError: a hop broke the https or the origin rule, or there were too many.
             InsecureUrlError: the first URL breaks the https rule.
+            LimitError: the body broke a bound of :class:`Limits` (module doc).
+            requests.exceptions.ChunkedEncodingError: the body broke off.
+            requests.exceptions.ContentDecodingError: the body could not be decompressed.
         """
         kwargs["allow_redirects"] = False
+        streamed = kwargs.get("stream", False)
+        kwargs["stream"] = True  # bodies are read below, bounded (module doc)
         first = require_https(url, f"{method} target")
         for _hop in range(self.max_redirects + 1):
             response = super().request(method, url, *args, **kwargs)
             if not response.is_redirect:
+                if not streamed:
+                    read_body(response, self.limits)
                 return response
             target = urljoin(url, response.headers["Location"])
             response.close()
@@ -108,6 +130,37 @@ def _check_hop(source: str, target: str, first: str, redirects: Redirects, limit
         )
 
 
-def new_session(max_redirects: int = MAX_REDIRECTS) -> GuardedSession:
+def read_body(response: requests.Response, limits: Limits) -> None:
+    """Read ``response``'s body into ``response.content``, decompressed, within ``limits``.
+
+    ``read1`` returns what has arrived, so the deadline holds against a trickle.
+
+    Raises:
+        LimitError: the body broke a bound (the response is closed).
+        requests.exceptions.ChunkedEncodingError: the body broke off (shorter than its
+            ``Content-Length``, a cut chunked body, a reset connection).
+        requests.exceptions.ContentDecodingError: the body could not be decompressed.
+    """
+    what = f"{response.request.method} {redact(response.url or '')}"
+    meter = BodyMeter(what, limits, time.monotonic())
+    raw, parts = response.raw, []
+    try:
+        while chunk := raw.read1(BODY_CHUNK, decode_content=True):
+            meter.add(len(chunk), raw.tell(), time.monotonic())
+            parts.append(chunk)
+    except LimitError:
+        response.close()
+        raise
+    except urllib3.exceptions.DecodeError as exc:
+        response.close()
+        raise requests.exceptions.ContentDecodingError(f"{what}: {exc}") from exc
+    except (urllib3.exceptions.HTTPError, http.client.HTTPException, OSError) as exc:
+        response.close()
+        raise requests.exceptions.ChunkedEncodingError(f"{what}: {type(exc).__name__}") from exc
+    response._content = b"".join(parts)
+    response._content_consumed = True  # type: ignore[attr-defined]
+
+
+def new_session(limits: Limits | None = None) -> GuardedSession:
     """A new :class:`GuardedSession`: the only way the library makes a ``requests`` session."""
-    return GuardedSession(max_redirects)
+    return GuardedSession(limits)

@@ -26,10 +26,13 @@ class Limits:
         search_deadline_s: seconds one search window may take (``FHIR_SEARCH_DEADLINE_S``).
         max_file_bytes: decompressed bytes per downloaded file (``FHIR_MAX_FILE_BYTES``).
         max_compression_ratio: decompressed bytes per byte received, once past
-            ``RATIO_GRACE_BYTES`` (``FHIR_MAX_COMPRESSION_RATIO``).
-        download_deadline_s: seconds one file download may take (``FHIR_DOWNLOAD_DEADLINE_S``).
-        min_download_bytes_per_s: the slowest average a download may keep after
-            ``THROUGHPUT_GRACE_S`` (``FHIR_MIN_DOWNLOAD_BYTES_PER_S``).
+            ``RATIO_GRACE_BYTES``, of a file or a JSON answer (``FHIR_MAX_COMPRESSION_RATIO``).
+        download_deadline_s: seconds one file download, or the body of one JSON answer, may
+            take (``FHIR_DOWNLOAD_DEADLINE_S``).
+        min_download_bytes_per_s: the slowest average a download or a JSON answer's body may
+            keep after ``THROUGHPUT_GRACE_S`` (``FHIR_MIN_DOWNLOAD_BYTES_PER_S``).
+        max_response_bytes: decompressed bytes of one JSON answer (a search page, a read, an
+            export status, a token answer), which is held in memory (``FHIR_MAX_RESPONSE_BYTES``).
     """
 
     max_redirects: int = 5
@@ -39,6 +42,7 @@ class Limits:
     max_compression_ratio: float = 200.0
     download_deadline_s: float = 6 * 3600.0
     min_download_bytes_per_s: float = 1024.0
+    max_response_bytes: int = 1024**3
 
 
 # Ratio and throughput are judged only after this much, so small files and slow starts pass.
@@ -63,7 +67,8 @@ class PageBound:
     def check(self, page: Any) -> None:
         """Count ``page``; raise PagingError if it breaks a bound."""
         self.pages += 1
-        if self.pages == 1 and page.total is not None:
+        # a total below the first page's own matches is no count (some servers send 0)
+        if self.pages == 1 and page.total is not None and page.total >= len(page.resources):
             per_page = max(len(page.resources), 1)
             needed = math.ceil(page.total / per_page) if page.resources else page.total
             self.allowed = min(self.allowed, 2 * needed + PAGE_SLACK)
@@ -121,9 +126,14 @@ class ByteMeter:
         offset: bytes already on disk (a resumed download).
     """
 
+    # the size bound and its setting, and what happens to the bytes read when time runs out
+    size_setting = "FHIR_MAX_FILE_BYTES"
+    kept = "; the bytes so far are kept, a rerun resumes"
+
     def __init__(self, what: str, limits: Limits, started: float, offset: int = 0) -> None:
         self.what, self.limits, self.started, self.offset = what, limits, started, offset
         self.decoded = 0
+        self.max_bytes = limits.max_file_bytes
 
     def add(self, decoded: int, wire: int, now: float) -> None:
         """Count ``decoded`` more bytes (``wire``: bytes received in all, compressed).
@@ -133,10 +143,10 @@ class ByteMeter:
         """
         self.decoded += decoded
         limits = self.limits
-        if self.offset + self.decoded > limits.max_file_bytes:
+        if self.offset + self.decoded > self.max_bytes:
             raise LimitError(
-                f"{self.what}: more than {limits.max_file_bytes} bytes once decompressed "
-                f"(FHIR_MAX_FILE_BYTES); refusing the rest",
+                f"{self.what}: more than {self.max_bytes} bytes once decompressed "
+                f"({self.size_setting}); refusing the rest",
                 resumable=False,
             )
         if self.decoded > RATIO_GRACE_BYTES and self.decoded > wire * limits.max_compression_ratio:
@@ -154,14 +164,25 @@ class ByteMeter:
         if elapsed > self.limits.download_deadline_s:
             raise LimitError(
                 f"{self.what}: not complete after {self.limits.download_deadline_s:g}s "
-                f"(FHIR_DOWNLOAD_DEADLINE_S); the bytes so far are kept, a rerun resumes",
+                f"(FHIR_DOWNLOAD_DEADLINE_S){self.kept}",
                 resumable=True,
             )
         floor = self.limits.min_download_bytes_per_s
         if elapsed > THROUGHPUT_GRACE_S and wire < floor * elapsed:
             raise LimitError(
                 f"{self.what}: {wire} bytes in {elapsed:.0f}s, slower than "
-                f"FHIR_MIN_DOWNLOAD_BYTES_PER_S={floor:g}; the bytes so far are kept, a rerun "
-                f"resumes",
+                f"FHIR_MIN_DOWNLOAD_BYTES_PER_S={floor:g}{self.kept}",
                 resumable=True,
             )
+
+
+class BodyMeter(ByteMeter):
+    """The bounds of one JSON answer's body, read into memory (:mod:`fhir_assets.fhir.http`):
+    ``max_response_bytes``, and the ratio, deadline and throughput of a download."""
+
+    size_setting = "FHIR_MAX_RESPONSE_BYTES"
+    kept = ""
+
+    def __init__(self, what: str, limits: Limits, started: float) -> None:
+        super().__init__(what, limits, started)
+        self.max_bytes = limits.max_response_bytes

@@ -19,17 +19,11 @@ from authlib.integrations.requests_client.oauth2_session import OAuth2ClientAuth
 from .errors import AuthError, ConfigurationError
 from .http import new_session
 from .pkce import LoopbackReceiver, Pkce, authorize_url
+from .redaction import client_secrets
 from .retry import RetryPolicy
 from .smart import SmartConfiguration
 from .token_store import TokenStore
-from .tokens import (
-    Token,
-    TokenRequestError,
-    TokenSource,
-    client_secrets,
-    fetch_token,
-    request_token,
-)
+from .tokens import Token, TokenRequestError, TokenSource, fetch_token, request_token
 from .urls import require_https
 
 log = logging.getLogger(__name__)
@@ -57,7 +51,7 @@ class CodeClient:
         return OAuth2ClientAuth(self.client_id, self.client_secret, "client_secret_basic")
 
     def secrets(self) -> list[str]:
-        """The secret values an echoed error must never show (see ``tokens.client_secrets``)."""
+        """The secret values an echoed error must never show (see ``redaction.client_secrets``)."""
         return client_secrets(self.client_id, self.client_secret)
 
 

@@ -16,6 +16,10 @@ from typing import Any
 import orjson
 
 CHUNK_BYTES = 1 << 20
+# The default of FHIR_MAX_LINE_BYTES (the landing's bound): a longer line is not held whole.
+MAX_LINE_BYTES = 64 * 1024**2
+HEAD_BYTES = 1024
+BOM = b"\xef\xbb\xbf"  # a UTF-8 byte order mark, which some servers and tools write first
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,24 +58,75 @@ class Tombstone:
     line: int
 
 
-def lines(path: Path, *, chunk_bytes: int = CHUNK_BYTES) -> Iterator[tuple[int, bytes]]:
+def lines(
+    path: Path, *, chunk_bytes: int = CHUNK_BYTES, max_line_bytes: int = MAX_LINE_BYTES
+) -> Iterator[tuple[int, bytes | LongLine]]:
     """Yield ``(line number, line)`` for each non-blank line, reading ``chunk_bytes`` at a time.
 
     Line numbers count every line, blank ones included, so they match an editor's. A last line
-    without a newline is still yielded.
+    without a newline is still yielded, and a UTF-8 byte order mark that starts the file is
+    skipped (as ``fhir-assets land`` skips it: no part of the JSON). A line longer than
+    ``max_line_bytes`` is never held whole: it comes as a :class:`LongLine` (its first KiB), so
+    a file of one endless line costs neither memory nor time beyond a read.
     """
     number = 0
-    carry = b""
+    held = _Held(max_line_bytes)
     with path.open("rb") as stream:
+        if stream.read(len(BOM)) != BOM:
+            stream.seek(0)
         while chunk := stream.read(chunk_bytes):
-            parts = (carry + chunk).split(b"\n")
-            carry = parts.pop()
-            for part in parts:
+            parts = chunk.split(b"\n")
+            tail = parts.pop()
+            for index, part in enumerate(parts):
                 number += 1
-                if part.strip():
-                    yield number, part.rstrip(b"\r")
-    if carry.strip():
-        yield number + 1, carry.rstrip(b"\r")
+                # only the first part continues a held line; the others are whole in this chunk
+                line = held.end(part) if index == 0 else _whole(part, max_line_bytes)
+                if isinstance(line, LongLine) or line.strip():
+                    yield number, line
+            held.add(tail)
+    last = held.end(b"")
+    if isinstance(last, LongLine) or last.strip():
+        yield number + 1, last
+
+
+@dataclass(frozen=True, slots=True)
+class LongLine:
+    """A line longer than :func:`lines`' ``max_line_bytes``: its size and first ``HEAD_BYTES``."""
+
+    size: int
+    head: bytes
+
+
+class _Held:
+    """The line under way across chunks: its pieces while it fits ``limit``, then its head."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.pieces: list[bytes] = []
+        self.size = 0
+        self.long = False
+
+    def add(self, piece: bytes) -> None:
+        self.size += len(piece)
+        if self.size <= self.limit:
+            self.pieces.append(piece)
+        elif not self.long:  # past the limit: keep the head only, from now on count
+            self.long = True
+            self.pieces = [b"".join([*self.pieces, piece[:HEAD_BYTES]])[:HEAD_BYTES]]
+        elif len(self.pieces[0]) < HEAD_BYTES:
+            self.pieces[0] = (self.pieces[0] + piece[:HEAD_BYTES])[:HEAD_BYTES]
+
+    def end(self, piece: bytes) -> bytes | LongLine:
+        """The line that ``piece`` ends (the held pieces and ``piece``), and start a new one."""
+        self.add(piece)
+        joined = b"".join(self.pieces)
+        line = LongLine(self.size, joined) if self.long else joined.rstrip(b"\r")
+        self.pieces, self.size, self.long = [], 0, False
+        return line
+
+
+def _whole(part: bytes, limit: int) -> bytes | LongLine:
+    return part.rstrip(b"\r") if len(part) <= limit else LongLine(len(part), part[:HEAD_BYTES])
 
 
 def parse(
@@ -85,6 +140,10 @@ def parse(
         require_id: whether a line without ``id`` is bad (resources yes; OperationOutcomes no).
     """
     for number, raw in lines(path):
+        if isinstance(raw, LongLine):
+            reason = f"a line of {raw.size} bytes, longer than {MAX_LINE_BYTES} (not read whole)"
+            yield BadLine(path, number, reason, raw.head)
+            continue
         try:
             resource = orjson.loads(raw)
         except orjson.JSONDecodeError as exc:

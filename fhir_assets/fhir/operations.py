@@ -20,7 +20,7 @@ import orjson
 
 from .client import FHIR_JSON, FhirClient, redact
 from .errors import FhirError, PagingError, RequestError, ResponseFormatError, outcome_issues
-from .tokens import scrub
+from .redaction import scrub
 
 log = logging.getLogger(__name__)
 
@@ -76,7 +76,12 @@ def everything_pages(
         params.append(("_type", ",".join(types)))
     deadline = limits.clock() + limits.deadline_s
     try:
-        bundle = client.get(f"Patient/{quote(patient_id, safe='')}/$everything", params or None)
+        # an operation's answer is the server's data: never from a redirect to another origin
+        bundle = client.get(
+            f"Patient/{quote(patient_id, safe='')}/$everything",
+            params or None,
+            redirects="same-origin",
+        )
     except RequestError as exc:
         raise unsupported_or_same(exc, "Patient/$everything") from exc
     seen: set[str] = set()
@@ -95,7 +100,7 @@ def everything_pages(
                 "raise FHIR_OPERATION_DEADLINE_S"
             )
         seen.add(next_url)
-        bundle = client.get(client._own_link(what, next_url))  # same-origin links only
+        bundle = client.get(client._own_link(what, next_url), redirects="same-origin")
     raise PagingError(f"{what}: more than {limits.max_pages} pages; raise FHIR_OPERATION_MAX_PAGES")
 
 

@@ -139,7 +139,7 @@ def retry_after(headers: Mapping[str, str], now: Callable[[], float] = time.time
     10.2.3, measured against the server's ``Date`` when it sends one); ``None`` without a
     readable header (then the policy's backoff applies). Callers cap it."""
     value = (headers.get("Retry-After") or "").strip()
-    if value.isdigit():
+    if value.isascii() and value.isdigit():  # str.isdigit() also takes "²", which float() refuses
         return float(value)
     if not value:
         return None

@@ -4,20 +4,19 @@ token-endpoint request every grant shares (RFC 6749 section 5).
 
 from __future__ import annotations
 
-import base64
-import json
 import logging
+import math
 import re
 import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import quote, quote_plus
 
 import requests
 
 from .errors import AuthError
+from .redaction import scrub as scrub  # re-exported: callers and tests import it from here
 from .retry import TRANSIENT_STATUSES, RetryPolicy, retry_after
 from .urls import InsecureUrlError, redact, require_https
 
@@ -35,11 +34,8 @@ SECRET_FIELDS = frozenset(
 
 # Only this much of the server's error/error_description reaches a message (after scrubbing).
 DETAIL_CHARS = 300
-REDACTED = "[redacted]"
-# Shapes of credentials whatever their value: a JWT (three base64url parts, the first one a JSON
-# object: "eyJ"), and the value of an Authorization header (Basic, Bearer).
-JWT_SHAPE = re.compile(r"eyJ[A-Za-z0-9_\-]+\.[A-Za-z0-9_\-]+\.[A-Za-z0-9_\-]*")
-AUTH_HEADER = re.compile(r"(?i)\b(basic|bearer)(\s+|%20|\+)[A-Za-z0-9+/=._~%\-]+")
+# RFC 6749 A.12: an access token is 1*VSCHAR
+VSCHARS = re.compile(r"[\x20-\x7e]+")
 
 INVALID_CLIENT_CAUSES = (
     "the public key (JWKS) is not registered for this client, or its JWKS URL is not published",
@@ -185,6 +181,12 @@ def request_token(
         body = None
     if response.status_code == 200 and isinstance(body, dict) and "access_token" in body:
         return _parse_token(body, token_url, now(), form.get("scope", ""))
+    if response.status_code == 200 and isinstance(body, dict) and "error" not in body:
+        raise TokenRequestError(
+            f"token endpoint {redact(token_url)} answered HTTP 200 with JSON that holds no "
+            f"access_token (nor an OAuth error): check FHIR_TOKEN_URL",
+            status=200,
+        )
     error = str(body.get("error", "")) if isinstance(body, dict) else ""
     description = str(body.get("error_description", "")) if isinstance(body, dict) else ""
     kind = response.headers.get("Content-Type", "no content type").split(";")[0]
@@ -209,50 +211,31 @@ def request_token(
 
 
 def _parse_token(body: dict[str, Any], token_url: str, now: float, asked: str) -> Token:
-    try:
+    access = body["access_token"]
+    # RFC 6749 A.12: 1*VSCHAR. Anything else (null, a number, a control character that would
+    # end the header, where http.client's error would quote it) is no usable token.
+    if not isinstance(access, str) or not access or not VSCHARS.fullmatch(access):
+        raise TokenRequestError(
+            f"token endpoint {redact(token_url)} answered HTTP 200 with an unusable access_token "
+            f"(a {type(access).__name__}, not a non-empty string of printable ASCII)",
+            status=200,
+        )
+    try:  # expires_in may come as a string ("3600"), or be missing, 0, negative, NaN, inf
         expires_in = float(body.get("expires_in") or DEFAULT_LIFETIME_S)
     except (TypeError, ValueError):
         expires_in = DEFAULT_LIFETIME_S
+    if not math.isfinite(expires_in) or expires_in <= 0:
+        expires_in = DEFAULT_LIFETIME_S  # a token due at once would be fetched per request
     log.info("obtained an access token from %s, valid %ss", redact(token_url), int(expires_in))
     refresh = body.get("refresh_token")
     return Token(
-        access_token=str(body["access_token"]),
+        access_token=access,
         expires_at=now + expires_in,
         # RFC 6749 5.1: scope may be omitted when it is what was asked for
         scope=str(body.get("scope") or asked),
         refresh_token=str(refresh) if refresh else None,
         issued_at=now,
     )
-
-
-def encodings(secret: str) -> set[str]:
-    """The forms in which ``secret`` can come back: raw, URL-encoded (form or path style, either
-    hex case), JSON-escaped, and base64 (standard or URL-safe, padded or not; Basic carries
-    ``base64(id:secret)``, so pass ``id:secret`` too)."""
-    forms = {secret, quote_plus(secret), quote(secret, safe=""), json.dumps(secret)[1:-1]}
-    forms |= {re.sub(r"%[0-9A-F]{2}", lambda m: m.group().lower(), f) for f in set(forms)}
-    raw = secret.encode()
-    for coded in (base64.b64encode(raw), base64.urlsafe_b64encode(raw)):
-        forms |= {coded.decode(), coded.decode().rstrip("=")}
-    return {f for f in forms if f}
-
-
-def client_secrets(client_id: str, secret: str | None) -> list[str]:
-    """What of a client secret may come back: the secret, and the ``id:secret`` pairs that Basic
-    carries base64-encoded (as authlib sends it, and form-encoded first per RFC 6749 2.3.1)."""
-    if not secret:
-        return []
-    return [secret, f"{client_id}:{secret}", f"{quote_plus(client_id)}:{quote_plus(secret)}"]
-
-
-def scrub(text: str, secrets: Iterable[str]) -> str:
-    """``text`` with every encoding of every secret, every JWT-shaped string and every
-    Authorization header value replaced by ``[redacted]``. Scrub before cutting text short."""
-    forms = sorted({f for s in secrets if s for f in encodings(s)}, key=len, reverse=True)
-    for form in forms:
-        text = text.replace(form, REDACTED)
-    text = JWT_SHAPE.sub(REDACTED, text)
-    return AUTH_HEADER.sub(lambda m: f"{m.group(1)} {REDACTED}", text)
 
 
 def fetch_token(

@@ -147,7 +147,8 @@ def block_batch(block: Block, resource_type: str) -> Batch:
         text = line_array(data, parts)
         text.validate(full=True)  # UTF-8, also of the strings msgspec skipped
         keep, bad = None, []
-    except (msgspec.DecodeError, pa.ArrowInvalid, RecursionError):
+    except (msgspec.DecodeError, pa.ArrowInvalid, RecursionError, UnicodeDecodeError):
+        # msgspec raises UnicodeDecodeError for bad UTF-8 inside a string it reads (an id)
         fields = Fields()
         keep, bad = sort_lines(parts, block, resource_type, fields)
         text = line_array(data, parts).filter(bool_array(keep))

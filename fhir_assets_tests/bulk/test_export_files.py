@@ -90,3 +90,24 @@ def test_gzip_data_truncated_every_time_names_the_file_and_leaves_nothing_half_d
     with pytest.raises(ExportError, match=r"p\.ndjson\.gz failed 3 times.*00000\.Patient\.ndjson"):
         run_export(bulk_client(server, attempts=2), ExportRequest(), tmp_path)
     assert not [p for p in (tmp_path / "output").rglob("*") if p.is_file()]
+
+
+def test_odd_but_valid_line_ends_are_no_bad_lines(server: BulkServer, tmp_path: Path) -> None:
+    # a UTF-8 BOM first (some .NET/Windows writers), CRLF, blank lines, no final newline:
+    # every resource counts, none is reported bad (landing skips the BOM too)
+    lines = patients(3).split(b"\n")
+    body = b"\xef\xbb\xbf" + lines[0] + b"\r\n" + lines[1] + b"\r\n\r\n" + lines[2]
+    server.files["p.ndjson"] = body
+    server.status = [Reply(200, server.manifest([("Patient", "p.ndjson", 3)]))]
+    result = run_export(bulk_client(server), ExportRequest(), tmp_path)
+    assert result.counts() == {"Patient": 3}
+    assert result.bad_lines() == []
+
+
+def test_a_non_utf8_line_is_reported_with_its_number(server: BulkServer, tmp_path: Path) -> None:
+    body = patients(1) + b'{"resourceType":"Patient","id":"\xff\xfe"}\n' + patients(1)
+    server.files["p.ndjson"] = body
+    server.status = [Reply(200, server.manifest([("Patient", "p.ndjson", 3)]))]
+    result = run_export(bulk_client(server), ExportRequest(), tmp_path)
+    ((_name, line, reason),) = result.bad_lines()
+    assert (line, reason.split(" (")[0]) == (2, "not JSON")

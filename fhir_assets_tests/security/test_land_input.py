@@ -108,3 +108,20 @@ def test_a_bom_is_skipped(tmp_path: Path, name: str) -> None:
     with duckdb.connect(str(tmp_path / "w.duckdb"), read_only=True) as con:
         assert con.execute("SELECT count(*) FROM fhir_raw.patient").fetchone() == (2,)
         assert con.execute("SELECT count(*) FROM fhir_raw._quarantine").fetchone() == (0,)
+
+
+def test_odd_line_ends_land_and_a_non_utf8_line_is_quarantined_by_number(tmp_path: Path) -> None:
+    # BOM, CRLF, a blank line, a line of invalid UTF-8 and a last line without a newline: the
+    # good lines land, the bad one is quarantined with its line number (main crashed whole)
+    folder = tmp_path / "in"
+    folder.mkdir()
+    bad = b'{"resourceType":"Patient","id":"c\xff\xfe","meta":{"versionId":"1"}}\n'
+    body = b"\xef\xbb\xbf" + line("Patient", "a").replace(b"\n", b"\r\n") + bad + b"\r\n"
+    (folder / "Patient.ndjson").write_bytes(body + line("Patient", "d").rstrip(b"\n"))
+    code, _, err = land(folder, tmp_path / "w.duckdb")
+    assert code == 0, err
+    with duckdb.connect(str(tmp_path / "w.duckdb"), read_only=True) as con:
+        ids = con.execute("SELECT id FROM fhir_raw.patient ORDER BY id").fetchall()
+        quarantined = con.execute("SELECT line, error FROM fhir_raw._quarantine").fetchall()
+    assert ids == [("a",), ("d",)]
+    assert [(n, why.split(" (")[0]) for n, why in quarantined] == [(2, "not JSON: not UTF-8")]

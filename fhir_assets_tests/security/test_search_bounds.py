@@ -96,3 +96,41 @@ def test_search_with_a_drifting_total_still_lands_everything() -> None:
         with FhirClient(base, retry=NO_RETRY) as client:
             found = [r["id"] for r in client.search("Patient")]
     assert found == ["a", "b", "c", "d", "e"]
+
+
+@pytest.mark.parametrize("total", [-1, 0, True, 2.5])
+def test_a_total_that_is_no_count_does_not_cut_a_search_short(total: Any) -> None:
+    # valid paging under a Bundle.total that is no count ("unknown" -1, 0 beside matches): the
+    # search is bounded by FHIR_MAX_PAGES_PER_SEARCH and repeats instead, and lands whole
+    pages = itertools.count()
+    box: dict[str, str] = {}
+
+    def script(method: str, path: str) -> Reply:
+        n = next(pages)
+        body = page(box["base"], [f"p{n}"], n, None) | {"total": total}
+        return Reply(body=body if n < 9 else body | {"link": []})
+
+    with scripted_server(script) as (base, _seen):
+        box["base"] = base
+        with FhirClient(base, retry=NO_RETRY) as client:
+            assert len(list(client.search("Patient"))) == 10
+
+
+def test_next_links_cycling_between_two_urls_stop_even_with_fresh_resources() -> None:
+    # A -> B -> A -> ... with new ids on every page: the repeated link stops it (passes on main;
+    # no other test cycles two links while the ids change)
+    pages = itertools.count()
+    box: dict[str, str] = {}
+
+    def script(method: str, path: str) -> Reply:
+        n = next(pages)
+        url = box["base"] + ("/Patient?b" if n % 2 else "/Patient?a")
+        body = page(box["base"], [f"p{n}"], n, None)
+        return Reply(body=body | {"link": [{"relation": "next", "url": url}]})
+
+    with scripted_server(script) as (base, seen):
+        box["base"] = base
+        with FhirClient(base, retry=NO_RETRY) as client:
+            with pytest.raises(PagingError, match="repeated a next link"):
+                list(client.search("Patient"))
+    assert len(seen) <= 3

@@ -25,8 +25,10 @@ import urllib3
 from .. import ndjson
 from ..client import decode, redact
 from ..errors import RequestError, TransientRequestError
-from ..limits import ByteMeter, LimitError
+from ..http import read_body
+from ..limits import ByteMeter, LimitError, Limits
 from ..retry import TRANSIENT_STATUSES, BusyError
+from ..urls import origin, show_origin
 from .export import BulkClient
 from .manifest import ExportError, ExportGoneError, OutputFile
 from .state import ExportState, FileDone, inside, local_name
@@ -80,8 +82,23 @@ def fetch(bulk: BulkClient, file: OutputFile, target: Path, *, with_token: bool)
     except RequestError as exc:
         error = ExportGoneError if exc.status in (404, 410) else ExportError
         raise error(
-            f"download of {file.type} file {redact(file.url)} refused: {exc}", issues=exc.issues
+            f"download of {file.type} file {redact(file.url)} refused: {exc}"
+            f"{_elsewhere(bulk, file) if exc.status in (401, 403) and with_token else ''}",
+            issues=exc.issues,
         ) from exc
+
+
+def _elsewhere(bulk: BulkClient, file: OutputFile) -> str:
+    """Why a file that wants the token did not get it: it is on another origin (``""`` if not).
+    The manifest's ``requiresAccessToken`` cannot send the token off the server's origin."""
+    if origin(file.url) == origin(bulk.client.base_url):
+        return ""
+    return (
+        f" -- the manifest says requiresAccessToken, but the file is on {show_origin(file.url)}, "
+        f"not the FHIR server's origin {show_origin(bulk.client.base_url)}: the access token is "
+        f"sent only to the server's origin, so files elsewhere must be readable without it "
+        f"(pre-signed URLs). Ask the server's operator to serve them so."
+    )
 
 
 def _finish(bulk: BulkClient, part: Path, target: Path) -> None:
@@ -141,8 +158,8 @@ def _transfer(bulk: BulkClient, url: str, part: Path, *, with_token: bool) -> No
         if status in TRANSIENT_STATUSES:
             wait = bulk.wait_for(response)
             raise BusyError(f"{redact(url)} answered HTTP {status}", url=redact(url), wait_s=wait)
-        if status >= 300:
-            decode(response)  # raises RequestError with the OperationOutcome
+        if status >= 300:  # the streamed refusal's body is read bounded, as any JSON answer
+            _refused(response, bulk.client.limits, url)
         resumed = status == 206 and response.headers.get("Content-Range", "").startswith(
             f"bytes {offset}-"
         )
@@ -150,6 +167,19 @@ def _transfer(bulk: BulkClient, url: str, part: Path, *, with_token: bool) -> No
                           offset if resumed else 0)  # fmt: skip
         with part.open("ab" if resumed else "wb") as out:
             _stream(bulk, response, out, meter)
+
+
+def _refused(response: requests.Response, limits: Limits, url: str) -> None:
+    """Raise the :class:`RequestError` of a refused download (with its OperationOutcome)."""
+    try:
+        read_body(response, limits)
+    except (LimitError, requests.RequestException) as exc:
+        raise RequestError(
+            f"GET {redact(url)} answered HTTP {response.status_code} ({exc})",
+            status=response.status_code,
+            url=redact(url),
+        ) from exc
+    decode(response)
 
 
 def _stream(bulk: BulkClient, response: requests.Response, out: BinaryIO, meter: ByteMeter) -> None:

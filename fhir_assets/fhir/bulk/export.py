@@ -41,6 +41,7 @@ from .options import BulkOptions
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+PROGRESS_CHARS = 120
 
 
 @dataclass(frozen=True, slots=True)
@@ -175,7 +176,8 @@ class BulkClient:
             return Pending(None, self.options.default_wait_s, None)
         status = response.status_code
         if status == 202:
-            progress = response.headers.get("X-Progress")
+            # free text from the server (IG v2): cut, it reaches messages and progress displays
+            progress = (response.headers.get("X-Progress") or "")[:PROGRESS_CHARS] or None
             return Pending(progress, self.wait_for(response), status)
         if status == 200:
             return self._manifest(response)
@@ -318,11 +320,17 @@ class BulkClient:
         body = decode(response)
         manifest = Manifest.from_json(body)
         seen: set[str] = set()
+        limit = self.client.limits.max_pages
         while (link := next_link(body)) is not None:
             # manifest pages come from the FHIR server itself, never from elsewhere
             url = require_same_origin(urljoin(response.url, link), response.url, "manifest link")
             if url in seen:
                 raise ResponseFormatError(f"manifest paging repeated {redact(url)}")
+            if len(seen) >= limit:  # fresh links forever: bounded like a search's pages
+                raise ResponseFormatError(
+                    f"the export manifest at {redact(response.url)} has more than {limit} pages "
+                    f"(FHIR_MAX_PAGES_PER_SEARCH); the server keeps sending next links, stopping"
+                )
             seen.add(url)
             body = self._get_json(url)
             manifest = manifest.with_files(Manifest.from_json(body).files)
