@@ -3,9 +3,9 @@
 Two ways to land, chosen when a landing opens (``DuckDBLanding``):
     * **append**, when the raw table holds no row of this server yet (a first sync, a bulk
       backfill, ``fhir-assets land`` into a new file): one statement per batch parses the JSON
-      lines, checks them and INSERTs them (``sql.checked_lines`` + ``sql.append_raw``); ids that
-      came more than once are reduced to the newest at the end. The whole landing is one
-      transaction: it lands completely or not at all.
+      lines, checks them and INSERTs them (``duckdb_sql.checked_lines`` +
+      ``duckdb_sql.append_raw``); ids that came more than once are reduced to the newest at the
+      end. The whole landing is one transaction: it lands completely or not at all.
     * **merge**, otherwise: each batch is checked, then MERGEd under the current-state rule; the
       merges are committed in groups.
 
@@ -32,7 +32,7 @@ import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from . import sql
+from . import duckdb_sql, merge_sql, sql
 from .duckdb_file import out_of_memory
 from .errors import WarehouseMemoryError
 from .layout import RAW_SCHEMA
@@ -107,7 +107,9 @@ class DuckDBWarehouse:
         self.connection.execute(sql.create_quarantine_table(self.dialect))
         if history:
             self.connection.execute(sql.create_raw_table(self.dialect, sql.history_table(table)))
-        append = not history and not self.fetch(sql.holds_server(table, provenance.source_server))
+        append = not history and not self.fetch(
+            duckdb_sql.holds_server(table, provenance.source_server)
+        )
         [(threads, threshold)] = self.fetch(
             "SELECT current_setting('threads'), current_setting('checkpoint_threshold')"
         )
@@ -147,7 +149,7 @@ class DuckDBLanding:
     they replace deleted, the new ones inserted); every ``GROUPS_PER_COMMIT`` groups it commits.
     A JSON line's text is not copied into the staging table: the table says where the line is
     (``batch``, ``n``), the line's Arrow batch is held (``held``) and only the changed lines are
-    read from it (``sql.insert_changed_lines``): copying 300 MB of text into the table cost
+    read from it (``duckdb_sql.insert_changed_lines``): copying 300 MB of text into the table cost
     ~0.15 s of CPU, and lines that change nothing are not read again. With ``history`` the text
     is staged (the history table takes every staged version). Why groups: each application
     joins the staged rows with the whole raw table, and DuckDB writes a committed change to its
@@ -181,13 +183,15 @@ class DuckDBLanding:
         """Land (append) or stage (merge) the JSON lines (``batches.LINES_SCHEMA``) that pass
         the fast checks; return the positions (``n``) of those that do not."""
         p, view = self.provenance, f"_fhir_lines_{next(_names)}"
-        checked = sql.checked_lines(view, resource_type)
+        checked = duckdb_sql.checked_lines(view, resource_type)
         with self.transaction():
             if self.append:
-                insert = sql.append_raw(self.table, checked, p.source_server, p.sync_id, p.at)
+                insert = duckdb_sql.append_raw(
+                    self.table, checked, p.source_server, p.sync_id, p.at
+                )
             else:  # the text stays in ``lines`` until applied (history reads it staged)
                 batch = None if self.history else next(_names)
-                insert = sql.stage_ok(self.staging_table(), checked, batch)
+                insert = duckdb_sql.stage_ok(self.staging_table(), checked, batch)
             [(inserted,)] = self.run(lines, view, insert)
             if self.append:
                 self.outcome += Outcome(inserted=inserted)
@@ -230,7 +234,7 @@ class DuckDBLanding:
         if self.staging is None:
             self.staging = f"_fhir_staged_{next(_names)}"
             self.connection.execute(
-                f"CREATE TEMP TABLE {sql.identifier(self.staging)} ({sql.STAGE_JSON_DDL})"
+                f"CREATE TEMP TABLE {sql.identifier(self.staging)} ({duckdb_sql.STAGE_JSON_DDL})"
             )
         return self.staging
 
@@ -305,7 +309,7 @@ class DuckDBLanding:
     def quarantine(self, rows: pa.Table) -> None:
         """Add quarantine rows (``batches.QUARANTINE_SCHEMA``) that are not there yet."""
         name, p = f"_fhir_quarantine_{next(_names)}", self.provenance
-        merge = sql.merge_quarantine(self.dialect, name, p.source_server, p.sync_id, p.at)
+        merge = merge_sql.merge_quarantine(self.dialect, name, p.source_server, p.sync_id, p.at)
         with self.transaction():
             self.run(rows, name, merge)
 
@@ -324,9 +328,11 @@ class DuckDBLanding:
 
     def _deduplicate(self) -> None:
         server = self.provenance.source_server
-        [(repeated,)] = self.connection.execute(sql.duplicates(self.table, server)).fetchall()
+        [(repeated,)] = self.connection.execute(
+            duckdb_sql.duplicates(self.table, server)
+        ).fetchall()
         if repeated:
-            self.connection.execute(sql.delete_older_duplicates(self.table, server))
+            self.connection.execute(duckdb_sql.delete_older_duplicates(self.table, server))
             self.outcome += Outcome(inserted=-repeated)
         if self.tombstones:
             self.outcome += self._merge(self.tombstones, tombstones=True)
@@ -336,14 +342,15 @@ class DuckDBLanding:
         p, name = self.provenance, f"_fhir_batch_{next(_names)}"
         gone = pc.any(rows.column("deleted")).as_py()
         staged = f"SELECT *, NOT deleted AS ok FROM {sql.identifier(name)}"
-        insert = sql.append_raw(self.table, staged, p.source_server, p.sync_id, p.at)
+        insert = duckdb_sql.append_raw(self.table, staged, p.source_server, p.sync_id, p.at)
         [(inserted,)] = self.run(rows, name, insert)
         self.outcome += Outcome(inserted=inserted)
         if gone:
             if self.tombstones is None:
                 self.tombstones = f"_fhir_tombstones_{next(_names)}"
                 self.connection.execute(
-                    f"CREATE TEMP TABLE {sql.identifier(self.tombstones)} ({sql.STAGE_JSON_DDL})"
+                    f"CREATE TEMP TABLE {sql.identifier(self.tombstones)} "
+                    f"({duckdb_sql.STAGE_JSON_DDL})"
                 )
             self.run(
                 rows,
@@ -361,10 +368,10 @@ class DuckDBLanding:
             self.outcome += self._merge(self.staging, tombstones=tombstones)
         if self.history:
             p = self.provenance
-            versions = sql.staged_versions(
+            versions = merge_sql.staged_versions(
                 self.dialect, self.staging, p.source_server, p.sync_id, p.at
             )
-            self.connection.execute(sql.merge_history(self.table, versions))
+            self.connection.execute(merge_sql.merge_history(self.table, versions))
         self.connection.execute(f"DELETE FROM {sql.identifier(self.staging)}")
         self.staged_tombstones, self.uncommitted, self.uncommitted_bytes = False, 0, 0
         self.held.clear()
@@ -373,13 +380,13 @@ class DuckDBLanding:
     def _merge(self, source: str, *, tombstones: bool) -> Outcome:
         """Apply the rows staged in the table ``source`` (resources or tombstones) under the
         current-state rule, set-based: the rows that change the table are chosen once
-        (``sql.changed_rows``: the decision of ``sql.merge_raw``), the rows they replace are
-        deleted and they are inserted. Not MERGE: DuckDB keeps an UPDATE's new values in
+        (``duckdb_sql.changed_rows``: the decision of ``merge_sql.merge_raw``), the rows they
+        replace are deleted and they are inserted. Not MERGE: DuckDB keeps an UPDATE's new values in
         memory and rewrites the row groups it touched at each checkpoint, where deleted rows
         are only marked and inserted ones appended (bench/landing.py ``land-changed``)."""
         p, changed = self.provenance, f"_fhir_changed_{next(_names)}"
-        [(repeated,)] = self.fetch(sql.repeated_ids(source, tombstones=tombstones))
-        staged = sql.newest_staged(
+        [(repeated,)] = self.fetch(duckdb_sql.repeated_ids(source, tombstones=tombstones))
+        staged = merge_sql.newest_staged(
             self.dialect,
             source,
             p.source_server,
@@ -389,19 +396,19 @@ class DuckDBLanding:
             row=True,
             unique=not repeated,
         )
-        self.connection.execute(sql.changed_rows(self.table, staged, changed))
+        self.connection.execute(duckdb_sql.changed_rows(self.table, staged, changed))
         # (a failed statement rolls the transaction back, the temporary table with it)
-        [counts] = self.fetch(sql.count_changed(changed))
+        [counts] = self.fetch(duckdb_sql.count_changed(changed))
         if counts != (0, 0, 0):
             if counts[1] or counts[2]:
-                self.connection.execute(sql.delete_replaced(self.table, changed))
-            insert = sql.insert_changed(
+                self.connection.execute(duckdb_sql.delete_replaced(self.table, changed))
+            insert = duckdb_sql.insert_changed(
                 self.table, source, changed, p.source_server, p.sync_id, p.at
             )
             self.connection.execute(insert)
-            for (batch,) in self.fetch(sql.changed_batches(changed)):
+            for (batch,) in self.fetch(duckdb_sql.changed_batches(changed)):
                 name = f"_fhir_lines_{next(_names)}"
-                insert = sql.insert_changed_lines(
+                insert = duckdb_sql.insert_changed_lines(
                     self.table, name, batch, changed, p.source_server, p.sync_id, p.at
                 )
                 self.run(self.held[batch], name, insert)
