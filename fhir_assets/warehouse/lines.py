@@ -43,7 +43,7 @@ def checked_rows(
         lines: a batch in ``batches.LINES_SCHEMA``.
         resource_type: the type being landed.
     """
-    relation = connection.from_arrow(lines)  # not register(): see the duckdb.py module doc
+    relation = connection.from_arrow(lines)  # not register(): see the duckdb_landing.py module doc
     checked = relation.query(LINES_VIEW, duckdb_sql.checked_lines(LINES_VIEW, resource_type))
     table = checked.to_arrow_table()
     ok = table.column("ok")
