@@ -92,7 +92,7 @@ def land(
         raise typer.Exit(1) from exc
     provenance = Provenance(
         source_server=server or (origin.source_server if origin else root.as_uri()),
-        # an export keeps one sync id, so landing it again changes nothing (sql.py, rule 3)
+        # an export keeps one sync id, so landing it again changes nothing (merge_sql.py, rule 3)
         sync_id=sync_id or (origin.sync_id if origin else f"land-{uuid.uuid4()}"),
         ingested_at=datetime.now(UTC),
         # the export's transactionTime (state file, or a Bulk Data manifest.json)

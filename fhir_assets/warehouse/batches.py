@@ -9,7 +9,7 @@ msgspec (strict RFC 8259: no NaN, no trailing comma) reads each line once (``Hea
 it refuses goes to the quarantine. The lines that parse are kept as the text they arrived as,
 in an Arrow table (``LINES_SCHEMA``) that the warehouse reads in place, together with the four
 values the checks need (resourceType, id, meta.versionId, meta.lastUpdated); DuckDB applies
-the checks to whole batches (``sql.checked_lines``). A block's Arrow column is cut out of the
+the checks to whole batches (``duckdb_sql.checked_lines``). A block's Arrow column is cut out of the
 bytes read from the file with NumPy, with no Python object per line.
 """
 

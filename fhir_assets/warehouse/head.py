@@ -2,7 +2,7 @@
 
 msgspec reads a line into ``Head``: it checks the JSON syntax of the whole line (RFC 8259,
 strictly) but builds only resourceType, id and meta as Python values. ``Fields`` collects those
-values, batch by batch, for DuckDB's checks (``sql.checked_lines``); ``decode_json`` reads a
+values, batch by batch, for DuckDB's checks (``duckdb_sql.checked_lines``); ``decode_json`` reads a
 whole line where Python needs the resource (rechecks, full validation).
 """
 

@@ -21,12 +21,12 @@ The input is any iterable of ``batches.Block`` (raw NDJSON bytes of a file: the 
 How a batch goes: this thread reads each line once, strictly, keeping resourceType, id and
 meta (``batches.py``), and with full validation worker processes check it against the R4B model
 (``models.py``); a writer thread hands the lines and those values to the warehouse, where DuckDB
-applies the fast checks (``sql.checked_lines``) and writes them. The lines it refuses come
+applies the fast checks (``duckdb_sql.checked_lines``) and writes them. The lines it refuses come
 back and are checked again in Python (``validation.check``): quarantined with the reason, or,
 for a deletion Bundle, turned into tombstones. Parsing and writing overlap on two cores;
 memory stays at about two batches.
 
-Semantics (``sql.py``): MERGE by (source_server, id), the newest version wins, an older or
+Semantics (``merge_sql.py``): MERGE by (source_server, id), the newest version wins, an older or
 equal one never overwrites, tombstones apply, re-landing changes nothing. Whatever fails a
 check goes to ``fhir_raw._quarantine`` with its raw text, the error and source/position; it is
 never dropped.

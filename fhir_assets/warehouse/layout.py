@@ -1,7 +1,8 @@
 """The raw table layout, identical in every warehouse.
 
 One table per resource type, schema ``fhir_raw``, table ``<type lower>``, columns in exactly the
-order of ``RAW_COLUMNS`` (the landing SQL in ``sql.py`` builds every statement from it).
+order of ``RAW_COLUMNS`` (the landing SQL in
+``sql.py``, ``merge_sql.py`` and ``duckdb_sql.py`` builds every statement from it).
 """
 
 from __future__ import annotations

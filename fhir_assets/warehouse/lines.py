@@ -3,7 +3,7 @@ from Python values.
 
 ``checked_rows`` serves the landings that MERGE (DuckDB into a table that already holds the
 server's rows, and Snowflake): DuckDB applies the fast checks to a batch of lines
-(``sql.checked_lines``) and the rows come back as Arrow. A Snowflake landing runs it on an
+(``duckdb_sql.checked_lines``) and the rows come back as Arrow. A Snowflake landing runs it on an
 in-memory DuckDB connection of its own, so that both warehouses check alike.
 """
 
@@ -14,9 +14,9 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from . import sql
+from . import duckdb_sql
 from .arrays import bool_array, string_array
-from .sql import STAGE_COLUMNS
+from .merge_sql import STAGE_COLUMNS
 from .tombstones import Tombstone
 
 LINES_VIEW = "_fhir_lines"
@@ -43,8 +43,8 @@ def checked_rows(
         lines: a batch in ``batches.LINES_SCHEMA``.
         resource_type: the type being landed.
     """
-    relation = connection.from_arrow(lines)  # not register(): see the duckdb.py module doc
-    checked = relation.query(LINES_VIEW, sql.checked_lines(LINES_VIEW, resource_type))
+    relation = connection.from_arrow(lines)  # not register(): see the duckdb_landing.py module doc
+    checked = relation.query(LINES_VIEW, duckdb_sql.checked_lines(LINES_VIEW, resource_type))
     table = checked.to_arrow_table()
     ok = table.column("ok")
     rejected = table.filter(pc.invert(ok)).column("n").to_pylist()

@@ -72,7 +72,7 @@ class LandingSession(Protocol):
 
     def stage_lines(self, lines: pa.Table, resource_type: str) -> list[int]:
         """Accept the JSON lines (``batches.LINES_SCHEMA``) that pass the fast checks
-        (``sql.checked_lines``); return the positions (``n``) of those that do not."""
+        (``duckdb_sql.checked_lines``); return the positions (``n``) of those that do not."""
 
     def stage(self, rows: pa.Table) -> None:
         """Accept a batch in ``lines.STAGE_SCHEMA``."""

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from . import sql
+from . import merge_sql, sql
 from .kind_snowflake import DIALECT
 from .layout import RAW_SCHEMA
 from .protocol import Outcome, Provenance
@@ -165,7 +165,7 @@ class SnowflakeWarehouse:
         # transient staging tables skip Fail-safe storage and are dropped below.
         self.execute(f"CREATE TEMPORARY STAGE {sql.identifier(landing.stage_name)}")
         self.execute(
-            f"CREATE TRANSIENT TABLE {sql.identifier(landing.rows_table)} ({sql.STAGE_DDL})"
+            f"CREATE TRANSIENT TABLE {sql.identifier(landing.rows_table)} ({merge_sql.STAGE_DDL})"
         )
         self.execute(
             f"CREATE TRANSIENT TABLE {sql.identifier(landing.quarantine_table)} "
@@ -239,22 +239,22 @@ class SnowflakeLanding:
         if self.files:
             self._copy(self.rows_table, "rows")
             for tombstones in (False, True):
-                staged = sql.newest_staged(
+                staged = merge_sql.newest_staged(
                     wh.dialect, self.rows_table, p.source_server, p.sync_id, p.at,
                     tombstones=tombstones,
                 )  # fmt: skip
-                counts = wh.fetch(sql.count_outcomes(self.table, staged))[0]
-                wh.execute(sql.merge_raw(self.table, staged))
+                counts = wh.fetch(merge_sql.count_outcomes(self.table, staged))[0]
+                wh.execute(merge_sql.merge_raw(self.table, staged))
                 outcome += Outcome(*(int(n) for n in counts))
             if self.history:
-                versions = sql.staged_versions(
+                versions = merge_sql.staged_versions(
                     wh.dialect, self.rows_table, p.source_server, p.sync_id, p.at
                 )
-                wh.execute(sql.merge_history(self.table, versions))
+                wh.execute(merge_sql.merge_history(self.table, versions))
         if self.quarantine_files:
             self._copy(self.quarantine_table, "quarantine")
             wh.execute(
-                sql.merge_quarantine(
+                merge_sql.merge_quarantine(
                     wh.dialect, self.quarantine_table, p.source_server, p.sync_id, p.at
                 )
             )

@@ -5,8 +5,8 @@ it is a JSON object; ``resourceType`` is the type being landed; ``id`` is a FHIR
 (``[A-Za-z0-9\\-.]{1,64}``, R4 2.24.0.1); ``meta``, when present, is an object;
 ``meta.versionId``, when present, is a string id; ``meta.lastUpdated``, when present, is a FHIR
 instant with a time zone and a real date. These are what the MERGE relies on. DuckDB applies
-them to whole batches while it takes the values out (``sql.checked_lines``); a line it refuses
-is checked again by ``check`` here, which names the problem (or, should the SQL ever be
+them to whole batches while it takes the values out (``duckdb_sql.checked_lines``); a line it
+refuses is checked again by ``check`` here, which names the problem (or, should the SQL ever be
 stricter, finds the line fine after all and lands it).
 
 ``full``: the fast checks, then the R4B model of the type (``models.py``).
@@ -45,7 +45,8 @@ class ResourceError(ValueError):
 
 def check(resource: Any, resource_type: str) -> tuple[str, str | None, str | None]:
     """The fast structural checks of one parsed resource, as Python: the authority for what
-    they accept and for the error messages (the SQL in ``sql.checked_lines`` accepts a subset).
+    they accept and for the error messages (the SQL in ``duckdb_sql.checked_lines`` accepts a
+    subset).
 
     Args:
         resource: the parsed JSON value.

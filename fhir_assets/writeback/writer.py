@@ -10,58 +10,30 @@ of repeated, and a resource changed by someone else since the read is a conflict
 Identifiers are written one at a time within a run (each appears in one transaction at most, and
 transactions are sent one after the other): sekmet showed duplicates from parallel conditional
 creates, and many servers only make a conditional create atomic inside one transaction.
+
+What each resource needs in a round (and the conflict policy) is decided in ``plan.py``; this
+module admits the resources, runs the rounds and audits every attempt.
 """
 
 from __future__ import annotations
 
-import copy
-import logging
 import time
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
-from typing import Any
-from urllib.parse import urlencode
 
 from ..fhir.client import FhirClient, redact
 from ..fhir.errors import RequestError, ResponseFormatError, TransientRequestError
-from ..fhir.write import BundleEntry, EntryOutcome, PreconditionFailedError, WriteClient, token
+from ..fhir.write import EntryOutcome, PreconditionFailedError, WriteClient
 from .audit import SENDING, AuditRecord, AuditWriter, request_hash
 from .lookup import find_by_identifier
-from .outcome import IGNORED_ELEMENTS, ResourceOutcome, comparable
+from .outcome import ResourceOutcome
+from .plan import Item, entry, plan, preview
 from .policy import Resource, WritePolicy
 from .provenance import provenance_entry
 from .reconcile import reconcile
 from .validate import offers_validate, server_issues, validate_resource
-
-log = logging.getLogger(__name__)
-
-
-@dataclass(slots=True)
-class _Item:
-    """One resource on its way to the server (mutable working state of the writer)."""
-
-    index: int
-    resource: Resource
-    identifier: str
-    base_version: str | None = None  # server version the update is based on; None: create
-    server_id: str | None = None
-    planned: bool = False
-    sent: str | None = None  # last interaction sent: create / update
-    conflicts: int = 0
-
-    def done(self, outcome: str, **kwargs: Any) -> ResourceOutcome:
-        return ResourceOutcome(
-            self.index,
-            self.resource["resourceType"],
-            self.identifier,
-            outcome,
-            id=kwargs.pop("id", self.server_id),
-            version_id=kwargs.pop("version_id", self.base_version),
-            conflicts=self.conflicts,
-            **kwargs,
-        )
 
 
 @dataclass
@@ -109,31 +81,19 @@ class Writer:
         """Validate and compare with the server; write nothing (and audit nothing)."""
         items, outcomes = self._admit(resources, record=False)
         found = self._read(items)
-        for item in items:
-            matches = found.get(item.identifier, [])
-            server = matches[0] if len(matches) == 1 else None
-            if len(matches) > 1:
-                outcomes.append(item.done("failed", issues=(_duplicates(item, matches),)))
-            elif server is None:
-                outcomes.append(item.done("would-create"))
-            elif comparable(server) == comparable(item.resource):
-                outcomes.append(item.done("unchanged", id=server["id"]))
-            else:
-                keys = {k for k in {*server, *item.resource} if k not in IGNORED_ELEMENTS}
-                changed = tuple(sorted(k for k in keys if server.get(k) != item.resource.get(k)))
-                outcomes.append(item.done("would-update", id=server["id"], changed=changed))
+        outcomes += [preview(item, found.get(item.identifier, [])) for item in items]
         return sorted(outcomes, key=lambda o: o.index)
 
     # ---- admission: validation and identifiers ----
 
     def _admit(
         self, resources: Sequence[Resource], *, record: bool = True
-    ) -> tuple[list[_Item], list[ResourceOutcome]]:
+    ) -> tuple[list[Item], list[ResourceOutcome]]:
         items, invalid = [], []
         for index, original in enumerate(resources):
             resource = {k: v for k, v in original.items() if k not in ("id", "meta")}
             identifier = self._identifier(resource)
-            item = _Item(index, resource, identifier or "")
+            item = Item(index, resource, identifier or "")
             errors = self._errors(resource, identifier)
             if errors:
                 if record:
@@ -173,14 +133,14 @@ class Writer:
 
     # ---- the transaction loop ----
 
-    def _transact(self, items: list[_Item]) -> list[ResourceOutcome]:
+    def _transact(self, items: list[Item]) -> list[ResourceOutcome]:
         done: list[ResourceOutcome] = []
         pending, attempt, transient, conflicts = items, 0, 0, 0
         while pending:
             attempt += 1
             transaction_id = str(self.make_uuid())
             try:
-                pending, finished = self._plan(pending, self._read(pending))
+                pending, finished = plan(pending, self._read(pending), self.policy)
                 done += finished
                 if not pending:
                     break
@@ -207,9 +167,9 @@ class Writer:
                 conflicts += bool(pending)  # a conditional create met a resource made meanwhile
         return done
 
-    def _submit(self, items: list[_Item], transaction_id: str, attempt: int) -> list[EntryOutcome]:
+    def _submit(self, items: list[Item], transaction_id: str, attempt: int) -> list[EntryOutcome]:
         """Send one transaction of ``items`` (plus a Provenance when the policy asks for one)."""
-        entries = [self._entry(item) for item in items]
+        entries = [entry(item) for item in items]
         sending = [self._audit_record(i, transaction_id, attempt, i.sent or "update", None, SENDING)
                    for i in items]  # fmt: skip
         if not self.policy.provenance:
@@ -217,7 +177,7 @@ class Writer:
             return WriteClient(self.client).submit(entries)
         provenance = provenance_entry(entries, self.now(), self.run_id, transaction_id)
         assert provenance.resource is not None  # noqa: S101 (built just above)
-        item = _Item(-1, dict(provenance.resource), "", sent="create")
+        item = Item(-1, dict(provenance.resource), "", sent="create")
         self.audit.record([*sending, self._audit_record(item, transaction_id, attempt, "create",
                                                         None, SENDING)])  # fmt: skip
         try:
@@ -229,70 +189,14 @@ class Writer:
         self.audit.record([record])
         return results[:-1]
 
-    def _read(self, items: Sequence[_Item]) -> dict[str, list[Resource]]:
+    def _read(self, items: Sequence[Item]) -> dict[str, list[Resource]]:
         """The server's resources carrying each item's identifier."""
         wanted = [(item.resource["resourceType"], item.identifier) for item in items]
         return find_by_identifier(self.client, self.policy.identifier_system, wanted)
 
-    def _plan(
-        self, items: list[_Item], found: dict[str, list[Resource]]
-    ) -> tuple[list[_Item], list[ResourceOutcome]]:
-        pending, finished = [], []
-        for item in items:
-            matches = found[item.identifier]
-            server = matches[0] if len(matches) == 1 else None
-            version = (server or {}).get("meta", {}).get("versionId")
-            if len(matches) > 1:
-                finished.append(item.done("failed", issues=(_duplicates(item, matches),)))
-                continue
-            if server is not None and comparable(server) == comparable(item.resource):
-                outcome = {"create": "created", "update": "updated"}.get(item.sent or "")
-                finished.append(
-                    item.done(outcome or "unchanged", id=server["id"], version_id=version)
-                )
-                continue
-            if item.planned and version != item.base_version:
-                resolved = self._resolve(item, server)
-                if resolved is not None:
-                    finished.append(resolved)
-                    continue
-            item.planned, item.base_version = True, version
-            item.server_id = server["id"] if server else None
-            pending.append(item)
-        return pending, finished
-
-    def _resolve(self, item: _Item, server: Resource | None) -> ResourceOutcome | None:
-        """Someone changed the resource since we read it: apply the conflict policy."""
-        item.conflicts += 1
-        item.sent = None  # what we sent did not land as we sent it
-        mode = self.policy.on_conflict
-        log.info(
-            "%s changed on the server since read: policy %s", item.resource["resourceType"], mode
-        )
-        if mode == "fail":
-            return item.done("conflict", issues=("changed on the server since it was read",))
-        if mode == "server-wins":
-            return item.done("server-kept", id=(server or {}).get("id"))
-        if mode == "merge" and server is not None and self.policy.merge is not None:
-            merged = self.policy.merge(copy.deepcopy(server), copy.deepcopy(item.resource))
-            item.resource = {k: v for k, v in merged.items() if k not in ("id", "meta")}
-            errors = validate_resource(item.resource)
-            if errors:
-                return item.done("invalid", issues=errors)
-        return None  # client-wins or merged: write over the server's current version
-
-    def _entry(self, item: _Item) -> BundleEntry:
-        if item.server_id is None:
-            item.sent = "create"
-            query = urlencode({"identifier": token(*item.identifier.split("|", 1))})
-            return BundleEntry.create(item.resource, if_none_exist=query)
-        item.sent = "update"
-        resource = {**item.resource, "id": item.server_id}
-        return BundleEntry.update(resource, version_id=item.base_version)
-
     def _settle(
-        self, items: list[_Item], results: list[EntryOutcome], transaction_id: str, attempt: int
-    ) -> tuple[list[_Item], list[ResourceOutcome]]:
+        self, items: list[Item], results: list[EntryOutcome], transaction_id: str, attempt: int
+    ) -> tuple[list[Item], list[ResourceOutcome]]:
         pending, finished, records = [], [], []
         for item, result in zip(items, results, strict=True):
             sent = item.sent or "update"
@@ -312,7 +216,7 @@ class Writer:
 
     def _record(
         self,
-        items: Sequence[_Item],
+        items: Sequence[Item],
         transaction_id: str | None,
         attempt: int,
         interaction: str | None,
@@ -340,7 +244,7 @@ class Writer:
 
     def _audit_record(
         self,
-        item: _Item,
+        item: Item,
         transaction_id: str | None,
         attempt: int,
         interaction: str,
@@ -371,8 +275,3 @@ class Writer:
 def _failure_text(exc: Exception) -> str:
     issues = getattr(exc, "issues", ())
     return "; ".join(issues) if issues else str(exc)
-
-
-def _duplicates(item: _Item, matches: list[Resource]) -> str:
-    ids = ", ".join(sorted(str(m.get("id")) for m in matches))
-    return f"{len(matches)} resources on the server carry this identifier ({ids}): resolve by hand"

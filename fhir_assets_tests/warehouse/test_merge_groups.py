@@ -13,7 +13,8 @@ from typing import Any
 import duckdb
 import pytest
 
-from fhir_assets.warehouse.duckdb import GROUPS_PER_COMMIT, DuckDBWarehouse
+from fhir_assets.warehouse.duckdb import DuckDBWarehouse
+from fhir_assets.warehouse.duckdb_landing import GROUPS_PER_COMMIT
 from fhir_assets.warehouse.landing import LandingOptions, land
 from fhir_assets.warehouse.protocol import Provenance
 
