@@ -74,6 +74,9 @@ class BulkExportResource(dg.ConfigurableResource):  # type: ignore[misc]
     max_connections: int = Field(default=5, description="parallel downloads")
     max_wait_s: float = Field(default=300.0, description="cap on one Retry-After")
     total_timeout_s: float = Field(default=7 * 24 * 3600.0, description="give up after")
+    max_line_bytes: int = Field(
+        default=64 * 1024**2, description="a longer line is bad (FHIR_MAX_LINE_BYTES)"
+    )
 
     def request(self, since: str | None) -> ExportRequest:
         """The export request, incremental from ``since`` (a previous ``transactionTime``).
@@ -88,6 +91,7 @@ class BulkExportResource(dg.ConfigurableResource):  # type: ignore[misc]
             max_wait_s=self.max_wait_s,
             total_timeout_s=self.total_timeout_s,
             lenient=self.lenient,
+            max_line_bytes=self.max_line_bytes,
         )
 
     def folder_for(self, partition: str) -> Path:

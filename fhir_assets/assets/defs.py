@@ -189,6 +189,7 @@ def build_bulk_defs(settings: Settings) -> dg.Definitions:
         group_id=bulk_settings.group_id,
         types=bulk_settings.types or sync.resource_types or "",
         lenient=bulk_settings.lenient,
+        max_line_bytes=sync.max_line_bytes,
     )
     sensors = [build_export_sensor(bulk_settings.interval_s), build_backfill_sensor()]
     partitioning = build_partitioning(sync)

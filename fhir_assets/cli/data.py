@@ -158,7 +158,7 @@ def export(
     from ..fhir import connect
     from ..fhir.bulk import BulkClient, BulkOptions, ExportRequest, cancel_export, format_instant
     from ..fhir.bulk import run_export as run
-    from ..settings import FhirSettings, load
+    from ..settings import FhirSettings, SyncSettings, load
     from .probe import checked_server
     from .progress import bars
 
@@ -172,6 +172,9 @@ def export(
     fhir = dataclasses.replace(
         load(FhirSettings, environ()), **{k: v for k, v in overrides.items() if v}
     )
+    # a longer line is reported as bad by the export, as the landing quarantines it
+    max_line_bytes = load(SyncSettings, environ()).max_line_bytes
+    options = BulkOptions(max_connections=max_connections, max_line_bytes=max_line_bytes)
     # Failures (unreachable host, not a FHIR server, bad key, refused export) reach the
     # CliGroup, which prints them as "error: ..." with the fix.
     # --cancel only DELETEs the status URL recorded in --out: no need to probe the base URL.
@@ -187,7 +190,7 @@ def export(
     )
     with (
         connect(settings) as client,
-        BulkClient(client, BulkOptions(max_connections=max_connections)) as bulk,
+        BulkClient(client, options) as bulk,
     ):
         if cancel:
             typer.echo("export job deleted" if cancel_export(bulk, out) else "no open job")

@@ -130,7 +130,11 @@ def _whole(part: bytes, limit: int) -> bytes | LongLine:
 
 
 def parse(
-    path: Path, resource_type: str | None = None, *, require_id: bool = True
+    path: Path,
+    resource_type: str | None = None,
+    *,
+    require_id: bool = True,
+    max_line_bytes: int = MAX_LINE_BYTES,
 ) -> Iterator[Record | BadLine]:
     """Yield a :class:`Record` per good line and a :class:`BadLine` per unusable one.
 
@@ -138,10 +142,12 @@ def parse(
         path: an NDJSON file.
         resource_type: the type every line must have (the manifest's ``type``); ``None``: any.
         require_id: whether a line without ``id`` is bad (resources yes; OperationOutcomes no).
+        max_line_bytes: a longer line is bad, and never read whole (``FHIR_MAX_LINE_BYTES``:
+            the landing quarantines it too).
     """
-    for number, raw in lines(path):
+    for number, raw in lines(path, max_line_bytes=max_line_bytes):
         if isinstance(raw, LongLine):
-            reason = f"a line of {raw.size} bytes, longer than {MAX_LINE_BYTES} (not read whole)"
+            reason = f"a line of {raw.size} bytes, longer than {max_line_bytes} (not read whole)"
             yield BadLine(path, number, reason, raw.head)
             continue
         try:
@@ -166,12 +172,16 @@ def count(path: Path) -> int:
 
 
 def scan(
-    path: Path, resource_type: str | None = None, *, require_id: bool = True
+    path: Path,
+    resource_type: str | None = None,
+    *,
+    require_id: bool = True,
+    max_line_bytes: int = MAX_LINE_BYTES,
 ) -> tuple[int, list[BadLine]]:
     """Count the lines of a file and collect its bad lines (``parse``), in one streaming pass."""
     total = 0
     bad: list[BadLine] = []
-    for item in parse(path, resource_type, require_id=require_id):
+    for item in parse(path, resource_type, require_id=require_id, max_line_bytes=max_line_bytes):
         total += 1
         if isinstance(item, BadLine):
             bad.append(item)

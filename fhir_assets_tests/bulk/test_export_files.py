@@ -111,3 +111,28 @@ def test_a_non_utf8_line_is_reported_with_its_number(server: BulkServer, tmp_pat
     result = run_export(bulk_client(server), ExportRequest(), tmp_path)
     ((_name, line, reason),) = result.bad_lines()
     assert (line, reason.split(" (")[0]) == (2, "not JSON")
+
+
+def test_the_line_bound_is_the_landings_setting(server: BulkServer, tmp_path: Path) -> None:
+    """A line is bad for the export exactly when the landing would quarantine it unread
+    (FHIR_MAX_LINE_BYTES, as raised or lowered by the user), in the library, the bulk resource
+    and the ``export`` command."""
+    from fhir_assets.assets.defs import build_bulk_defs
+    from fhir_assets.settings import Settings
+
+    wide = b'{"resourceType":"Patient","id":"w","text":"' + b"x" * 3000 + b'"}\n'
+    server.files["p.ndjson"] = patients(1) + wide + patients(1)
+    server.status = [Reply(200, server.manifest([("Patient", "p.ndjson", 3)]))] * 3
+    narrow = run_export(bulk_client(server, max_line_bytes=2048), ExportRequest(), tmp_path / "a")
+    ((_name, line, reason),) = narrow.bad_lines()
+    size = len(wide) - 1  # without its newline
+    assert (line, reason) == (2, f"a line of {size} bytes, longer than 2048 (not read whole)")
+    roomy = run_export(bulk_client(server, max_line_bytes=4096), ExportRequest(), tmp_path / "b")
+    assert roomy.bad_lines() == []
+
+    env = {"FHIR_BASE_URL": server.url, "FHIR_MAX_LINE_BYTES": "2048", "FHIR_PARTITIONS": "none"}
+    resources = build_bulk_defs(Settings.from_environ(env)).resources
+    assert resources["bulk"].options().max_line_bytes == 2048
+    argv = [*CLI, "--out", str(tmp_path / "c"), "--base-url", server.url]
+    done = subprocess.run(argv, capture_output=True, text=True, env=os.environ | env, check=False)
+    assert "longer than 2048" in done.stdout + done.stderr, done.stdout + done.stderr

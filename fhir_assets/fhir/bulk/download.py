@@ -236,7 +236,7 @@ def check(
     output = file.kind == "output"
     for attempt in range(2):
         size = fetch(bulk, file, target, with_token=with_token)
-        lines, bad = _scan(target, file)
+        lines, bad = _scan(target, file, bulk.options.max_line_bytes)
         # Only output files are held to their counts: error files are diagnostics, and servers
         # put wrong counts on them (the export could never finish otherwise).
         if file.count is None or file.count == lines or not output:
@@ -258,13 +258,13 @@ def check(
     )
 
 
-def _scan(path: Path, file: OutputFile) -> tuple[int, list[ndjson.BadLine]]:
+def _scan(path: Path, file: OutputFile, max_line_bytes: int) -> tuple[int, list[ndjson.BadLine]]:
     """Count a downloaded file's lines and find its bad ones. Output lines are resources of
     the file's type with an id; deletion Bundles and OperationOutcomes need no id (Bulk Data
     IG: neither carries one on real servers), only a resourceType."""
     if file.kind == "output":
-        return ndjson.scan(path, file.type)
-    return ndjson.scan(path, None, require_id=False)
+        return ndjson.scan(path, file.type, max_line_bytes=max_line_bytes)
+    return ndjson.scan(path, None, require_id=False, max_line_bytes=max_line_bytes)
 
 
 def download_all(

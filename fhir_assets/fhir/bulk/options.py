@@ -28,6 +28,8 @@ class BulkOptions:
         requests_per_s: the server's request budget when the client has none of its own
             (``FhirClient.rate_limit``); shared through a file by every export and sync of the
             server on this machine (``ratelimit.shared_rate_file``).
+        max_line_bytes: a downloaded line longer than this is reported as bad and never read
+            whole (``FHIR_MAX_LINE_BYTES``, the landing's bound, so both agree).
     """
 
     max_connections: int = 5
@@ -42,3 +44,4 @@ class BulkOptions:
     min_poll_s: float = 5.0
     poll_backoff: float = 1.5
     requests_per_s: float = 10.0
+    max_line_bytes: int = 64 * 1024**2
