@@ -138,6 +138,7 @@ def recorded_instance(
     home = folder / "dagster_home"
     home.mkdir(parents=True)
     shutil.copy(REPO / "deploy" / "dagster.yaml", home / "dagster.yaml")
+    saved = os.environ.copy()
     with Postgres() as server:
         os.environ.update(server.environment(), DAGSTER_COMPUTE_LOG_DIR=str(folder / "logs"))
         instance = DagsterInstance.from_config(str(home))
@@ -145,6 +146,8 @@ def recorded_instance(
             yield instance, lambda: postgres_cpu(server)
         finally:
             instance.dispose()
+            os.environ.clear()
+            os.environ.update(saved)
 
 
 def postgres_cpu(server: Postgres) -> float:

@@ -122,7 +122,7 @@ def land_export(
     warehouse: Warehouse, result: ExportResult, provenance: Provenance, options: LandingOptions
 ) -> list[LandingResult]:
     """Land each type's output files, then each type's tombstones from the ``deleted`` files
-    (after the resources, so a resource deleted in this export ends deleted: ``sql`` rule 4).
+    (after the resources, so a resource deleted in this export ends deleted: ``merge_sql`` rule 4).
 
     Any R4/R4B type lands, in a table made on first sight. An output file of another name stops
     the landing before anything lands (``UnsafeNameError``, naming the value); a deletion entry

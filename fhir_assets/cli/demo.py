@@ -55,28 +55,28 @@ def demo_warehouse(
     kind: str | None, home: Path, duckdb_path: Path | None
 ) -> Iterator[WarehouseSettings]:
     """The demo's ``WarehouseSettings``: FHIR_WAREHOUSE's kind (or ``kind``), its settings from
-    the environment, made ready by the kind (``WarehouseKind.demo``: a DuckDB file in ``home``
-    unless ``duckdb_path``; Snowflake from SNOWFLAKE_*, or a local emulator)."""
+    the environment (``duckdb_path``: the DuckDB file), made ready by the kind
+    (``WarehouseKind.demo``: a DuckDB file in ``home``; Snowflake from SNOWFLAKE_*, or a local
+    emulator). Only the kind's own setup failing ends the command here (exit 2): errors of the
+    demo itself, raised in the caller's ``with`` block, pass through."""
     from ..settings import load
     from ..warehouse.kinds import warehouse_kind
     from ..warehouse.settings import WarehouseSettings
 
     settings = load(WarehouseSettings, environ())
-    duckdb = dataclasses.replace(
-        settings.duckdb, path=str(duckdb_path or home / "warehouse.duckdb")
-    )
-    settings = dataclasses.replace(settings, kind=kind or settings.kind, duckdb=duckdb)
-    try:
-        chosen = warehouse_kind(settings.kind)
-    except ValueError as exc:
-        typer.echo(str(exc), err=True)
-        raise typer.Exit(2) from exc
-    try:
-        with chosen.demo(settings, home, typer.echo) as ready:
-            yield ready
-    except RuntimeError as exc:
-        typer.echo(str(exc), err=True)
-        raise typer.Exit(2) from exc
+    if duckdb_path is not None:
+        duckdb = dataclasses.replace(settings.duckdb, path=str(duckdb_path))
+        settings = dataclasses.replace(settings, duckdb=duckdb)
+    settings = dataclasses.replace(settings, kind=kind or settings.kind)  # checks the kind
+    with contextlib.ExitStack() as stack:
+        try:
+            ready = stack.enter_context(
+                warehouse_kind(settings.kind).demo(settings, home, typer.echo, duckdb_path)
+            )
+        except RuntimeError as exc:
+            typer.echo(str(exc), err=True)
+            raise typer.Exit(2) from exc
+        yield ready
 
 
 def demo(

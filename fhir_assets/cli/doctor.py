@@ -220,8 +220,8 @@ def _warehouse_check(settings: Settings) -> Check:
     except Exception as exc:
         what, fix = explain(exc)
         fix = fix or "FHIR_DUCKDB_PATH must be a file in a folder this user can create and write"
-        return Check("warehouse", FAIL, f"{warehouse.kind} {where}: {what}", fix)
-    return Check("warehouse", PASS, f"{warehouse.kind} {where}: reachable and writable")
+        return Check("warehouse", FAIL, f"{where}: {what}", fix)
+    return Check("warehouse", PASS, f"{where}: reachable and writable")
 
 
 def register(app: typer.Typer) -> None:

@@ -272,7 +272,8 @@ def decode(response: requests.Response) -> dict[str, Any]:
         kind = TransientRequestError if status in TRANSIENT_STATUSES else RequestError
         detail = "; ".join(issues) or scrub(response.reason or "no OperationOutcome", sent)
         if len(detail) > DETAIL_CHARS:  # the server's text, of any length: all in ``issues``
-            detail = detail[:DETAIL_CHARS] + f"... ({len(issues)} issues in all)"
+            whole = f" ({len(issues)} issues in all)" if issues else ""
+            detail = f"{detail[:DETAIL_CHARS]}...{whole}"
         error = kind(
             f"{response.request.method} {url} answered HTTP {status}: {detail}",
             status=status,

@@ -143,11 +143,11 @@ def read_body(response: requests.Response, limits: Limits) -> None:
     """
     what = f"{response.request.method} {redact(response.url or '')}"
     meter = BodyMeter(what, limits, time.monotonic())
-    raw, parts = response.raw, []
+    raw, body = response.raw, bytearray()  # grown in place: one copy of the body, not two
     try:
         while chunk := raw.read1(BODY_CHUNK, decode_content=True):
             meter.add(len(chunk), raw.tell(), time.monotonic())
-            parts.append(chunk)
+            body += chunk
     except LimitError:
         response.close()
         raise
@@ -157,7 +157,8 @@ def read_body(response: requests.Response, limits: Limits) -> None:
     except (urllib3.exceptions.HTTPError, http.client.HTTPException, OSError) as exc:
         response.close()
         raise requests.exceptions.ChunkedEncodingError(f"{what}: {type(exc).__name__}") from exc
-    response._content = b"".join(parts)
+    # a bytearray: read as bytes by orjson and requests, without a second copy of the body
+    response._content = body  # type: ignore[assignment]
     response._content_consumed = True  # type: ignore[attr-defined]
 
 

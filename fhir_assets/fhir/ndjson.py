@@ -39,13 +39,16 @@ class BadLine:
         path: the NDJSON file.
         line: 1-based line number in that file.
         reason: why it is bad (no resource content).
-        raw: the line as it was (may contain PHI: quarantine it, never log it).
+        raw: the line as it was (may contain PHI: quarantine it, never log it); for a line
+            longer than the bound, its first ``HEAD_BYTES`` only (``cut``).
+        cut: ``raw`` is the head of a line too long to read whole.
     """
 
     path: Path
     line: int
     reason: str
     raw: bytes
+    cut: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,7 +151,7 @@ def parse(
     for number, raw in lines(path, max_line_bytes=max_line_bytes):
         if isinstance(raw, LongLine):
             reason = f"a line of {raw.size} bytes, longer than {max_line_bytes} (not read whole)"
-            yield BadLine(path, number, reason, raw.head)
+            yield BadLine(path, number, reason, raw.head, cut=True)
             continue
         try:
             resource = orjson.loads(raw)
@@ -188,13 +191,14 @@ def scan(
     return total, bad
 
 
-def tombstones(path: Path) -> Iterator[Tombstone | BadLine]:
+def tombstones(path: Path, max_line_bytes: int = MAX_LINE_BYTES) -> Iterator[Tombstone | BadLine]:
     """Read a ``deleted`` file: each line a Bundle whose entries are ``DELETE Type/id`` requests.
 
     Bulk Data IG v2 (``deleted`` in the manifest): the server lists resources deleted since
-    ``_since`` as transaction-style Bundles with ``request.method = DELETE``.
+    ``_since`` as transaction-style Bundles with ``request.method = DELETE``. A line longer than
+    ``max_line_bytes`` is a bad line (``parse``).
     """
-    for item in parse(path, "Bundle", require_id=False):
+    for item in parse(path, "Bundle", require_id=False, max_line_bytes=max_line_bytes):
         if isinstance(item, BadLine):
             yield item
             continue

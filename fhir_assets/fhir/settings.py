@@ -18,6 +18,7 @@ from pathlib import Path
 from .auth import ClientCredentialsTokenSource, ClientSecretTokenSource
 from .client import RetryPolicy
 from .errors import ConfigurationError
+from .http import new_session
 from .keys import load_private_key
 from .limits import Limits
 from .login import AuthorizationCodeTokenSource, CodeClient
@@ -143,7 +144,8 @@ def build_token_source(settings: ServerSettings) -> TokenSource | None:
         require_https(settings.token_url, "token endpoint")
     config = None
     if settings.token_url is None or settings.scopes is None:
-        config = discover(settings.base_url, timeout=settings.timeout_s)
+        with new_session(settings.limits) as session:  # the operator's bounds, on every answer
+            config = discover(settings.base_url, session=session, timeout=settings.timeout_s)
     token_url = settings.token_url or (config.token_endpoint if config else "")
     scope = requested_scopes(settings, config)
     client_id = settings.client_id or ""
@@ -158,6 +160,7 @@ def build_token_source(settings: ServerSettings) -> TokenSource | None:
             jku=settings.jku,
             timeout=timeout,
             retry=settings.retry,
+            session=new_session(settings.limits),
         )
     if method.startswith("client-secret"):
         return ClientSecretTokenSource(
@@ -168,6 +171,7 @@ def build_token_source(settings: ServerSettings) -> TokenSource | None:
             method=_secret_method(settings, method, config),
             timeout=timeout,
             retry=settings.retry,
+            session=new_session(settings.limits),
         )
     return AuthorizationCodeTokenSource(
         token_url=token_url,
@@ -176,6 +180,7 @@ def build_token_source(settings: ServerSettings) -> TokenSource | None:
         store=token_store(settings),
         timeout=timeout,
         retry=settings.retry,
+        session=new_session(settings.limits),
     )
 
 

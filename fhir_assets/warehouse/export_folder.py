@@ -26,7 +26,7 @@ from ..fhir.bulk.state import STATE_FILE, ExportState
 from ..fhir.names import is_resource_type, shown
 from .batches import Entry
 from .files import FolderPlan
-from .inputs import ndjson_entries
+from .inputs import MAX_LINE_BYTES, ndjson_entries
 from .landing import LandingOptions, LandingResult, land
 from .protocol import Provenance, Warehouse
 from .tombstones import Refused, Tombstone
@@ -113,18 +113,23 @@ def split_deletions(plan: FolderPlan, root: Path) -> tuple[FolderPlan, list[Path
     return FolderPlan(files, unknown, plan.unreadable), sorted(deleted)
 
 
-def tombstone_entries(paths: list[Path], root: Path, resource_type: str) -> Iterator[Entry]:
+def tombstone_entries(
+    paths: list[Path], root: Path, resource_type: str, max_line_bytes: int = MAX_LINE_BYTES
+) -> Iterator[Entry]:
     """The deletions of ``resource_type`` in ``deleted`` files (Bundles that may mix types),
     read lazily; an unreadable line, or an entry deleting no R4/R4B type, is passed on as it is
-    (``UNREADABLE``), so landing quarantines it with its line."""
+    (``UNREADABLE``), so landing quarantines it with its line (a line longer than
+    ``max_line_bytes`` with that reason and its head)."""
     for path in paths:
         source = str(path.relative_to(root))
-        for item in ndjson.tombstones(path):
+        for item in ndjson.tombstones(path, max_line_bytes):
             kind = _bucket(item)
             if kind != resource_type:
                 continue
             if isinstance(item, ndjson.Tombstone) and kind != UNREADABLE:
                 yield (source, item.line, Tombstone(item.id))
+            elif isinstance(item, ndjson.BadLine) and item.cut:
+                yield (source, item.line, Refused(item.reason, item.raw.decode(errors="replace")))
             elif isinstance(item, ndjson.BadLine):
                 yield (source, item.line, item.raw or item.reason.encode())
             else:
@@ -141,11 +146,11 @@ def _bucket(item: ndjson.Tombstone | ndjson.BadLine) -> str:
     return UNREADABLE
 
 
-def deleted_types(paths: list[Path]) -> set[str]:
+def deleted_types(paths: list[Path], max_line_bytes: int = MAX_LINE_BYTES) -> set[str]:
     """The types the deletion files delete, each an R4/R4B type name, and ``UNREADABLE`` for
     lines that are no deletion Bundle or entries deleting a type that is no such name (those
     are quarantined entry by entry, never the whole file)."""
-    return {_bucket(t) for path in paths for t in ndjson.tombstones(path)}
+    return {_bucket(t) for path in paths for t in ndjson.tombstones(path, max_line_bytes)}
 
 
 def land_deletions(
@@ -158,13 +163,14 @@ def land_deletions(
     """Land the tombstones of deletion files, each entry into its own type's table (a file
     may mix types, whatever its first entry deletes); unreadable lines and entries of no
     R4/R4B type are quarantined under the Bundle type, never dropped. Land them after the
-    resources, so that a resource deleted in the same export ends deleted (``sql`` rule 4)."""
-    types = deleted_types(paths)
+    resources, so that a resource deleted in the same export ends deleted (``merge_sql`` rule 4)."""
+    limit = (options or LandingOptions()).max_line_bytes  # FHIR_MAX_LINE_BYTES
+    types = deleted_types(paths, limit)
     for resource_type in sorted(types - {UNREADABLE}):
-        entries = tombstone_entries(paths, root, resource_type)
+        entries = tombstone_entries(paths, root, resource_type, limit)
         yield land(warehouse, resource_type, entries, provenance, options)
     if UNREADABLE in types:
-        entries = tombstone_entries(paths, root, UNREADABLE)
+        entries = tombstone_entries(paths, root, UNREADABLE, limit)
         yield land(warehouse, "Bundle", entries, provenance, options)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
 from pathlib import Path
@@ -24,9 +25,12 @@ def describe(settings: WarehouseSettings) -> str:
 
 @contextlib.contextmanager
 def demo(
-    settings: WarehouseSettings, home: Path, echo: Callable[[str], None]
+    settings: WarehouseSettings, home: Path, echo: Callable[[str], None], chosen: Path | None
 ) -> Iterator[WarehouseSettings]:
-    """The file the demo command chose (``HOME``/warehouse.duckdb, or ``--duckdb``)."""
+    """``home``/warehouse.duckdb, unless the command chose a file (``--duckdb``)."""
+    if chosen is None:
+        duckdb = dataclasses.replace(settings.duckdb, path=str(home / "warehouse.duckdb"))
+        settings = dataclasses.replace(settings, duckdb=duckdb)
     yield settings
 
 

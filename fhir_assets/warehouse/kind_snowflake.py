@@ -51,12 +51,13 @@ DIALECT = sql.Dialect(
 def describe(settings: WarehouseSettings) -> str:
     """The endpoint and database (SNOWFLAKE_*; no secrets)."""
     sf = settings.snowflake
-    return f"Snowflake {sf.host or sf.account}:{sf.port or 443} database {sf.database}"
+    where = sf.host or sf.account or "(no SNOWFLAKE_ACCOUNT)"
+    return f"Snowflake {where}:{sf.port or 443} database {sf.database or '(none)'}"
 
 
 @contextlib.contextmanager
 def demo(
-    settings: WarehouseSettings, home: Path, echo: Callable[[str], None]
+    settings: WarehouseSettings, home: Path, echo: Callable[[str], None], chosen: Path | None
 ) -> Iterator[WarehouseSettings]:
     """Snowflake from SNOWFLAKE_*, or a local fakesnow emulator (the ``dev`` extra) for the
     demo's life when no account or host is set."""

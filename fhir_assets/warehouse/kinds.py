@@ -45,9 +45,10 @@ class WarehouseKind:
         resources: ``resources(settings)``: the Dagster ``landing`` resource and IO manager.
         io_manager: ``io_manager(settings, secrets)``: the pandas IO manager alone.
         audit_writer: ``audit_writer(connection)``: the write-back audit writer.
-        demo: ``demo(settings, home, echo)``: the settings ``fhir-assets demo`` lands with
-            (``settings`` from the environment; ``home`` the demo's folder; ``echo`` says what
-            it set up), open while the demo runs. Raises ``RuntimeError`` when it cannot.
+        demo: ``demo(settings, home, echo, chosen)``: the settings ``fhir-assets demo`` lands
+            with (``settings`` from the environment; ``home`` the demo's folder; ``echo`` says
+            what it set up; ``chosen`` a DuckDB file named by ``--duckdb``), open while the
+            demo runs. Raises ``RuntimeError`` when it cannot.
     """
 
     name: str
@@ -59,7 +60,8 @@ class WarehouseKind:
     io_manager: Callable[[WarehouseSettings, dict[str, Any] | None], Any]
     audit_writer: Callable[[Any], Any]
     demo: Callable[
-        [WarehouseSettings, Path, Callable[[str], None]], AbstractContextManager[WarehouseSettings]
+        [WarehouseSettings, Path, Callable[[str], None], Path | None],
+        AbstractContextManager[WarehouseSettings],
     ]
 
 

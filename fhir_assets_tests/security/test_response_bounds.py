@@ -117,3 +117,26 @@ def test_a_gzip_bomb_token_answer_stops(server: EvilServer) -> None:
     with new_session() as http, pytest.raises((TokenRequestError, LimitError), match="RATIO"):
         request_token(http, f"{server.url}/token", {"grant_type": "client_credentials"},
                       now=time.time, timeout=10)  # fmt: skip
+
+
+@pytest.mark.parametrize("big", ["token answer", "smart configuration"])
+def test_the_operators_response_bound_holds_for_token_answers_and_discovery(
+    server: EvilServer, big: str
+) -> None:
+    """FHIR_MAX_RESPONSE_BYTES (``Limits``) bounds the token endpoint's answer and the SMART
+    configuration too, not only the FHIR answers: both come from the client's settings."""
+    from fhir_assets.fhir.settings import ServerSettings, build_token_source
+
+    pad = "x" * (20_000 if big == "smart configuration" else 0)
+    config = {"token_endpoint": f"{server.url}/token", "capabilities": [], "pad": pad}
+    token = {"access_token": "t" * (20_000 if big == "token answer" else 8), "expires_in": 300}
+    server.route("/fhir/.well-known/smart-configuration", lambda seen, h: reply(h, 200, config))
+    server.route("/token", lambda seen, h: reply(h, 200, token))
+    settings = ServerSettings(
+        f"{server.url}/fhir", client_id="c", client_secret="s", scopes=None,
+        limits=Limits(max_response_bytes=4096),
+    )  # fmt: skip
+    with pytest.raises((TokenRequestError, LimitError), match="FHIR_MAX_RESPONSE_BYTES"):
+        source = build_token_source(settings)
+        assert source is not None
+        source.token()

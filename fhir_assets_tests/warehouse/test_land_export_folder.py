@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import gzip
 from collections.abc import Iterator
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 
 import duckdb
@@ -125,3 +125,33 @@ def test_an_export_lands_valid_types_it_did_not_ask_for(server: BulkServer, tmp_
     export(server, tmp_path / "out", manifest, "--type", "Patient")  # Group: not asked for
     landed = land(tmp_path / "out", tmp_path / "w.duckdb")
     assert landed["Group"][:2] == ["2", "2"] and landed["Patient"][:2] == ["1", "1"]
+
+
+def test_a_deletion_line_past_the_line_bound_is_quarantined_as_too_long(tmp_path: Path) -> None:
+    """FHIR_MAX_LINE_BYTES holds for ``deleted`` files as for the others: the long line is
+    quarantined with why and its head (not re-read as truncated JSON), its neighbours land."""
+    from fhir_assets.warehouse.export_folder import land_deletions
+    from fhir_assets.warehouse.landing import LandingOptions
+    from fhir_assets.warehouse.protocol import Provenance
+    from fhir_assets.warehouse.settings import DuckDBSettings, WarehouseSettings, open_warehouse
+
+    def deletion(*urls: str) -> dict:
+        entries = [{"request": {"method": "DELETE", "url": url}} for url in urls]
+        return {"resourceType": "Bundle", "type": "transaction", "entry": entries}
+
+    long = deletion(*(f"Patient/p{n}" for n in range(40)))
+    (tmp_path / "deleted").mkdir()
+    path = tmp_path / "deleted" / "del.ndjson"
+    path.write_bytes(ndjson(deletion("Patient/a"), long, deletion("Patient/b")))
+    settings = WarehouseSettings(duckdb=DuckDBSettings(str(tmp_path / "w.duckdb")))
+    provenance = Provenance("https://ehr.example.org/fhir", "s", datetime(2026, 1, 1, tzinfo=UTC))
+    with open_warehouse(settings) as warehouse:
+        options = LandingOptions(max_line_bytes=400)
+        list(land_deletions(warehouse, [path], tmp_path, provenance, options))
+        landed = warehouse.fetch("SELECT id, deleted FROM fhir_raw.patient ORDER BY id")
+        quarantined = warehouse.fetch("SELECT line, error, length(raw) FROM fhir_raw._quarantine")
+    assert landed == [("a", True), ("b", True)]
+    size = len(orjson.dumps(long))
+    [(line, error, head)] = quarantined
+    assert (line, error) == (2, f"a line of {size} bytes, longer than 400 (not read whole)")
+    assert head <= 1024
