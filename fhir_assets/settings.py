@@ -17,6 +17,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from .fhir.ndjson import MAX_LINE_BYTES
 from .warehouse.settings import DuckDBSettings, WarehouseSettings
 from .warehouse.snowflake import SnowflakeSettings
 
@@ -277,7 +278,7 @@ class SyncSettings:
         default=None, metadata=_env("FHIR_VIEWS_DIR", "folder of extra ViewDefinitions (*.json)")
     )
     max_line_bytes: int = field(
-        default=64 * 1024**2,
+        default=MAX_LINE_BYTES,
         metadata=_env(
             "FHIR_MAX_LINE_BYTES",
             "an NDJSON line longer than this is quarantined unread (inline attachments: tens "

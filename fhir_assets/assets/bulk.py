@@ -40,6 +40,7 @@ from ..fhir.bulk import (
 )
 from ..fhir.client import redact
 from ..fhir.names import check_resource_type
+from ..fhir.ndjson import MAX_LINE_BYTES
 from ..resources import FhirServerResource
 from ..sync import use_server_profile
 from ..warehouse import sql
@@ -75,7 +76,7 @@ class BulkExportResource(dg.ConfigurableResource):  # type: ignore[misc]
     max_wait_s: float = Field(default=300.0, description="cap on one Retry-After")
     total_timeout_s: float = Field(default=7 * 24 * 3600.0, description="give up after")
     max_line_bytes: int = Field(
-        default=64 * 1024**2, description="a longer line is bad (FHIR_MAX_LINE_BYTES)"
+        default=MAX_LINE_BYTES, description="a longer line is bad (FHIR_MAX_LINE_BYTES)"
     )
 
     def request(self, since: str | None) -> ExportRequest:

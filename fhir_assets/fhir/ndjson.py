@@ -16,10 +16,15 @@ from typing import Any
 import orjson
 
 CHUNK_BYTES = 1 << 20
-# The default of FHIR_MAX_LINE_BYTES (the landing's bound): a longer line is not held whole.
+# FHIR_MAX_LINE_BYTES' default, for the export's line check and the landing alike: a longer
+# line is never held whole. Real Binary and DocumentReference lines carry attachments inline
+# as base64 (4/3 of the document): scanned records of 20-40 MB are ordinary, so 64 MiB holds a
+# 48 MB document, while memory stays bounded by one such line plus one block.
 MAX_LINE_BYTES = 64 * 1024**2
+# How much of an over-long line is kept (its quarantine row's raw); the rest is never held.
 HEAD_BYTES = 1024
-BOM = b"\xef\xbb\xbf"  # a UTF-8 byte order mark, which some servers and tools write first
+# A UTF-8 byte order mark some servers and tools (Excel, PowerShell) put first: no part of the JSON.
+BOM = b"\xef\xbb\xbf"
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,17 +8,10 @@ from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import IO, Any
 
+from ..fhir.ndjson import BOM, HEAD_BYTES, MAX_LINE_BYTES
 from .batches import Block, Entry, OverlongLine
 
 BLOCK_BYTES = 8_000_000
-# FHIR_MAX_LINE_BYTES' default. Real Binary and DocumentReference lines carry attachments inline
-# as base64 (4/3 of the document): scanned records of 20-40 MB are ordinary, so 64 MiB holds a
-# 48 MB document, while memory stays bounded by one such line plus one block.
-MAX_LINE_BYTES = 64 * 1024**2
-# A UTF-8 byte order mark some tools (Excel, PowerShell) put first; it is no part of the JSON.
-BOM = b"\xef\xbb\xbf"
-# How much of an over-long line its quarantine row keeps (the rest is never held in memory).
-HEAD_BYTES = 1024
 SKIP_BYTES = 1 << 20
 
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ..ndjson import MAX_LINE_BYTES
+
 
 @dataclass(frozen=True, slots=True)
 class BulkOptions:
@@ -44,4 +46,4 @@ class BulkOptions:
     min_poll_s: float = 5.0
     poll_backoff: float = 1.5
     requests_per_s: float = 10.0
-    max_line_bytes: int = 64 * 1024**2
+    max_line_bytes: int = MAX_LINE_BYTES
