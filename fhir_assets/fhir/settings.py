@@ -142,10 +142,10 @@ def build_token_source(settings: ServerSettings) -> TokenSource | None:
         return None
     if settings.token_url is not None:
         require_https(settings.token_url, "token endpoint")
+    session = new_session(settings.limits)  # the operator's bounds, on every answer
     config = None
     if settings.token_url is None or settings.scopes is None:
-        with new_session(settings.limits) as session:  # the operator's bounds, on every answer
-            config = discover(settings.base_url, session=session, timeout=settings.timeout_s)
+        config = discover(settings.base_url, session=session, timeout=settings.timeout_s)
     token_url = settings.token_url or (config.token_endpoint if config else "")
     scope = requested_scopes(settings, config)
     client_id = settings.client_id or ""
@@ -160,7 +160,7 @@ def build_token_source(settings: ServerSettings) -> TokenSource | None:
             jku=settings.jku,
             timeout=timeout,
             retry=settings.retry,
-            session=new_session(settings.limits),
+            session=session,
         )
     if method.startswith("client-secret"):
         return ClientSecretTokenSource(
@@ -171,7 +171,7 @@ def build_token_source(settings: ServerSettings) -> TokenSource | None:
             method=_secret_method(settings, method, config),
             timeout=timeout,
             retry=settings.retry,
-            session=new_session(settings.limits),
+            session=session,
         )
     return AuthorizationCodeTokenSource(
         token_url=token_url,
@@ -180,7 +180,7 @@ def build_token_source(settings: ServerSettings) -> TokenSource | None:
         store=token_store(settings),
         timeout=timeout,
         retry=settings.retry,
-        session=new_session(settings.limits),
+        session=session,
     )
 
 
