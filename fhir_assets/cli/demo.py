@@ -55,18 +55,15 @@ def demo_warehouse(
     kind: str | None, home: Path, duckdb_path: Path | None
 ) -> Iterator[WarehouseSettings]:
     """The demo's ``WarehouseSettings``: FHIR_WAREHOUSE's kind (or ``kind``), its settings from
-    the environment (``duckdb_path``: the DuckDB file), made ready by the kind
-    (``WarehouseKind.demo``: a DuckDB file in ``home``; Snowflake from SNOWFLAKE_*, or a local
-    emulator). Only the kind's own setup failing ends the command here (exit 2): errors of the
-    demo itself, raised in the caller's ``with`` block, pass through."""
+    the environment, made ready by the kind (``WarehouseKind.demo``: the DuckDB file
+    ``duckdb_path``, else one in ``home``; Snowflake from SNOWFLAKE_*, or a local emulator).
+    Only the kind's own setup failing ends the command here (exit 2): errors of the demo
+    itself, raised in the caller's ``with`` block, pass through."""
     from ..settings import load
     from ..warehouse.kinds import warehouse_kind
     from ..warehouse.settings import WarehouseSettings
 
     settings = load(WarehouseSettings, environ())
-    if duckdb_path is not None:
-        duckdb = dataclasses.replace(settings.duckdb, path=str(duckdb_path))
-        settings = dataclasses.replace(settings, duckdb=duckdb)
     settings = dataclasses.replace(settings, kind=kind or settings.kind)  # checks the kind
     with contextlib.ExitStack() as stack:
         try:
@@ -102,12 +99,13 @@ def demo(
         demo_warehouse(warehouse, home, duckdb_path) as settings,
         sandbox(home, population, seed, sandbox_port) as server,
     ):
-        where = warehouse_kind(settings.kind).describe(settings)
+        chosen = warehouse_kind(settings.kind)
+        where = chosen.describe(settings)
         typer.echo(f"sandbox at {server.base_url}; materializing every raw asset into {where}")
         counts = run_demo(server, settings)
         typer.echo(format_counts(counts, settings.kind))
     typer.echo(f"\nwarehouse: {where}")
-    if warehouse_kind(settings.kind).one_writer:  # a file: make ui opens HOME's
+    if chosen.one_writer:  # a file: make ui opens HOME's
         typer.echo("Open the Dagster UI on the same setup: make ui")
     if any(c.server != c.warehouse for c in counts):
         raise typer.Exit(1)

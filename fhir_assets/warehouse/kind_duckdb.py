@@ -27,11 +27,10 @@ def describe(settings: WarehouseSettings) -> str:
 def demo(
     settings: WarehouseSettings, home: Path, echo: Callable[[str], None], chosen: Path | None
 ) -> Iterator[WarehouseSettings]:
-    """``home``/warehouse.duckdb, unless the command chose a file (``--duckdb``)."""
-    if chosen is None:
-        duckdb = dataclasses.replace(settings.duckdb, path=str(home / "warehouse.duckdb"))
-        settings = dataclasses.replace(settings, duckdb=duckdb)
-    yield settings
+    """The file the command chose (``--duckdb``), else ``home``/warehouse.duckdb (never
+    FHIR_DUCKDB_PATH: the demo keeps to its own folder)."""
+    path = str(chosen or home / "warehouse.duckdb")
+    yield dataclasses.replace(settings, duckdb=dataclasses.replace(settings.duckdb, path=path))
 
 
 def open_warehouse(settings: WarehouseSettings, landing: bool) -> AbstractContextManager[Warehouse]:
