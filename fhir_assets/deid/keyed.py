@@ -129,7 +129,7 @@ class KeyedSql:
 
     def add_days(self, expr: str, days: str, kind: str) -> str:
         """SQL: a DATE (``kind`` "date") or timestamp moved by ``days``, keeping its type."""
-        template = dict(self.words.add_days)["date" if kind == "date" else "timestamp"]
+        template = self.words.add_days if kind == "date" else self.words.add_days_timestamp
         return template.format(expr=expr, days=days)
 
     def zip3(self, expr: str, restricted: tuple[str, ...]) -> str:

@@ -40,10 +40,8 @@ DIALECT = sql.Dialect(
     scratch_table=("CREATE TRANSIENT TABLE", f"{RAW_SCHEMA}."),
     keyed_hash="SHA2('{opad}' || SHA2('{ipad}' || {text}, 256), 256)",
     keyed_hash_scheme="sha2-hex",
-    add_days=(
-        ("date", "DATEADD(day, {days}, {expr})"),
-        ("timestamp", "DATEADD(day, {days}, {expr})"),
-    ),
+    add_days="DATEADD(day, {days}, {expr})",
+    add_days_timestamp="DATEADD(day, {days}, {expr})",
     years_before="DATEADD(year, -{years}, CAST('{day}' AS DATE))",
 )
 

@@ -41,8 +41,8 @@ class Dialect:
             computes for the Python reference (``deid.keyed.pseudonym``): ``hmac`` (HMAC-SHA256)
             or ``sha2-hex`` (SHA-256 of the outer pad's hex and the inner digest's hex, for a
             warehouse without HMAC or binary concatenation).
-        add_days: SQL templates moving a DATE (``date``) or a timestamp (``timestamp``) by
-            ``{days}`` days, keeping its type (``{expr}``).
+        add_days, add_days_timestamp: SQL templates moving a DATE, or a timestamp, ``{expr}``
+            by ``{days}`` days, keeping its type.
         years_before: SQL template of the DATE ``{years}`` years before the ISO date ``{day}``.
         views: ``module:Class`` of the views compiler's dialect (``views/dialect.py``).
     """
@@ -60,10 +60,8 @@ class Dialect:
     scratch_table: tuple[str, str] = ("CREATE TEMPORARY TABLE", "")
     keyed_hash: str = "sha256(unhex('{opad}') || unhex(sha256(unhex('{ipad}') || encode({text}))))"
     keyed_hash_scheme: str = "hmac"
-    add_days: tuple[tuple[str, str], ...] = (
-        ("date", "{expr} + {days}"),
-        ("timestamp", "{expr} + to_days({days})"),
-    )
+    add_days: str = "{expr} + {days}"
+    add_days_timestamp: str = "{expr} + to_days({days})"
     years_before: str = "CAST(CAST('{day}' AS DATE) - INTERVAL {years} YEAR AS DATE)"
 
     def to_json(self, expr: str) -> str:
