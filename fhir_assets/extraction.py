@@ -220,11 +220,8 @@ def write_log(
         gone = f"deleted on the server: {run.stale.per_response[response_id]} results tombstoned"
         rows.append(f"({literal(server)}, {literal(response_id)}, {literal(version)}, "
                     f"{literal(at)}, 0, {literal(gone)})")  # fmt: skip
-    for start in range(0, len(rows), 500):
-        warehouse.fetch(
-            f"INSERT INTO {sql.qualified(LOG_TABLE)} VALUES "  # noqa: S608 (literals)
-            + ", ".join(rows[start : start + 500])
-        )
+    for statement in sql.insert_values(sql.qualified(LOG_TABLE), rows):
+        warehouse.fetch(statement)
 
 
 def extraction_metadata(run: Extraction, results: Sequence[LandingResult]) -> dict[str, Any]:

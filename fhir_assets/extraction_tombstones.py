@@ -40,7 +40,6 @@ from .warehouse.tombstones import Tombstone
 # by the next run); stale results of responses extracted again are bounded by the run itself.
 MAX_DELETED_RESULTS = 50_000
 TYPE_TABLE = re.compile(r"[a-z]+")  # fhir_raw.<type lower>: not _quarantine, _log, *_history
-INSERT_ROWS = 500
 
 
 def tagged_sql(d: sql.Dialect, table: str, source: str, system: str) -> str:
@@ -172,10 +171,8 @@ def stage_run(
         rows.append(f"({rid}, {text(response.version_id)}, {text(response.last_updated)}, "
                     "NULL, NULL)")  # fmt: skip
         rows += [f"({rid}, NULL, NULL, {literal(t)}, {literal(i)})" for t, i in response.results]
-    for start in range(0, len(rows), INSERT_ROWS):
-        warehouse.fetch(
-            f"INSERT INTO {table} VALUES " + ", ".join(rows[start : start + INSERT_ROWS])
-        )
+    for statement in sql.insert_values(table, rows):
+        warehouse.fetch(statement)
 
 
 def changed_sql(tagged: str, run_table: str) -> str:

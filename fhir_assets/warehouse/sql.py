@@ -15,6 +15,7 @@ warehouses) and ``duckdb_sql.py`` (DuckDB's append and staged merge).
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 from .layout import QUARANTINE_COLUMNS, QUARANTINE_TABLE, RAW_COLUMNS, RAW_SCHEMA
@@ -90,6 +91,8 @@ DUCKDB = Dialect(
     json_storage="USING COMPRESSION zstd",
 )
 
+
+INSERT_ROWS = 500  # rows per INSERT ... VALUES statement (``insert_values``)
 
 # One part of an identifier: what both warehouses read unquoted, case-insensitively, as one name.
 IDENTIFIER_PART = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,127}")
@@ -178,6 +181,14 @@ def scratch_table(dialect: Dialect, name: str) -> tuple[str, str]:
     a plain identifier); the caller drops it when done."""
     create, prefix = dialect.scratch_table
     return create, identifier(f"{prefix}{name}")
+
+
+def insert_values(table: str, rows: Sequence[str], chunk: int = INSERT_ROWS) -> Iterator[str]:
+    """The INSERT statements adding ``rows`` (each a ``(...)`` of SQL literals) to ``table`` (a
+    checked name), ``chunk`` rows a statement: one statement per row is a round trip each in
+    Snowflake, and one for all of them an unbounded statement."""
+    for start in range(0, len(rows), chunk):
+        yield f"INSERT INTO {table} VALUES " + ", ".join(rows[start : start + chunk])
 
 
 def table_exists(table: str) -> str:
