@@ -46,6 +46,8 @@ was batched. One server gives an id one kind of version, so it takes unusual inp
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from .layout import QUARANTINE_COLUMNS, QUARANTINE_TABLE, RAW_COLUMNS
 from .sql import Dialect, history_table, identifier, qualified
 
@@ -176,14 +178,11 @@ def merge_quarantine(dialect: Dialect, source: str, server: str, sync_id: str, a
         f"{dialect.literal(server)} AS source_server, {dialect.literal(sync_id)} AS sync_id, "
         f"{dialect.to_timestamp(dialect.literal(at))} AS ingested_at FROM {identifier(source)}"
     )
-    columns = ", ".join(QUARANTINE_COLUMNS)
-    values = ", ".join(f"s.{c}" for c in QUARANTINE_COLUMNS)
-    return (
-        f"MERGE INTO {qualified(QUARANTINE_TABLE)} AS t USING ({staged}) AS s "
-        "ON t.resource_type = s.resource_type AND t.source = s.source AND t.line = s.line "
-        "AND t.raw = s.raw "
-        f"WHEN NOT MATCHED THEN INSERT ({columns}) VALUES ({values})"
+    same = (
+        "t.resource_type = s.resource_type AND t.source = s.source AND t.line = s.line "
+        "AND t.raw = s.raw"
     )
+    return add_missing(qualified(QUARANTINE_TABLE), staged, same, QUARANTINE_COLUMNS)
 
 
 def staged_versions(dialect: Dialect, source: str, server: str, sync_id: str, at: str) -> str:
@@ -201,12 +200,20 @@ def staged_versions(dialect: Dialect, source: str, server: str, sync_id: str, at
 def merge_history(table: str, staged: str) -> str:
     """Add versions not yet in ``<table>_history``; a version is (server, id, versionId,
     lastUpdated, deleted), and the first landed copy of a version stays."""
-    columns = ", ".join(RAW_COLUMNS)
-    values = ", ".join(f"s.{c}" for c in RAW_COLUMNS)
-    return (
-        f"MERGE INTO {qualified(history_table(table))} AS t USING ({staged}) AS s "
-        "ON t.source_server = s.source_server AND t.id = s.id "
+    same = (
+        "t.source_server = s.source_server AND t.id = s.id "
         "AND t.version_id IS NOT DISTINCT FROM s.version_id "
-        "AND t.last_updated IS NOT DISTINCT FROM s.last_updated AND t.deleted = s.deleted "
-        f"WHEN NOT MATCHED THEN INSERT ({columns}) VALUES ({values})"
+        "AND t.last_updated IS NOT DISTINCT FROM s.last_updated AND t.deleted = s.deleted"
+    )
+    return add_missing(qualified(history_table(table)), staged, same, RAW_COLUMNS)
+
+
+def add_missing(target: str, staged: str, same: str, columns: Sequence[str]) -> str:
+    """MERGE the ``staged`` rows (``s``) into ``target`` (``t``) that match no row there by the
+    condition ``same``; rows already there are left as they are."""
+    names = ", ".join(columns)
+    values = ", ".join(f"s.{c}" for c in columns)
+    return (
+        f"MERGE INTO {target} AS t USING ({staged}) AS s ON {same} "
+        f"WHEN NOT MATCHED THEN INSERT ({names}) VALUES ({values})"
     )
