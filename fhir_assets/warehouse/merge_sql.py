@@ -209,11 +209,11 @@ def merge_history(table: str, staged: str) -> str:
 
 
 def add_missing(target: str, staged: str, same: str, columns: Sequence[str]) -> str:
-    """MERGE the ``staged`` rows (``s``) into ``target`` (``t``) that match no row there by the
-    condition ``same``; rows already there are left as they are."""
+    """MERGE the ``staged`` rows (``s``) into ``target`` (``t``, checked by ``identifier``) that
+    match no row there by the condition ``same``; rows already there are left as they are."""
     names = ", ".join(columns)
     values = ", ".join(f"s.{c}" for c in columns)
     return (
-        f"MERGE INTO {target} AS t USING ({staged}) AS s ON {same} "
+        f"MERGE INTO {identifier(target)} AS t USING ({staged}) AS s ON {same} "
         f"WHEN NOT MATCHED THEN INSERT ({names}) VALUES ({values})"
     )

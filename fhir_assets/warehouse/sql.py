@@ -184,11 +184,11 @@ def scratch_table(dialect: Dialect, name: str) -> tuple[str, str]:
 
 
 def insert_values(table: str, rows: Sequence[str], chunk: int = INSERT_ROWS) -> Iterator[str]:
-    """The INSERT statements adding ``rows`` (each a ``(...)`` of SQL literals) to ``table`` (a
-    checked name), ``chunk`` rows a statement: one statement per row is a round trip each in
-    Snowflake, and one for all of them an unbounded statement."""
+    """The INSERT statements adding ``rows`` (each a ``(...)`` of SQL literals) to ``table``
+    (checked by ``identifier``), ``chunk`` rows a statement: one statement per row is a round
+    trip each in Snowflake, and one for all of them an unbounded statement."""
     for start in range(0, len(rows), chunk):
-        yield f"INSERT INTO {table} VALUES " + ", ".join(rows[start : start + chunk])
+        yield f"INSERT INTO {identifier(table)} VALUES " + ", ".join(rows[start : start + chunk])
 
 
 def table_exists(table: str) -> str:
