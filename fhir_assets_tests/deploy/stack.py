@@ -67,10 +67,20 @@ class Stack:
 
     def start(self) -> None:
         self.write_home()
+        self.migrate()
         for name in ("code-a", "code-b"):
             self.start_code_server(name)
         self.start_daemon()
         self.start_webserver()
+
+    def migrate(self) -> None:
+        """Create the instance's tables in the empty PostgreSQL once, before any process starts:
+        a daemon and a webserver creating them at the same time can collide (one fails its
+        ``CREATE TABLE`` and exits), as deploy/README.md tells operators."""
+        subprocess.run(
+            [str(BIN / "dagster"), "instance", "migrate"],
+            env=self.environment(), cwd=REPO, check=True, capture_output=True, timeout=120,
+        )  # fmt: skip
 
     def start_code_server(self, name: str) -> None:
         """``code-a`` (the webserver's) or ``code-b`` (the daemon's), on its fixed port."""
